@@ -1,0 +1,55 @@
+"""The one base error, MailerError, and subclasses that carry what went wrong and where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MailerError(Exception):
+    """A problem the user can fix; the CLI prints ``str(error)`` as one line and exits 1."""
+
+
+class ConfigError(MailerError):
+    """A bad setting in mailer.toml or a MAILER_* environment variable."""
+
+    def __init__(self, source: str, key: str, reason: str, line: int | None = None) -> None:
+        self.source, self.key, self.reason, self.line = source, key, reason, line
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+
+
+class NotFoundError(MailerError):
+    """A named thing (list, subscriber, campaign) does not exist."""
+
+    def __init__(self, kind: str, name: str, hint: str = "") -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f"no {kind} {name!r}" + (f" ({hint})" if hint else ""))
+
+
+class AddressError(MailerError):
+    """An email address that does not validate."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address, self.reason = address, reason
+        super().__init__(f"invalid address {address!r}: {reason}")
+
+
+class InputError(MailerError):
+    """Bad user input that is not an address: an option value, a slug, an attribute."""
+
+
+class FileInputError(MailerError):
+    """A file that cannot be read or parsed, with the line where it went wrong."""
+
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        self.path, self.reason, self.line = Path(path), reason, line
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+class StoreError(MailerError):
+    """The database cannot be opened, is locked, or refuses a write."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"database {path}: {reason}")

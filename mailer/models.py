@@ -1,0 +1,67 @@
+"""Plain records shared by the store, the importer and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class MembershipStatus(StrEnum):
+    UNCONFIRMED = "unconfirmed"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKLISTED = "blocklisted"
+    BOUNCED = "bounced"
+
+
+class Outcome(StrEnum):
+    """What adding one row to a list did."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"  # unsubscribed, bounced or blocklisted, and not --resubscribe
+
+
+@dataclass(frozen=True, slots=True)
+class MailingList:
+    id: int
+    slug: str
+    name: str
+    double_opt_in: bool
+    public_archive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListSummary:
+    list: MailingList
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One reader to put on a list: a validated address plus what we know of them."""
+
+    email: str
+    smtputf8: bool
+    name: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A subscriber as seen through one list."""
+
+    id: int
+    email: str
+    name: str
+    attributes: dict[str, Any]
+    status: str
+    subscriber_status: str
+    smtputf8: bool
