@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +19,7 @@ from mailer.addresses import normalise
 from mailer.errors import InputError, MailerError
 from mailer.models import Candidate, MembershipStatus, Outcome
 from mailer.store import Store
-from mailer.subscriber_csv import SUMMARY_KEYS, RowProblem, export_csv, import_csv
+from mailer.subscriber_csv import SUMMARY_KEYS, RowProblem, export_csv, export_file, import_csv
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,7 +28,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class MailerGroup(TyperGroup):
     """Root group: the one place where a MailerError becomes one line on stderr and exit 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context; typer may vendor click
         try:
             return super().invoke(ctx)
         except MailerError as error:
@@ -350,12 +349,5 @@ def subscribers_export(
         if output is None:
             export_csv(store, mailing_list, sys.stdout, statuses)
             return
-        partial = output.with_name(output.name + ".part")
-        try:
-            with partial.open("w", encoding="utf-8", newline="") as handle:
-                count = export_csv(store, mailing_list, handle, statuses)
-            partial.replace(output)
-        except OSError as error:
-            partial.unlink(missing_ok=True)
-            raise InputError(f"cannot write {output}: {error.strerror}") from None
+        count = export_file(store, mailing_list, output, statuses)
     err.print(f"exported {count} readers to {output}", markup=False)

@@ -393,12 +393,12 @@ class _Transaction:
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
-    ) -> bool:
+    ) -> None:
         db = self.store.db
         if kind is None:
             try:
                 db.execute("COMMIT")
-                return False
+                return
             except sqlite3.Error as failure:
                 db.execute("ROLLBACK")
                 raise self.store._error(failure) from None
@@ -406,4 +406,3 @@ class _Transaction:
             db.execute("ROLLBACK")
         if isinstance(error, sqlite3.Error):
             raise self.store._error(error) from None
-        return False

@@ -17,6 +17,7 @@ EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emailadd
 NAME_HEADERS = {"name", "full name", "fullname"}
 DELIMITERS = (",", ";", "\t")
 CHUNK = 5000
+SUMMARY_KEYS = ("added", "updated", "unchanged", "skipped", "invalid", "duplicate-in-file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,6 @@ class ImportSummary:
     @property
     def rows(self) -> int:
         return sum(self.counts.values())
-
-
-SUMMARY_KEYS = ("added", "updated", "unchanged", "skipped", "invalid", "duplicate-in-file")
 
 
 def _lines(
@@ -213,6 +211,22 @@ def export_csv(
     for member in store.members(mailing_list, statuses):
         writer.writerow([member.email, member.name, *(member.attributes.get(k, "") for k in keys)])
         count += 1
+    return count
+
+
+def export_file(
+    store: Store, mailing_list: MailingList, path: Path, statuses: Sequence[str] = ()
+) -> int:
+    """Export to ``path`` through a temporary file, so a failed export never leaves half a file."""
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            count = export_csv(store, mailing_list, handle, statuses)
+        partial.replace(path)
+    except OSError as error:
+        if partial.is_file():
+            partial.unlink()
+        raise FileInputError(path, f"cannot write: {error.strerror}") from None
     return count
 
 

@@ -1,0 +1,105 @@
+"""Bad input: one line on stderr, exit 1, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Invoke
+
+
+def one_clean_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_missing_list(mailer: Invoke) -> None:
+    for args in (
+        ["subscribers", "add", "nope", "a@example.org"],
+        ["subscribers", "ls", "nope"],
+        ["subscribers", "export", "nope"],
+        ["lists", "rm", "nope", "--yes"],
+    ):
+        result = mailer(*args)
+        assert result.exit_code == 1
+        assert one_clean_line(result.stderr) == "error: no list 'nope' (see `mailer lists ls`)"
+
+
+def test_missing_file(mailer: Invoke, workspace: Path) -> None:
+    mailer("lists", "create", "weekly")
+    result = mailer("subscribers", "import", "weekly", str(workspace / "absent.csv"))
+    assert result.exit_code == 1
+    assert "absent.csv: cannot read: No such file or directory" in one_clean_line(result.stderr)
+
+
+def test_locked_database(mailer: Invoke, workspace: Path) -> None:
+    mailer("lists", "create", "weekly")
+    holder = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = mailer(
+            "subscribers", "add", "weekly", "a@example.org",
+            env={"MAILER_DATABASE_BUSY_TIMEOUT": "0.05"},
+        )  # fmt: skip
+    finally:
+        holder.execute("ROLLBACK")
+    assert result.exit_code == 1
+    assert "locked by another process" in one_clean_line(result.stderr)
+    assert mailer("subscribers", "ls", "weekly").output == ""
+
+
+def test_unwritable_database_location(mailer: Invoke, workspace: Path) -> None:
+    # A regular file where the folder should be fails even for root, unlike chmod.
+    (workspace / "blocker").write_text("")
+    result = mailer("lists", "ls", env={"MAILER_DATABASE_PATH": "blocker/mailer.db"})
+    assert result.exit_code == 1
+    line = one_clean_line(result.stderr)
+    assert line.startswith(f"error: database {workspace / 'blocker' / 'mailer.db'}: ")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('[smtp]\nport = "x"\n', "mailer.toml:2: smtp.port: expected a whole number, got 'x'"),
+        ("[smtp\n", "mailer.toml:1: not valid TOML"),
+        ('[smtp]\nhots = "a"\n', "mailer.toml:2: smtp.hots: unknown setting"),
+    ],
+)
+def test_malformed_config(mailer: Invoke, workspace: Path, content: str, expected: str) -> None:
+    (workspace / "mailer.toml").write_text(content)
+    result = mailer("lists", "ls")
+    assert result.exit_code == 1
+    assert expected in one_clean_line(result.stderr)
+
+
+@pytest.mark.parametrize("attr", ["noequals", "=value", "email=x@example.org"])
+def test_invalid_attr(mailer: Invoke, attr: str) -> None:
+    mailer("lists", "create", "weekly")
+    result = mailer("subscribers", "add", "weekly", "a@example.org", "--attr", attr)
+    assert result.exit_code == 1
+    assert f"invalid --attr {attr!r}" in one_clean_line(result.stderr)
+    assert mailer("subscribers", "ls", "weekly").output == ""
+
+
+def test_invalid_address_and_status(mailer: Invoke) -> None:
+    mailer("lists", "create", "weekly")
+    result = mailer("subscribers", "add", "weekly", "not-an-address")
+    assert result.exit_code == 1
+    assert one_clean_line(result.stderr).startswith("error: invalid address 'not-an-address': ")
+    status = mailer("subscribers", "ls", "weekly", "--status", "gone")
+    assert status.exit_code == 1
+    assert "invalid --status 'gone'" in one_clean_line(status.stderr)
+
+
+def test_export_to_unwritable_path(mailer: Invoke, workspace: Path) -> None:
+    mailer("lists", "create", "weekly")
+    (workspace / "file").write_text("")
+    result = mailer(
+        "subscribers", "export", "weekly", "--output", str(workspace / "file" / "x.csv")
+    )
+    assert result.exit_code == 1
+    assert "x.csv: cannot write: Not a directory" in one_clean_line(result.stderr)

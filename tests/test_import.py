@@ -1,0 +1,278 @@
+"""CSV import and export: dialects, per-row problems, idempotence, round trips, interruption."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailer.models import MailingList
+from mailer.store import Store
+from mailer.subscriber_csv import RowProblem, export_csv, import_csv
+from tests.conftest import Invoke, write_csv
+
+
+def summary_line(output: str) -> dict[str, int]:
+    line = output.strip().splitlines()[-1].removeprefix("dry run, nothing changed: ")
+    return {part.split(" ", 1)[1]: int(part.split(" ", 1)[0]) for part in line.split(", ")}
+
+
+def emails(mailer: Invoke, slug: str) -> list[str]:
+    return [m["email"] for m in json.loads(mailer("subscribers", "ls", slug, "--json").stdout)]
+
+
+@pytest.fixture
+def weekly(mailer: Invoke) -> str:
+    assert mailer("lists", "create", "weekly").exit_code == 0
+    return "weekly"
+
+
+@pytest.mark.parametrize(
+    ("header", "sep", "encoding"),
+    [
+        ("email,name,city", ",", "utf-8"),
+        ("E-Mail;Name;City", ";", "utf-8-sig"),
+        ("Email Address\tname\tcity", "\t", "utf-8"),
+    ],
+)
+def test_dialects_and_header_names(
+    mailer: Invoke, workspace: Path, weekly: str, header: str, sep: str, encoding: str
+) -> None:
+    rows = [header, sep.join(["zoe@example.org", "Zoë Brontë", "Haworth"])]
+    rows.append(sep.join(["jose@example.org", "José Álvarez", "Sevilla"]))
+    path = write_csv(workspace / "in.csv", "\r\n".join(rows) + "\r\n", encoding)
+    result = mailer("subscribers", "import", weekly, str(path))
+    assert result.exit_code == 0, result.stderr
+    assert summary_line(result.stdout)["added"] == 2
+    listed = json.loads(mailer("subscribers", "ls", weekly, "--json").stdout)
+    assert listed[0]["name"] == "Zoë Brontë"
+    assert listed[0]["attributes"] == {header.split(sep)[2]: "Haworth"}
+
+
+def test_partially_bad_file_imports_good_rows_and_reports_each_bad_one(
+    mailer: Invoke, workspace: Path, weekly: str
+) -> None:
+    path = workspace / "mixed.csv"
+    path.write_bytes(
+        b"email,name\n"
+        b"good1@example.org,One\n"
+        b"not-an-address,Bad\n"
+        b"good2@example.org,Two,extra\n"
+        b"good3@example.org,Caf\xe9\n"
+        b"GOOD1@example.org,Again\n"
+        b"\n"
+        b"good4@example.org,Four\n"
+    )
+    result = mailer("subscribers", "import", weekly, str(path))
+    assert result.exit_code == 1
+    problems = result.stderr.strip().splitlines()
+    assert problems[0].startswith(f"{path}:3: invalid address: ")
+    assert problems[0].endswith("'not-an-address'")
+    assert problems[1] == f"{path}:4: 3 fields where the header has 2"
+    assert problems[2] == f"{path}:5: not UTF-8 (byte 0xe9 at column 22)"
+    assert problems[3] == f"{path}:6: duplicate in file, ignored: 'GOOD1@example.org'"
+    assert "Traceback" not in result.output + result.stderr
+    counts = summary_line(result.stdout)
+    assert counts == {
+        "added": 2, "updated": 0, "unchanged": 0, "skipped": 0, "invalid": 3,
+        "duplicate-in-file": 1,
+    }  # fmt: skip
+    assert emails(mailer, weekly) == ["good1@example.org", "good4@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name,city\nAda,Paris\n", ":1: no email column in the header ['name', 'city']"),
+        (b"", ":1: empty file"),
+        (b"email,\xff\n", ":1: the header is not UTF-8 text"),
+        (b"email,name,Email\n", ":1: more than one email column"),
+    ],
+)
+def test_fatal_file_problems(
+    mailer: Invoke, workspace: Path, weekly: str, content: bytes, expected: str
+) -> None:
+    path = workspace / "bad.csv"
+    path.write_bytes(content)
+    result = mailer("subscribers", "import", weekly, str(path))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {path}{expected}")
+
+
+def test_reimport_changes_nothing_and_updates_are_counted(
+    mailer: Invoke, workspace: Path, weekly: str
+) -> None:
+    first = write_csv(
+        workspace / "a.csv", "email,name,city\na@example.org,A,X\nb@example.org,B,Y\n"
+    )
+    mailer("subscribers", "import", weekly, str(first))
+    db = workspace / "subscribers" / "mailer.db"
+    events_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    again = mailer("subscribers", "import", weekly, str(first))
+    assert summary_line(again.stdout)["unchanged"] == 2
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0] == events_before
+    changed = write_csv(
+        workspace / "b.csv", "email,name,city\na@example.org,A,Z\nb@example.org,B,Y\n"
+    )
+    counts = summary_line(mailer("subscribers", "import", weekly, str(changed)).stdout)
+    assert (counts["updated"], counts["unchanged"]) == (1, 1)
+
+
+def test_unsubscribed_and_bounced_need_resubscribe(
+    mailer: Invoke, workspace: Path, weekly: str
+) -> None:
+    path = write_csv(workspace / "a.csv", "email\na@example.org\nb@example.org\nc@example.org\n")
+    mailer("subscribers", "import", weekly, str(path))
+    mailer("subscribers", "rm", weekly, "a@example.org")
+    db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+    db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'b@example.org'")
+    counts = summary_line(mailer("subscribers", "import", weekly, str(path)).stdout)
+    assert (counts["skipped"], counts["unchanged"]) == (2, 1)
+    counts = summary_line(
+        mailer("subscribers", "import", weekly, str(path), "--resubscribe").stdout
+    )
+    assert (counts["added"], counts["updated"], counts["unchanged"]) == (1, 1, 1)
+    members = json.loads(mailer("subscribers", "ls", weekly, "--json").stdout)
+    assert {(m["status"], m["subscriber_status"]) for m in members} == {("confirmed", "active")}
+
+
+def test_dry_run_changes_nothing(mailer: Invoke, workspace: Path, weekly: str) -> None:
+    path = write_csv(workspace / "a.csv", "email\na@example.org\nb@example.org\na@example.org\n")
+    result = mailer("subscribers", "import", weekly, str(path), "--dry-run")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("dry run, nothing changed: 2 added")
+    assert summary_line(result.stdout)["duplicate-in-file"] == 1
+    assert emails(mailer, weekly) == []
+
+
+def test_duplicates_across_chunks_are_found(mailer: Invoke, workspace: Path, weekly: str) -> None:
+    rows = [f"r{i}@example.org" for i in range(12_000)] + ["r3@example.org", "R11999@example.org"]
+    path = write_csv(workspace / "big.csv", "email\n" + "\n".join(rows) + "\n")
+    counts = summary_line(mailer("subscribers", "import", weekly, str(path)).stdout)
+    assert (counts["added"], counts["duplicate-in-file"]) == (12_000, 2)
+
+
+def test_export_import_round_trips_exactly(mailer: Invoke, workspace: Path, weekly: str) -> None:
+    from tests.conftest import EXAMPLE_CSV
+
+    mailer("subscribers", "import", weekly, str(EXAMPLE_CSV))
+    mailer("subscribers", "add", weekly, "extra@example.org", "--attr", "role=editor")
+    exported = workspace / "out.csv"
+    assert mailer("subscribers", "export", weekly, "--output", str(exported)).exit_code == 0
+    mailer("lists", "create", "copy")
+    counts = summary_line(mailer("subscribers", "import", "copy", str(exported)).stdout)
+    assert (counts["added"], counts["updated"]) == (21, 0)  # same people, same data
+    assert mailer("subscribers", "export", "copy").stdout == exported.read_text()
+    original = {r["email"].lower(): r for r in csv.DictReader(EXAMPLE_CSV.open(encoding="utf-8"))}
+    again = {r["email"]: r for r in csv.DictReader(io.StringIO(exported.read_text()))}
+    for email, row in original.items():
+        assert (again[email]["name"], again[email]["city"]) == (row["name"], row["city"])
+
+
+cell = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    people=st.lists(st.tuples(cell, cell, cell), min_size=1, max_size=8),
+)
+def test_round_trip_property(tmp_path: Path, people: list[tuple[str, str, str]]) -> None:
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    with Store(folder / "db.sqlite") as store:
+        source, target = store.create_list("a", "A"), store.create_list("b", "B")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["email", "name", "note", "other"])
+        for i, (name, note, other) in enumerate(people):
+            writer.writerow([f"p{i}@example.org", name.strip(), note, other])
+        path = folder / "in.csv"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        problems: list[RowProblem] = []
+        import_csv(store, source, path, on_problem=problems.append)
+        assert problems == []
+        first = export_of(store, source, folder / "first.csv")
+        import_csv(store, target, folder / "first.csv", on_problem=problems.append)
+        assert problems == []
+        assert export_of(store, target, folder / "second.csv") == first
+
+
+def export_of(store: Store, mailing_list: MailingList, path: Path) -> str:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        export_csv(store, mailing_list, handle)
+    return path.read_text(encoding="utf-8")
+
+
+def consistent(db_path: Path) -> tuple[int, int, int]:
+    db = sqlite3.connect(db_path)
+    subscribers = db.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0]
+    memberships = db.execute("SELECT COUNT(*) FROM memberships").fetchone()[0]
+    events = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'subscribed'").fetchone()[0]
+    db.close()
+    return subscribers, memberships, events
+
+
+def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) -> None:
+    rows = 12_500
+    path = write_csv(
+        tmp_path / "r.csv",
+        "email\n" + "".join(f"r{i}@example.org\n" for i in range(7_000)) + "broken\n"
+        + "".join(f"r{i}@example.org\n" for i in range(7_000, rows)),
+    )  # fmt: skip
+
+    def interrupt(problem: RowProblem) -> None:
+        raise KeyboardInterrupt  # as if Ctrl-C arrived while reading row 7002
+
+    with Store(tmp_path / "db.sqlite") as store:
+        weekly = store.create_list("weekly", "W")
+        with pytest.raises(KeyboardInterrupt):
+            import_csv(store, weekly, path, on_problem=interrupt)
+    assert consistent(tmp_path / "db.sqlite") == (5_000, 5_000, 5_000)  # first chunk only
+    with Store(tmp_path / "db.sqlite") as store:
+        summary = import_csv(store, store.get_list("weekly"), path, on_problem=lambda p: None)
+    assert (summary.counts["added"], summary.counts["unchanged"]) == (rows - 5_000, 5_000)
+    assert consistent(tmp_path / "db.sqlite") == (rows, rows, rows)
+
+
+def test_import_killed_with_sigkill_is_consistent(tmp_path: Path) -> None:
+    rows = 60_000
+    path = write_csv(
+        tmp_path / "r.csv", "email\n" + "".join(f"r{i}@example.org\n" for i in range(rows))
+    )
+    command = [sys.executable, "-m", "mailer", "--workspace", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    subprocess.run(
+        [*command, "lists", "create", "weekly"], check=True, env=env, capture_output=True
+    )
+    child = subprocess.Popen([*command, "subscribers", "import", "weekly", str(path)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    db = tmp_path / "subscribers" / "mailer.db"
+    deadline = time.monotonic() + 60
+    while consistent(db)[0] < 5_000 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # polling for progress, not synchronising on time
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    subscribers, memberships, events = consistent(db)
+    assert subscribers == memberships == events
+    assert subscribers % 5_000 == 0 or subscribers == rows
+    rerun = subprocess.run([*command, "subscribers", "import", "weekly", str(path)],
+                           env=env, capture_output=True, text=True)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert consistent(db) == (rows, rows, rows)
