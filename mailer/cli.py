@@ -299,6 +299,9 @@ def subscribers_import(
         bool | None,
         typer.Option("--check-dns/--no-check-dns", help="Check each domain accepts mail."),
     ] = None,
+    create_list: Annotated[
+        bool, typer.Option(help="Create the list first if it does not exist.")
+    ] = False,
 ) -> None:
     """Import readers from CSV: good rows are imported, each bad row is reported with its line."""
     current = settings()
@@ -308,7 +311,10 @@ def subscribers_import(
         err.print(str(problem), markup=False)
 
     with open_store() as store:
-        mailing_list = store.get_list(list_slug)
+        mailing_list = store.find_list(list_slug) if create_list else None
+        if create_list and mailing_list is None:
+            mailing_list = store.create_list(list_slug, list_slug)
+        mailing_list = mailing_list or store.get_list(list_slug)
         try:
             summary = import_csv(
                 store,

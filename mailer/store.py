@@ -142,13 +142,21 @@ class Store:
                 raise InputError(f"list {slug!r} already exists") from None
         return MailingList(cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive)
 
-    def get_list(self, slug: str) -> MailingList:
+    def find_list(self, slug: str) -> MailingList | None:
         row = self._query_one(
             "SELECT id, slug, name, opt_in, public_archive FROM lists WHERE slug = ?", (slug,)
         )
-        if row is None:
+        return (
+            None
+            if row is None
+            else MailingList(row[0], row[1], row[2], row[3] == "double", bool(row[4]))
+        )
+
+    def get_list(self, slug: str) -> MailingList:
+        found = self.find_list(slug)
+        if found is None:
             raise NotFoundError("list", slug, "see `mailer lists ls`")
-        return MailingList(row[0], row[1], row[2], row[3] == "double", bool(row[4]))
+        return found
 
     def list_summaries(self) -> list[ListSummary]:
         rows = self._query(

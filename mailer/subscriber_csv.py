@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emailadd
 NAME_HEADERS = {"name", "full name", "fullname"}
 DELIMITERS = (",", ";", "\t")
 CHUNK = 5000
+LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 SUMMARY_KEYS = ("added", "updated", "unchanged", "skipped", "invalid", "duplicate-in-file")
 
 
@@ -47,15 +49,23 @@ class ImportSummary:
 def _lines(
     path: Path, handle: Iterator[bytes], on_bad: Callable[[int, str], None]
 ) -> Iterator[str]:
-    """Decode line by line so an undecodable byte is reported on its own line, not a chunk's."""
-    for number, raw in enumerate(handle, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+    """Decode line by line so an undecodable byte is reported on its own line, not a chunk's.
+
+    Lines end at \n, \r\n or a lone \r, as with ``open(newline="")``, which csv expects.
+    """
+    number = 0
+    for raw in handle:
+        if number == 0 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            on_bad(number, f"not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})")
-            yield "\n"  # keeps csv's line count in step; an empty row is skipped
+        pieces = LONE_CR.split(raw) if b"\r" in raw[:-2] else [raw]
+        for piece in pieces:
+            number += 1
+            try:
+                yield piece.decode("utf-8")
+            except UnicodeDecodeError as error:
+                at = f"byte 0x{piece[error.start]:02x} at column {error.start + 1}"
+                on_bad(number, f"not UTF-8 ({at})")
+                yield "\n"  # keeps csv's line count in step; an empty row is skipped
 
 
 @dataclass
@@ -205,7 +215,7 @@ def export_csv(
 ) -> int:
     """Write the list's members as CSV (email, name, one column per attribute); return the count."""
     keys = store.attribute_keys(mailing_list, statuses)
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; quotes any \r or \n
     writer.writerow(["email", "name", *keys])
     count = 0
     for member in store.members(mailing_list, statuses):

@@ -176,7 +176,7 @@ def test_export_import_round_trips_exactly(mailer: Invoke, workspace: Path, week
     mailer("lists", "create", "copy")
     counts = summary_line(mailer("subscribers", "import", "copy", str(exported)).stdout)
     assert (counts["added"], counts["updated"]) == (21, 0)  # same people, same data
-    assert mailer("subscribers", "export", "copy").stdout == exported.read_text()
+    assert mailer("subscribers", "export", "copy").stdout_bytes == exported.read_bytes()
     original = {r["email"].lower(): r for r in csv.DictReader(EXAMPLE_CSV.open(encoding="utf-8"))}
     again = {r["email"]: r for r in csv.DictReader(io.StringIO(exported.read_text()))}
     for email, row in original.items():
@@ -199,7 +199,7 @@ def test_round_trip_property(tmp_path: Path, people: list[tuple[str, str, str]])
     with Store(folder / "db.sqlite") as store:
         source, target = store.create_list("a", "A"), store.create_list("b", "B")
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(["email", "name", "note", "other"])
         for i, (name, note, other) in enumerate(people):
             writer.writerow([f"p{i}@example.org", name.strip(), note, other])
@@ -276,3 +276,15 @@ def test_import_killed_with_sigkill_is_consistent(tmp_path: Path) -> None:
                            env=env, capture_output=True, text=True)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert consistent(db) == (rows, rows, rows)
+
+
+def test_create_list_on_import_is_repeatable(mailer: Invoke) -> None:
+    from tests.conftest import EXAMPLE_CSV
+
+    first = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    assert first.exit_code == 0, first.stderr
+    again = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    assert again.exit_code == 0
+    assert summary_line(again.stdout)["unchanged"] == 20
+    missing = mailer("subscribers", "import", "other", str(EXAMPLE_CSV))
+    assert missing.exit_code == 1
