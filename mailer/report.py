@@ -1,0 +1,134 @@
+"""A Markdown report with YAML front matter, read into a frozen Report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+from mailer.errors import FileInputError
+
+KNOWN_KEYS = ("subject", "preheader", "author", "date", "lang")
+LANG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+HEADING = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
+FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report as written: metadata from the front matter, the body still Markdown + Jinja."""
+
+    path: Path
+    subject: str
+    preheader: str
+    author: str
+    date: str
+    lang: str
+    meta: dict[str, Any] = field(hash=False)
+    body_source: str = ""
+    body_line_offset: int = 0  # body line N is line body_line_offset + N of the file
+
+    @property
+    def padded_body(self) -> str:
+        """Return the body behind blank lines so that its line numbers are the file's."""
+        return "\n" * self.body_line_offset + self.body_source
+
+
+def load_report(path: Path) -> Report:
+    """Read ``path``: front matter (optional) and body; raise FileInputError with a line."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FileInputError(path, f"not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise FileInputError(path, error.strerror or str(error)) from None
+    return parse_report(text, path)
+
+
+def parse_report(text: str, path: Path) -> Report:
+    """Split ``text`` into front matter and body, and resolve the metadata."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    meta, body, offset = _split(text, path)
+    subject = _text(meta, "subject", path, text) or _first_heading(body)
+    if not subject:
+        raise FileInputError(path, "no subject: add 'subject:' to the front matter or a # heading")
+    lang = _text(meta, "lang", path, text) or "en"
+    if not LANG.fullmatch(lang):
+        raise FileInputError(path, f"lang {lang!r} is not a language tag such as en or de-CH")
+    return Report(
+        path=path,
+        subject=subject,
+        preheader=_text(meta, "preheader", path, text),
+        author=_text(meta, "author", path, text),
+        date=_text(meta, "date", path, text),
+        lang=lang,
+        meta=meta,
+        body_source=body,
+        body_line_offset=offset,
+    )
+
+
+def _split(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
+    handler = YAMLHandler()
+    opening = handler.FM_BOUNDARY.match(text)
+    if opening is None:
+        return {}, text, 0
+    closing = handler.FM_BOUNDARY.search(text, opening.end())
+    if closing is None:
+        raise FileInputError(path, "front matter opened with --- is never closed", 1)
+    yaml_text = text[opening.end() : closing.start()]
+    yaml_offset = text[: opening.end()].count("\n")
+    try:
+        loaded = handler.load(yaml_text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = yaml_offset + mark.line + 1 if mark is not None else yaml_offset + 1
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise FileInputError(path, f"front matter is not valid YAML: {problem}", line) from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise FileInputError(path, "front matter must be key: value pairs", yaml_offset + 1)
+    meta = {str(key): _plain(value) for key, value in loaded.items()}
+    return meta, text[closing.end() :], text[: closing.end()].count("\n")
+
+
+def _plain(value: Any) -> Any:
+    """Turn YAML dates into ISO strings so templates and headers see text."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _text(meta: dict[str, Any], key: str, path: Path, text: str) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        line = next(
+            (n for n, raw in enumerate(text.splitlines(), 1) if raw.startswith(f"{key}:")), None
+        )
+        raise FileInputError(path, f"front matter '{key}' must be text", line)
+    return " ".join(str(value).split())
+
+
+def _first_heading(body: str) -> str:
+    """Return the first level-one ATX heading outside fenced code, or ''."""
+    fenced = False
+    for line in body.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        found = None if fenced else HEADING.match(line)
+        if found:
+            return " ".join(found.group(1).split())
+    return ""
