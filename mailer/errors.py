@@ -53,3 +53,15 @@ class StoreError(MailerError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"database {path}: {reason}")
+
+
+class TransportError(MailerError):
+    """The mail server cannot be reached or refuses the session (not one recipient)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where, self.reason = where, reason
+        super().__init__(f"{where}: {reason}")
+
+
+class ConnectionLost(TransportError):
+    """An open connection dropped mid-message; the message is retried on a new one."""

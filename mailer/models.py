@@ -65,3 +65,19 @@ class Member:
     status: str
     subscriber_status: str
     smtputf8: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the server answered for one message: a 2xx, 4xx or 5xx code and its text."""
+
+    code: int
+    text: str
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.code < 300

@@ -60,6 +60,37 @@ SCHEMA = [
     );
     CREATE INDEX events_subscriber ON events(subscriber_id);
     """,
+    """
+    CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY,
+        list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
+        list_slug TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        report_path TEXT NOT NULL,
+        source TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'draft'
+            CHECK (status IN ('draft', 'sending', 'paused', 'done', 'cancelled')),
+        reason TEXT NOT NULL DEFAULT '',
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE TABLE deliveries (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        status TEXT NOT NULL DEFAULT 'queued'
+            CHECK (status IN ('queued', 'sent', 'deferred', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_code INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        sent_at TEXT,
+        PRIMARY KEY (campaign_id, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_campaign ON events(campaign_id);
+    """,
 ]
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

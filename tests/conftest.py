@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
+from tests.smtp_servers import LoopbackController, Recorder, start
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CSV = ROOT / "subscribers" / "example.csv"
@@ -39,3 +40,11 @@ def mailer(workspace: Path) -> Invoke:
 def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.write_bytes(text.encode(encoding))
     return path
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[LoopbackController, Recorder]]:
+    recorder = Recorder()
+    controller = start(recorder, enable_SMTPUTF8=True)
+    yield controller, recorder
+    controller.stop()

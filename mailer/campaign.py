@@ -1,0 +1,343 @@
+"""The send pipeline: producer, workers on persistent connections, rate limit, retries, writer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mailer.errors import ConnectionLost, MailerError, TransportError
+from mailer.models import Reply
+
+NO_SUCH_USER = re.compile(r"\b5\.1\.\d{1,3}\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One queued delivery, with what the message needs to know about the reader."""
+
+    subscriber_id: int
+    email: str
+    name: str
+    attributes: dict[str, Any]
+    smtputf8: bool
+    attempts: int = 0
+    eligible: bool = True  # still confirmed and active when its turn came
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one delivery ended (for now): the row the writer records."""
+
+    subscriber_id: int
+    status: str  # sent | deferred | failed | skipped
+    attempts: int
+    code: int = 0
+    text: str = ""
+    message_id: str = ""
+    bounced: bool = False
+
+
+class Connection(Protocol):
+    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply: ...
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    @property
+    def description(self) -> str: ...
+    async def connect(self) -> Connection: ...
+
+
+class DeliveryLog(Protocol):
+    def start(self) -> None: ...
+    def pending(self, after: int, limit: int) -> list[Recipient]: ...
+    def record(self, results: Sequence[Result]) -> None: ...
+    def finish(self, stopped: bool, reason: str = "") -> None: ...
+
+
+Build = Callable[[Recipient], tuple[bytes, str]]  # -> message bytes, Message-ID
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    sender: str
+    concurrency: int = 8
+    rate: float = 0.0
+    max_per_connection: int = 1000
+    max_attempts: int = 4
+    retry_delay: float = 30.0
+    max_consecutive_failures: int = 50
+    limit: int = 0  # stop after this many deliveries (0: all)
+
+    @property
+    def batch(self) -> int:
+        """Results held before a commit; with the connections, bounds duplicates after a crash."""
+        return max(8, 2 * self.concurrency)
+
+    @property
+    def in_flight_limit(self) -> int:
+        return self.concurrency + self.batch
+
+
+STATES = ("sent", "deferred", "failed", "skipped")
+
+
+@dataclass
+class Progress:
+    total: int
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    started: float = field(default_factory=time.monotonic)
+    waiting_retry: int = 0
+    stopped_reason: str = ""
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts[s] for s in ("sent", "failed", "skipped")) + self.final_deferred
+
+    final_deferred: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.counts["sent"] / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class RateLimiter:
+    """Spaces sends ``1/rate`` seconds apart across all workers; 0 means no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(self.next, now)
+        self.next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class Campaign:
+    """Runs one delivery pass over a log; ``stop()`` drains, ``abort()`` cancels in-flight work."""
+
+    def __init__(
+        self,
+        log: DeliveryLog,
+        transport: Transport,
+        build: Build,
+        options: SendOptions,
+        total: int,
+        on_progress: Callable[[Progress], None] = lambda _: None,
+    ) -> None:
+        self.log, self.transport, self.build, self.options = log, transport, build, options
+        self.on_progress = on_progress
+        self.progress = Progress(total=min(total, options.limit) if options.limit else total)
+        self.queue: asyncio.Queue[Recipient] = asyncio.Queue(maxsize=4 * options.concurrency)
+        self.limiter = RateLimiter(options.rate)
+        self.unrecorded: list[Result] = []
+        self.outstanding = 0
+        self.producing = True
+        self.stopping = False
+        self.consecutive_failures = 0
+        self.idle = asyncio.Event()
+        self.retries: set[asyncio.Task[None]] = set()
+        self.workers: list[asyncio.Task[None]] = []
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.progress.stopped_reason = reason
+            for task in self.retries:
+                task.cancel()
+            self.idle.set()
+
+    def abort(self) -> None:
+        self.stop("aborted by the user")
+        for task in self.workers:
+            task.cancel()
+
+    async def run(self) -> Progress:
+        """Deliver everything pending; returns the final counts. Raises TransportError if the
+        server cannot be reached before anything is recorded."""
+        first = await self.transport.connect()
+        self.log.start()
+        producer = asyncio.create_task(self._produce())
+        self.workers = [
+            asyncio.create_task(self._work(first if i == 0 else None))
+            for i in range(self.options.concurrency)
+        ]
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self.idle.wait()
+        finally:
+            self.producing = False
+            producer.cancel()
+            for task in self.retries:
+                task.cancel()
+            if self.stopping and self.progress.stopped_reason == "aborted by the user":
+                for task in self.workers:
+                    task.cancel()
+            else:
+                for _ in self.workers:
+                    self.queue.put_nowait(_STOP) if not self.queue.full() else None
+            await asyncio.gather(*self.workers, producer, return_exceptions=True)
+            ticker.cancel()
+            self._flush()
+            self.log.finish(self.stopping, self.progress.stopped_reason)
+            self.on_progress(self.progress)
+        return self.progress
+
+    async def _produce(self) -> None:
+        after, remaining = 0, self.options.limit or -1
+        while not self.stopping and remaining:
+            page = self.log.pending(after, 500 if remaining < 0 else min(500, remaining))
+            if not page:
+                break
+            for recipient in page:
+                after = recipient.subscriber_id
+                if self.stopping:
+                    break
+                if not recipient.eligible:
+                    skipped = Result(recipient.subscriber_id, "skipped", recipient.attempts,
+                                     text="no longer subscribed")  # fmt: skip
+                    self._result(skipped)
+                else:
+                    self.outstanding += 1
+                    await self.queue.put(recipient)
+                remaining -= 1
+                if not remaining:
+                    break
+        self.producing = False
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if not self.producing and self.outstanding == 0:
+            self.idle.set()
+
+    async def _work(self, connection: Connection | None) -> None:
+        sent_here = 0
+        try:
+            while not self.stopping:
+                recipient = await self.queue.get()
+                if recipient is _STOP or self.stopping:
+                    break
+                if connection is None or sent_here >= self.options.max_per_connection:
+                    if connection is not None:
+                        await connection.close()
+                    connection, sent_here = None, 0
+                    connection = await self._reconnect(recipient)
+                    if connection is None:
+                        continue
+                outcome = await self._deliver(connection, recipient)
+                sent_here += 1
+                if outcome is None:  # the connection dropped: retry once on a new one
+                    await connection.close()
+                    connection = await self._reconnect(recipient)
+                    if connection is None:
+                        continue
+                    outcome = await self._deliver(connection, recipient)
+                    if outcome is None:
+                        await connection.close()
+                        connection = None
+                        self._finish(recipient, Reply(421, "connection lost twice"))
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _reconnect(self, recipient: Recipient) -> Connection | None:
+        try:
+            return await self.transport.connect()
+        except TransportError as error:
+            self._finish(recipient, Reply(421, f"cannot connect: {error.reason}"))
+            return None
+
+    async def _deliver(self, connection: Connection, recipient: Recipient) -> bool | None:
+        """Send one message; None means the connection dropped before an answer."""
+        await self.limiter.acquire()
+        try:
+            message, message_id = self.build(recipient)
+        except MailerError as error:
+            self._finish(recipient, Reply(554, f"not rendered: {error}"), counted_failure=False)
+            return True
+        try:
+            reply = await connection.send(self.options.sender, recipient.email, message,
+                                          recipient.smtputf8)  # fmt: skip
+        except ConnectionLost:
+            self._connection_failure()
+            return None
+        self._finish(recipient, reply, message_id)
+        return True
+
+    def _connection_failure(self) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            self.stop(f"paused after {self.consecutive_failures} failures in a row")
+
+    def _finish(
+        self, recipient: Recipient, reply: Reply, message_id: str = "", counted_failure: bool = True
+    ) -> None:
+        attempts = recipient.attempts + 1
+        if reply.accepted:
+            self.consecutive_failures = 0
+            status = "sent"
+        elif reply.permanent:
+            status = "failed"
+        else:
+            status = "deferred"
+        if status != "sent" and counted_failure:
+            self._connection_failure()
+        bounced = status == "failed" and bool(NO_SUCH_USER.search(reply.text))
+        result = Result(recipient.subscriber_id, status, attempts, reply.code, reply.text[:500],
+                        message_id if status == "sent" else "", bounced)  # fmt: skip
+        retry = status == "deferred" and attempts < self.options.max_attempts and not self.stopping
+        self._result(result, final=not retry)
+        if retry:
+            delay = self.options.retry_delay * 2 ** (attempts - 1)
+            task = asyncio.create_task(self._retry_later(recipient, attempts, delay))
+            self.retries.add(task)
+            task.add_done_callback(self.retries.discard)
+        else:
+            self.outstanding -= 1
+            self._maybe_idle()
+
+    async def _retry_later(self, recipient: Recipient, attempts: int, delay: float) -> None:
+        self.progress.waiting_retry += 1
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.progress.waiting_retry -= 1
+        again = Recipient(recipient.subscriber_id, recipient.email, recipient.name,
+                          recipient.attributes, recipient.smtputf8, attempts)  # fmt: skip
+        self.progress.counts["deferred"] -= 1
+        await self.queue.put(again)
+
+    def _result(self, result: Result, final: bool = True) -> None:
+        self.progress.counts[result.status] += 1
+        if result.status == "deferred" and final:
+            self.progress.final_deferred += 1
+        self.unrecorded.append(result)
+        if len(self.unrecorded) >= self.options.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.unrecorded:
+            batch, self.unrecorded = self.unrecorded, []
+            self.log.record(batch)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            self._flush()
+            self.on_progress(self.progress)
+
+
+_STOP: Any = Recipient(0, "", "", {}, False)

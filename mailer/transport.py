@@ -1,0 +1,162 @@
+"""Transports: a pool-friendly SMTP connection over aiosmtplib, and a Maildir outbox."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import aiosmtplib
+from aiosmtplib.errors import SMTPException, SMTPResponseException
+
+from mailer.config import SmtpSettings
+from mailer.errors import ConnectionLost, TransportError
+from mailer.models import Reply
+
+NO_SMTPUTF8 = Reply(553, "5.6.7 the server does not offer SMTPUTF8, needed for this address")
+
+
+class SmtpConnection:
+    """One persistent SMTP session; 4xx/5xx answers come back as data, a drop as ConnectionLost."""
+
+    def __init__(self, client: aiosmtplib.SMTP, where: str) -> None:
+        self.client, self.where = client, where
+        self.smtputf8 = client.supports_extension("smtputf8")
+        self.eight_bit = client.supports_extension("8bitmime")
+
+    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply:
+        client = self.client
+        options: list[bytes] = []
+        if smtputf8:
+            if not self.smtputf8:
+                return NO_SMTPUTF8
+            options.append(b"SMTPUTF8")
+        # MAIL, RCPT and DATA directly: sendmail() re-parses addresses and copies the message.
+        try:
+            answer = await client.execute_command(
+                b"MAIL", b"FROM:<" + sender.encode() + b">", *options
+            )
+            if answer.code != 250:
+                return await self._refused(answer.code, answer.message)
+            answer = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
+            if answer.code not in (250, 251):
+                return await self._refused(answer.code, answer.message)
+            answer = await client.data(message)
+        except SMTPResponseException as error:
+            return await self._refused(error.code, error.message)
+        except (SMTPException, OSError) as error:
+            raise ConnectionLost(self.where, str(error) or type(error).__name__) from None
+        return Reply(answer.code, answer.message)
+
+    async def _refused(self, code: int, text: str) -> Reply:
+        if self.client.is_connected:
+            try:
+                await self.client.rset()
+            except (SMTPException, OSError):
+                self.client.close()
+        return Reply(code, text)
+
+    async def close(self) -> None:
+        try:
+            if self.client.is_connected:
+                await self.client.quit()
+        except (SMTPException, OSError):
+            self.client.close()
+
+
+class SmtpTransport:
+    """Opens SMTP connections with the configured security; never shows the password."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.where = f"SMTP server {settings.host}:{settings.port}"
+
+    @property
+    def description(self) -> str:
+        return f"smtp://{self.settings.host}:{self.settings.port} ({self.settings.security})"
+
+    async def connect(self) -> SmtpConnection:
+        s = self.settings
+        context = ssl.create_default_context()
+        if not s.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        client = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            timeout=s.timeout,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            tls_context=context if s.security != "none" else None,
+            validate_certs=s.verify_tls,
+            local_hostname=socket.getfqdn() or "localhost",
+        )
+        try:
+            await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
+            if s.username:
+                await client.login(s.username, s.password)
+        except aiosmtplib.SMTPAuthenticationError as error:
+            client.close()
+            raise TransportError(
+                self.where, f"login refused for {s.username!r}: {error.code}"
+            ) from None
+        except (SMTPException, OSError) as error:
+            client.close()
+            raise TransportError(self.where, _reason(error)) from None
+        return SmtpConnection(client, self.where)
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"TLS certificate not trusted ({text}); set verify_tls = false only for a test relay"
+    return text or type(error).__name__
+
+
+class OutboxConnection:
+    """Writes each message into a Maildir (tmp/ then new/), as an MTA's local delivery would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self.count = 0
+
+    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply:
+        self.count += 1
+        name = f"{time.time_ns()}.P{os.getpid()}Q{id(self):x}_{self.count}.{self.host}"
+        temporary = self.root / "tmp" / name
+        try:
+            with temporary.open("xb") as handle:
+                handle.write(b"Return-Path: <" + sender.encode() + b">\r\n")
+                handle.write(b"Delivered-To: " + recipient.encode() + b"\r\n")
+                handle.write(message)
+            temporary.rename(self.root / "new" / name)
+        except OSError as error:
+            raise TransportError(f"outbox {self.root}", error.strerror or str(error)) from None
+        return Reply(250, f"2.0.0 written to {self.root / 'new' / name}")
+
+    async def close(self) -> None:
+        return None
+
+
+class OutboxTransport:
+    """The embedded default when no SMTP host is set: a Maildir any mail client can open."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def description(self) -> str:
+        return f"outbox Maildir {self.root}"
+
+    async def connect(self) -> OutboxConnection:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TransportError(f"outbox {self.root}", error.strerror or str(error)) from None
+        return OutboxConnection(self.root)

@@ -1,0 +1,184 @@
+"""The send pipeline against real SMTP servers on loopback, with a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from mailer.campaign import Campaign, Recipient, SendOptions
+from mailer.config import SmtpSettings
+from mailer.deliveries import Campaigns
+from mailer.errors import TransportError
+from mailer.models import Candidate
+from mailer.store import Store
+from mailer.transport import OutboxTransport, SmtpTransport
+from tests.smtp_servers import FaultyServer, Recorder, start
+
+
+def build(recipient: Recipient) -> tuple[bytes, str]:
+    message_id = f"<{recipient.subscriber_id}.test@example.org>"
+    body = (
+        f"From: news@example.org\r\nTo: {recipient.email}\r\nSubject: test\r\n"
+        f"Message-ID: {message_id}\r\n\r\nHello {recipient.name}\r\n"
+    )
+    return body.encode(), message_id
+
+
+def store_with(tmp_path: Path, count: int, smtputf8: tuple[str, ...] = ()) -> tuple[Store, int]:
+    store = Store(tmp_path / "db.sqlite")
+    weekly = store.create_list("weekly", "Weekly")
+    candidates = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(count)]
+    candidates += [Candidate(e, True, "Intl") for e in smtputf8]
+    store.put_members(weekly, candidates)
+    campaign_id = Campaigns(store).create(weekly, "test", "report.md", "# test", {})
+    return store, campaign_id
+
+
+def smtp(port: int, **overrides: object) -> SmtpTransport:
+    settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5)
+    for key, value in overrides.items():
+        object.__setattr__(settings, key, value)
+    return SmtpTransport(settings)
+
+
+def run(store: Store, campaign_id: int, transport: object, **options: object) -> dict[str, int]:
+    log = Campaigns(store).log(campaign_id)
+    opts = SendOptions(sender="bounces@example.org", **options)  # type: ignore[arg-type]
+    campaign = Campaign(log, transport, build, opts, log.count())  # type: ignore[arg-type]
+    progress = asyncio.run(campaign.run())
+    return dict(progress.counts)
+
+
+def test_every_recipient_gets_exactly_one_copy(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 500)
+    recorder = Recorder()
+    server = start(recorder)
+    try:
+        counts = run(store, campaign_id, smtp(server.port), concurrency=8)
+    finally:
+        server.stop()
+    assert counts == {"sent": 500, "deferred": 0, "failed": 0, "skipped": 0}
+    received = recorder.counts()
+    assert len(received) == 500 and set(received.values()) == {1}
+    info = Campaigns(store).get(campaign_id)
+    assert info.status == "done"
+    assert info.counts["sent"] == 500
+    assert {r.sender for r in recorder.received} == {"bounces@example.org"}
+
+
+def test_unreachable_server_is_one_error_and_records_nothing(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 3)
+    with pytest.raises(TransportError, match=r"SMTP server 127\.0\.0\.1:1: "):
+        run(store, campaign_id, smtp(1))
+    assert Campaigns(store).get(campaign_id).status == "draft"
+
+
+def chaos(recipient: str, attempt: int) -> str | None:
+    """Deterministic faults by address: some greylisted once, some dead, some dropped once."""
+    n = int(hashlib.sha256(recipient.encode()).hexdigest(), 16) % 20
+    if n == 0:
+        return "550"
+    if n == 1 and attempt == 1:
+        return "451"
+    if n == 2 and attempt <= 2:
+        return "421"
+    if n == 3 and attempt == 1:
+        return "drop"
+    if n == 4:
+        return "slow"
+    if n == 5:
+        return "451"  # never accepted: ends deferred after max_attempts
+    return None
+
+
+def test_faults_end_in_recorded_states_that_match_the_server(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 2000)
+    server_state = FaultyServer(rule=chaos)
+    server = start(server_state)
+    try:
+        counts = run(store, campaign_id, smtp(server.port), concurrency=8, retry_delay=0.01,
+                     max_attempts=3, max_consecutive_failures=10_000)  # fmt: skip
+    finally:
+        server.stop()
+    rows = store.db.execute(
+        "SELECT s.email, d.status, d.attempts, d.last_code FROM deliveries d"
+        " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ?",
+        (campaign_id,),
+    ).fetchall()
+    received = server_state.counts()
+    assert sum(counts.values()) == 2000 == len(rows)
+    for email, status, attempts, code in rows:
+        action = chaos(email, 1)
+        if status == "sent":
+            assert received[email] == 1, email
+        else:
+            assert received[email] == 0, email
+        if action == "550":
+            assert (status, code) == ("failed", 550)
+        elif action == "451" and chaos(email, 2) == "451":
+            assert (status, attempts, code) == ("deferred", 3, 451)
+        else:
+            assert status == "sent", (email, action, status, code)
+    bounced = store.db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
+    assert bounced.fetchone()[0] == counts["failed"] > 0
+
+
+def test_smtputf8_recipients(tmp_path: Path) -> None:
+    intl = ("jöhn@exämple.de",)
+    for offered in (True, False):
+        folder = tmp_path / str(offered)
+        folder.mkdir()
+        store, campaign_id = store_with(folder, 3, intl)
+        recorder = Recorder()
+        server = start(recorder, enable_SMTPUTF8=offered)
+        try:
+            counts = run(store, campaign_id, smtp(server.port))
+        finally:
+            server.stop()
+        if offered:
+            assert counts["sent"] == 4
+            assert "jöhn@exämple.de" in recorder.counts()
+        else:
+            assert (counts["sent"], counts["failed"]) == (3, 1)
+            [failure] = Campaigns(store).failures(campaign_id)
+            assert failure.email == "jöhn@exämple.de"
+            assert "SMTPUTF8" in failure.error
+
+
+def test_outbox_is_a_maildir(tmp_path: Path) -> None:
+    import mailbox
+
+    store, campaign_id = store_with(tmp_path, 5)
+    counts = run(store, campaign_id, OutboxTransport(tmp_path / "outbox"))
+    assert counts["sent"] == 5
+    box = mailbox.Maildir(tmp_path / "outbox", create=False)
+    assert sorted(m["To"] for m in box) == [f"r{i}@example.org" for i in range(5)]
+
+
+def test_resume_sends_only_what_is_not_sent(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 50)
+    recorder = Recorder()
+    server = start(recorder)
+    try:
+        first = run(store, campaign_id, smtp(server.port), limit=20)
+        assert first["sent"] == 20
+        assert Campaigns(store).get(campaign_id).status == "paused"
+        second = run(store, campaign_id, smtp(server.port))
+    finally:
+        server.stop()
+    assert second["sent"] == 30
+    assert set(recorder.counts().values()) == {1} and len(recorder.counts()) == 50
+    assert Campaigns(store).get(campaign_id).status == "done"
+
+
+def test_rate_limit_spaces_messages(tmp_path: Path) -> None:
+    import time
+
+    store, campaign_id = store_with(tmp_path, 11)
+    start_time = time.monotonic()
+    run(store, campaign_id, OutboxTransport(tmp_path / "outbox"), rate=50.0)
+    # 11 messages at 50/s need at least 10 intervals of 20 ms.
+    assert time.monotonic() - start_time >= 0.2
