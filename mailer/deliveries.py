@@ -113,7 +113,7 @@ class Campaigns:
                     r[9],
                     r[10],
                     counts,
-                )  # fmt: skip
+                )
             )
         return infos
 
