@@ -1,0 +1,85 @@
+"""Signed tokens for unsubscribe and confirm links: HMAC-SHA256 over purpose, reader and list."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailer.errors import FileInputError
+
+SECRET_NAME = ".mailer-secret"
+MAC_BYTES = 16
+PURPOSES = ("u", "c")  # unsubscribe, confirm
+TOKEN = re.compile(r"([uc])([0-9a-z]+)\.([0-9a-z]+)\.([A-Za-z0-9_-]{22})")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSubject:
+    purpose: str
+    subscriber_id: int
+    list_id: int
+
+
+def load_secret(workspace: Path) -> bytes:
+    """Read the workspace's signing secret, creating it (mode 0600) on first use."""
+    path = workspace / SECRET_NAME
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise FileInputError(path, "not a hex secret; delete it to create a new one") from None
+    except OSError as error:
+        raise FileInputError(path, f"cannot read: {error.strerror}") from None
+    secret = secrets.token_bytes(32)
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_secret(workspace)  # another process created it first
+    except OSError as error:
+        raise FileInputError(path, f"cannot create: {error.strerror}") from None
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret.hex() + "\n")
+    return secret
+
+
+class Signer:
+    """Makes and checks tokens: each names its subject and cannot be forged without the secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()[:MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def make(self, purpose: str, subscriber_id: int, list_id: int) -> str:
+        payload = f"{purpose}{_base36(subscriber_id)}.{_base36(list_id)}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def check(self, token: str) -> TokenSubject | None:
+        """Return what the token names, or None for anything not signed by us."""
+        found = TOKEN.fullmatch(token)
+        if not found:
+            return None
+        payload = token.rsplit(".", 1)[0]
+        if not hmac.compare_digest(self._mac(payload), found.group(4)):
+            return None
+        return TokenSubject(found.group(1), int(found.group(2), 36), int(found.group(3), 36))
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
