@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -341,3 +341,32 @@ class Campaign:
 
 
 _STOP: Any = Recipient(0, "", "", {}, False)
+
+
+class MemoryLog:
+    """A delivery log kept in memory: for test sends, which are not recorded against a list."""
+
+    def __init__(self, recipients: Sequence[Recipient]) -> None:
+        self.recipients = sorted(recipients, key=lambda r: r.subscriber_id)
+        self.results: list[Result] = []
+
+    def start(self) -> None:
+        return None
+
+    def pending(self, after: int, limit: int) -> list[Recipient]:
+        return [r for r in self.recipients if r.subscriber_id > after][:limit]
+
+    def record(self, results: Sequence[Result]) -> None:
+        self.results.extend(results)
+
+    def finish(self, stopped: bool, reason: str = "") -> None:
+        return None
+
+
+def check_all(recipients: Iterable[Recipient], build: Build) -> int:
+    """Build every message without sending (a dry run); raise on the first that fails."""
+    count = 0
+    for recipient in recipients:
+        build(recipient)
+        count += 1
+    return count

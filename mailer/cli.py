@@ -21,8 +21,10 @@ from mailer.models import Candidate, MembershipStatus, Outcome
 from mailer.store import Store
 from mailer.subscriber_csv import SUMMARY_KEYS, RowProblem, export_csv, export_file, import_csv
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
+WIDTH = None if sys.stdout.isatty() else 240
+out = Console(highlight=False, soft_wrap=True, width=WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
 
 
 class MailerGroup(TyperGroup):
@@ -34,6 +36,9 @@ class MailerGroup(TyperGroup):
         except MailerError as error:
             err.print(f"error: {error}", markup=False)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -149,7 +154,7 @@ def lists_ls() -> None:
             ),
         )
     if summaries:
-        out.print(table, width=max(out.width, 120))
+        out.print(table)
     else:
         out.print("no lists yet: mailer lists create SLUG")
 
@@ -357,3 +362,6 @@ def subscribers_export(
             return
         count = export_file(store, mailing_list, output, statuses)
     err.print(f"exported {count} readers to {output}", markup=False)
+
+
+from mailer import cli_send  # noqa: E402, F401  (registers render, send and campaigns)

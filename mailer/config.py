@@ -59,6 +59,15 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class SendSettings:
+    """[send]: retries and the circuit breaker of the send pipeline."""
+
+    max_attempts: int = 4
+    retry_delay: float = 30.0
+    max_consecutive_failures: int = 50
+
+
+@dataclass(frozen=True)
 class OutboxSettings:
     """[outbox]: the local Maildir used when no SMTP host is configured."""
 
@@ -91,6 +100,11 @@ DOCS: dict[str, dict[str, str]] = {
         "envelope_sender": "Return path (MAIL FROM); empty means the From address.",
         "verify_tls": "Verify the server's TLS certificate. Turn off only for a test relay.",
     },
+    "send": {
+        "max_attempts": "Tries per reader for temporary (4xx) failures before leaving it deferred.",
+        "retry_delay": "Seconds before the first retry of a deferred message; doubled each time.",
+        "max_consecutive_failures": "Pause the campaign after this many failures in a row.",
+    },
     "outbox": {"path": "Maildir that receives messages when no SMTP host is set."},
 }
 
@@ -104,6 +118,7 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     addresses: AddressSettings = AddressSettings()
     smtp: SmtpSettings = SmtpSettings()
+    send: SendSettings = SendSettings()
     outbox: OutboxSettings = OutboxSettings()
 
     @property
@@ -119,7 +134,7 @@ class Settings:
         return self.workspace / "templates"
 
 
-SECTIONS = ("newsletter", "database", "addresses", "smtp", "outbox")
+SECTIONS = ("newsletter", "database", "addresses", "smtp", "send", "outbox")
 
 
 def load(workspace: Path, environ: Mapping[str, str] | None = None) -> Settings:

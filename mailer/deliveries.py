@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +70,7 @@ class Campaigns:
             )  # fmt: skip
             campaign_id = int(cursor.lastrowid or 0)
             db.execute(
-                "INSERT INTO deliveries (campaign_id, subscriber_id)"
-                " SELECT ?, s.id FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
-                " WHERE m.list_id = ? AND m.status = 'confirmed' AND s.status = 'active'",
+                "INSERT INTO deliveries (campaign_id, subscriber_id) SELECT ?, s.id" + ELIGIBLE,
                 (campaign_id, mailing_list.id),
             )
         return campaign_id
@@ -127,29 +125,56 @@ class Campaigns:
         return [Failure(*row) for row in rows]
 
     def log(self, campaign_id: int, statuses: Sequence[str] = PENDING) -> CampaignLog:
-        return CampaignLog(self.store, self.get(campaign_id), statuses)
+        info = self.get(campaign_id)
+        return CampaignLog(self.store, statuses, campaign_id=info.id)
+
+    def new_log(
+        self,
+        mailing_list: MailingList,
+        subject: str,
+        report_path: str,
+        source: str,
+        settings: dict[str, Any],
+    ) -> CampaignLog:
+        """A log whose campaign and snapshot are created by ``start()``: only once the server
+        has answered, so an unreachable server leaves no campaign behind."""
+
+        def create() -> int:
+            return self.create(mailing_list, subject, report_path, source, settings)
+
+        return CampaignLog(self.store, PENDING, create=create)
 
 
 class CampaignLog:
     """The pipeline's delivery log for one stored campaign."""
 
-    def __init__(self, store: Store, campaign: CampaignInfo, statuses: Sequence[str]) -> None:
-        self.store, self.campaign, self.statuses = store, campaign, json.dumps(list(statuses))
+    def __init__(
+        self,
+        store: Store,
+        statuses: Sequence[str],
+        *,
+        campaign_id: int = 0,
+        create: Callable[[], int] | None = None,
+    ) -> None:
+        self.store, self.statuses = store, json.dumps(list(statuses))
+        self.campaign_id, self.create = campaign_id, create
 
     def count(self) -> int:
         row = self.store._query_one(
             "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?"
             " AND status IN (SELECT value FROM json_each(?))",
-            (self.campaign.id, self.statuses),
+            (self.campaign_id, self.statuses),
         )
         return int(row[0]) if row else 0
 
     def start(self) -> None:
+        if self.create is not None and not self.campaign_id:
+            self.campaign_id = self.create()
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE campaigns SET status = 'sending', reason = '',"
                 " started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (now(), self.campaign.id),
+                (now(), self.campaign_id),
             )
 
     def pending(self, after: int, limit: int) -> list[Recipient]:
@@ -161,7 +186,7 @@ class CampaignLog:
             " LEFT JOIN memberships m ON m.list_id = c.list_id AND m.subscriber_id = s.id"
             " WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?))"
             " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
-            (self.campaign.id, self.statuses, after, limit),
+            (self.campaign_id, self.statuses, after, limit),
         )
         return [
             Recipient(r[0], r[1], r[2], json.loads(r[3]), bool(r[4]), r[5], bool(r[6]))
@@ -170,7 +195,7 @@ class CampaignLog:
 
     def record(self, results: Sequence[Result]) -> None:
         stamp = now()
-        campaign = self.campaign.id
+        campaign = self.campaign_id
         with self.store.transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET status = ?, attempts = ?, last_code = ?, last_error = ?,"
@@ -194,7 +219,7 @@ class CampaignLog:
 
     def _list_id(self) -> int | None:
         row = self.store._query_one(
-            "SELECT list_id FROM campaigns WHERE id = ?", (self.campaign.id,)
+            "SELECT list_id FROM campaigns WHERE id = ?", (self.campaign_id,)
         )
         return row[0] if row else None
 
@@ -202,7 +227,7 @@ class CampaignLog:
         with self.store.transaction() as db:
             queued = db.execute(
                 "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
-                (self.campaign.id,),
+                (self.campaign_id,),
             ).fetchone()[0]
             status = "paused" if stopped or queued else "done"
             if status == "paused" and not reason:
@@ -210,5 +235,30 @@ class CampaignLog:
             db.execute(
                 "UPDATE campaigns SET status = ?, reason = ?,"
                 " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
-                (status, reason, status, now(), self.campaign.id),
+                (status, reason, status, now(), self.campaign_id),
             )
+
+
+ELIGIBLE = (
+    " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ?"
+    " AND m.status = 'confirmed' AND s.status = 'active'"
+)
+
+
+def eligible(store: Store, mailing_list: MailingList) -> Iterator[Recipient]:
+    """Stream the readers a new campaign would go to now (confirmed and active): a dry run."""
+    sql = "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8" + ELIGIBLE + " ORDER BY s.id"
+    for r in store.db.execute(sql, (mailing_list.id,)):
+        yield Recipient(r[0], r[1], r[2], json.loads(r[3]), bool(r[4]))
+
+
+def count_eligible(store: Store, mailing_list: MailingList) -> int:
+    row = store._query_one("SELECT COUNT(*)" + ELIGIBLE, (mailing_list.id,))
+    return int(row[0]) if row else 0
+
+
+def find_subscriber(store: Store, email: str) -> Recipient | None:
+    row = store._query_one(
+        "SELECT id, email, name, attributes, smtputf8 FROM subscribers WHERE email = ?", (email,)
+    )
+    return Recipient(row[0], row[1], row[2], json.loads(row[3]), bool(row[4])) if row else None

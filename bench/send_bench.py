@@ -1,0 +1,304 @@
+"""Send throughput: mailer's pipeline vs bare aiosmtplib (and optionally mailmerge) into one sink.
+
+Run by hand, not in tests:  python bench/send_bench.py [-n 20000] [--concurrency 16] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "examples" / "report.md"
+SENDER = "bench@example.org"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"sink on port {port} did not start")
+
+
+AIOSMTPD_SINK = """
+import sys, threading
+from aiosmtpd.controller import Controller
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+c = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+threading.Event().wait()
+"""
+
+
+def start_sink(kind: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if kind in ("auto", "postfix") and Path(sink).exists():
+        process = subprocess.Popen([sink, "-u", "nobody", f"127.0.0.1:{port}", "1000"])
+        name = "postfix smtp-sink"
+    elif kind == "postfix":
+        sys.exit("smtp-sink not found: apt-get install -y postfix")
+    else:
+        process = subprocess.Popen([sys.executable, "-c", AIOSMTPD_SINK, str(port)])
+        name = "aiosmtpd sink in a separate process (postfix's smtp-sink not installed)"
+    wait_listening(port)
+    return process, name
+
+
+def make_workspace(folder: Path, count: int) -> None:
+    from mailer.models import Candidate
+    from mailer.store import Store
+
+    with Store(folder / "subscribers" / "mailer.db") as store:
+        bench = store.create_list("bench", "Bench readers")
+        for start in range(0, count, 5000):
+            chunk = [
+                Candidate(f"reader{i}@example{i % 50}.org", False, f"Reader {i}", {"city": "Oslo"})
+                for i in range(start, min(count, start + 5000))
+            ]
+            store.put_members(bench, chunk)
+
+
+def run_loop(loop: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main())
+    return asyncio.run(main())
+
+
+def measured(work: Callable[[], int]) -> dict[str, float]:
+    """Run ``work`` (returns messages sent) and report wall time, CPU time and peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    count = work()
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "messages": count,
+        "seconds": round(elapsed, 3),
+        "per_second": round(count / elapsed, 1),
+        "cpu_us_per_message": round(cpu / max(count, 1) * 1e6, 1),
+        "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+    }
+
+
+def phase_mailer(folder: Path, port: int, concurrency: int, loop: str) -> dict[str, float]:
+    from mailer import config
+    from mailer.campaign import Campaign
+    from mailer.cli_send import compile_campaign, message_builder, send_options
+    from mailer.deliveries import Campaigns
+    from mailer.report import load_report
+    from mailer.store import Store
+    from mailer.transport import SmtpTransport
+
+    env = {
+        "MAILER_SMTP_HOST": "127.0.0.1",
+        "MAILER_SMTP_PORT": str(port),
+        "MAILER_SMTP_SECURITY": "none",
+        "MAILER_SMTP_MAX_PER_CONNECTION": "100000000",
+    }
+    current = config.load(folder, env)
+    report = load_report(REPORT)
+
+    def work() -> int:
+        with Store(current.database_path) as store:
+            mailing_list = store.get_list("bench")
+            compiled = compile_campaign(current, report, mailing_list, "bench")
+            build = message_builder(compiled, current, mailing_list.id, personal_links=True)
+            options = send_options(current, concurrency, 0.0, 0)
+            log = Campaigns(store).new_log(mailing_list, report.subject, str(REPORT), "", {})
+            total = store._query_one("SELECT COUNT(*) FROM memberships")[0]  # type: ignore[index]
+            campaign = Campaign(log, SmtpTransport(current.smtp), build, options, total)
+            progress = run_loop(loop, campaign.run)
+            assert progress.counts["sent"] == total, progress.counts
+            return int(progress.counts["sent"])
+
+    return measured(work)
+
+
+def sample_message(folder: Path) -> bytes:
+    from mailer import config
+    from mailer.campaign import Recipient
+    from mailer.cli_send import compile_campaign, message_builder
+    from mailer.models import MailingList
+    from mailer.report import load_report
+
+    current = config.load(folder, {})
+    compiled = compile_campaign(
+        current, load_report(REPORT), MailingList(1, "bench", "Bench", False), "b"
+    )
+    build = message_builder(compiled, current, 1, personal_links=True)
+    return build(Recipient(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}, False))[0]
+
+
+def phase_bare(
+    folder: Path, port: int, concurrency: int, count: int, loop: str
+) -> dict[str, float]:
+    import aiosmtplib
+
+    message = sample_message(folder)
+
+    async def worker(share: int) -> int:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        await client.connect()
+        for i in range(share):
+            await client.sendmail(SENDER, [f"reader{i}@example.org"], message)
+        await client.quit()
+        return share
+
+    async def main() -> int:
+        shares = [count // concurrency + (1 if i < count % concurrency else 0)
+                  for i in range(concurrency)]  # fmt: skip
+        return sum(await asyncio.gather(*(worker(s) for s in shares)))
+
+    result = measured(lambda: run_loop(loop, main))
+    result["message_bytes"] = len(message)
+    return result
+
+
+def phase_mailmerge(folder: Path, port: int, count: int) -> dict[str, float]:
+    venv = folder / "mailmerge-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "mailmerge==2.3.0"], check=True)
+    work = folder / "mailmerge"
+    work.mkdir()
+    (work / "mailmerge_server.conf").write_text(
+        f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\nusername = None\n"
+    )
+    body = (
+        REPORT.read_text(encoding="utf-8")
+        .split("---", 2)[2]
+        .replace("{{ subscriber.name", "{{ name")
+    )
+    (work / "mailmerge_template.txt").write_text(
+        f"TO: {{{{email}}}}\nSUBJECT: Bench\nFROM: {SENDER}\n\n{body}", encoding="utf-8"
+    )
+    with (work / "mailmerge_database.csv").open("w") as handle:
+        handle.write("email,name\n")
+        handle.writelines(f"reader{i}@example.org,Reader {i}\n" for i in range(count))
+    command = [
+        str(venv / "bin" / "mailmerge"),
+        "--no-dry-run",
+        "--no-limit",
+        "--output-format",
+        "raw",
+    ]
+
+    def run() -> int:
+        subprocess.run(command, cwd=work, check=True, stdout=subprocess.DEVNULL)
+        return count
+
+    return measured(run)
+
+
+def child(args: argparse.Namespace) -> None:
+    folder = Path(args.workspace)
+    if args.phase == "mailer":
+        result = phase_mailer(folder, args.port, args.concurrency, args.loop)
+    elif args.phase == "bare":
+        result = phase_bare(folder, args.port, args.concurrency, args.n, args.loop)
+    else:
+        result = phase_mailmerge(folder, args.port, args.n)
+    print(json.dumps(result))
+
+
+def in_child(args: argparse.Namespace, phase: str, folder: Path, port: int) -> dict[str, float]:
+    """Each phase runs in its own process so its CPU time and peak RSS are its own."""
+    command = [sys.executable, __file__, "--phase", phase, "--workspace", str(folder),
+               "--port", str(port), "-n", str(args.n), "--concurrency", str(args.concurrency),
+               "--loop", args.loop]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"{phase} phase failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20_000, help="recipients (default 20,000)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    try:
+        import uvloop  # noqa: F401
+
+        default_loop = "uvloop"
+    except ImportError:
+        default_loop = "asyncio"
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default=default_loop)
+    parser.add_argument("--sink", choices=["auto", "postfix", "aiosmtpd"], default="auto")
+    parser.add_argument("--peer-mailmerge", action="store_true", help="add mailmerge 2.3.0")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--workspace", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        child(args)
+        return
+    port = free_port()
+    sink, sink_name = start_sink(args.sink, port)
+    try:
+        with tempfile.TemporaryDirectory() as name:
+            folder = Path(name)
+            make_workspace(folder, args.n)
+            rows = {"mailer": in_child(args, "mailer", folder, port),
+                    "bare aiosmtplib": in_child(args, "bare", folder, port)}  # fmt: skip
+            if args.peer_mailmerge:
+                rows["mailmerge 2.3.0"] = in_child(args, "mailmerge", folder, port)
+    finally:
+        sink.terminate()
+        sink.wait()
+    ceiling = rows["bare aiosmtplib"]["per_second"]
+    result: dict[str, Any] = {
+        "recipients": args.n, "concurrency": args.concurrency, "loop": args.loop,
+        "sink": sink_name, "cpus": os.cpu_count(), "python": sys.version.split()[0],
+        "message_bytes": rows["bare aiosmtplib"].get("message_bytes"),
+        "rows": rows,
+        "mailer_vs_bare": round(rows["mailer"]["per_second"] / ceiling, 3),
+    }  # fmt: skip
+    if "mailmerge 2.3.0" in rows:
+        result["mailer_vs_mailmerge"] = round(
+            rows["mailer"]["per_second"] / rows["mailmerge 2.3.0"]["per_second"], 1
+        )
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{args.n} recipients, {args.concurrency} connections, {args.loop} loop, {sink_name},"
+          f" {result['message_bytes']} byte message, {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'':<18}{'msg/s':>10}{'CPU µs/msg':>12}{'peak RSS MB':>13}{'seconds':>9}")
+    for name, row in rows.items():
+        print(f"{name:<18}{row['per_second']:>10.0f}{row['cpu_us_per_message']:>12.0f}"
+              f"{row['peak_rss_mb']:>13.1f}{row['seconds']:>9.1f}")  # fmt: skip
+    print(f"mailer / bare aiosmtplib = {result['mailer_vs_bare']:.2f}x")
+    if "mailer_vs_mailmerge" in result:
+        print(f"mailer / mailmerge = {result['mailer_vs_mailmerge']:.1f}x")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

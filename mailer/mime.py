@@ -1,0 +1,216 @@
+"""Header values made safe and RFC 2047-encoded, and the precomputed byte skeleton of a message."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from datetime import UTC, datetime
+from email.utils import format_datetime, parseaddr
+from urllib.parse import quote
+
+MAX_LINE = 78
+BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SPACES = re.compile(r"\s+")
+ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # atext words and spaces: no quoting
+Q_SAFE = re.compile(r"[A-Za-z0-9!*+/-]")
+ENCODED_WORD = re.compile(r"=\?.*\?=")
+NAME_ADDR = re.compile(r"(.*)<([^<>]*)>")
+LONG_WORD = re.compile(r"[^ ]{60}")  # a word too long to fold: encode it, to split it
+CRLF = b"\r\n"
+
+
+def clean(value: str) -> str:
+    """Turn every line break and control character into a space; collapse whitespace."""
+    if value.isprintable() and "  " not in value and value.strip() == value:
+        return value  # nothing to clean (the common case, kept fast)
+    return SPACES.sub(" ", BREAKS.sub(" ", value)).strip()
+
+
+def encoded_words(text: str, room: int = 75) -> list[str]:
+    """Encode ``text`` as RFC 2047 Q encoded-words of at most 75 characters, whole characters.
+
+    The first word is at most ``room`` characters, so that it fits after the header's name.
+    """
+    words: list[str] = []
+    current = ""
+    for char in text:
+        if char == " ":
+            piece = "_"
+        elif Q_SAFE.fullmatch(char):
+            piece = char
+        else:
+            piece = "".join(f"={byte:02X}" for byte in char.encode("utf-8"))
+        if len(current) + len(piece) > (75 if words else min(room, 75)) - 12 and current:
+            words.append(f"=?utf-8?q?{current}?=")
+            current = ""
+        current += piece
+    words.append(f"=?utf-8?q?{current}?=")
+    return words
+
+
+def fold(name: str, tokens: list[str]) -> bytes:
+    """Write ``Name: tokens`` folded between tokens so that lines stay within 78 characters."""
+    line = f"{name}:"
+    lines: list[str] = []
+    for token in tokens:
+        if len(line) + 1 + len(token) > MAX_LINE:
+            lines.append(line)
+            line = " " + token
+        else:
+            line = f"{line} {token}"
+    lines.append(line)
+    return "\r\n".join(lines).encode("utf-8") + CRLF
+
+
+def unstructured(name: str, value: str) -> bytes:
+    """Encode a free-text header such as Subject."""
+    value = clean(value)
+    if value.isascii() and not ENCODED_WORD.search(value) and not LONG_WORD.search(value):
+        return fold(name, value.split(" "))
+    return fold(name, encoded_words(value, MAX_LINE - len(name) - 2))
+
+
+def phrase(display: str, room: int = 75) -> list[str]:
+    """Tokens for a display name: atoms, one quoted string, or encoded-words."""
+    display = clean(display)
+    if not display:
+        return []
+    if display.isascii() and not ENCODED_WORD.search(display) and not LONG_WORD.search(display):
+        if ATOMS.fullmatch(display):
+            return display.split(" ")
+        quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if len(quoted) <= 60:
+            return [quoted]
+    return encoded_words(display, room)
+
+
+def address(addr: str) -> str:
+    """Return an addr-spec safe to write: no spaces, brackets or breaks; IDNA domain if ASCII."""
+    addr = clean(addr).replace(" ", "").replace("<", "").replace(">", "")
+    local, _, domain = addr.rpartition("@")
+    if not domain.isascii() and local.isascii():
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local}@{domain}" if local else domain
+
+
+def mailbox(name: str, display: str, addr: str) -> bytes:
+    """Encode an address header (From, To, Reply-To) with an optional display name."""
+    words = phrase(display, MAX_LINE - len(name) - 2)
+    return fold(name, [*words, f"<{address(addr)}>"] if words else [address(addr)])
+
+
+def url(value: str) -> str:
+    """Make a URL safe inside <...>: no spaces, breaks, brackets or non-ASCII."""
+    return quote(clean(value), safe="!#$%&'()*+,-./:;=?@[]^_`{|}~")
+
+
+def split_mailbox(value: str) -> tuple[str, str]:
+    """Split ``Name <addr>`` (or a bare address) as an editor writes it in mailer.toml."""
+    value = clean(value)
+    found = NAME_ADDR.fullmatch(value)
+    if found:
+        return found.group(1).strip().strip('"').strip(), found.group(2).strip()
+    name, addr = parseaddr(value)
+    return (name, addr) if addr else ("", value)
+
+
+def domain_of(addr: str) -> str:
+    return address(addr).rpartition("@")[2] or "localhost"
+
+
+class Skeleton:
+    """The shared headers and MIME frame of a campaign's messages, as bytes, built once."""
+
+    def __init__(
+        self,
+        *,
+        sender: str,
+        subject: str,
+        list_name: str,
+        list_slug: str,
+        reply_to: str = "",
+        campaign: str = "campaign",
+    ) -> None:
+        self.sender = split_mailbox(sender)
+        self.domain = domain_of(self.sender[1])
+        self.campaign = re.sub(r"[^A-Za-z0-9.-]", "-", campaign) or "campaign"
+        local = address(self.sender[1]).rpartition("@")[0] or "newsletter"
+        self.mailto = f"mailto:{local}+unsubscribe@{self.domain}?subject=unsubscribe"
+        self.list_id = f"{re.sub(r'[^A-Za-z0-9_-]', '-', list_slug) or 'list'}.{self.domain}"
+        self.boundary = "=_mailer_" + os.urandom(12).hex()
+        self.from_header = mailbox("From", *self.sender)
+        self.subject_header = unstructured("Subject", subject)
+        self.reply_to = split_mailbox(reply_to) if clean(reply_to) else None
+        self.tail = b"".join(
+            [
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+                mailbox("Reply-To", *self.reply_to) if self.reply_to else b"",
+                b"MIME-Version: 1.0\r\n",
+                b"Content-Type: multipart/alternative;\r\n",
+                f' boundary="{self.boundary}"\r\n'.encode(),
+                b"\r\n",
+                f"--{self.boundary}\r\n".encode(),
+                b'Content-Type: text/plain; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            ]
+        )
+        list_phrase = phrase(list_name, MAX_LINE - len("List-Id: "))
+        self.list_id_header = fold("List-Id", [*list_phrase, f"<{self.list_id}>"])
+        self.middle = (
+            f"\r\n--{self.boundary}\r\n".encode()
+            + b'Content-Type: text/html; charset="utf-8"\r\n'
+            + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        self.end = f"\r\n--{self.boundary}--\r\n".encode()
+        self._second = -1
+        self._date = b""
+
+    def message_id(self, reader_id: object) -> str:
+        """Return a new unique Message-ID on the sender's domain."""
+        return f"<{self.campaign}.{reader_id}.{os.urandom(8).hex()}@{self.domain}>"
+
+    def date(self) -> bytes:
+        """Return the Date header for now (formatted at most once a second)."""
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._date = format_datetime(datetime.fromtimestamp(now, UTC)).encode()
+        return self._date
+
+    def unsubscribe_header(self, unsubscribe_url: str) -> bytes:
+        return fold("List-Unsubscribe", [f"<{url(unsubscribe_url)}>,", f"<{self.mailto}>"])
+
+    def assemble(
+        self,
+        *,
+        to_name: str,
+        to_addr: str,
+        unsubscribe_url: str,
+        message_id: str,
+        text: bytes,
+        html: bytes,
+        date: bytes | None = None,
+    ) -> bytes:
+        """Join the shared bytes with one reader's headers and encoded parts."""
+        return b"".join(
+            [
+                self.from_header,
+                mailbox("To", to_name, to_addr),
+                self.subject_header,
+                b"Date: ",
+                date or self.date(),
+                b"\r\nMessage-ID: ",
+                clean(message_id).replace(" ", "").encode("ascii", "replace"),
+                b"\r\n",
+                self.list_id_header,
+                self.unsubscribe_header(unsubscribe_url),
+                self.tail,
+                text,
+                self.middle,
+                html,
+                self.end,
+            ]
+        )

@@ -1,0 +1,229 @@
+"""Markdown tokens to plain text: wrapped at 72 columns, links as numbered references."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+
+WIDTH = 72
+# A paragraph holding personal values is wrapped per reader: "\x01{spec}\x02{text}\x03" marks it,
+# and "\x04" stands for a hard line break inside it (so the marked region stays one line).
+# "\x05" glues a link label to its reference number so that "[3]" never starts a line.
+WRAP_OPEN, WRAP_MID, WRAP_CLOSE, HARD_BREAK, GLUE = "\x01", "\x02", "\x03", "\x04", "\x05"
+WRAP_REGION = re.compile("\x01(\\d+)\x02([^\x03]*)\x03")
+SPACES = re.compile(r"[ \t\n]+")
+TAG = re.compile(r"<[^>]*>")
+
+
+def markdown() -> MarkdownIt:
+    """Return the parser: CommonMark, tables, bare-URL autolinks, typographic quotes."""
+    parser = MarkdownIt("commonmark", {"typographer": True, "linkify": True}).enable(
+        ["table", "replacements", "smartquotes", "linkify"]
+    )
+    if parser.linkify is not None:  # link http(s):// URLs and e-mail addresses, not "e.g"
+        parser.linkify.set({"fuzzy_link": False})
+    return parser
+
+
+@dataclass(frozen=True)
+class WrapSpec:
+    """How to wrap one personal paragraph: prefixes of the first and later lines, underline."""
+
+    first: str
+    rest: str
+    underline: str = ""
+
+
+@dataclass
+class PlainText:
+    """The text rendering of a body: text (maybe with wrap regions) and their specs."""
+
+    text: str
+    specs: list[WrapSpec] = field(default_factory=list)
+
+
+def wrap(text: str, first: str = "", rest: str = "", width: int = WIDTH) -> list[str]:
+    """Fill words greedily into lines of ``width``; never break a word (so never a URL)."""
+    lines: list[str] = []
+    for segment in text.split(HARD_BREAK):
+        current, filled = (rest if lines else first), False
+        for word in SPACES.split(segment):
+            if not word:
+                continue
+            if filled and len(current) + 1 + len(word) > width:
+                lines.append(current)
+                current = rest + word
+            else:
+                current = f"{current} {word}" if filled else current + word
+            filled = True
+        lines.append(current if filled else current.rstrip())
+    return [line.replace(GLUE, " ") for line in lines]
+
+
+def wrap_block(text: str, spec: WrapSpec, width: int = WIDTH) -> list[str]:
+    """Wrap ``text`` as ``spec`` says, underlining it when the spec asks."""
+    lines = wrap(text, spec.first, spec.rest, width)
+    if spec.underline:
+        longest = max(len(line) - len(spec.rest) for line in lines)
+        lines.append(spec.rest + spec.underline * max(3, min(longest, width - len(spec.rest))))
+    return lines
+
+
+def rewrap(text: str, specs: list[WrapSpec]) -> str:
+    """Replace every marked region in ``text`` by its wrapped lines."""
+    return WRAP_REGION.sub(
+        lambda found: "\n".join(wrap_block(found.group(2), specs[int(found.group(1))])), text
+    )
+
+
+def to_text(tokens_source: str, parser: MarkdownIt, dynamic: re.Pattern[str] | None) -> PlainText:
+    """Render Markdown to text; paragraphs matching ``dynamic`` become wrap regions."""
+    renderer = _Renderer(dynamic)
+    lines = renderer.blocks(SyntaxTreeNode(parser.parse(tokens_source)).children, "", "")
+    if renderer.links:
+        lines += ["", "Links", "-----"]
+        lines += [f"[{number}] {url}" for url, number in renderer.links.items()]
+    return PlainText("\n".join(lines).strip("\n") + "\n", renderer.specs)
+
+
+class _Renderer:
+    def __init__(self, dynamic: re.Pattern[str] | None) -> None:
+        self.dynamic = dynamic
+        self.links: dict[str, int] = {}
+        self.specs: list[WrapSpec] = []
+
+    def blocks(
+        self, nodes: list[SyntaxTreeNode], first: str, rest: str, tight: bool = False
+    ) -> list[str]:
+        lines: list[str] = []
+        for node in nodes:
+            rendered = self.block(node, rest if lines else first, rest)
+            if not rendered:
+                continue
+            if lines and not tight:
+                lines.append(rest.rstrip())
+            lines += rendered
+        return lines
+
+    def block(self, node: SyntaxTreeNode, first: str, rest: str) -> list[str]:
+        kind = node.type
+        if kind == "paragraph":
+            return self.paragraph(self.inline(node.children[0]), first, rest)
+        if kind == "heading":
+            underline = {"h1": "=", "h2": "-"}.get(node.tag, "")
+            return self.paragraph(self.inline(node.children[0]), first, rest, underline)
+        if kind == "blockquote":
+            return self.blocks(node.children, first + "> ", rest + "> ")
+        if kind in ("bullet_list", "ordered_list"):
+            return self.list_block(node, first, rest)
+        if kind in ("code_block", "fence"):
+            code = node.content.rstrip("\n").split("\n")
+            return [(first if i == 0 else rest) + "    " + line for i, line in enumerate(code)]
+        if kind == "hr":
+            return [first + "* * *"]
+        if kind == "table":
+            return self.table(node, first, rest)
+        if kind == "html_block":
+            text = " ".join(html.unescape(TAG.sub(" ", node.content)).split())
+            return self.paragraph(text, first, rest) if text else []
+        return self.blocks(node.children, first, rest)
+
+    def paragraph(self, text: str, first: str, rest: str, underline: str = "") -> list[str]:
+        spec = WrapSpec(first, rest, underline)
+        if self.dynamic is not None and self.dynamic.search(text):
+            self.specs.append(spec)
+            return [f"{WRAP_OPEN}{len(self.specs) - 1}{WRAP_MID}{text}{WRAP_CLOSE}"]
+        return wrap_block(text, spec)
+
+    def list_block(self, node: SyntaxTreeNode, first: str, rest: str) -> list[str]:
+        ordered = node.type == "ordered_list"
+        start = int(str(node.attrs.get("start", 1))) if ordered else 1
+        count = len(node.children)
+        width = len(f"{start + count - 1}. ") if ordered else 2
+        tight = any(
+            child.type == "paragraph" and child.hidden
+            for item in node.children
+            for child in item.children
+        )
+        lines: list[str] = []
+        for number, item in enumerate(node.children, start):
+            marker = f"{number}. ".ljust(width) if ordered else "- "
+            lead = rest if lines else first
+            if lines and not tight:
+                lines.append(rest.rstrip())
+            body = self.blocks(item.children, lead + marker, rest + " " * width, tight)
+            lines += body or [(lead + marker).rstrip()]
+        return lines
+
+    def table(self, node: SyntaxTreeNode, first: str, rest: str) -> list[str]:
+        rows: list[list[str]] = []
+        aligns: list[str] = []
+        for section in node.children:
+            for tr in section.children:
+                cells = [
+                    " ".join(self.inline(cell.children[0]).split()) if cell.children else ""
+                    for cell in tr.children
+                ]
+                rows.append(cells)
+                if not aligns:
+                    aligns = [str(cell.attrs.get("style", "")) for cell in tr.children]
+        columns = max(len(row) for row in rows)
+        rows = [row + [""] * (columns - len(row)) for row in rows]
+        widths = [max(len(row[i]) for row in rows) for i in range(columns)]
+        if len(rest) + sum(widths) + 2 * (columns - 1) > WIDTH:
+            return self.records(rows, first, rest)
+        lines: list[str] = []
+        for index, row in enumerate(rows):
+            cells = [
+                cell.rjust(w)
+                if "right" in align
+                else cell.center(w)
+                if "center" in align
+                else cell.ljust(w)
+                for cell, w, align in zip(row, widths, aligns + [""] * columns, strict=False)
+            ]
+            lines.append(((rest if lines else first) + "  ".join(cells)).rstrip())
+            if index == 0:
+                lines.append(rest + "  ".join("-" * w for w in widths))
+        return lines
+
+    def records(self, rows: list[list[str]], first: str, rest: str) -> list[str]:
+        header, *body = rows
+        lines: list[str] = []
+        for row in body:
+            if lines:
+                lines.append(rest.rstrip())
+            for name, value in zip(header, row, strict=False):
+                lines += wrap(f"{name}: {value}", rest if lines else first, rest + "    ")
+        return lines
+
+    def inline(self, node: SyntaxTreeNode) -> str:
+        parts: list[str] = []
+        for child in node.children:
+            kind = child.type
+            if kind in ("text", "code_inline"):
+                parts.append(child.content)
+            elif kind == "softbreak":
+                parts.append(" ")
+            elif kind == "hardbreak":
+                parts.append(HARD_BREAK)
+            elif kind == "link":
+                parts.append(self.link(self.inline(child), str(child.attrs.get("href", ""))))
+            elif kind == "image":
+                alt = self.inline(child) or "image"
+                parts.append(self.link(alt, str(child.attrs.get("src", ""))))
+            elif kind == "html_inline":
+                continue
+            else:
+                parts.append(self.inline(child))
+        return "".join(parts)
+
+    def link(self, label: str, href: str) -> str:
+        if not href or label in (href, href.removeprefix("mailto:")):
+            return label or href
+        number = self.links.setdefault(href, len(self.links) + 1)
+        return f"{label}{GLUE}[{number}]"

@@ -1,0 +1,207 @@
+"""`mailer send` and `mailer campaigns` end to end: real CLI, real SMTP server, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.smtp_servers import LoopbackController, Recorder, start
+
+
+def smtp_env(port: int) -> dict[str, str]:
+    return {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(port),
+            "MAILER_SMTP_SECURITY": "none"}  # fmt: skip
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[LoopbackController, Recorder]]:
+    recorder = Recorder()
+    controller = start(recorder, enable_SMTPUTF8=True)
+    yield controller, recorder
+    controller.stop()
+
+
+@pytest.fixture
+def example(mailer: Invoke) -> str:
+    assert (
+        mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list").exit_code == 0
+    )
+    return "example"
+
+
+def test_send_refuses_without_yes_when_not_a_terminal(
+    mailer: Invoke, example: str, server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = server
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, env=smtp_env(controller.port))
+    assert result.exit_code == 1
+    assert "refusing to send without --yes" in result.stderr
+    assert "20 readers" in result.stdout
+    assert recorder.received == []
+    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+
+
+def test_send_delivers_one_copy_to_each_confirmed_active_reader(
+    mailer: Invoke, workspace: Path, example: str, server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = server
+    mailer("subscribers", "rm", example, "zoe.bronte@example.org")
+    db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+    db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'jose.alvarez@example.com'")
+    db.execute(
+        "UPDATE subscribers SET status = 'blocklisted' WHERE email = 'lukasz.nowak@example.net'"
+    )
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes",
+                    env=smtp_env(controller.port))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "17 sent, 0 deferred, 0 failed, 0 skipped" in result.stdout
+    received = recorder.counts()
+    assert len(received) == 17 and set(received.values()) == {1}
+    assert not {"zoe.bronte@example.org", "jose.alvarez@example.com"} & set(received)
+    shown = mailer("campaigns", "show", "1").stdout
+    assert "status:   done" in shown and "17 sent" in shown
+    message = recorder.received[0].message
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    rows = db.execute("SELECT message_id FROM deliveries WHERE status = 'sent'").fetchall()
+    assert {r.message["Message-ID"] for r in recorder.received} == {r[0] for r in rows}
+
+
+def test_dry_run_and_test_sends_record_nothing(
+    mailer: Invoke, example: str, server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = server
+    env = smtp_env(controller.port)
+    dry = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--dry-run", env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "20 messages rendered and checked" in dry.stdout
+    assert recorder.received == []
+    test = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--test", "editor@example.org",
+                  "--test", "Zoe.Bronte@example.org", env=env)  # fmt: skip
+    assert test.exit_code == 0, test.output
+    assert sorted(recorder.counts()) == ["editor@example.org", "zoe.bronte@example.org"]
+    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+
+
+def test_unreachable_server_is_one_line_and_no_campaign(mailer: Invoke, example: str) -> None:
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=smtp_env(1))
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: SMTP server 127.0.0.1:1: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+
+
+def test_default_transport_is_the_outbox_maildir(
+    mailer: Invoke, workspace: Path, example: str
+) -> None:
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "outbox Maildir" in result.stdout
+    assert len(list((workspace / "outbox" / "new").iterdir())) == 20
+    lint = subprocess.run([sys.executable, str(Path(__file__).parents[2] / "shared" / "tools" /
+                           "email_lint.py"), str(workspace / "outbox")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+# Subprocess tests: the real `mailer` process, killed or interrupted mid-send.
+
+
+def populate(workspace: Path, count: int) -> list[str]:
+    path = workspace / "readers.csv"
+    emails = [f"reader{i}@example.org" for i in range(count)]
+    path.write_text("email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)))
+    cli(workspace, "subscribers", "import", "big", str(path), "--create-list")
+    return emails
+
+
+def cli(workspace: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(command(workspace, *args), env=environment(env), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def command(workspace: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "mailer", "--workspace", str(workspace), *args]
+
+
+def environment(extra: dict[str, str] | None) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    return {**base, **(extra or {})}
+
+
+def wait_for(condition: object, child: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and child.poll() is None:  # type: ignore[operator]
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.002)  # polling the server's count, not synchronising on time
+
+
+def test_sigkill_then_resume_delivers_everyone_with_bounded_duplicates(tmp_path: Path) -> None:
+    emails = populate(tmp_path, 3000)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        child = subprocess.Popen(
+            command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes"),
+            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: len(recorder.received) >= 1000, child)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        before = len(recorder.received)
+        assert before < 3000, "the send finished before the kill: nothing was tested"
+        resumed = cli(tmp_path, "campaigns", "resume", "1", env=env)
+    finally:
+        controller.stop()
+    assert "sent" in resumed
+    counts = recorder.counts()
+    assert set(counts) == set(emails)  # everyone at least once
+    duplicates = sum(n - 1 for n in counts.values())
+    db = sqlite3.connect(tmp_path / "subscribers" / "mailer.db")
+    limit = json.loads(db.execute("SELECT settings FROM campaigns").fetchone()[0])[
+        "in_flight_limit"
+    ]
+    assert duplicates <= limit
+    assert db.execute("SELECT status FROM campaigns").fetchone()[0] == "done"
+    statuses = dict(
+        db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
+    )
+    assert statuses == {"sent": 3000}
+
+
+def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(tmp_path: Path) -> None:
+    emails = populate(tmp_path, 1500)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        child = subprocess.Popen(
+            command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes"),
+            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: len(recorder.received) >= 300, child)
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=60)
+        assert child.returncode == 130, stdout + stderr
+        assert "resume with: mailer campaigns resume 1" in stdout
+        assert "Traceback" not in stderr
+        first = len(recorder.received)
+        assert first < 1500
+        cli(tmp_path, "campaigns", "resume", "1", env=env)
+    finally:
+        controller.stop()
+    counts = recorder.counts()
+    # A graceful stop records every message it sent: the resume sends exactly the rest.
+    assert set(counts) == set(emails) and set(counts.values()) == {1}
