@@ -13,10 +13,11 @@ from playwright.sync_api import sync_playwright
 from mailer.config import NewsletterSettings, Settings
 from mailer.models import MailingList, Member
 from mailer.preview import render_preview
+from tests.conftest import SHARED_TOOLS
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "report.md"
-TOOLS = Path("/work/shared/tools")
+TOOLS = SHARED_TOOLS
 LIST = MailingList(1, "survey", "Lower Vale Water Survey", False)
 MEMBERS = [
     Member(1, "ada@example.org", "Ada Lovelace", {}, "confirmed", "active", False),

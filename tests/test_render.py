@@ -32,6 +32,7 @@ from mailer.render import (
     template_dirs,
 )
 from mailer.report import Report, load_report
+from tests.conftest import SHARED_TOOLS
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "report.md"
@@ -391,7 +392,7 @@ def test_headers_and_message_ids() -> None:
 
 
 def _load_lint() -> object:
-    spec = importlib.util.spec_from_file_location("email_lint", "/work/shared/tools/email_lint.py")
+    spec = importlib.util.spec_from_file_location("email_lint", SHARED_TOOLS / "email_lint.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

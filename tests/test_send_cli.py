@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, SHARED_TOOLS, Invoke
 from tests.smtp_servers import LoopbackController, Recorder, start
 
 
@@ -107,9 +107,8 @@ def test_default_transport_is_the_outbox_maildir(
     assert result.exit_code == 0, result.output
     assert "outbox Maildir" in result.stdout
     assert len(list((workspace / "outbox" / "new").iterdir())) == 20
-    lint = subprocess.run([sys.executable, str(Path(__file__).parents[2] / "shared" / "tools" /
-                           "email_lint.py"), str(workspace / "outbox")],
-                          capture_output=True, text=True)  # fmt: skip
+    lint_command = [sys.executable, str(SHARED_TOOLS / "email_lint.py"), str(workspace / "outbox")]
+    lint = subprocess.run(lint_command, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
