@@ -80,16 +80,13 @@ def message_builder(
     """Per recipient: sign the unsubscribe link, render the personal parts, assemble bytes."""
     base = current.newsletter.base_url.rstrip("/")
     signer = Signer(load_secret(current.workspace))
-    skeleton = compiled.skeleton
 
     def build(recipient: Recipient) -> tuple[bytes, str]:
         token = signer.make("u", recipient.subscriber_id, list_id) if personal_links else "test"
         reader = Reader(
             recipient.email, recipient.name, recipient.attributes, recipient.subscriber_id
         )
-        message_id = skeleton.message_id(recipient.subscriber_id)
-        links = Links(unsubscribe=f"{base}/u/{token}")
-        return compiled.message(reader, links, message_id=message_id), message_id
+        return compiled.build(reader, Links(unsubscribe=f"{base}/u/{token}"))
 
     return build
 

@@ -182,3 +182,40 @@ def test_rate_limit_spaces_messages(tmp_path: Path) -> None:
     run(store, campaign_id, OutboxTransport(tmp_path / "outbox"), rate=50.0)
     # 11 messages at 50/s need at least 10 intervals of 20 ms.
     assert time.monotonic() - start_time >= 0.2
+
+
+def test_too_many_failures_in_a_row_pause_the_campaign(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 200)
+    server_state = FaultyServer(rule=lambda recipient, attempt: "451")
+    server = start(server_state)
+    try:
+        counts = run(store, campaign_id, smtp(server.port), concurrency=2, max_attempts=1,
+                     max_consecutive_failures=10)  # fmt: skip
+    finally:
+        server.stop()
+    info = Campaigns(store).get(campaign_id)
+    assert info.status == "paused"
+    assert info.reason == "paused after 10 failures in a row"
+    assert 10 <= counts["deferred"] < 200  # stopped early; the rest stays queued
+    assert info.counts["queued"] == 200 - info.counts["deferred"]
+
+
+def test_retry_sends_the_deferred_again(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 30)
+    server_state = FaultyServer(
+        rule=lambda r, attempt: "451" if r < "r2" and attempt == 1 else None
+    )
+    server = start(server_state)
+    try:
+        first = run(store, campaign_id, smtp(server.port), max_attempts=1,
+                    max_consecutive_failures=1000)  # fmt: skip
+        deferred = first["deferred"]
+        assert deferred > 0 and Campaigns(store).get(campaign_id).status == "done"
+        log = Campaigns(store).log(campaign_id, ("deferred",))
+        opts = SendOptions(sender="bounces@example.org")
+        second = asyncio.run(Campaign(log, smtp(server.port), build, opts, log.count()).run())
+    finally:
+        server.stop()
+    assert second.counts["sent"] == deferred
+    assert Campaigns(store).get(campaign_id).counts["sent"] == 30
+    assert set(server_state.counts().values()) == {1}
