@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -102,3 +103,10 @@ def start(handler: Any, **kwargs: Any) -> LoopbackController:
     controller = LoopbackController(handler, **kwargs)
     controller.start()
     return controller
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening: bound by us for a moment, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

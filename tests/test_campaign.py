@@ -15,7 +15,7 @@ from mailer.errors import TransportError
 from mailer.models import Candidate
 from mailer.store import Store
 from mailer.transport import OutboxTransport, SmtpTransport
-from tests.smtp_servers import FaultyServer, Recorder, start
+from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
 
 
 def build(recipient: Recipient) -> tuple[bytes, str]:
@@ -71,8 +71,9 @@ def test_every_recipient_gets_exactly_one_copy(tmp_path: Path) -> None:
 
 def test_unreachable_server_is_one_error_and_records_nothing(tmp_path: Path) -> None:
     store, campaign_id = store_with(tmp_path, 3)
-    with pytest.raises(TransportError, match=r"SMTP server 127\.0\.0\.1:1: "):
-        run(store, campaign_id, smtp(1))
+    port = closed_port()
+    with pytest.raises(TransportError, match=rf"SMTP server 127\.0\.0\.1:{port}: "):
+        run(store, campaign_id, smtp(port))
     assert Campaigns(store).get(campaign_id).status == "draft"
 
 
@@ -219,3 +220,29 @@ def test_retry_sends_the_deferred_again(tmp_path: Path) -> None:
     assert second.counts["sent"] == deferred
     assert Campaigns(store).get(campaign_id).counts["sent"] == 30
     assert set(server_state.counts().values()) == {1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\nmiddle . dot\r\n.\r\nend",
+        b"Subject: bare newlines\n\n.dot after LF\nlast line\n",
+    ],
+)
+def test_data_is_dot_stuffed_and_crlf_on_the_wire(body: bytes) -> None:
+    recorder = Recorder()
+    server = start(recorder)
+
+    async def send() -> None:
+        connection = await smtp(server.port).connect()
+        reply = await connection.send("a@example.org", "b@example.org", body, False)
+        await connection.close()
+        assert reply.code == 250
+
+    try:
+        asyncio.run(send())
+    finally:
+        server.stop()
+    expected = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    expected += b"" if expected.endswith(b"\r\n") else b"\r\n"
+    assert recorder.received[0].data == expected

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, SHARED_TOOLS, Invoke
-from tests.smtp_servers import LoopbackController, Recorder, start
+from tests.smtp_servers import LoopbackController, Recorder, closed_port, start
 
 
 def smtp_env(port: int) -> dict[str, str]:
@@ -93,9 +93,10 @@ def test_dry_run_and_test_sends_record_nothing(
 
 
 def test_unreachable_server_is_one_line_and_no_campaign(mailer: Invoke, example: str) -> None:
-    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=smtp_env(1))
+    port = closed_port()
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=smtp_env(port))
     assert result.exit_code == 1
-    assert result.stderr.strip().startswith("error: SMTP server 127.0.0.1:1: ")
+    assert result.stderr.strip().startswith(f"error: SMTP server 127.0.0.1:{port}: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "no campaigns yet" in mailer("campaigns", "ls").stdout
 
