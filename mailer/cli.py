@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -16,10 +17,13 @@ from typer.core import TyperGroup
 
 from mailer import __version__, config
 from mailer.addresses import normalise
-from mailer.errors import InputError, MailerError
-from mailer.models import Candidate, MembershipStatus, Outcome
+from mailer.confirmation import send_confirmation
+from mailer.errors import InputError, MailerError, TransportError
+from mailer.models import Candidate, MailingList, Member, MembershipStatus, Outcome
+from mailer.render import template_dirs
 from mailer.store import Store
 from mailer.subscriber_csv import SUMMARY_KEYS, RowProblem, export_csv, export_file, import_csv
+from mailer.transport import OutboxTransport, SmtpTransport
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
 WIDTH = None if sys.stdout.isatty() else 240
@@ -117,12 +121,41 @@ def lists_create(
     double_opt_in: Annotated[
         bool, typer.Option("--double-opt-in", help="New readers must confirm by email.")
     ] = False,
+    public_archive: Annotated[
+        bool,
+        typer.Option("--public-archive", help="Publish its campaigns at /archive/ (mailer serve)."),
+    ] = False,
 ) -> None:
     """Create a mailing list."""
     with open_store() as store:
-        created = store.create_list(slug, name, double_opt_in=double_opt_in)
+        created = store.create_list(
+            slug, name, double_opt_in=double_opt_in, public_archive=public_archive
+        )
     opt_in = "double" if created.double_opt_in else "single"
-    out.print(f"created list {created.slug} ({created.name}, {opt_in} opt-in)", markup=False)
+    archive = ", public archive" if created.public_archive else ""
+    out.print(
+        f"created list {created.slug} ({created.name}, {opt_in} opt-in{archive})", markup=False
+    )
+
+
+@lists_app.command("set", epilog="Example: mailer lists set weekly --public-archive")
+def lists_set(
+    slug: str,
+    public_archive: Annotated[
+        bool | None,
+        typer.Option(
+            "--public-archive/--no-public-archive",
+            help="Publish (or withdraw) its campaigns at /archive/ of mailer serve.",
+        ),
+    ] = None,
+) -> None:
+    """Change a list's settings."""
+    if public_archive is None:
+        raise InputError("nothing to change: give --public-archive or --no-public-archive")
+    with open_store() as store:
+        changed = store.set_public_archive(slug, public_archive)
+    shown = "published at /archive/" if changed.public_archive else "not published"
+    out.print(f"list {changed.slug}: campaigns {shown}", markup=False)
 
 
 @lists_app.command("ls", epilog="Example: mailer lists ls")
@@ -216,6 +249,7 @@ def subscribers_add(
         mailing_list = store.get_list(list_slug)
         candidate = Candidate(address.email, address.smtputf8, name, attributes)
         [outcome] = store.put_members(mailing_list, [candidate], resubscribe=resubscribe)
+        member = store.find_member(mailing_list, address.email)
     messages = {
         Outcome.ADDED: f"added {address.email} to {list_slug}",
         Outcome.UPDATED: f"updated {address.email} on {list_slug}",
@@ -225,6 +259,24 @@ def subscribers_add(
     if outcome is Outcome.SKIPPED:
         raise InputError(messages[outcome])
     out.print(messages[outcome], markup=False)
+    if member is not None and member.status == MembershipStatus.UNCONFIRMED:
+        send_confirmation_message(current, mailing_list, member)
+        out.print(f"sent {address.email} a message to confirm; they receive campaigns once they do",
+                  markup=False)  # fmt: skip
+
+
+def send_confirmation_message(
+    current: config.Settings, mailing_list: MailingList, member: Member
+) -> None:
+    """Double opt-in: mail the reader a link to {base_url}/c/{token}; a refusal is an error."""
+    transport = (
+        SmtpTransport(current.smtp) if current.smtp.host else OutboxTransport(current.outbox_path)
+    )
+    dirs = template_dirs(current.templates_dir)
+    reply = asyncio.run(send_confirmation(current, transport, mailing_list, member, dirs))
+    if not reply.accepted:
+        reason = f"confirmation to {member.email} refused: {reply.code} {reply.text}"
+        raise TransportError(transport.description, reason)
 
 
 @subscribers_app.command("rm", epilog="Example: mailer subscribers rm weekly ada@example.org")
@@ -362,6 +414,24 @@ def subscribers_export(
             return
         count = export_file(store, mailing_list, output, statuses)
     err.print(f"exported {count} readers to {output}", markup=False)
+
+
+@app.command(epilog="Example: mailer serve --port 8000")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8000,
+) -> None:
+    """Serve the readers' side: one-click unsubscribe, confirmation, subscribe form, archive."""
+    from mailer import web  # starlette and uvicorn load only for this command
+
+    current = settings()
+
+    def ready(address: str) -> None:
+        out.print(f"serving on {address} (public address {current.newsletter.base_url});"
+                  " Ctrl-C stops", markup=False)  # fmt: skip
+
+    web.serve(current, host, port, on_ready=ready)
+    out.print("stopped")
 
 
 from mailer import cli_send  # noqa: E402, F401  (registers render, send and campaigns)

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -75,7 +76,11 @@ def compile_campaign(
 
 
 def message_builder(
-    compiled: CompiledCampaign, current: config.Settings, list_id: int, personal_links: bool
+    compiled: CompiledCampaign,
+    current: config.Settings,
+    list_id: int,
+    personal_links: bool,
+    archive_id: Callable[[], int] | None = None,
 ) -> Build:
     """Per recipient: sign the unsubscribe link, render the personal parts, assemble bytes."""
     base = current.newsletter.base_url.rstrip("/")
@@ -86,7 +91,9 @@ def message_builder(
         reader = Reader(
             recipient.email, recipient.name, recipient.attributes, recipient.subscriber_id
         )
-        return compiled.build(reader, Links(unsubscribe=f"{base}/u/{token}"))
+        view_online = f"{base}/archive/{archive_id()}" if archive_id is not None else ""
+        links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
+        return compiled.build(reader, links)
 
     return build
 
@@ -283,6 +290,9 @@ def send(
         source = report_path.read_text(encoding="utf-8")
         log = Campaigns(store).new_log(mailing_list, report.subject, str(report_path), source,
                                        settings_json)  # fmt: skip
+        if mailing_list.public_archive:  # the id exists once the log has started, before any build
+            build = message_builder(compiled, current, mailing_list.id, personal_links=True,
+                                    archive_id=lambda: log.campaign_id)  # fmt: skip
         progress = run_campaign(log, transport, build, options, count)
         out.print(f"campaign {log.campaign_id}")
         summarise(progress, log.campaign_id)
@@ -303,7 +313,9 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
         compiled = compile_campaign(
             current, report, mailing_list, str(info.settings.get("key", "c"))
         )
-        build = message_builder(compiled, current, mailing_list.id, personal_links=True)
+        archive_id = (lambda: campaign_id) if mailing_list.public_archive else None
+        build = message_builder(compiled, current, mailing_list.id, personal_links=True,
+                                archive_id=archive_id)  # fmt: skip
         log = campaigns.log(campaign_id, statuses)
         total = log.count()
         if total == 0:

@@ -13,7 +13,9 @@ def test_help_on_every_command_shows_an_example(mailer: Invoke) -> None:
     commands = [
         ["init"], ["lists", "create"], ["lists", "ls"], ["lists", "rm"],
         ["subscribers", "add"], ["subscribers", "rm"], ["subscribers", "ls"],
-        ["subscribers", "import"], ["subscribers", "export"],
+        ["subscribers", "import"], ["subscribers", "export"], ["lists", "set"], ["serve"],
+        ["render"], ["send"], ["campaigns", "ls"], ["campaigns", "show"], ["campaigns", "resume"],
+        ["campaigns", "retry"],
     ]  # fmt: skip
     for command in commands:
         result = mailer(*command, "--help")
