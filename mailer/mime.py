@@ -138,8 +138,10 @@ class Skeleton:
         self.domain = domain_of(self.sender[1])
         self.campaign = re.sub(r"[^A-Za-z0-9.-]", "-", campaign) or "campaign"
         local = address(self.sender[1]).rpartition("@")[0] or "newsletter"
-        self.mailto = f"mailto:{local}+unsubscribe@{self.domain}?subject=unsubscribe"
-        self.list_id = f"{re.sub(r'[^A-Za-z0-9_-]', '-', list_slug) or 'list'}.{self.domain}"
+        slug = re.sub(r"[^A-Za-z0-9_-]", "-", list_slug) or "list"
+        # The list rides in the address; the sender's From names the reader (as Mailman's -leave).
+        self.mailto = f"mailto:{local}+unsubscribe-{slug}@{self.domain}?subject=unsubscribe"
+        self.list_id = f"{slug}.{self.domain}"
         self.boundary = "=_mailer_" + os.urandom(12).hex()
         self.from_header = mailbox("From", *self.sender)
         self.subject_header = unstructured("Subject", subject)

@@ -374,7 +374,7 @@ def test_headers_and_message_ids() -> None:
     assert re.fullmatch(r"<c42\.2\.[0-9a-f]{16}@example\.org>", str(first["Message-ID"]))
     assert str(first["List-Unsubscribe"]) == (
         "<https://bulletin.example.org/u/AbC123>, "
-        "<mailto:bulletin+unsubscribe@example.org?subject=unsubscribe>"
+        "<mailto:bulletin+unsubscribe-survey@example.org?subject=unsubscribe>"
     )
     assert str(first["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert str(first["List-Id"]) == "Lower Vale Water Survey <survey.example.org>"
