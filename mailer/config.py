@@ -68,6 +68,26 @@ class SendSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    """[dkim]: sign every message; empty domain means no signing."""
+
+    domain: str = ""
+    selector: str = "mailer"
+    key_file: str = "dkim/private.pem"
+
+
+@dataclass(frozen=True)
+class BounceSettings:
+    """[bounces]: VERP return paths and how bounces change a subscriber's status."""
+
+    verp: bool = False
+    domain: str = ""
+    soft_limit: int = 3
+    soft_window_days: int = 30
+    imap_password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class OutboxSettings:
     """[outbox]: the local Maildir used when no SMTP host is configured."""
 
@@ -105,6 +125,18 @@ DOCS: dict[str, dict[str, str]] = {
         "retry_delay": "Seconds before the first retry of a deferred message; doubled each time.",
         "max_consecutive_failures": "Pause the campaign after this many failures in a row.",
     },
+    "dkim": {
+        "domain": "Signing domain (d=); empty turns DKIM signing off.",
+        "selector": "Selector (s=): the key is published at SELECTOR._domainkey.DOMAIN.",
+        "key_file": "PEM private key (RSA 2048 or Ed25519), relative to the workspace.",
+    },
+    "bounces": {
+        "verp": "Envelope sender bounces+TOKEN@DOMAIN, so each bounce names its reader.",
+        "domain": "Domain of the VERP address; empty means the From domain.",
+        "soft_limit": "Soft bounces within the window before a reader counts as bounced.",
+        "soft_window_days": "Days over which soft bounces are counted.",
+        "imap_password": "Better set MAILER_BOUNCES_IMAP_PASSWORD than write it here.",
+    },
     "outbox": {"path": "Maildir that receives messages when no SMTP host is set."},
 }
 
@@ -119,6 +151,8 @@ class Settings:
     addresses: AddressSettings = AddressSettings()
     smtp: SmtpSettings = SmtpSettings()
     send: SendSettings = SendSettings()
+    dkim: DkimSettings = DkimSettings()
+    bounces: BounceSettings = BounceSettings()
     outbox: OutboxSettings = OutboxSettings()
 
     @property
@@ -134,7 +168,7 @@ class Settings:
         return self.workspace / "templates"
 
 
-SECTIONS = ("newsletter", "database", "addresses", "smtp", "send", "outbox")
+SECTIONS = ("newsletter", "database", "addresses", "smtp", "send", "dkim", "bounces", "outbox")
 
 
 def load(workspace: Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -83,3 +83,25 @@ def _base36(number: int) -> str:
         out = digits[rest] + out
         if not number:
             return out
+
+
+VERP_TAG = re.compile(r"bounces\+([0-9a-z]+)-([0-9a-z]+)-([0-9a-f]{12})", re.IGNORECASE)
+
+
+def verp_local_part(signer: Signer, subscriber_id: int, campaign_id: int) -> str:
+    """``bounces+{subscriber}-{campaign}-{mac}``: lower-case only, since MTAs may fold case."""
+    payload = f"{_base36(subscriber_id)}-{_base36(campaign_id)}"
+    mac = hmac.new(signer.secret, b"b" + payload.encode(), hashlib.sha256).hexdigest()[:12]
+    return f"bounces+{payload}-{mac}"
+
+
+def parse_verp(signer: Signer, address: str) -> tuple[int, int] | None:
+    """Return (subscriber id, campaign id) from a VERP address we signed, else None."""
+    found = VERP_TAG.search(address.partition("@")[0])
+    if not found:
+        return None
+    subscriber, campaign, mac = (part.lower() for part in found.groups())
+    expected = verp_local_part(signer, int(subscriber, 36), int(campaign, 36)).rsplit("-", 1)[1]
+    if not hmac.compare_digest(expected, mac):
+        return None
+    return int(subscriber, 36), int(campaign, 36)
