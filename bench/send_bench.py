@@ -112,9 +112,9 @@ def measured(work: Callable[[], int], who: int = resource.RUSAGE_SELF) -> dict[s
 def phase_mailer(folder: Path, port: int, concurrency: int, loop: str) -> dict[str, float]:
     from mailer import config
     from mailer.campaign import Campaign
-    from mailer.cli_send import compile_campaign, message_builder, send_options
     from mailer.deliveries import Campaigns
     from mailer.report import load_report
+    from mailer.send_setup import compile_campaign, message_builder, send_options
     from mailer.store import Store
     from mailer.transport import SmtpTransport
 
@@ -131,7 +131,7 @@ def phase_mailer(folder: Path, port: int, concurrency: int, loop: str) -> dict[s
         with Store(current.database_path) as store:
             mailing_list = store.get_list("bench")
             compiled = compile_campaign(current, report, mailing_list, "bench")
-            build = message_builder(compiled, current, mailing_list.id, personal_links=True)
+            build = message_builder(compiled, current, mailing_list, campaign_id=lambda: 1)
             options = send_options(current, concurrency, 0.0, 0)
             log = Campaigns(store).new_log(mailing_list, report.subject, str(REPORT), "", {})
             total = store._query_one("SELECT COUNT(*) FROM memberships")[0]  # type: ignore[index]
@@ -146,15 +146,14 @@ def phase_mailer(folder: Path, port: int, concurrency: int, loop: str) -> dict[s
 def sample_message(folder: Path) -> bytes:
     from mailer import config
     from mailer.campaign import Recipient
-    from mailer.cli_send import compile_campaign, message_builder
     from mailer.models import MailingList
     from mailer.report import load_report
+    from mailer.send_setup import compile_campaign, message_builder
 
     current = config.load(folder, {})
-    compiled = compile_campaign(
-        current, load_report(REPORT), MailingList(1, "bench", "Bench", False), "b"
-    )
-    build = message_builder(compiled, current, 1, personal_links=True)
+    bench = MailingList(1, "bench", "Bench", False)
+    compiled = compile_campaign(current, load_report(REPORT), bench, "b")
+    build = message_builder(compiled, current, bench, campaign_id=lambda: 1)
     return build(Recipient(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}, False))[0]
 
 

@@ -65,6 +65,7 @@ Build = Callable[[Recipient], tuple[bytes, str]]  # -> message bytes, Message-ID
 @dataclass(frozen=True)
 class SendOptions:
     sender: str
+    sender_for: Callable[[Recipient], str] | None = None  # a per-reader return path (VERP)
     concurrency: int = 8
     rate: float = 0.0
     max_per_connection: int = 1000
@@ -269,7 +270,8 @@ class Campaign:
             self._finish(recipient, Reply(554, f"not rendered: {error}"), counted_failure=False)
             return True
         try:
-            reply = await connection.send(self.options.sender, recipient.email, message,
+            sender = self.options.sender_for(recipient) if self.options.sender_for else None
+            reply = await connection.send(sender or self.options.sender, recipient.email, message,
                                           recipient.smtputf8)  # fmt: skip
         except ConnectionLost:
             self._connection_failure()

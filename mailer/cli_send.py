@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -16,18 +15,21 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mailer import config
 from mailer.addresses import normalise
 from mailer.campaign import Build, Campaign, MemoryLog, Recipient, SendOptions, check_all
 from mailer.campaign import Progress as SendProgress
 from mailer.cli import app, err, open_store, out, settings
 from mailer.deliveries import CampaignLog, Campaigns, count_eligible, eligible, find_subscriber
 from mailer.errors import InputError
-from mailer.models import MailingList
 from mailer.preview import render_preview
-from mailer.render import CompiledCampaign, Links, Reader, template_dirs
-from mailer.report import Report, load_report, parse_report
-from mailer.tokens import Signer, load_secret
+from mailer.report import load_report, parse_report
+from mailer.send_setup import (
+    choose_transport,
+    compile_campaign,
+    message_builder,
+    runner,
+    send_options,
+)
 from mailer.transport import OutboxTransport, SmtpTransport
 
 
@@ -64,70 +66,6 @@ campaigns_app = typer.Typer(help="Follow, resume and retry campaigns.", no_args_
 app.add_typer(campaigns_app, name="campaigns")
 
 PLACEHOLDER = Recipient(0, "reader@example.org", "Example Reader", {}, False)
-
-
-def compile_campaign(
-    current: config.Settings, report: Report, mailing_list: MailingList, key: str
-) -> CompiledCampaign:
-    dirs = template_dirs(current.templates_dir)
-    return CompiledCampaign(
-        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
-    )
-
-
-def message_builder(
-    compiled: CompiledCampaign,
-    current: config.Settings,
-    list_id: int,
-    personal_links: bool,
-    archive_id: Callable[[], int] | None = None,
-) -> Build:
-    """Per recipient: sign the unsubscribe link, render the personal parts, assemble bytes."""
-    base = current.newsletter.base_url.rstrip("/")
-    signer = Signer(load_secret(current.workspace))
-
-    def build(recipient: Recipient) -> tuple[bytes, str]:
-        token = signer.make("u", recipient.subscriber_id, list_id) if personal_links else "test"
-        reader = Reader(
-            recipient.email, recipient.name, recipient.attributes, recipient.subscriber_id
-        )
-        view_online = f"{base}/archive/{archive_id()}" if archive_id is not None else ""
-        links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
-        return compiled.build(reader, links)
-
-    return build
-
-
-def choose_transport(
-    current: config.Settings, outbox: Path | None
-) -> OutboxTransport | SmtpTransport:
-    if outbox is not None:
-        return OutboxTransport(outbox)
-    if not current.smtp.host:
-        return OutboxTransport(current.outbox_path)
-    return SmtpTransport(current.smtp)
-
-
-def send_options(
-    current: config.Settings, concurrency: int | None, rate: float | None, limit: int
-) -> SendOptions:
-    sender = current.smtp.envelope_sender or compiled_sender(current.newsletter.sender)
-    return SendOptions(
-        sender=sender,
-        concurrency=concurrency or current.smtp.concurrency,
-        rate=current.smtp.rate if rate is None else rate,
-        max_per_connection=current.smtp.max_per_connection,
-        max_attempts=current.send.max_attempts,
-        retry_delay=current.send.retry_delay,
-        max_consecutive_failures=current.send.max_consecutive_failures,
-        limit=limit,
-    )
-
-
-def compiled_sender(sender: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(sender)[1] or sender
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -202,15 +140,6 @@ def run_campaign(
         reporter.close()
 
 
-def runner() -> asyncio.Runner:
-    """An event loop for one command: uvloop when installed (the `fast` extra), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-
-
 def summarise(progress: SendProgress, campaign_id: int | None) -> None:
     c = progress.counts
     rate = c["sent"] / progress.elapsed if progress.elapsed else 0.0
@@ -265,13 +194,13 @@ def send(
                         email=a.email, smtputf8=a.smtputf8)
                 for i, a in enumerate(addresses, start=1)
             ]  # fmt: skip
-            build = message_builder(compiled, current, mailing_list.id, personal_links=False)
+            build = message_builder(compiled, current, mailing_list)
             progress = run_campaign(
                 MemoryLog(recipients), transport, build, options, len(recipients)
             )
             summarise(progress, None)
             return
-        build = message_builder(compiled, current, mailing_list.id, personal_links=True)
+        build = message_builder(compiled, current, mailing_list, campaign_id=lambda: 0)
         if dry_run:
             count = check_all(eligible(store, mailing_list), build)
             out.print(
@@ -290,9 +219,11 @@ def send(
         source = report_path.read_text(encoding="utf-8")
         log = Campaigns(store).new_log(mailing_list, report.subject, str(report_path), source,
                                        settings_json)  # fmt: skip
-        if mailing_list.public_archive:  # the id exists once the log has started, before any build
-            build = message_builder(compiled, current, mailing_list.id, personal_links=True,
-                                    archive_id=lambda: log.campaign_id)  # fmt: skip
+        # The campaign id exists once the log has started, before the first message is built.
+        build = message_builder(
+            compiled, current, mailing_list, campaign_id=lambda: log.campaign_id
+        )
+        options = send_options(current, concurrency, rate, limit, lambda: log.campaign_id)
         progress = run_campaign(log, transport, build, options, count)
         out.print(f"campaign {log.campaign_id}")
         summarise(progress, log.campaign_id)
@@ -313,9 +244,8 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
         compiled = compile_campaign(
             current, report, mailing_list, str(info.settings.get("key", "c"))
         )
-        archive_id = (lambda: campaign_id) if mailing_list.public_archive else None
-        build = message_builder(compiled, current, mailing_list.id, personal_links=True,
-                                archive_id=archive_id)  # fmt: skip
+        build = message_builder(compiled, current, mailing_list, campaign_id=lambda: campaign_id)
+        options = send_options(current, concurrency, rate, limit, lambda: campaign_id)
         log = campaigns.log(campaign_id, statuses)
         total = log.count()
         if total == 0:

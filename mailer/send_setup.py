@@ -1,0 +1,115 @@
+"""Wires settings, templates, tokens, DKIM and transports into what the send pipeline takes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from email.utils import parseaddr
+from pathlib import Path
+
+from mailer import config
+from mailer.campaign import Build, Recipient, SendOptions
+from mailer.dkim_sign import DkimSigner
+from mailer.models import MailingList
+from mailer.render import CompiledCampaign, Links, Reader, template_dirs
+from mailer.report import Report
+from mailer.tokens import Signer, load_secret, verp_local_part
+from mailer.transport import OutboxTransport, SmtpTransport
+
+CampaignId = Callable[[], int]  # known once the log has started, before the first build
+
+
+def compile_campaign(
+    current: config.Settings, report: Report, mailing_list: MailingList, key: str
+) -> CompiledCampaign:
+    dirs = template_dirs(current.templates_dir)
+    return CompiledCampaign(
+        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
+    )
+
+
+def dkim_signer(current: config.Settings) -> DkimSigner | None:
+    """The configured DKIM signer, or None when [dkim] domain is empty."""
+    dkim = current.dkim
+    if not dkim.domain:
+        return None
+    return DkimSigner.from_file(dkim.domain, dkim.selector, current.workspace / dkim.key_file)
+
+
+def message_builder(
+    compiled: CompiledCampaign,
+    current: config.Settings,
+    mailing_list: MailingList,
+    *,
+    campaign_id: CampaignId | None = None,
+) -> Build:
+    """Per recipient: sign the unsubscribe link, render the personal parts, assemble the bytes,
+    DKIM-sign them. Without a campaign (test sends) the links carry no real token."""
+    base = current.newsletter.base_url.rstrip("/")
+    signer = Signer(load_secret(current.workspace))
+    dkim = dkim_signer(current)
+    archive = campaign_id if mailing_list.public_archive else None
+
+    def build(recipient: Recipient) -> tuple[bytes, str]:
+        token = "test"
+        if campaign_id is not None:
+            token = signer.make("u", recipient.subscriber_id, mailing_list.id)
+        reader = Reader(
+            recipient.email, recipient.name, recipient.attributes, recipient.subscriber_id
+        )
+        view_online = f"{base}/archive/{archive()}" if archive is not None else ""
+        links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
+        message, message_id = compiled.build(reader, links)
+        return (dkim.sign(message) if dkim else message), message_id
+
+    return build
+
+
+def choose_transport(
+    current: config.Settings, outbox: Path | None
+) -> OutboxTransport | SmtpTransport:
+    if outbox is not None:
+        return OutboxTransport(outbox)
+    if not current.smtp.host:
+        return OutboxTransport(current.outbox_path)
+    return SmtpTransport(current.smtp)
+
+
+def send_options(
+    current: config.Settings,
+    concurrency: int | None,
+    rate: float | None,
+    limit: int,
+    campaign_id: CampaignId | None = None,
+) -> SendOptions:
+    """Options from settings and flags; with [bounces] verp and a campaign, a VERP return path."""
+    sender = current.smtp.envelope_sender or parseaddr(current.newsletter.sender)[1]
+    sender_for = None
+    if current.bounces.verp and campaign_id is not None:
+        domain = current.bounces.domain or sender.rpartition("@")[2]
+        signer = Signer(load_secret(current.workspace))
+
+        def sender_for(recipient: Recipient) -> str:
+            local = verp_local_part(signer, recipient.subscriber_id, campaign_id())
+            return f"{local}@{domain}"
+
+    return SendOptions(
+        sender=sender,
+        sender_for=sender_for,
+        concurrency=concurrency or current.smtp.concurrency,
+        rate=current.smtp.rate if rate is None else rate,
+        max_per_connection=current.smtp.max_per_connection,
+        max_attempts=current.send.max_attempts,
+        retry_delay=current.send.retry_delay,
+        max_consecutive_failures=current.send.max_consecutive_failures,
+        limit=limit,
+    )
+
+
+def runner() -> asyncio.Runner:
+    """An event loop for one command: uvloop when installed (the `fast` extra), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
