@@ -109,7 +109,9 @@ def measured(work: Callable[[], int], who: int = resource.RUSAGE_SELF) -> dict[s
     }
 
 
-def phase_mailer(folder: Path, port: int, concurrency: int, loop: str) -> dict[str, float]:
+def phase_mailer(
+    folder: Path, port: int, concurrency: int, loop: str, dkim: str = ""
+) -> dict[str, float]:
     from mailer import config
     from mailer.campaign import Campaign
     from mailer.deliveries import Campaigns
@@ -124,6 +126,11 @@ def phase_mailer(folder: Path, port: int, concurrency: int, loop: str) -> dict[s
         "MAILER_SMTP_SECURITY": "none",
         "MAILER_SMTP_MAX_PER_CONNECTION": "100000000",
     }
+    if dkim:
+        from mailer.dkim_sign import generate_key, private_pem
+
+        (folder / f"{dkim}.pem").write_bytes(private_pem(generate_key(dkim)))
+        env |= {"MAILER_DKIM_DOMAIN": "example.org", "MAILER_DKIM_KEY_FILE": f"{dkim}.pem"}
     current = config.load(folder, env)
     report = load_report(REPORT)
 
@@ -223,6 +230,9 @@ def child(args: argparse.Namespace) -> None:
     folder = Path(args.workspace)
     if args.phase == "mailer":
         result = phase_mailer(folder, args.port, args.concurrency, args.loop)
+    elif args.phase.startswith("dkim-"):
+        dkim = args.phase.removeprefix("dkim-")
+        result = phase_mailer(folder, args.port, args.concurrency, args.loop, dkim)
     elif args.phase == "bare":
         result = phase_bare(folder, args.port, args.concurrency, args.n, args.loop)
     else:
@@ -269,6 +279,8 @@ def main() -> None:
             folder = Path(name)
             make_workspace(folder, args.n)
             rows = {"mailer": in_child(args, "mailer", folder, port),
+                    "mailer + DKIM rsa": in_child(args, "dkim-rsa", folder, port),
+                    "mailer + DKIM ed25519": in_child(args, "dkim-ed25519", folder, port),
                     "bare aiosmtplib": in_child(args, "bare", folder, port)}  # fmt: skip
             if args.peer_mailmerge:
                 rows["mailmerge 2.3.0"] = in_child(args, "mailmerge", folder, port)
@@ -282,6 +294,12 @@ def main() -> None:
         "message_bytes": rows["bare aiosmtplib"].get("message_bytes"),
         "rows": rows,
         "mailer_vs_bare": round(rows["mailer"]["per_second"] / ceiling, 3),
+        "rsa_signed_vs_unsigned": round(
+            rows["mailer + DKIM rsa"]["per_second"] / rows["mailer"]["per_second"], 3
+        ),
+        "ed25519_signed_vs_unsigned": round(
+            rows["mailer + DKIM ed25519"]["per_second"] / rows["mailer"]["per_second"], 3
+        ),
     }  # fmt: skip
     if "mailmerge 2.3.0" in rows:
         result["mailer_vs_mailmerge"] = round(
@@ -292,11 +310,13 @@ def main() -> None:
         return
     print(f"{args.n} recipients, {args.concurrency} connections, {args.loop} loop, {sink_name},"
           f" {result['message_bytes']} byte message, {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'':<18}{'msg/s':>10}{'CPU µs/msg':>12}{'peak RSS MB':>13}{'seconds':>9}")
+    print(f"{'':<22}{'msg/s':>10}{'CPU µs/msg':>12}{'peak RSS MB':>13}{'seconds':>9}")
     for name, row in rows.items():
-        print(f"{name:<18}{row['per_second']:>10.0f}{row['cpu_us_per_message']:>12.0f}"
+        print(f"{name:<22}{row['per_second']:>10.0f}{row['cpu_us_per_message']:>12.0f}"
               f"{row['peak_rss_mb']:>13.1f}{row['seconds']:>9.1f}")  # fmt: skip
     print(f"mailer / bare aiosmtplib = {result['mailer_vs_bare']:.2f}x")
+    print(f"DKIM-signed / unsigned = {result['rsa_signed_vs_unsigned']:.2f}x (RSA 2048),"
+          f" {result['ed25519_signed_vs_unsigned']:.2f}x (Ed25519)")  # fmt: skip
     if "mailer_vs_mailmerge" in result:
         print(f"mailer / mailmerge = {result['mailer_vs_mailmerge']:.1f}x")
     print(json.dumps(result))

@@ -434,4 +434,5 @@ def serve(
     out.print("stopped")
 
 
-from mailer import cli_send  # noqa: E402, F401  (registers render, send and campaigns)
+# Register the other command groups (they import `app` from here).
+from mailer import cli_deliverability, cli_send  # noqa: E402, F401
