@@ -205,3 +205,19 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(tmp_path: Path)
     counts = recorder.counts()
     # A graceful stop records every message it sent: the resume sends exactly the rest.
     assert set(counts) == set(emails) and set(counts.values()) == {1}
+
+
+def test_verp_return_path_names_reader_and_campaign(
+    mailer: Invoke, workspace: Path, example: str, server: tuple[LoopbackController, Recorder]
+) -> None:
+    from mailer.tokens import Signer, load_secret, parse_verp
+
+    controller, recorder = server
+    env = {**smtp_env(controller.port), "MAILER_BOUNCES_VERP": "true"}
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=env).exit_code == 0
+    signer = Signer(load_secret(workspace))
+    db = sqlite3.connect(workspace / "subscribers" / "mailer.db")
+    ids = dict(db.execute("SELECT email, id FROM subscribers").fetchall())
+    for received in recorder.received:
+        assert received.sender.endswith("@example.org")
+        assert parse_verp(signer, received.sender) == (ids[received.recipient], 1)
