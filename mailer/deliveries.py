@@ -199,10 +199,11 @@ class CampaignLog:
         with self.store.transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET status = ?, attempts = ?, last_code = ?, last_error = ?,"
-                " message_id = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
+                " reply = ?, message_id = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
                 " WHERE campaign_id = ? AND subscriber_id = ?",
                 [(r.status, r.attempts, r.code or None, "" if r.status == "sent" else r.text,
-                  r.message_id, r.status, stamp, campaign, r.subscriber_id) for r in results],
+                  r.text, r.message_id, r.status, stamp, campaign, r.subscriber_id)
+                 for r in results],
             )  # fmt: skip
             bounced = [r for r in results if r.bounced]
             if bounced:

@@ -92,6 +92,7 @@ SCHEMA = [
     ) WITHOUT ROWID;
     CREATE INDEX events_campaign ON events(campaign_id);
     """,
+    "ALTER TABLE deliveries ADD COLUMN reply TEXT NOT NULL DEFAULT ''",
 ]
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

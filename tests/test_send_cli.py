@@ -72,7 +72,8 @@ def test_send_delivers_one_copy_to_each_confirmed_active_reader(
     assert "status:   done" in shown and "17 sent" in shown
     message = recorder.received[0].message
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    rows = db.execute("SELECT message_id FROM deliveries WHERE status = 'sent'").fetchall()
+    rows = db.execute("SELECT message_id, reply FROM deliveries WHERE status = 'sent'").fetchall()
+    assert {r[1] for r in rows} == {"2.0.0 OK queued"}
     assert {r.message["Message-ID"] for r in recorder.received} == {r[0] for r in rows}
 
 
