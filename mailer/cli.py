@@ -435,4 +435,4 @@ def serve(
 
 
 # Register the other command groups (they import `app` from here).
-from mailer import cli_deliverability, cli_send  # noqa: E402, F401
+from mailer import cli_bounces, cli_deliverability, cli_send  # noqa: E402, F401

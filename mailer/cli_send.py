@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mailer.addresses import normalise
+from mailer.bounces import campaign_fallout
 from mailer.campaign import Build, Campaign, MemoryLog, Recipient, SendOptions, check_all
 from mailer.campaign import Progress as SendProgress
 from mailer.cli import app, err, open_store, out, settings
@@ -296,11 +297,13 @@ def campaigns_ls() -> None:
 
 @campaigns_app.command("show", epilog="Example: mailer campaigns show 3")
 def campaigns_show(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
-    """Show one campaign: counts per state, and failures with their codes and replies."""
+    """Show a campaign: counts per state, failures with codes and replies, bounces and
+    unsubscribes it caused."""
     with open_store() as store:
         campaigns = Campaigns(store)
         info = campaigns.get(campaign_id)
         failures = campaigns.failures(campaign_id)
+        fallout = campaign_fallout(store, campaign_id)
     lines = [
         f"campaign {info.id}: {info.subject}",
         f"list:     {info.list_slug}",
@@ -316,3 +319,8 @@ def campaigns_show(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) ->
         for f in failures:
             out.print(f"  {f.email}\t{f.status}\t{f.code or '-'}\t{f.attempts} attempts\t{f.error}",
                       markup=False)  # fmt: skip
+    if fallout:
+        out.print("bounces and unsubscribes:")
+        for event in fallout:
+            line = f"  {event.at}\t{event.kind}\t{event.email}\t{event.detail}"
+            out.print(line, markup=False)

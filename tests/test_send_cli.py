@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -222,3 +223,24 @@ def test_verp_return_path_names_reader_and_campaign(
     for received in recorder.received:
         assert received.sender.endswith("@example.org")
         assert parse_verp(signer, received.sender) == (ids[received.recipient], 1)
+
+
+def test_campaigns_show_lists_the_bounces_it_caused(mailer: Invoke, example: str) -> None:
+    from tests.smtp_servers import FaultyServer
+
+    dead = "zoe.bronte@example.org"
+    faulty = FaultyServer(rule=lambda recipient, attempt: "550" if recipient == dead else None)
+    controller = start(faulty)
+    try:
+        result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes",
+                        env=smtp_env(controller.port))  # fmt: skip
+    finally:
+        controller.stop()
+    assert "19 sent, 0 deferred, 1 failed" in result.stdout
+    shown = mailer("campaigns", "show", "1").stdout
+    failures = shown.split("failures:")[1].split("bounces and unsubscribes:")
+    assert re.search(rf"{dead}\s+failed\s+550\s+1 attempts\s+5\.1\.1 no such", failures[0])
+    assert re.search(rf"\sbounced\s+{dead}\s+550 5\.1\.1 no such user here", failures[1])
+    assert (
+        "zoe.bronte@example.org\tZoë Brontë\tbounced" in mailer("subscribers", "ls", example).stdout
+    )

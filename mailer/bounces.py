@@ -1,0 +1,305 @@
+"""Process bounces and mailed unsubscribe requests into statuses and events; a campaign's fallout.
+
+Hard bounces mark the reader bounced; soft ones are counted (at most one per campaign) and mark the
+reader bounced once ``soft_limit`` fall within ``soft_window_days``, like Mailman's bounce score.
+Every message read is remembered in ``processed_mail``, so processing the same mail twice changes
+nothing, whatever the source did with it."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from mailer.addresses import normalise
+from mailer.bounce_parse import Failure, Reading, read_message
+from mailer.bounce_sources import Incoming, MailSource
+from mailer.config import BounceSettings
+from mailer.errors import AddressError
+from mailer.store import Store
+from mailer.tokens import Signer
+
+TABLE = (
+    "CREATE TABLE IF NOT EXISTS processed_mail (digest TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
+    " outcome TEXT NOT NULL, source TEXT NOT NULL, processed_at TEXT NOT NULL) WITHOUT ROWID"
+)
+OUTCOMES = ("hard", "soft", "unsubscribed", "unmatched", "unrecognised", "already processed")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """What one message did: an outcome from OUTCOMES and a human detail."""
+
+    key: str
+    outcome: str
+    detail: str
+
+
+@dataclass(slots=True)
+class ProcessSummary:
+    """Counts per outcome of one run; ``notes`` names the messages nothing was done with."""
+
+    read: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    newly_bounced: int = 0  # readers whose status became bounced in this run
+    notes: list[MessageOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Fallout:
+    """A bounce or unsubscribe caused by a campaign, for ``mailer campaigns show``."""
+
+    at: str
+    kind: str  # bounced | soft_bounce | unsubscribed | complaint
+    email: str
+    detail: str
+
+
+class _DryRun(Exception):
+    """Raised to roll back the one transaction of a dry run."""
+
+
+def process(
+    store: Store,
+    source: MailSource,
+    signer: Signer,
+    settings: BounceSettings,
+    *,
+    dry_run: bool = False,
+    at: datetime | None = None,
+    on_message: Callable[[MessageOutcome], None] | None = None,
+) -> ProcessSummary:
+    """Read every unprocessed message of ``source`` and apply it: one transaction per message,
+    then the source marks it. A dry run applies everything in one transaction, rolls it back
+    and marks nothing."""
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    run = _Run(settings, moment, source.description)
+    summary = ProcessSummary()
+
+    def handle(db: sqlite3.Connection, item: Incoming) -> None:
+        summary.read += 1
+        outcome = run.apply(db, item, signer)
+        summary.counts[outcome.outcome] += 1
+        if outcome.outcome in ("unmatched", "unrecognised"):
+            summary.notes.append(outcome)
+        if on_message is not None:
+            on_message(outcome)
+
+    if dry_run:
+        try:
+            with store.transaction() as db:
+                db.execute(TABLE)
+                for item in source.messages():
+                    handle(db, item)
+                raise _DryRun
+        except _DryRun:
+            pass
+    else:
+        with store.transaction() as db:
+            db.execute(TABLE)
+        for item in source.messages():
+            with store.transaction() as db:
+                handle(db, item)
+            source.mark(item)
+    summary.newly_bounced = run.newly_bounced
+    return summary
+
+
+class _Run:
+    """Applies readings inside the caller's transaction."""
+
+    def __init__(self, settings: BounceSettings, moment: datetime, source: str) -> None:
+        self.settings, self.source = settings, source
+        self.stamp = moment.isoformat(timespec="seconds")
+        self.window_start = (moment - timedelta(days=settings.soft_window_days)).isoformat(
+            timespec="seconds"
+        )
+        self.newly_bounced = 0
+
+    def apply(self, db: sqlite3.Connection, item: Incoming, signer: Signer) -> MessageOutcome:
+        digest = hashlib.sha256(item.data).hexdigest()
+        seen = db.execute("SELECT outcome FROM processed_mail WHERE digest = ?", (digest,))
+        previous = seen.fetchone()
+        if previous is not None:
+            return MessageOutcome(item.key, "already processed", previous[0])
+        reading = read_message(item.data, signer)
+        if reading.kind == "unsubscribe":
+            outcome, detail = self._unsubscribe(db, reading)
+        elif reading.kind == "bounce":
+            outcome, detail = self._bounce(db, reading)
+        else:
+            outcome, detail = "unrecognised", reading.reason
+        db.execute(
+            "INSERT INTO processed_mail (digest, message_id, outcome, source, processed_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (digest, reading.message_id, outcome, self.source, self.stamp),
+        )
+        return MessageOutcome(item.key, outcome, detail)
+
+    def _bounce(self, db: sqlite3.Connection, reading: Reading) -> tuple[str, str]:
+        targets: dict[int, tuple[int | None, Failure]] = {}
+        if reading.verp is not None:
+            verp_subscriber, verp_campaign = reading.verp
+            worst = sorted(reading.failures, key=lambda f: (not f.hard, not f.final))[0]
+            if _exists(db, "subscribers", verp_subscriber):
+                targets[verp_subscriber] = (verp_campaign, worst)
+        else:
+            for failure in reading.failures:
+                subscriber_id = _subscriber(db, failure.addresses)
+                if subscriber_id is not None and subscriber_id not in targets:
+                    campaign = _campaign_of(db, subscriber_id, reading.original_message_id)
+                    targets[subscriber_id] = (campaign, failure)
+        if not targets:
+            named = ", ".join(a for f in reading.failures for a in f.addresses[:1])
+            return "unmatched", f"bounce for {named or 'an unknown reader'}: not a subscriber"
+        for subscriber_id, (campaign_id, failure) in targets.items():
+            self._record(db, subscriber_id, campaign_id, failure)
+        hard = any(failure.hard for _, failure in targets.values())
+        return ("hard" if hard else "soft"), "; ".join(f.detail for _, f in targets.values())
+
+    def _record(
+        self, db: sqlite3.Connection, subscriber_id: int, campaign_id: int | None, failure: Failure
+    ) -> None:
+        list_id = _list_of(db, campaign_id)
+        if failure.final and campaign_id is not None:
+            db.execute(
+                "UPDATE deliveries SET status = 'failed', last_code = ?, last_error = ?"
+                " WHERE campaign_id = ? AND subscriber_id = ?"
+                " AND status IN ('sent', 'deferred', 'queued', 'failed')",
+                (failure.code, f"bounce: {failure.detail}", campaign_id, subscriber_id),
+            )
+        if failure.hard:
+            self._event(db, "bounced", subscriber_id, list_id, campaign_id, failure.detail)
+            self._mark_bounced(db, subscriber_id)
+            return
+        self._event(db, "soft_bounce", subscriber_id, list_id, campaign_id, failure.detail)
+        limit, days = self.settings.soft_limit, self.settings.soft_window_days
+        if limit <= 0:
+            return
+        row = db.execute(
+            "SELECT COUNT(DISTINCT COALESCE('c' || campaign_id, 'e' || id)) FROM events"
+            " WHERE subscriber_id = ? AND kind = 'soft_bounce' AND at >= ?",
+            (subscriber_id, self.window_start),
+        ).fetchone()
+        if row[0] >= limit and _status(db, subscriber_id) == "active":
+            detail = f"{row[0]} soft bounces within {days} days; last: {failure.detail}"
+            self._event(db, "bounced", subscriber_id, list_id, campaign_id, detail)
+            self._mark_bounced(db, subscriber_id)
+
+    def _mark_bounced(self, db: sqlite3.Connection, subscriber_id: int) -> None:
+        changed = db.execute(
+            "UPDATE subscribers SET status = 'bounced', updated_at = ?"
+            " WHERE id = ? AND status = 'active'",
+            (self.stamp, subscriber_id),
+        ).rowcount
+        self.newly_bounced += changed
+
+    def _event(
+        self,
+        db: sqlite3.Connection,
+        kind: str,
+        subscriber_id: int,
+        list_id: int | None,
+        campaign_id: int | None,
+        detail: str,
+    ) -> None:
+        db.execute(
+            "INSERT INTO events (at, kind, subscriber_id, list_id, campaign_id, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.stamp, kind, subscriber_id, list_id, campaign_id, detail),
+        )
+
+    def _unsubscribe(self, db: sqlite3.Connection, reading: Reading) -> tuple[str, str]:
+        found = db.execute("SELECT id FROM lists WHERE slug = ?", (reading.list_slug,)).fetchone()
+        if found is None:
+            return "unmatched", f"unsubscribe from {reading.list_slug!r}: no such list"
+        subscriber_id = _subscriber(db, (reading.sender,))
+        member = None
+        if subscriber_id is not None:
+            member = db.execute(
+                "SELECT status FROM memberships WHERE list_id = ? AND subscriber_id = ?",
+                (found[0], subscriber_id),
+            ).fetchone()
+        where = f"{reading.sender} from {reading.list_slug}"
+        if subscriber_id is None or member is None:
+            return "unmatched", f"unsubscribe {where}: not on the list"
+        if member[0] == "unsubscribed":
+            return "unsubscribed", f"{where}: already unsubscribed"
+        db.execute(
+            "UPDATE memberships SET status = 'unsubscribed', updated_at = ?"
+            " WHERE list_id = ? AND subscriber_id = ?",
+            (self.stamp, found[0], subscriber_id),
+        )
+        self._event(db, "unsubscribed", subscriber_id, found[0], None, "mailto")
+        return "unsubscribed", where
+
+
+def _exists(db: sqlite3.Connection, table: str, row_id: int) -> bool:
+    return db.execute(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)).fetchone() is not None
+
+
+def _status(db: sqlite3.Connection, subscriber_id: int) -> str:
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+def _list_of(db: sqlite3.Connection, campaign_id: int | None) -> int | None:
+    if campaign_id is None:
+        return None
+    row = db.execute("SELECT list_id FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _subscriber(db: sqlite3.Connection, addresses: tuple[str, ...]) -> int | None:
+    """The subscriber with one of these addresses, compared as ``mailer`` stores them."""
+    for address in addresses:
+        try:
+            email = normalise(address).email
+        except AddressError:
+            email = address.strip().lower()
+        row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+        if row is not None:
+            return int(row[0])
+    return None
+
+
+def _campaign_of(db: sqlite3.Connection, subscriber_id: int, message_id: str) -> int | None:
+    """The campaign whose delivery to this reader carried ``message_id`` (quoted by the bounce)."""
+    if not message_id:
+        return None
+    bare = message_id.strip("<>")
+    row = db.execute(
+        "SELECT campaign_id FROM deliveries WHERE subscriber_id = ? AND message_id IN (?, ?)",
+        (subscriber_id, f"<{bare}>", bare),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+FALLOUT_SQL = """
+SELECT e.at, e.kind, s.email, e.detail, e.id FROM events e
+JOIN subscribers s ON s.id = e.subscriber_id
+WHERE e.campaign_id = ?1 AND e.kind IN ('bounced', 'soft_bounce', 'unsubscribed', 'complaint')
+UNION ALL
+SELECT e.at, e.kind, s.email, e.detail, e.id FROM events e
+JOIN subscribers s ON s.id = e.subscriber_id
+JOIN campaigns c ON c.id = ?1 AND c.list_id = e.list_id
+JOIN deliveries d ON d.campaign_id = c.id AND d.subscriber_id = e.subscriber_id
+  AND d.status IN ('sent', 'failed') AND d.sent_at IS NOT NULL AND d.sent_at <= e.at
+WHERE e.campaign_id IS NULL AND e.kind IN ('unsubscribed', 'complaint')
+  AND NOT EXISTS (
+    SELECT 1 FROM deliveries later JOIN campaigns lc ON lc.id = later.campaign_id
+    WHERE later.subscriber_id = e.subscriber_id AND lc.list_id = c.list_id
+      AND later.campaign_id != c.id AND later.sent_at > d.sent_at AND later.sent_at <= e.at)
+ORDER BY 1, 5
+"""
+
+
+def campaign_fallout(store: Store, campaign_id: int) -> list[Fallout]:
+    """Bounces and unsubscribes caused by a campaign: events that name it (bounces, and anything
+    recorded with its id), plus unsubscribes from its list by its readers after it reached them
+    and before any later campaign of that list did (web and mailto unsubscribes name no
+    campaign). Oldest first."""
+    rows = store._query(FALLOUT_SQL, (campaign_id,))
+    return [Fallout(r[0], r[1], r[2], r[3]) for r in rows]
