@@ -18,8 +18,8 @@ app.add_typer(bounces_app, name="bounces")
 
 @bounces_app.command(
     "process",
-    epilog="Examples: mailer bounces process ~/Maildir/.bounces;"
-    " mailer bounces process imaps://bounces%40example.org@imap.example.org/INBOX",
+    epilog="Example: mailer bounces process ~/Maildir/.bounces, or"
+    " imaps://bounces%40example.org@imap.example.org/INBOX",
 )
 def bounces_process(
     source: Annotated[

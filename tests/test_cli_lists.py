@@ -15,7 +15,7 @@ def test_help_on_every_command_shows_an_example(mailer: Invoke) -> None:
         ["subscribers", "add"], ["subscribers", "rm"], ["subscribers", "ls"],
         ["subscribers", "import"], ["subscribers", "export"], ["lists", "set"], ["serve"],
         ["render"], ["send"], ["campaigns", "ls"], ["campaigns", "show"], ["campaigns", "resume"],
-        ["campaigns", "retry"], ["dkim", "keygen"],
+        ["campaigns", "retry"], ["dkim", "keygen"], ["bounces", "process"],
     ]  # fmt: skip
     for command in commands:
         result = mailer(*command, "--help")
