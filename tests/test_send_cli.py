@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ def smtp_env(port: int) -> dict[str, str]:
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[LoopbackController, Recorder]]:
-    recorder = Recorder()
-    controller = start(recorder, enable_SMTPUTF8=True)
-    yield controller, recorder
-    controller.stop()
-
-
-@pytest.fixture
 def example(mailer: Invoke) -> str:
     assert (
         mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list").exit_code == 0
@@ -41,9 +32,9 @@ def example(mailer: Invoke) -> str:
 
 
 def test_send_refuses_without_yes_when_not_a_terminal(
-    mailer: Invoke, example: str, server: tuple[LoopbackController, Recorder]
+    mailer: Invoke, example: str, smtp_server: tuple[LoopbackController, Recorder]
 ) -> None:
-    controller, recorder = server
+    controller, recorder = smtp_server
     result = mailer("send", str(EXAMPLE_REPORT), "--list", example, env=smtp_env(controller.port))
     assert result.exit_code == 1
     assert "refusing to send without --yes" in result.stderr
@@ -53,9 +44,9 @@ def test_send_refuses_without_yes_when_not_a_terminal(
 
 
 def test_send_delivers_one_copy_to_each_confirmed_active_reader(
-    mailer: Invoke, workspace: Path, example: str, server: tuple[LoopbackController, Recorder]
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
 ) -> None:
-    controller, recorder = server
+    controller, recorder = smtp_server
     mailer("subscribers", "rm", example, "zoe.bronte@example.org")
     db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
     db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'jose.alvarez@example.com'")
@@ -79,9 +70,9 @@ def test_send_delivers_one_copy_to_each_confirmed_active_reader(
 
 
 def test_dry_run_and_test_sends_record_nothing(
-    mailer: Invoke, example: str, server: tuple[LoopbackController, Recorder]
+    mailer: Invoke, example: str, smtp_server: tuple[LoopbackController, Recorder]
 ) -> None:
-    controller, recorder = server
+    controller, recorder = smtp_server
     env = smtp_env(controller.port)
     dry = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--dry-run", env=env)
     assert dry.exit_code == 0, dry.output
@@ -142,6 +133,14 @@ def environment(extra: dict[str, str] | None) -> dict[str, str]:
     return {**base, **(extra or {})}
 
 
+def start_send(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`mailer send` of the example report to the list `big`, as its own process."""
+    return subprocess.Popen(
+        command(workspace, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes"),
+        env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def wait_for(condition: object, child: subprocess.Popen[str], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and child.poll() is None:  # type: ignore[operator]
@@ -155,10 +154,7 @@ def test_sigkill_then_resume_delivers_everyone_with_bounded_duplicates(tmp_path:
     controller = start(recorder)
     env = smtp_env(controller.port)
     try:
-        child = subprocess.Popen(
-            command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes"),
-            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        child = start_send(tmp_path, env)
         wait_for(lambda: len(recorder.received) >= 1000, child)
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -189,10 +185,7 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(tmp_path: Path)
     controller = start(recorder)
     env = smtp_env(controller.port)
     try:
-        child = subprocess.Popen(
-            command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes"),
-            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        child = start_send(tmp_path, env)
         wait_for(lambda: len(recorder.received) >= 300, child)
         child.send_signal(signal.SIGINT)
         stdout, stderr = child.communicate(timeout=60)
@@ -210,11 +203,11 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(tmp_path: Path)
 
 
 def test_verp_return_path_names_reader_and_campaign(
-    mailer: Invoke, workspace: Path, example: str, server: tuple[LoopbackController, Recorder]
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
 ) -> None:
     from mailer.tokens import Signer, load_secret, parse_verp
 
-    controller, recorder = server
+    controller, recorder = smtp_server
     env = {**smtp_env(controller.port), "MAILER_BOUNCES_VERP": "true"}
     assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=env).exit_code == 0
     signer = Signer(load_secret(workspace))
