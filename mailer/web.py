@@ -25,6 +25,7 @@ from mailer.errors import AddressError, InputError, MailerError
 from mailer.models import Candidate, MailingList, Member, MembershipStatus
 from mailer.render import template_dirs
 from mailer.store import Store
+from mailer.subscriptions import Subscriptions
 from mailer.tokens import Signer, load_secret
 from mailer.transport import OutboxTransport, SmtpTransport
 from mailer.web_pages import Archive, Pages, SlidingWindow, mask
@@ -116,7 +117,9 @@ class Site:
         return await self.db(load)
 
     async def move(self, mailing_list: MailingList, member: Member, *change: Any) -> None:
-        await self.db(lambda store: store.set_membership(mailing_list.id, member.id, *change))
+        await self.db(
+            lambda store: Subscriptions(store).set_membership(mailing_list.id, member.id, *change)
+        )
 
     # unsubscribe: GET shows a button, any POST (RFC 8058 one-click or the button) unsubscribes
 
@@ -196,7 +199,9 @@ class Site:
         if not self.per_address.allow(address.email):
             return done  # the same answer: the address is not bombed, the sender learns nothing
         candidate = Candidate(address.email, address.smtputf8, name[:200] or None)
-        pending = await self.db(lambda store: store.request_subscription(mailing_list, candidate))
+        pending = await self.db(
+            lambda store: Subscriptions(store).request_subscription(mailing_list, candidate)
+        )
         if pending is not None:
             self.confirmations.put(mailing_list, pending)
         return done
@@ -212,13 +217,13 @@ class Site:
         return RedirectResponse(f"{self.prefix}/archive/", 302)
 
     async def archive_index(self, request: Request) -> Response:
-        campaigns = await self.db(lambda store: store.public_campaigns())
+        campaigns = await self.db(lambda store: Subscriptions(store).public_campaigns())
         headers = {"Cache-Control": "public, max-age=300"}
         return self.page("archive", 200, headers, title="Archive", campaigns=campaigns)
 
     async def archive_page(self, request: Request) -> Response:
         campaign_id = request.path_params["campaign_id"]
-        campaign = await self.db(lambda store: store.public_campaign(campaign_id))
+        campaign = await self.db(lambda store: Subscriptions(store).public_campaign(campaign_id))
         if campaign is None:
             return self.invalid()
         html = await run_in_threadpool(self.archive.html, campaign)
@@ -227,7 +232,7 @@ class Site:
         return HTMLResponse(html, 200, headers)
 
     async def feed(self, request: Request) -> Response:
-        campaigns = await self.db(lambda store: store.public_campaigns(20))
+        campaigns = await self.db(lambda store: Subscriptions(store).public_campaigns(20))
         body = await run_in_threadpool(self.archive.feed, campaigns)
         return Response(body, 200, BASE_HEADERS, media_type="application/atom+xml")
 

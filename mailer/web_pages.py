@@ -17,7 +17,8 @@ from mailer.config import Settings
 from mailer.errors import FileInputError
 from mailer.render import PLACEHOLDER_READER, CompiledCampaign, Links, template_dirs
 from mailer.report import Report, parse_report
-from mailer.store import ArchivedCampaign, now
+from mailer.store import now
+from mailer.subscriptions import ArchivedCampaign
 
 ATOM = "http://www.w3.org/2005/Atom"
 # Archived copies speak to nobody in particular: the footer reads "because your address is ...".
