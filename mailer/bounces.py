@@ -21,10 +21,6 @@ from mailer.errors import AddressError
 from mailer.store import Store
 from mailer.tokens import Signer
 
-TABLE = (
-    "CREATE TABLE IF NOT EXISTS processed_mail (digest TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
-    " outcome TEXT NOT NULL, source TEXT NOT NULL, processed_at TEXT NOT NULL) WITHOUT ROWID"
-)
 OUTCOMES = ("hard", "soft", "unsubscribed", "unmatched", "unrecognised", "already processed")
 
 
@@ -90,15 +86,12 @@ def process(
     if dry_run:
         try:
             with store.transaction() as db:
-                db.execute(TABLE)
                 for item in source.messages():
                     handle(db, item)
                 raise _DryRun
         except _DryRun:
             pass
     else:
-        with store.transaction() as db:
-            db.execute(TABLE)
         for item in source.messages():
             with store.transaction() as db:
                 handle(db, item)

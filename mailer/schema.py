@@ -71,4 +71,14 @@ SCHEMA = [
     CREATE INDEX events_campaign ON events(campaign_id);
     """,
     "ALTER TABLE deliveries ADD COLUMN reply TEXT NOT NULL DEFAULT ''",
+    # Every mail `bounces process` has read, so a second run changes nothing.
+    """
+    CREATE TABLE IF NOT EXISTS processed_mail (
+        digest TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        source TEXT NOT NULL,
+        processed_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
 ]
