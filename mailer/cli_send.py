@@ -99,7 +99,8 @@ class Reporter:
             c = progress.counts
             err.print(
                 f"{progress.done}/{progress.total} done: {c['sent']} sent, {c['deferred']}"
-                f" deferred, {c['failed']} failed, {progress.rate:.0f}/s", markup=False,
+                f" deferred ({progress.waiting_retry} waiting to retry), {c['failed']} failed,"
+                f" {progress.rate:.0f}/s", markup=False,
             )  # fmt: skip
 
     def close(self) -> None:

@@ -13,7 +13,6 @@ from frontmatter.default_handlers import YAMLHandler
 
 from mailer.errors import FileInputError
 
-KNOWN_KEYS = ("subject", "preheader", "author", "date", "lang")
 LANG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 HEADING = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
 FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)

@@ -15,7 +15,6 @@ from mailer.errors import FileInputError
 
 SECRET_NAME = ".mailer-secret"
 MAC_BYTES = 16
-PURPOSES = ("u", "c")  # unsubscribe, confirm
 TOKEN = re.compile(r"([uc])([0-9a-z]+)\.([0-9a-z]+)\.([A-Za-z0-9_-]{22})")
 
 

@@ -32,7 +32,6 @@ class SmtpConnection:
     def __init__(self, client: aiosmtplib.SMTP, where: str) -> None:
         self.client, self.where = client, where
         self.smtputf8 = client.supports_extension("smtputf8")
-        self.eight_bit = client.supports_extension("8bitmime")
 
     async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply:
         client = self.client
