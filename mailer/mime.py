@@ -1,8 +1,9 @@
-"""Header values made safe and RFC 2047-encoded, and the precomputed byte skeleton of a message."""
+"""Header values made safe and RFC 2047-encoded; a message's byte skeleton and DKIM relaxed form."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import time
@@ -117,6 +118,42 @@ def split_mailbox(value: str) -> tuple[str, str]:
     return (name, addr) if addr else ("", value)
 
 
+def relaxed_lines(chunk: bytes) -> bytes:
+    """DKIM relaxed body canonicalisation (RFC 6376 3.4.4 a, b) of whole CRLF lines, equal to
+    dkimpy's. The few runs of spaces in a newsletter are found with bytes.find, so the cost is a
+    scan rather than dkimpy's regex passes over every space (~20x less). Line-local: the chunks
+    of a body can be canonicalised apart when each but the last ends in a line break."""
+    if b"\t" in chunk:
+        chunk = chunk.replace(b"\t", b" ")
+    if b"  " in chunk:
+        chunk = _compress_runs(chunk)
+    if b" \r\n" in chunk:
+        chunk = chunk.replace(b" \r\n", b"\r\n")  # runs are single spaces by now
+    return chunk
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """The whole relaxed body canonicalisation: lines, then no empty lines at the end."""
+    stripped = relaxed_lines(body).rstrip(b"\r\n")
+    return stripped + b"\r\n" if stripped else b""
+
+
+def _compress_runs(body: bytes) -> bytes:
+    pieces, position, find = [], 0, body.find
+    while (start := find(b"  ", position)) != -1:
+        end = start + 2
+        while True:
+            window = body[end : end + 64]
+            rest = window.lstrip(b" ")
+            end += len(window) - len(rest)
+            if rest or not window:
+                break
+        pieces.append(body[position : start + 1])
+        position = end
+    pieces.append(body[position:])
+    return b"".join(pieces)
+
+
 def domain_of(addr: str) -> str:
     return address(addr).rpartition("@")[2] or "localhost"
 
@@ -167,6 +204,9 @@ class Skeleton:
             + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         )
         self.end = f"\r\n--{self.boundary}--\r\n".encode()
+        # The frame's pieces each end a line, so their relaxed forms are fixed per campaign.
+        opening = relaxed_lines(self.tail.partition(b"\r\n\r\n")[2])
+        self.relaxed_frame = (opening, relaxed_lines(self.middle), relaxed_lines(self.end))
         self._second = -1
         self._date = b""
 
@@ -184,6 +224,19 @@ class Skeleton:
 
     def unsubscribe_header(self, unsubscribe_url: str) -> bytes:
         return fold("List-Unsubscribe", [f"<{url(unsubscribe_url)}>,", f"<{self.mailto}>"])
+
+    def body_hash(self, text: list[bytes], html: list[bytes]) -> bytes:
+        """SHA-256 of the DKIM relaxed body, from the relaxed chunks (whole lines) of the parts.
+        The body ends in the closing boundary line, so no empty lines at its end to drop."""
+        opening, middle, end = self.relaxed_frame
+        hasher = hashlib.sha256(opening)
+        for chunk in text:
+            hasher.update(chunk)
+        hasher.update(middle)
+        for chunk in html:
+            hasher.update(chunk)
+        hasher.update(end)
+        return hasher.digest()
 
     def assemble(
         self,

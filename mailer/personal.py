@@ -12,6 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 from mailer.errors import FileInputError
+from mailer.mime import relaxed_lines
 from mailer.plaintext import WRAP_OPEN, WrapSpec, rewrap
 
 PERSONAL_NAMES = frozenset({"subscriber", "links"})
@@ -177,6 +178,7 @@ class Part:
             self.statics.append("".join(run))
             source.append(f"{SENTINEL}{len(self.statics) - 1}{SENTINEL}")
         self.encoded = [qp(text) for text in self.statics]
+        self.canonical = [relaxed_lines(chunk) for chunk in self.encoded]  # each ends in CRLF
         try:
             code = env.compile("".join(source), PART_FILE, PART_FILE)
         except jinja2.TemplateSyntaxError as error:
@@ -229,17 +231,33 @@ class Part:
 
     def encode(self, context: dict[str, Any], who: str = "") -> bytes:
         """Return the part body, quoted-printable with CRLF line ends, for one reader."""
+        return b"".join(self.chunks(context, who)[0])
+
+    def chunks(
+        self, context: dict[str, Any], who: str = "", canonical: bool = False
+    ) -> tuple[list[bytes], list[bytes] | None]:
+        """Return the encoded chunks of the part for one reader and, if asked, their DKIM
+        relaxed forms (None when a personal chunk does not end a line: relaxed body
+        canonicalisation is line-local, so only whole lines can be canonicalised apart)."""
         pieces = self.run(context, who)
         chunks: list[bytes] = []
+        relaxed: list[bytes] | None = [] if canonical else None
         encoded = self.encoded
         for i, piece in enumerate(pieces):
             if i & 1:
                 chunks.append(encoded[int(piece)])
+                if relaxed is not None:
+                    relaxed.append(self.canonical[int(piece)])
             elif piece:
                 if self.specs and WRAP_OPEN in piece:
                     piece = rewrap(piece, self.specs)
-                chunks.append(qp(piece))
-        return b"".join(chunks)
+                chunk = qp(piece)
+                chunks.append(chunk)
+                if relaxed is not None and chunk.endswith(b"\n"):
+                    relaxed.append(relaxed_lines(chunk))
+                else:
+                    relaxed = None
+        return chunks, relaxed
 
 
 def _plain_data(literal: str, before: str, after: str) -> bool:

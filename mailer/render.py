@@ -209,18 +209,46 @@ class CompiledCampaign:
         date: bytes | None = None,
     ) -> tuple[bytes, str]:
         """Return (message bytes, Message-ID) for one reader: the send pipeline's Build."""
+        message, message_id, _ = self._build(reader, links, message_id, date, False)
+        return message, message_id
+
+    def build_hashed(
+        self,
+        reader: Reader,
+        links: Links,
+        *,
+        message_id: str | None = None,
+        date: bytes | None = None,
+    ) -> tuple[bytes, str, bytes | None]:
+        """Like ``build``, plus the SHA-256 of the DKIM relaxed canonical body from the shared
+        chunks canonicalised once per campaign; None when it must be computed from the bytes."""
+        return self._build(reader, links, message_id, date, True)
+
+    def _build(
+        self,
+        reader: Reader,
+        links: Links,
+        message_id: str | None,
+        date: bytes | None,
+        hashed: bool,
+    ) -> tuple[bytes, str, bytes | None]:
         context = self._context(reader, links)
         message_id = message_id or self.skeleton.message_id(reader.id)
+        text, text_relaxed = self.text.chunks(context, reader.email, hashed)
+        html, html_relaxed = self.html.chunks(context, reader.email, hashed)
         message = self.skeleton.assemble(
             to_name=reader.name,
             to_addr=reader.email,
             unsubscribe_url=links.unsubscribe,
             message_id=message_id,
-            text=self.text.encode(context, reader.email),
-            html=self.html.encode(context, reader.email),
+            text=b"".join(text),
+            html=b"".join(html),
             date=date,
         )
-        return message, message_id
+        body_hash = None
+        if text_relaxed is not None and html_relaxed is not None:
+            body_hash = self.skeleton.body_hash(text_relaxed, html_relaxed)
+        return message, message_id, body_hash
 
 
 def _check_syntax(report: Report, dirs: Sequence[Path]) -> None:

@@ -59,8 +59,10 @@ def message_builder(
         )
         view_online = f"{base}/archive/{archive()}" if archive is not None else ""
         links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
-        message, message_id = compiled.build(reader, links)
-        return (dkim.sign(message) if dkim else message), message_id
+        if dkim is None:
+            return compiled.build(reader, links)
+        message, message_id, body_hash = compiled.build_hashed(reader, links)
+        return dkim.sign(message, body_hash), message_id
 
     return build
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailer.dkim_sign import DkimSigner, canonical_body, dns_record, generate_key
+from mailer.config import NewsletterSettings
+from mailer.dkim_sign import DkimSigner, canonical_headers, dns_record, generate_key
+from mailer.mime import relaxed_body
+from mailer.models import MailingList
+from mailer.render import CompiledCampaign, Links, Reader
+from mailer.report import load_report
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import LoopbackController, Recorder
 
@@ -29,7 +35,43 @@ def dns_for(record: str) -> object:
 )
 def test_canonical_body_equals_dkimpy(pieces: list[bytes]) -> None:
     body = b"".join(pieces)
-    assert canonical_body(body) == Relaxed.canonicalize_body(body)
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+FIELD = st.tuples(
+    st.sampled_from([b"From", b"to", b"Subject", b"X-Tab", b"DATE"]),
+    st.lists(st.sampled_from([b"a", b"B", b" ", b"  ", b"\t", b"\r\n ", b"\r\n\t", b";"]),
+             max_size=12),
+)  # fmt: skip
+
+
+@given(st.lists(FIELD, min_size=1, max_size=6))
+def test_canonical_headers_equal_dkimpy(fields: list[tuple[bytes, list[bytes]]]) -> None:
+    head = b"\r\n".join(name + b":" + b"".join(value) for name, value in fields)
+    parsed, _ = dkim.rfc822_parse(head + b"\r\n\r\n")
+    expected = [(name, value) for name, value in Relaxed.canonicalize_headers(parsed)]
+    assert canonical_headers(head) == expected
+
+
+NAMES = st.text(st.sampled_from(["a", "Z", " ", "\t", "é", "=", ".", "\n", "\u2028"]),
+                max_size=30)  # fmt: skip
+COMPILED: list[CompiledCampaign] = []
+
+
+@given(name=NAMES, city=NAMES, token=st.text("ab  -_", max_size=20))
+def test_precomputed_body_hash_equals_dkimpy(name: str, city: str, token: str) -> None:
+    if not COMPILED:
+        news = NewsletterSettings(base_url="https://bulletin.example.org")
+        mailing_list = MailingList(1, "survey", "Lower Vale Water Survey", False)
+        COMPILED.append(CompiledCampaign(load_report(EXAMPLE_REPORT), news, mailing_list))
+    reader = Reader("ada@example.org", name, {"city": city}, 1)
+    links = Links(f"https://bulletin.example.org/u/{token}", f"https://x.org/a/{token}")
+    message, _, body_hash = COMPILED[0].build_hashed(reader, links)
+    body = message.partition(b"\r\n\r\n")[2]
+    assert body_hash == hashlib.sha256(Relaxed.canonicalize_body(body)).digest()
+    key = generate_key("ed25519")
+    signed = DkimSigner("example.org", "mailer", key).sign(message, body_hash)
+    assert dkim.verify(signed, dnsfunc=dns_for(dns_record(key)))
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
@@ -51,17 +93,18 @@ def test_signatures_verify_with_dkimpy(tmp_path: Path, kind: str) -> None:
     assert not dkim.verify(signed, dnsfunc=dns_for(other))
 
 
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 def test_keygen_then_send_signs_every_message(
-    mailer: Invoke, workspace: Path, smtp_server: tuple[LoopbackController, Recorder]
+    mailer: Invoke, workspace: Path, smtp_server: tuple[LoopbackController, Recorder], kind: str
 ) -> None:
     controller, recorder = smtp_server
-    generated = mailer("dkim", "keygen", "--domain", "example.org")
+    generated = mailer("dkim", "keygen", "--domain", "example.org", "--type", kind)
     assert generated.exit_code == 0, generated.output
     assert (workspace / "dkim" / "private.pem").stat().st_mode & 0o777 == 0o600
     [line] = [x for x in generated.stdout.splitlines() if "._domainkey." in x]
     strings = re.findall(r'"([^"]*)"', line)
     record = "".join(strings)
-    assert record.startswith("v=DKIM1; k=rsa; p=") and all(len(s) <= 255 for s in strings)
+    assert record.startswith(f"v=DKIM1; k={kind}; p=") and all(len(s) <= 255 for s in strings)
     env = {
         "MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
         "MAILER_SMTP_SECURITY": "none", "MAILER_DKIM_DOMAIN": "example.org",
