@@ -78,7 +78,7 @@ class DkimSigner:
         present = {name for name, _ in headers}
         names = [name for name in SIGNED if name in present or name == b"from"]
         value = (
-            self._fixed + str(int(time.time())).encode() + b";\r\n h=" + b":".join(names)
+            self._fixed + str(int(time.time())).encode() + b";\r\n h=" + _fold_names(names)
             + b";\r\n bh=" + base64.b64encode(body_hash) + b";\r\n b="
         )  # fmt: skip
         hasher = hashlib.sha256()
@@ -147,3 +147,14 @@ def dns_record(key: PrivateKey) -> str:
         return f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
+
+
+def _fold_names(names: list[bytes]) -> bytes:
+    """``h=`` names joined by colons, folded before a colon so no line passes 78 characters."""
+    lines, line = [], b""
+    for name in names:
+        if line and len(line) + len(name) > 70:
+            lines.append(line)
+            line = b""
+        line += (b":" if line or lines else b"") + name
+    return b"\r\n ".join([*lines, line])

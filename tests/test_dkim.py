@@ -115,6 +115,7 @@ def test_keygen_then_send_signs_every_message(
     assert len(recorder.received) == 20
     for received in recorder.received:
         assert dkim.verify(received.data, dnsfunc=dns_for(record)), received.recipient
+        assert max(len(line) for line in received.data.split(b"\r\n")) <= 78
         signed = received.message["DKIM-Signature"]
         names = re.search(r"h=([^;]+);", str(signed)).group(1)  # type: ignore[union-attr]
         required = {"from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
