@@ -57,7 +57,7 @@ class DkimSigner:
     @cached_property
     def _fixed(self) -> bytes:
         return (
-            b" v=1; a=" + self.algorithm + b"; c=relaxed/relaxed; d=" + self.domain.encode()
+            b" v=1; a=" + self.algorithm + b"; c=relaxed/relaxed;\r\n d=" + self.domain.encode()
             + b"; s=" + self.selector.encode() + b"; t="
         )  # fmt: skip
 
