@@ -250,6 +250,10 @@ class Campaign:
                         await connection.close()
                         connection = None
                         self._finish(recipient, Reply(421, "connection lost twice"))
+        except Exception as error:
+            # A failure no reply explains (a full outbox disk, a bug): stop the campaign with the
+            # reason; the message in hand stays queued and what was recorded is kept.
+            self.stop(f"stopped by an error: {error or type(error).__name__}")
         finally:
             if connection is not None:
                 await connection.close()

@@ -246,3 +246,38 @@ def test_data_is_dot_stuffed_and_crlf_on_the_wire(body: bytes) -> None:
     expected = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     expected += b"" if expected.endswith(b"\r\n") else b"\r\n"
     assert recorder.received[0].data == expected
+
+
+def test_an_unexpected_failure_pauses_with_the_reason_and_keeps_what_was_recorded(
+    tmp_path: Path,
+) -> None:
+    store, campaign_id = store_with(tmp_path, 40)
+    outbox = tmp_path / "outbox"
+    transport = OutboxTransport(outbox)
+    written = 0
+
+    class FillingDisk:
+        """An outbox whose disk fills up after ten messages."""
+
+        description = "outbox that fills up"
+
+        async def connect(self) -> object:
+            connection = await transport.connect()
+            send = connection.send
+
+            async def limited(*args: object) -> object:
+                nonlocal written
+                if written >= 10:
+                    raise TransportError(f"outbox {outbox}", "No space left on device")
+                written += 1
+                return await send(*args)  # type: ignore[arg-type]
+
+            connection.send = limited  # type: ignore[method-assign]
+            return connection
+
+    counts = run(store, campaign_id, FillingDisk(), concurrency=1)
+    info = Campaigns(store).get(campaign_id)
+    assert info.status == "paused"
+    assert "No space left on device" in info.reason
+    assert counts["sent"] == info.counts["sent"] == 10
+    assert info.counts["queued"] == 30
