@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from mailer.errors import ConnectionLost, MailerError, TransportError
 from mailer.models import Reply
 
-NO_SUCH_USER = re.compile(r"\b5\.1\.\d{1,3}\b")
+# RFC 3463 codes for a bad destination mailbox; 5.1.7 and 5.1.8 are about the sender instead.
+NO_SUCH_USER = re.compile(r"\b5\.1\.(?:1|2|3|6|10)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,33 +193,45 @@ class Campaign:
                     self.queue.put_nowait(_STOP) if not self.queue.full() else None
             await asyncio.gather(*self.workers, producer, return_exceptions=True)
             ticker.cancel()
-            self._flush()
-            self.log.finish(self.stopping, self.progress.stopped_reason)
-            self.on_progress(self.progress)
+            try:
+                self._flush()
+            except Exception as error:
+                self.stop(f"stopped by an error: {error}")
+                self.progress.stopped_reason += (
+                    f"; {len(self.unrecorded)} results not recorded, sent again on resume"
+                )
+            try:
+                self.log.finish(self.stopping, self.progress.stopped_reason)
+            finally:
+                self.on_progress(self.progress)
         return self.progress
 
     async def _produce(self) -> None:
-        after, remaining = 0, self.options.limit or -1
-        while not self.stopping and remaining:
-            page = self.log.pending(after, 500 if remaining < 0 else min(500, remaining))
-            if not page:
-                break
-            for recipient in page:
-                after = recipient.subscriber_id
-                if self.stopping:
+        try:
+            after, remaining = 0, self.options.limit or -1
+            while not self.stopping and remaining:
+                page = self.log.pending(after, 500 if remaining < 0 else min(500, remaining))
+                if not page:
                     break
-                if not recipient.eligible:
-                    skipped = Result(recipient.subscriber_id, "skipped", recipient.attempts,
-                                     text="no longer subscribed")  # fmt: skip
-                    self._result(skipped)
-                else:
-                    self.outstanding += 1
-                    await self.queue.put(recipient)
-                remaining -= 1
-                if not remaining:
-                    break
-        self.producing = False
-        self._maybe_idle()
+                for recipient in page:
+                    after = recipient.subscriber_id
+                    if self.stopping:
+                        break
+                    if not recipient.eligible:
+                        skipped = Result(recipient.subscriber_id, "skipped", recipient.attempts,
+                                         text="no longer subscribed")  # fmt: skip
+                        self._result(skipped)
+                    else:
+                        self.outstanding += 1
+                        await self.queue.put(recipient)
+                    remaining -= 1
+                    if not remaining:
+                        break
+        except Exception as error:  # a store that cannot be read: stop, keep what is recorded
+            self.stop(f"stopped by an error: {error}")
+        finally:
+            self.producing = False
+            self._maybe_idle()
 
     def _maybe_idle(self) -> None:
         if not self.producing and self.outstanding == 0:
@@ -295,13 +308,17 @@ class Campaign:
         if reply.accepted:
             self.consecutive_failures = 0
             status = "sent"
-        elif reply.permanent:
+        elif reply.permanent and reply.stage != "mail":
             status = "failed"
-        else:
+        else:  # temporary, or the server refused our sender: not this reader's fault
             status = "deferred"
         if status != "sent" and counted_failure:
             self._connection_failure()
-        bounced = status == "failed" and bool(NO_SUCH_USER.search(reply.text))
+        bounced = (
+            status == "failed"
+            and bool(NO_SUCH_USER.search(reply.text))
+            and "sender" not in reply.text.lower()
+        )
         result = Result(recipient.subscriber_id, status, attempts, reply.code, reply.text[:500],
                         message_id if status == "sent" else "", bounced)  # fmt: skip
         retry = status == "deferred" and attempts < self.options.max_attempts and not self.stopping
@@ -336,13 +353,16 @@ class Campaign:
 
     def _flush(self) -> None:
         if self.unrecorded:
-            batch, self.unrecorded = self.unrecorded, []
-            self.log.record(batch)
+            self.log.record(self.unrecorded)  # one transaction: on failure the batch is kept
+            self.unrecorded = []
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(0.05)
-            self._flush()
+            try:
+                self._flush()
+            except Exception as error:
+                self.stop(f"stopped by an error: {error}")
             self.on_progress(self.progress)
 
 

@@ -69,10 +69,12 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What the server answered for one message: a 2xx, 4xx or 5xx code and its text."""
+    """What the server answered for one message: a 2xx, 4xx or 5xx code, its text, and the
+    stage that answered ("mail" is a refusal of the sender or session, not of this reader)."""
 
     code: int
     text: str
+    stage: str = "data"
 
     @property
     def permanent(self) -> bool:

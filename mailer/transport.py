@@ -46,10 +46,10 @@ class SmtpConnection:
                 b"MAIL", b"FROM:<" + sender.encode() + b">", *options
             )
             if answer.code != 250:
-                return await self._refused(answer.code, answer.message)
+                return await self._refused(answer.code, answer.message, "mail")
             answer = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
             if answer.code not in (250, 251):
-                return await self._refused(answer.code, answer.message)
+                return await self._refused(answer.code, answer.message, "rcpt")
             answer = await self._data(message)
         except SMTPResponseException as error:
             return await self._refused(error.code, error.message)
@@ -85,13 +85,13 @@ class SmtpConnection:
             raise
         return answer
 
-    async def _refused(self, code: int, text: str) -> Reply:
+    async def _refused(self, code: int, text: str, stage: str = "data") -> Reply:
         if self.client.is_connected:
             try:
                 await self.client.rset()
             except (SMTPException, OSError):
                 self.client.close()
-        return Reply(code, text)
+        return Reply(code, text, stage)
 
     async def close(self) -> None:
         try:

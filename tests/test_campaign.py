@@ -281,3 +281,63 @@ def test_an_unexpected_failure_pauses_with_the_reason_and_keeps_what_was_recorde
     assert "No space left on device" in info.reason
     assert counts["sent"] == info.counts["sent"] == 10
     assert info.counts["queued"] == 30
+
+
+class RefusesSender(Recorder):
+    """Refuses every MAIL FROM, as a relay does for an unknown sender domain."""
+
+    async def handle_MAIL(
+        self, server: object, session: object, envelope: object, address: str, options: list[str]
+    ) -> str:
+        return "553 5.1.8 <bounces@example.org>: Sender address rejected: Domain not found"
+
+
+def test_a_refused_sender_fails_no_reader_and_bounces_no_one(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 30)
+    server = start(RefusesSender())
+    try:
+        counts = run(store, campaign_id, smtp(server.port), concurrency=1, max_attempts=1,
+                     max_consecutive_failures=10)  # fmt: skip
+    finally:
+        server.stop()
+    info = Campaigns(store).get(campaign_id)
+    assert counts["failed"] == info.counts["failed"] == 0
+    assert info.status == "paused" and info.reason == "paused after 10 failures in a row"
+    assert info.counts["deferred"] == 10 and info.counts["queued"] == 20
+    bounced = store.db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
+    assert bounced.fetchone()[0] == 0
+    assert Campaigns(store).log(campaign_id).count() == 30  # resume would try all of them again
+
+
+def test_a_failed_write_keeps_the_batch_for_the_next_one(tmp_path: Path) -> None:
+    from mailer.errors import StoreError
+
+    store, campaign_id = store_with(tmp_path, 60)
+    log = Campaigns(store).log(campaign_id)
+    record, failures = log.record, [1]  # the first commit finds the database locked
+
+    def flaky_record(results: object) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise StoreError(tmp_path / "db.sqlite", "locked by another process")
+        record(results)  # type: ignore[arg-type]
+
+    log.record = flaky_record  # type: ignore[method-assign]
+    recorder = Recorder()
+    server = start(recorder)
+    try:
+        opts = SendOptions(sender="bounces@example.org", concurrency=2)
+        progress = asyncio.run(Campaign(log, smtp(server.port), build, opts, 60).run())
+    finally:
+        server.stop()
+    info = Campaigns(store).get(campaign_id)
+    sent_on_the_wire = set(recorder.counts())
+    recorded_sent = {
+        row[0] for row in store.db.execute(
+            "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.status = 'sent'"
+        )
+    }  # fmt: skip
+    assert recorded_sent == sent_on_the_wire  # nothing the server accepted is left unrecorded
+    assert info.counts["sent"] == progress.counts["sent"] > 0
+    assert info.status == "paused" and "locked by another process" in info.reason
