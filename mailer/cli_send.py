@@ -142,7 +142,8 @@ def run_campaign(
         reporter.close()
 
 
-def summarise(progress: SendProgress, campaign_id: int | None) -> None:
+def summarise(progress: SendProgress, campaign_id: int | None, queued: int = 0) -> None:
+    """Print the counts and what to do next; exit 1 (130 for Ctrl-C) when the run stopped."""
     c = progress.counts
     rate = c["sent"] / progress.elapsed if progress.elapsed else 0.0
     out.print(
@@ -154,6 +155,9 @@ def summarise(progress: SendProgress, campaign_id: int | None) -> None:
     if progress.stopped_reason:
         out.print(f"campaign {campaign_id} paused ({progress.stopped_reason});"
                   f" resume with: mailer campaigns resume {campaign_id}", markup=False)  # fmt: skip
+    elif queued:
+        out.print(f"{queued} not sent yet (--limit); resume with: mailer campaigns resume"
+                  f" {campaign_id}", markup=False)  # fmt: skip
     elif c["deferred"]:
         out.print(f"retry the deferred ones later with: mailer campaigns retry {campaign_id}")
     if progress.stopped_reason:
@@ -228,7 +232,8 @@ def send(
         options = send_options(current, concurrency, rate, limit, lambda: log.campaign_id)
         progress = run_campaign(log, transport, build, options, count)
         out.print(f"campaign {log.campaign_id}")
-        summarise(progress, log.campaign_id)
+        queued = Campaigns(store).get(log.campaign_id).counts["queued"]
+        summarise(progress, log.campaign_id, queued)
 
 
 def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | None,
@@ -254,7 +259,8 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
             out.print(f"campaign {campaign_id}: nothing left to send")
             return
         out.print(f"campaign {campaign_id}: {total} to send via {transport.description}")
-        summarise(run_campaign(log, transport, build, options, total), campaign_id)
+        progress = run_campaign(log, transport, build, options, total)
+        summarise(progress, campaign_id, campaigns.get(campaign_id).counts["queued"])
 
 
 @campaigns_app.command("resume", epilog="Example: mailer campaigns resume 3")

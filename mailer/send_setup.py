@@ -8,8 +8,10 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from mailer import config
+from mailer.addresses import normalise
 from mailer.campaign import Build, Recipient, SendOptions
 from mailer.dkim_sign import DkimSigner
+from mailer.errors import AddressError, InputError
 from mailer.models import MailingList
 from mailer.render import CompiledCampaign, Links, Reader, template_dirs
 from mailer.report import Report
@@ -77,6 +79,19 @@ def choose_transport(
     return SmtpTransport(current.smtp)
 
 
+def return_path(current: config.Settings) -> str:
+    """The envelope sender: [smtp] envelope_sender, else the From address; validated."""
+    setting = "smtp.envelope_sender" if current.smtp.envelope_sender else "newsletter.sender"
+    raw = current.smtp.envelope_sender or current.newsletter.sender
+    address = parseaddr(raw)[1]
+    if not address or (current.smtp.envelope_sender and address != raw.strip()):
+        raise InputError(f"{setting}: {raw!r} must be a bare address such as bounces@example.org")
+    try:
+        return normalise(address).email
+    except AddressError as error:
+        raise InputError(f"{setting}: {error}") from None
+
+
 def send_options(
     current: config.Settings,
     concurrency: int | None,
@@ -85,7 +100,7 @@ def send_options(
     campaign_id: CampaignId | None = None,
 ) -> SendOptions:
     """Options from settings and flags; with [bounces] verp and a campaign, a VERP return path."""
-    sender = current.smtp.envelope_sender or parseaddr(current.newsletter.sender)[1]
+    sender = return_path(current)
     sender_for = None
     if current.bounces.verp and campaign_id is not None:
         domain = current.bounces.domain or sender.rpartition("@")[2]

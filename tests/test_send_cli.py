@@ -237,3 +237,29 @@ def test_campaigns_show_lists_the_bounces_it_caused(mailer: Invoke, example: str
     assert (
         "zoe.bronte@example.org\tZoë Brontë\tbounced" in mailer("subscribers", "ls", example).stdout
     )
+
+
+def test_limit_pauses_and_says_how_to_resume(
+    mailer: Invoke, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    first = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", "--limit", "5", env=env)
+    assert first.exit_code == 0, first.output
+    assert "15 not sent yet (--limit); resume with: mailer campaigns resume 1" in first.stdout
+    resumed = mailer("campaigns", "resume", "1", env=env)
+    assert "15 sent" in resumed.stdout
+    assert len(recorder.counts()) == 20 and set(recorder.counts().values()) == {1}
+
+
+@pytest.mark.parametrize("sender", ["Bounces <bounces@example.org>", "not an address"])
+def test_a_bad_envelope_sender_is_one_line_before_anything_is_sent(
+    mailer: Invoke, example: str, smtp_server: tuple[LoopbackController, Recorder], sender: str
+) -> None:
+    controller, recorder = smtp_server
+    env = {**smtp_env(controller.port), "MAILER_SMTP_ENVELOPE_SENDER": sender}
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: smtp.envelope_sender: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert recorder.received == []
