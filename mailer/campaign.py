@@ -152,6 +152,7 @@ class Campaign:
         self.consecutive_failures = 0
         self.idle = asyncio.Event()
         self.retries: set[asyncio.Task[None]] = set()
+        self.retrying: set[int] = set()  # deferred in this run, with a retry still to come
         self.workers: list[asyncio.Task[None]] = []
 
     def stop(self, reason: str = "stopped by the user") -> None:
@@ -193,6 +194,8 @@ class Campaign:
                     self.queue.put_nowait(_STOP) if not self.queue.full() else None
             await asyncio.gather(*self.workers, producer, return_exceptions=True)
             ticker.cancel()
+            # Retries that never ran stay deferred, as the database says: they count as done.
+            self.progress.final_deferred += len(self.retrying)
             try:
                 self._flush()
             except Exception as error:
@@ -340,10 +343,14 @@ class Campaign:
             self.progress.waiting_retry -= 1
         again = Recipient(recipient.subscriber_id, recipient.email, recipient.name,
                           recipient.attributes, recipient.smtputf8, attempts)  # fmt: skip
-        self.progress.counts["deferred"] -= 1
         await self.queue.put(again)
 
     def _result(self, result: Result, final: bool = True) -> None:
+        if result.subscriber_id in self.retrying:  # this attempt supersedes its deferral
+            self.retrying.discard(result.subscriber_id)
+            self.progress.counts["deferred"] -= 1
+        if result.status == "deferred" and not final:
+            self.retrying.add(result.subscriber_id)
         self.progress.counts[result.status] += 1
         if result.status == "deferred" and final:
             self.progress.final_deferred += 1

@@ -341,3 +341,21 @@ def test_a_failed_write_keeps_the_batch_for_the_next_one(tmp_path: Path) -> None
     assert recorded_sent == sent_on_the_wire  # nothing the server accepted is left unrecorded
     assert info.counts["sent"] == progress.counts["sent"] > 0
     assert info.status == "paused" and "locked by another process" in info.reason
+
+
+def test_progress_counts_match_the_database_after_a_stop_with_retries_pending(
+    tmp_path: Path,
+) -> None:
+    store, campaign_id = store_with(tmp_path, 40)
+    server = start(FaultyServer(rule=lambda recipient, attempt: "451"))
+    try:
+        log = Campaigns(store).log(campaign_id)
+        opts = SendOptions(sender="bounces@example.org", concurrency=2, max_attempts=3,
+                           retry_delay=0.001, max_consecutive_failures=15)  # fmt: skip
+        progress = asyncio.run(Campaign(log, smtp(server.port), build, opts, 40).run())
+    finally:
+        server.stop()
+    info = Campaigns(store).get(campaign_id)
+    assert info.status == "paused"
+    assert progress.counts["deferred"] == info.counts["deferred"] > 0
+    assert progress.done == 40 - info.counts["queued"]
