@@ -171,7 +171,14 @@ class Campaign:
     async def run(self) -> Progress:
         """Deliver everything pending; returns the final counts. Raises TransportError if the
         server cannot be reached before anything is recorded."""
-        first = await self.transport.connect()
+        connecting = asyncio.create_task(self.transport.connect())
+        stopped = asyncio.create_task(self.idle.wait())
+        await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not connecting.done():  # Ctrl-C while connecting: leave before anything is recorded
+            connecting.cancel()
+            return self.progress
+        first = connecting.result()
         self.log.start()
         producer = asyncio.create_task(self._produce())
         self.workers = [

@@ -231,6 +231,9 @@ def send(
         )
         options = send_options(current, concurrency, rate, limit, lambda: log.campaign_id)
         progress = run_campaign(log, transport, build, options, count)
+        if not log.campaign_id:
+            out.print("stopped before the server answered: nothing sent, no campaign created")
+            raise typer.Exit(130)
         out.print(f"campaign {log.campaign_id}")
         queued = Campaigns(store).get(log.campaign_id).counts["queued"]
         summarise(progress, log.campaign_id, queued)

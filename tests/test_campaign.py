@@ -359,3 +359,26 @@ def test_progress_counts_match_the_database_after_a_stop_with_retries_pending(
     assert info.status == "paused"
     assert progress.counts["deferred"] == info.counts["deferred"] > 0
     assert progress.done == 40 - info.counts["queued"]
+
+
+def test_stop_while_connecting_records_nothing(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    store, campaign_id = store_with(tmp_path, 5)
+    with socket.socket() as silent:  # accepts connections, never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        log = Campaigns(store).log(campaign_id)
+        transport = smtp(silent.getsockname()[1], timeout=30)
+        campaign = Campaign(log, transport, build, SendOptions(sender="b@example.org"), 5)
+
+        async def main() -> object:
+            asyncio.get_running_loop().call_later(0.1, campaign.stop)
+            return await campaign.run()
+
+        started = time.monotonic()
+        progress = asyncio.run(main())
+    assert time.monotonic() - started < 10  # not the 30 s connect timeout
+    assert progress.stopped_reason == "stopped by the user"  # type: ignore[attr-defined]
+    assert Campaigns(store).get(campaign_id).status == "draft"
