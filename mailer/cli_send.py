@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,7 @@ from mailer.send_setup import (
     choose_transport,
     compile_campaign,
     message_builder,
+    one_sender,
     runner,
     send_options,
 )
@@ -230,7 +232,17 @@ def send(
             compiled, current, mailing_list, campaign_id=lambda: log.campaign_id
         )
         options = send_options(current, concurrency, rate, limit, lambda: log.campaign_id)
-        progress = run_campaign(log, transport, build, options, count)
+        with ExitStack() as lock:
+            create = log.create
+            assert create is not None
+
+            def create_and_lock() -> int:
+                campaign_id = create()
+                lock.enter_context(one_sender(current, campaign_id))
+                return campaign_id
+
+            log.create = create_and_lock
+            progress = run_campaign(log, transport, build, options, count)
         if not log.campaign_id:
             out.print("stopped before the server answered: nothing sent, no campaign created")
             raise typer.Exit(130)
@@ -243,8 +255,7 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
               rate: float | None, limit: int, outbox: Path | None) -> None:  # fmt: skip
     current = settings()
     transport = choose_transport(current, outbox)
-    options = send_options(current, concurrency, rate, limit)
-    with open_store() as store:
+    with open_store() as store, one_sender(current, campaign_id):
         campaigns = Campaigns(store)
         info = campaigns.get(campaign_id)
         if info.status == "cancelled":

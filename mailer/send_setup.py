@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -121,6 +123,24 @@ def send_options(
         max_consecutive_failures=current.send.max_consecutive_failures,
         limit=limit,
     )
+
+
+@contextmanager
+def one_sender(current: config.Settings, campaign_id: int) -> Iterator[None]:
+    """One process at a time per campaign: an flock, which the OS drops if the process dies."""
+    path = current.database_path.parent / f".campaign-{campaign_id}.lock"
+    try:
+        handle = path.open("a")
+    except OSError as error:
+        raise InputError(f"cannot lock {path}: {error.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"campaign {campaign_id} is being sent by another mailer process"
+            ) from None
+        yield
 
 
 def runner() -> asyncio.Runner:

@@ -263,3 +263,22 @@ def test_a_bad_envelope_sender_is_one_line_before_anything_is_sent(
     assert result.stderr.startswith("error: smtp.envelope_sender: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert recorder.received == []
+
+
+def test_one_process_at_a_time_per_campaign(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    import fcntl
+
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", "--limit", "5",
+                  env=env).exit_code == 0  # fmt: skip
+    with (workspace / "subscribers" / ".campaign-1.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a resume running elsewhere would
+        blocked = mailer("campaigns", "resume", "1", env=env)
+    assert blocked.exit_code == 1
+    assert "campaign 1 is being sent by another mailer process" in blocked.stderr
+    assert len(recorder.received) == 5
+    assert mailer("campaigns", "resume", "1", env=env).exit_code == 0
+    assert len(recorder.received) == 20
