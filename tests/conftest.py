@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
-from tests.smtp_servers import LoopbackController, Recorder, start
+from tests.smtp_servers import LoopbackController, Mailbox, Recorder, start
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CSV = ROOT / "subscribers" / "example.csv"
@@ -49,4 +49,13 @@ def smtp_server() -> Iterator[tuple[LoopbackController, Recorder]]:
     recorder = Recorder()
     controller = start(recorder, enable_SMTPUTF8=True)
     yield controller, recorder
+    controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[LoopbackController, Mailbox]]:
+    """A recording server that a test can wait on for the n-th message."""
+    mailbox = Mailbox()
+    controller = start(mailbox, enable_SMTPUTF8=True)
+    yield controller, mailbox
     controller.stop()

@@ -59,6 +59,24 @@ class Recorder:
         return "250 2.0.0 OK queued"
 
 
+@dataclass
+class Mailbox(Recorder):
+    """A recorder that lets a test wait for the n-th message instead of sleeping."""
+
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        with self.arrived:
+            self.arrived.notify_all()
+        return answer
+
+    def wait_for(self, count: int) -> list[Received]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.received) >= count, timeout=20)
+        return list(self.received)
+
+
 Rule = Callable[[str, int], str | None]  # (recipient, attempt number from 1) -> action or None
 
 

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_string, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailer import config
 from mailer.confirmation import build_confirmation
@@ -33,27 +32,9 @@ from mailer.store import Store
 from mailer.tokens import TOKEN, Signer, load_secret
 from mailer.web import create_app
 from tests.conftest import EXAMPLE_REPORT, Invoke
-from tests.smtp_servers import LoopbackController, Received, Recorder, start
+from tests.smtp_servers import LoopbackController, Mailbox
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@dataclass
-class Mailbox(Recorder):
-    """A recorder that lets a test wait for the n-th message instead of sleeping."""
-
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        answer = await super().handle_DATA(server, session, envelope)
-        with self.arrived:
-            self.arrived.notify_all()
-        return answer
-
-    def wait_for(self, count: int) -> list[Received]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.received) >= count, timeout=20)
-        return list(self.received)
 
 
 @dataclass
@@ -147,14 +128,6 @@ class Site:
 
     def token(self, purpose: str, member: Member, mailing_list: MailingList) -> str:
         return self.live.signer().make(purpose, member.id, mailing_list.id)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[LoopbackController, Mailbox]]:
-    mailbox = Mailbox()
-    controller = start(mailbox, enable_SMTPUTF8=True)
-    yield controller, mailbox
-    controller.stop()
 
 
 def make_site(workspace: Path, smtp: tuple[LoopbackController, Mailbox], **options: Any) -> Site:
@@ -436,37 +409,6 @@ def test_confirmation_message_is_well_formed_for_a_utf8_reader(workspace: Path) 
     assert "&ldquo;" not in html.get_content() and f'href="{url}"' in html.get_content()
 
 
-def test_serve_prints_its_address_and_stops_cleanly_on_ctrl_c(workspace: Path) -> None:
-    script = (
-        "import sys; from pathlib import Path; from mailer import config, web\n"
-        "settings = config.load(Path(sys.argv[1]), {})\n"
-        "web.serve(settings, '127.0.0.1', 0, lambda url: print('serving on', url, flush=True))\n"
-        "print('stopped', flush=True)\n"
-    )
-    process = subprocess.Popen([sys.executable, "-c", script, str(workspace)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={k: v for k, v in os.environ.items()
-                                    if not k.startswith("MAILER_")})  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        found = re.fullmatch(r"serving on (http://127\.0\.0\.1:\d+)\n", first)
-        assert found, first
-        assert http("GET", found.group(1) + "/archive/").status == 200
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err
-    assert out == "stopped\n" and "Traceback" not in err
-    assert sqlite3.connect(workspace / "subscribers" / "mailer.db").execute(
-        "PRAGMA user_version"
-    ).fetchone() == (len(SCHEMA),)  # serve migrates the database it opens
-
-
-# the CLI side (add once `serve`, `lists set` and `--public-archive` are wired)
-
-
 def test_cli_public_archive_flags_and_double_opt_in_add(mailer: Invoke, workspace: Path) -> None:
     created = mailer("lists", "create", "weekly", "--public-archive")
     assert created.exit_code == 0 and "public archive" in created.stdout
@@ -504,3 +446,6 @@ def test_mailer_serve_prints_its_address_and_stops_on_ctrl_c(workspace: Path) ->
         process.kill()
     assert process.returncode == 0, err
     assert out == "stopped\n" and err == ""
+    assert sqlite3.connect(workspace / "subscribers" / "mailer.db").execute(
+        "PRAGMA user_version"
+    ).fetchone() == (len(SCHEMA),)  # serve migrates the database it opens

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT
-from tests.smtp_servers import LoopbackController, start
-from tests.test_web import Mailbox, confirm_link, http, smtp_environ, start_web
+from tests.smtp_servers import LoopbackController, Mailbox
+from tests.test_web import confirm_link, http, smtp_environ, start_web
 
 # Debian's chromium, which .ci/run installs; Playwright only drives it (no `playwright install`).
 CHROMIUM = "/usr/bin/chromium"
@@ -29,14 +29,6 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield launched
         launched.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[LoopbackController, Mailbox]]:
-    mailbox = Mailbox()
-    controller = start(mailbox, enable_SMTPUTF8=True)
-    yield controller, mailbox
-    controller.stop()
 
 
 def run_mailer(
