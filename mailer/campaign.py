@@ -95,12 +95,11 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     waiting_retry: int = 0
     stopped_reason: str = ""
+    final_deferred: int = 0  # deferred for good in this run: no retry left
 
     @property
     def done(self) -> int:
         return sum(self.counts[s] for s in ("sent", "failed", "skipped")) + self.final_deferred
-
-    final_deferred: int = 0
 
     @property
     def elapsed(self) -> float:

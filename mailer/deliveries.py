@@ -213,16 +213,9 @@ class CampaignLog:
                 )
                 db.executemany(
                     "INSERT INTO events (at, kind, subscriber_id, list_id, campaign_id, detail)"
-                    " VALUES (?, 'bounced', ?, ?, ?, ?)",
-                    [(stamp, r.subscriber_id, self._list_id(), campaign, f"{r.code} {r.text}")
-                     for r in bounced],
+                    " SELECT ?, 'bounced', ?, list_id, id, ? FROM campaigns WHERE id = ?",
+                    [(stamp, r.subscriber_id, f"{r.code} {r.text}", campaign) for r in bounced],
                 )  # fmt: skip
-
-    def _list_id(self) -> int | None:
-        row = self.store._query_one(
-            "SELECT list_id FROM campaigns WHERE id = ?", (self.campaign_id,)
-        )
-        return row[0] if row else None
 
     def finish(self, stopped: bool, reason: str = "") -> None:
         with self.store.transaction() as db:

@@ -8,8 +8,9 @@ from pathlib import Path
 from mailer.config import Settings
 from mailer.errors import FileInputError, NotFoundError
 from mailer.models import MailingList, Member
-from mailer.render import CompiledCampaign, Reader, preview_links, template_dirs
+from mailer.render import Reader, preview_links
 from mailer.report import load_report
+from mailer.send_setup import compile_campaign
 
 PLACEHOLDER_EMAIL = "reader@example.org"
 
@@ -44,13 +45,7 @@ def render_preview(
     """Compile the report, check it for every member given, write the three files for one."""
     report = load_report(report_path)
     listing = mailing_list or preview_list(settings)
-    campaign = CompiledCampaign(
-        report,
-        settings.newsletter,
-        listing,
-        templates=template_dirs(settings.templates_dir),
-        campaign_id="preview",
-    )
+    campaign = compile_campaign(settings, report, listing, "preview")
     everyone = list(members)
     campaign.check(everyone)
     reader = choose_reader(everyone, email, mailing_list.slug if mailing_list else "")
