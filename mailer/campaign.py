@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailer.errors import ConnectionLost, MailerError, TransportError
+from mailer.errors import ConnectionLost, MailerError, SigningError, TransportError
 from mailer.models import Reply
 
 # RFC 3463 codes for a bad destination mailbox; 5.1.7 and 5.1.8 are about the sender instead.
@@ -60,7 +60,8 @@ class DeliveryLog(Protocol):
     def finish(self, stopped: bool, reason: str = "") -> None: ...
 
 
-Build = Callable[[Recipient], tuple[bytes, str]]  # -> message bytes, Message-ID
+Render = Callable[[Recipient], tuple[bytes, str]]  # -> message bytes, Message-ID
+Build = Callable[[Recipient], Awaitable[tuple[bytes, str]]]  # may sign in other processes
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,9 @@ class Campaign:
         """Send one message; None means the connection dropped before an answer."""
         await self.limiter.acquire()
         try:
-            message, message_id = self.build(recipient)
+            message, message_id = await self.build(recipient)
+        except SigningError:
+            raise  # not this reader's fault: the worker stops the campaign, the reader stays queued
         except MailerError as error:
             self._finish(recipient, Reply(554, f"not rendered: {error}"), counted_failure=False)
             return True
@@ -402,7 +405,7 @@ class MemoryLog:
         return None
 
 
-def check_all(recipients: Iterable[Recipient], build: Build) -> int:
+def check_all(recipients: Iterable[Recipient], build: Render) -> int:
     """Build every message without sending (a dry run); raise on the first that fails."""
     count = 0
     for recipient in recipients:

@@ -22,16 +22,19 @@ from mailer.campaign import Build, Campaign, MemoryLog, Recipient, SendOptions, 
 from mailer.campaign import Progress as SendProgress
 from mailer.cli import app, err, open_store, out, settings
 from mailer.deliveries import CampaignLog, Campaigns, count_eligible, eligible, find_subscriber
+from mailer.dkim_pool import SigningPool
 from mailer.errors import InputError
 from mailer.preview import render_preview
 from mailer.report import load_report, parse_report
 from mailer.send_setup import (
+    campaign_builder,
     choose_transport,
     compile_campaign,
     message_builder,
     one_sender,
     runner,
     send_options,
+    signing_pool,
 )
 from mailer.transport import OutboxTransport, SmtpTransport
 
@@ -110,8 +113,9 @@ class Reporter:
             self.bar.stop()
 
 
-async def deliver(campaign: Campaign) -> SendProgress:
-    """Run with Ctrl-C handling: the first stops taking work, the second aborts."""
+async def deliver(campaign: Campaign, signing: SigningPool | None) -> SendProgress:
+    """Run with Ctrl-C handling: the first stops taking work, the second aborts. The DKIM
+    signing processes live as long as the run."""
     loop = asyncio.get_running_loop()
     presses = 0
 
@@ -126,20 +130,24 @@ async def deliver(campaign: Campaign) -> SendProgress:
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
+        if signing is not None:
+            await signing.start()
         return await campaign.run()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        if signing is not None:
+            await signing.close()
 
 
 def run_campaign(
     log: CampaignLog | MemoryLog, transport: OutboxTransport | SmtpTransport, build: Build,
-    options: SendOptions, total: int,
+    signing: SigningPool | None, options: SendOptions, total: int,
 ) -> SendProgress:  # fmt: skip
     reporter = Reporter(total)
     campaign = Campaign(log, transport, build, options, total, on_progress=reporter)
     try:
         with runner() as loop:
-            return loop.run(deliver(campaign))
+            return loop.run(deliver(campaign, signing))
     finally:
         reporter.close()
 
@@ -202,15 +210,16 @@ def send(
                         email=a.email, smtputf8=a.smtputf8)
                 for i, a in enumerate(addresses, start=1)
             ]  # fmt: skip
-            build = message_builder(compiled, current, mailing_list)
+            signing = signing_pool(current)
+            build = campaign_builder(compiled, current, mailing_list, signing)
             progress = run_campaign(
-                MemoryLog(recipients), transport, build, options, len(recipients)
+                MemoryLog(recipients), transport, build, signing, options, len(recipients)
             )
             summarise(progress, None)
             return
-        build = message_builder(compiled, current, mailing_list, campaign_id=lambda: 0)
         if dry_run:
-            count = check_all(eligible(store, mailing_list), build)
+            render = message_builder(compiled, current, mailing_list, campaign_id=lambda: 0)
+            count = check_all(eligible(store, mailing_list), render)
             out.print(
                 f"dry run: {count} messages rendered and checked for {list_slug}; nothing sent"
             )
@@ -228,8 +237,9 @@ def send(
         log = Campaigns(store).new_log(mailing_list, report.subject, str(report_path), source,
                                        settings_json)  # fmt: skip
         # The campaign id exists once the log has started, before the first message is built.
-        build = message_builder(
-            compiled, current, mailing_list, campaign_id=lambda: log.campaign_id
+        signing = signing_pool(current)
+        build = campaign_builder(
+            compiled, current, mailing_list, signing, campaign_id=lambda: log.campaign_id
         )
         options = send_options(current, concurrency, rate, limit, lambda: log.campaign_id)
         with ExitStack() as lock:
@@ -242,7 +252,7 @@ def send(
                 return campaign_id
 
             log.create = create_and_lock
-            progress = run_campaign(log, transport, build, options, count)
+            progress = run_campaign(log, transport, build, signing, options, count)
         if not log.campaign_id:
             out.print("stopped before the server answered: nothing sent, no campaign created")
             raise typer.Exit(130)
@@ -265,7 +275,10 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
         compiled = compile_campaign(
             current, report, mailing_list, str(info.settings.get("key", "c"))
         )
-        build = message_builder(compiled, current, mailing_list, campaign_id=lambda: campaign_id)
+        signing = signing_pool(current)
+        build = campaign_builder(
+            compiled, current, mailing_list, signing, campaign_id=lambda: campaign_id
+        )
         options = send_options(current, concurrency, rate, limit, lambda: campaign_id)
         log = campaigns.log(campaign_id, statuses)
         total = log.count()
@@ -273,7 +286,7 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
             out.print(f"campaign {campaign_id}: nothing left to send")
             return
         out.print(f"campaign {campaign_id}: {total} to send via {transport.description}")
-        progress = run_campaign(log, transport, build, options, total)
+        progress = run_campaign(log, transport, build, signing, options, total)
         summarise(progress, campaign_id, campaigns.get(campaign_id).counts["queued"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -64,55 +65,56 @@ class DkimSigner:
     def sign(self, message: bytes, body_hash: bytes | None = None) -> bytes:
         """Return ``message`` with a DKIM-Signature header in front (CRLF message in, CRLF out).
         ``body_hash``, when known, is the SHA-256 of the relaxed canonical body."""
-        value, digest = self.prepare(message, body_hash)
-        return self.attach(value, self.key_sign(digest), message)
-
-    def prepare(self, message: bytes, body_hash: bytes | None = None) -> tuple[bytes, bytes]:
-        """Return the DKIM-Signature value up to ``b=`` and the digest the key signs."""
-        end = message.find(b"\r\n\r\n")
-        if end < 0:
-            raise InputError("cannot DKIM-sign a message without a header/body separator")
+        end = header_end(message)
         if body_hash is None:
             body_hash = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
-        headers = canonical_headers(message[:end])
+        return self.header(message[:end], body_hash) + message
+
+    def header(self, head: bytes, body_hash: bytes) -> bytes:
+        """The whole DKIM-Signature header line (CRLF-terminated) for a CRLF header block."""
+        value, digest = self.prepare(head, body_hash)
+        encoded = base64.b64encode(self.key_sign(digest))
+        folded = b"\r\n ".join(encoded[i : i + 72] for i in range(0, len(encoded), 72))
+        return b"DKIM-Signature:" + value + folded + b"\r\n"
+
+    def prepare(self, head: bytes, body_hash: bytes) -> tuple[bytes, bytes]:
+        """Return the DKIM-Signature value up to ``b=`` and the digest the key signs."""
+        headers = canonical_headers(head)
         present = {name for name, _ in headers}
         names = [name for name in SIGNED if name in present or name == b"from"]
         value = (
-            self._fixed + str(int(time.time())).encode() + b";\r\n h=" + _fold_names(names)
+            self._fixed + str(int(time.time())).encode() + b";\r\n h=" + _fold_names(tuple(names))
             + b";\r\n bh=" + base64.b64encode(body_hash) + b";\r\n b="
         )  # fmt: skip
-        hasher = hashlib.sha256()
-        for name, canonical in dkim.select_headers(headers, names):
-            hasher.update(name + b":" + canonical)
-        hasher.update(b"dkim-signature:" + _relaxed_value(value))  # no CRLF after this one
-        return value, hasher.digest()
+        signed = [name + b":" + text for name, text in dkim.select_headers(headers, names)]
+        signed.append(b"dkim-signature:" + _relaxed_value(value))  # no CRLF after this one
+        return value, hashlib.sha256(b"".join(signed)).digest()
 
     def key_sign(self, digest: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):
             return self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
         return self.key.sign(digest)  # RFC 8463: Ed25519 over the SHA-256
 
-    @staticmethod
-    def attach(value: bytes, signature: bytes, message: bytes) -> bytes:
-        encoded = base64.b64encode(signature)
-        folded = b"\r\n ".join(encoded[i : i + 72] for i in range(0, len(encoded), 72))
-        return b"DKIM-Signature:" + value + folded + b"\r\n" + message
+
+def header_end(message: bytes) -> int:
+    """Where the header block of a CRLF message ends (the blank line)."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        raise InputError("cannot DKIM-sign a message without a header/body separator")
+    return end
 
 
 def canonical_headers(head: bytes) -> list[tuple[bytes, bytes]]:
     """Relaxed header canonicalisation (RFC 6376 3.4.2) of a CRLF header block, as dkimpy's
     rfc822_parse + Relaxed.canonicalize_headers give it, for the well-formed headers we write."""
-    fields: list[list[bytes]] = []
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        elif line:
-            fields.append([line])
+    unfolded = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
+    if b"\t" in unfolded or b"  " in unfolded:
+        unfolded = WSP.sub(b" ", unfolded)
     result = []
-    for lines in fields:
-        name, _, first = lines[0].partition(b":")
-        lines[0] = first
-        result.append((name.lower().rstrip(), _relaxed_value(b"".join(lines)) + b"\r\n"))
+    for line in unfolded.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            result.append((name.lower().rstrip(), value.strip() + b"\r\n"))
     return result
 
 
@@ -149,7 +151,8 @@ def dns_record(key: PrivateKey) -> str:
     return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
 
 
-def _fold_names(names: list[bytes]) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _fold_names(names: tuple[bytes, ...]) -> bytes:
     """``h=`` names joined by colons, folded before a colon so no line passes 78 characters."""
     lines, line = [], b""
     for name in names:

@@ -65,3 +65,7 @@ class TransportError(MailerError):
 
 class ConnectionLost(TransportError):
     """An open connection dropped mid-message; the message is retried on a new one."""
+
+
+class SigningError(MailerError):
+    """A DKIM signing process failed: the campaign pauses rather than send unsigned mail."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parseaddr
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from mailer import config
 from mailer.addresses import normalise
-from mailer.campaign import Build, Recipient, SendOptions
+from mailer.campaign import Build, Recipient, Render, SendOptions
+from mailer.dkim_pool import SigningPool
 from mailer.dkim_sign import DkimSigner
 from mailer.errors import AddressError, InputError
 from mailer.models import MailingList
@@ -40,21 +42,70 @@ def dkim_signer(current: config.Settings) -> DkimSigner | None:
     return DkimSigner.from_file(dkim.domain, dkim.selector, current.workspace / dkim.key_file)
 
 
+def signing_pool(current: config.Settings) -> SigningPool | None:
+    """Worker processes for a campaign's DKIM signatures (not started), or None unsigned."""
+    signer = dkim_signer(current)
+    if signer is None:
+        return None
+    processes = current.dkim.processes or min(4, max(1, (os.cpu_count() or 1) - 1))
+    return SigningPool(signer, processes)
+
+
 def message_builder(
     compiled: CompiledCampaign,
     current: config.Settings,
     mailing_list: MailingList,
     *,
     campaign_id: CampaignId | None = None,
-) -> Build:
-    """Per recipient: sign the unsubscribe link, render the personal parts, assemble the bytes,
-    DKIM-sign them. Without a campaign (test sends) the links carry no real token."""
-    base = current.newsletter.base_url.rstrip("/")
-    signer = Signer(load_secret(current.workspace))
+) -> Render:
+    """Per recipient, in this process: sign the unsubscribe link, render the personal parts,
+    assemble the bytes, DKIM-sign them (dry runs and checks; campaigns use campaign_builder)."""
+    personal = _personaliser(current, mailing_list, campaign_id)
     dkim = dkim_signer(current)
-    archive = campaign_id if mailing_list.public_archive else None
 
     def build(recipient: Recipient) -> tuple[bytes, str]:
+        if dkim is None:
+            return compiled.build(*personal(recipient))
+        message, message_id, body_hash = compiled.build_hashed(*personal(recipient))
+        return dkim.sign(message, body_hash), message_id
+
+    return build
+
+
+def campaign_builder(
+    compiled: CompiledCampaign,
+    current: config.Settings,
+    mailing_list: MailingList,
+    pool: SigningPool | None,
+    *,
+    campaign_id: CampaignId | None = None,
+) -> Build:
+    """As message_builder, for the send pipeline: the DKIM key operation runs in ``pool``."""
+    personal = _personaliser(current, mailing_list, campaign_id)
+    if pool is None:
+
+        async def build(recipient: Recipient) -> tuple[bytes, str]:
+            return compiled.build(*personal(recipient))
+
+        return build
+
+    async def build_signed(recipient: Recipient) -> tuple[bytes, str]:
+        message, message_id, body_hash = compiled.build_hashed(*personal(recipient))
+        return await pool.sign(message, body_hash), message_id
+
+    return build_signed
+
+
+def _personaliser(
+    current: config.Settings, mailing_list: MailingList, campaign_id: CampaignId | None
+) -> Callable[[Recipient], tuple[Reader, Links]]:
+    """The reader and links of one recipient. Without a campaign (test sends) the links carry
+    no real token."""
+    base = current.newsletter.base_url.rstrip("/")
+    signer = Signer(load_secret(current.workspace))
+    archive = campaign_id if mailing_list.public_archive else None
+
+    def personal(recipient: Recipient) -> tuple[Reader, Links]:
         token = "test"
         if campaign_id is not None:
             token = signer.make("u", recipient.subscriber_id, mailing_list.id)
@@ -62,13 +113,9 @@ def message_builder(
             recipient.email, recipient.name, recipient.attributes, recipient.subscriber_id
         )
         view_online = f"{base}/archive/{archive()}" if archive is not None else ""
-        links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
-        if dkim is None:
-            return compiled.build(reader, links)
-        message, message_id, body_hash = compiled.build_hashed(reader, links)
-        return dkim.sign(message, body_hash), message_id
+        return reader, Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
 
-    return build
+    return personal
 
 
 def choose_transport(

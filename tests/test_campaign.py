@@ -18,7 +18,7 @@ from mailer.transport import OutboxTransport, SmtpTransport
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
 
 
-def build(recipient: Recipient) -> tuple[bytes, str]:
+async def build(recipient: Recipient) -> tuple[bytes, str]:
     message_id = f"<{recipient.subscriber_id}.test@example.org>"
     body = (
         f"From: news@example.org\r\nTo: {recipient.email}\r\nSubject: test\r\n"

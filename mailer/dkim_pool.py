@@ -1,0 +1,198 @@
+"""DKIM signing in worker processes, so the key operation runs beside the event loop, not in it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import struct
+import sys
+from collections import deque
+from typing import cast
+
+from cryptography.hazmat.primitives import serialization
+
+from mailer.dkim_sign import DkimSigner, header_end, private_pem
+from mailer.errors import SigningError
+from mailer.mime import relaxed_body
+
+LENGTH = struct.Struct("!I")
+STDERR_KEPT = 2000  # bytes of a worker's stderr kept to explain why it died
+
+
+def frame(payload: bytes) -> bytes:
+    return LENGTH.pack(len(payload)) + payload
+
+
+class Frames:
+    """Splits a byte stream into the length-prefixed frames ``frame`` makes."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self.buffer
+        buffer += data
+        frames, position = [], 0
+        while len(buffer) - position >= LENGTH.size:
+            (size,) = LENGTH.unpack_from(buffer, position)
+            start = position + LENGTH.size
+            if len(buffer) - start < size:
+                break
+            frames.append(bytes(buffer[start : start + size]))
+            position = start + size
+        del buffer[:position]
+        return frames
+
+
+class SigningPool:
+    """``processes`` signing workers fed body hash + header block, answering with the
+    DKIM-Signature line. Requests made in one loop iteration travel in one write, and each
+    worker signs whatever has arrived before answering in one write."""
+
+    def __init__(self, signer: DkimSigner, processes: int) -> None:
+        self.signer, self.processes = signer, max(1, processes)
+        self.workers: list[_Worker] = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        names = {"domain": self.signer.domain, "selector": self.signer.selector}
+        setup = json.dumps(names).encode() + b"\n" + private_pem(self.signer.key)
+        for _ in range(self.processes):
+            _, worker = await loop.subprocess_exec(
+                lambda: _Worker(loop), sys.executable, "-m", __name__,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            worker.send(setup)
+            self.workers.append(worker)
+
+    async def sign(self, message: bytes, body_hash: bytes | None = None) -> bytes:
+        """Return ``message`` with its DKIM-Signature header in front, as DkimSigner.sign."""
+        end = header_end(message)
+        if body_hash is None:
+            body_hash = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
+        if not self.workers:
+            raise SigningError("the DKIM signing processes are not running")
+        worker = min(self.workers, key=_Worker.outstanding)
+        return await worker.request(body_hash + message[:end]) + message
+
+    async def close(self) -> None:
+        """End the workers (EOF on their input) and wait for them; kill any that hang."""
+        for worker in self.workers:
+            worker.finish()
+        for worker in self.workers:
+            try:
+                await asyncio.wait_for(worker.ended, 5)
+            except TimeoutError:
+                worker.kill()
+        self.workers = []
+
+
+class _Worker(asyncio.SubprocessProtocol):
+    """The parent's side of one signing process: replies come back in request order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.frames = Frames()
+        self.waiting: deque[asyncio.Future[bytes]] = deque()
+        self.outgoing: list[bytes] = []
+        self.stderr = b""
+        self.failure = ""
+        self.ended: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+
+    def outstanding(self) -> int:
+        return len(self.waiting)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.SubprocessTransport, transport)  # uvloop's is no subclass
+
+    def send(self, payload: bytes) -> None:
+        if not self.outgoing:
+            self.loop.call_soon(self._flush)
+        self.outgoing.append(frame(payload))
+
+    def request(self, payload: bytes) -> asyncio.Future[bytes]:
+        if self.failure:
+            raise SigningError(self.failure)
+        future = self.loop.create_future()
+        self.waiting.append(future)
+        self.send(payload)
+        return future
+
+    def _flush(self) -> None:
+        data, self.outgoing = b"".join(self.outgoing), []
+        stdin = self.transport.get_pipe_transport(0) if self.transport else None
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(data)  # type: ignore[attr-defined]
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 2:
+            self.stderr = (self.stderr + data)[-STDERR_KEPT:]
+            return
+        for payload in self.frames.feed(data):
+            future = self.waiting.popleft()
+            if future.done():  # its sender was cancelled (abort)
+                continue
+            if payload[:1] == b"+":
+                future.set_result(payload[1:])
+            else:
+                future.set_exception(SigningError(payload[1:].decode(errors="replace")))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._fail("the DKIM signing process stopped")
+
+    def process_exited(self) -> None:
+        code = self.transport.get_returncode() if self.transport else None
+        self._fail(f"the DKIM signing process exited with code {code}")
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+    def _fail(self, reason: str) -> None:
+        last = self.stderr.decode(errors="replace").strip().splitlines()
+        self.failure = self.failure or (f"{reason}: {last[-1]}" if last else reason)
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(SigningError(self.failure))
+
+    def finish(self) -> None:
+        self._flush()
+        stdin = self.transport.get_pipe_transport(0) if self.transport else None
+        if stdin is not None:
+            stdin.close()
+
+    def kill(self) -> None:
+        if self.transport is not None and self.transport.get_returncode() is None:
+            self.transport.kill()
+
+
+def serve() -> None:
+    """The worker: the first frame carries domain, selector and key; every later frame is
+    body hash (32 bytes) + header block, answered with b"+" + header line or b"-" + error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it drains first
+    frames, signer = Frames(), None
+    while chunk := os.read(0, 1 << 20):
+        replies = []
+        for payload in frames.feed(chunk):
+            if signer is None:
+                settings, _, pem = payload.partition(b"\n")
+                names = json.loads(settings)
+                key = serialization.load_pem_private_key(pem, password=None)
+                signer = DkimSigner(names["domain"], names["selector"], key)  # type: ignore[arg-type]
+                continue
+            try:
+                replies.append(frame(b"+" + signer.header(payload[32:], payload[:32])))
+            except Exception as error:  # one bad message must not end the worker
+                replies.append(frame(b"-" + f"cannot DKIM-sign: {error}".encode()))
+        data = memoryview(b"".join(replies))
+        while data:
+            data = data[os.write(1, data) :]
+
+
+if __name__ == "__main__":
+    serve()
