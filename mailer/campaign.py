@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,7 +61,25 @@ class DeliveryLog(Protocol):
 
 
 Render = Callable[[Recipient], tuple[bytes, str]]  # -> message bytes, Message-ID
-Build = Callable[[Recipient], Awaitable[tuple[bytes, str]]]  # may sign in other processes
+# Called when the reader is queued, so a message can be signed in another process while
+# earlier ones are sent; the awaitable gives the finished bytes.
+Build = Callable[[Recipient], tuple[Awaitable[bytes], str]]
+
+
+class Ready:
+    """A message finished at build time, for a Build that has nothing left to wait for."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: bytes) -> None:
+        self.message = message
+
+    def __await__(self) -> Generator[Any, None, bytes]:
+        return self.message
+        yield  # a generator that never suspends
+
+
+Queued = tuple[Recipient, Awaitable[bytes], str]  # the reader, its message, its Message-ID
 
 
 @dataclass(frozen=True)
@@ -143,7 +161,7 @@ class Campaign:
         self.log, self.transport, self.build, self.options = log, transport, build, options
         self.on_progress = on_progress
         self.progress = Progress(total=min(total, options.limit) if options.limit else total)
-        self.queue: asyncio.Queue[Recipient] = asyncio.Queue(maxsize=4 * options.concurrency)
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
         self.limiter = RateLimiter(options.rate)
         self.unrecorded: list[Result] = []
         self.outstanding = 0
@@ -233,7 +251,7 @@ class Campaign:
                         self._result(skipped)
                     else:
                         self.outstanding += 1
-                        await self.queue.put(recipient)
+                        await self._enqueue(recipient)
                     remaining -= 1
                     if not remaining:
                         break
@@ -243,6 +261,17 @@ class Campaign:
             self.producing = False
             self._maybe_idle()
 
+    async def _enqueue(self, recipient: Recipient) -> None:
+        """Build the reader's message (its signature may still be on the way) and queue it."""
+        try:
+            message, message_id = self.build(recipient)
+        except SigningError:
+            raise  # not this reader's fault: the campaign stops, the reader stays queued
+        except MailerError as error:
+            self._finish(recipient, Reply(554, f"not rendered: {error}"), counted_failure=False)
+            return
+        await self.queue.put((recipient, message, message_id))
+
     def _maybe_idle(self) -> None:
         if not self.producing and self.outstanding == 0:
             self.idle.set()
@@ -251,9 +280,11 @@ class Campaign:
         sent_here = 0
         try:
             while not self.stopping:
-                recipient = await self.queue.get()
-                if recipient is _STOP or self.stopping:
+                item = await self.queue.get()
+                if item is _STOP or self.stopping:
                     break
+                recipient, pending, message_id = item
+                message = await pending
                 if connection is None or sent_here >= self.options.max_per_connection:
                     if connection is not None:
                         await connection.close()
@@ -261,14 +292,14 @@ class Campaign:
                     connection = await self._reconnect(recipient)
                     if connection is None:
                         continue
-                outcome = await self._deliver(connection, recipient)
+                outcome = await self._deliver(connection, recipient, message, message_id)
                 sent_here += 1
                 if outcome is None:  # the connection dropped: retry once on a new one
                     await connection.close()
                     connection = await self._reconnect(recipient)
                     if connection is None:
                         continue
-                    outcome = await self._deliver(connection, recipient)
+                    outcome = await self._deliver(connection, recipient, message, message_id)
                     if outcome is None:
                         await connection.close()
                         connection = None
@@ -288,16 +319,11 @@ class Campaign:
             self._finish(recipient, Reply(421, f"cannot connect: {error.reason}"))
             return None
 
-    async def _deliver(self, connection: Connection, recipient: Recipient) -> bool | None:
+    async def _deliver(
+        self, connection: Connection, recipient: Recipient, message: bytes, message_id: str
+    ) -> bool | None:
         """Send one message; None means the connection dropped before an answer."""
         await self.limiter.acquire()
-        try:
-            message, message_id = await self.build(recipient)
-        except SigningError:
-            raise  # not this reader's fault: the worker stops the campaign, the reader stays queued
-        except MailerError as error:
-            self._finish(recipient, Reply(554, f"not rendered: {error}"), counted_failure=False)
-            return True
         try:
             sender = self.options.sender_for(recipient) if self.options.sender_for else None
             reply = await connection.send(sender or self.options.sender, recipient.email, message,
@@ -352,7 +378,10 @@ class Campaign:
             self.progress.waiting_retry -= 1
         again = Recipient(recipient.subscriber_id, recipient.email, recipient.name,
                           recipient.attributes, recipient.smtputf8, attempts)  # fmt: skip
-        await self.queue.put(again)
+        try:
+            await self._enqueue(again)
+        except SigningError as error:
+            self.stop(f"stopped by an error: {error}")
 
     def _result(self, result: Result, final: bool = True) -> None:
         if result.subscriber_id in self.retrying:  # this attempt supersedes its deferral
@@ -382,7 +411,7 @@ class Campaign:
             self.on_progress(self.progress)
 
 
-_STOP: Any = Recipient(0, "", "", {}, False)
+_STOP: Any = (Recipient(0, "", "", {}, False), Ready(b""), "")
 
 
 class MemoryLog:

@@ -10,7 +10,8 @@ import signal
 import struct
 import sys
 from collections import deque
-from typing import cast
+from collections.abc import Awaitable, Generator
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 
@@ -69,15 +70,16 @@ class SigningPool:
             worker.send(setup)
             self.workers.append(worker)
 
-    async def sign(self, message: bytes, body_hash: bytes | None = None) -> bytes:
-        """Return ``message`` with its DKIM-Signature header in front, as DkimSigner.sign."""
+    def sign(self, message: bytes, body_hash: bytes | None = None) -> Awaitable[bytes]:
+        """Start signing ``message``; awaiting the result gives it back with its DKIM-Signature
+        header in front, as DkimSigner.sign does."""
         end = header_end(message)
         if body_hash is None:
             body_hash = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
         if not self.workers:
             raise SigningError("the DKIM signing processes are not running")
         worker = min(self.workers, key=_Worker.outstanding)
-        return await worker.request(body_hash + message[:end]) + message
+        return _Signed(worker.request(body_hash + message[:end]), message)
 
     async def close(self) -> None:
         """End the workers (EOF on their input) and wait for them; kill any that hang."""
@@ -89,6 +91,19 @@ class SigningPool:
             except TimeoutError:
                 worker.kill()
         self.workers = []
+
+
+class _Signed:
+    """A message whose DKIM-Signature header is on the way (no task: one future, awaited)."""
+
+    __slots__ = ("header", "message")
+
+    def __init__(self, header: asyncio.Future[bytes], message: bytes) -> None:
+        self.header, self.message = header, message
+
+    def __await__(self) -> Generator[Any, None, bytes]:
+        header = yield from self.header.__await__()
+        return header + self.message
 
 
 class _Worker(asyncio.SubprocessProtocol):
@@ -103,6 +118,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self.failure = ""
         self.ended: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.SubprocessTransport | None = None
+        self.code: int | None = None
 
     def outstanding(self) -> int:
         return len(self.waiting)
@@ -142,13 +158,12 @@ class _Worker(asyncio.SubprocessProtocol):
             else:
                 future.set_exception(SigningError(payload[1:].decode(errors="replace")))
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 1:
-            self._fail("the DKIM signing process stopped")
-
     def process_exited(self) -> None:
-        code = self.transport.get_returncode() if self.transport else None
-        self._fail(f"the DKIM signing process exited with code {code}")
+        self.code = self.transport.get_returncode() if self.transport else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The process has exited and its pipes are drained, stderr included."""
+        self._fail(f"the DKIM signing process exited with code {self.code}")
         if not self.ended.done():
             self.ended.set_result(None)
 
@@ -159,6 +174,7 @@ class _Worker(asyncio.SubprocessProtocol):
             future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(SigningError(self.failure))
+                future.exception()  # a stopped campaign leaves some unawaited: no GC warning
 
     def finish(self) -> None:
         self._flush()

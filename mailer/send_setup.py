@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parseaddr
 from pathlib import Path
 
 from mailer import config
 from mailer.addresses import normalise
-from mailer.campaign import Build, Recipient, Render, SendOptions
+from mailer.campaign import Build, Ready, Recipient, Render, SendOptions
 from mailer.dkim_pool import SigningPool
 from mailer.dkim_sign import DkimSigner
 from mailer.errors import AddressError, InputError
@@ -84,14 +84,15 @@ def campaign_builder(
     personal = _personaliser(current, mailing_list, campaign_id)
     if pool is None:
 
-        async def build(recipient: Recipient) -> tuple[bytes, str]:
-            return compiled.build(*personal(recipient))
+        def build(recipient: Recipient) -> tuple[Awaitable[bytes], str]:
+            message, message_id = compiled.build(*personal(recipient))
+            return Ready(message), message_id
 
         return build
 
-    async def build_signed(recipient: Recipient) -> tuple[bytes, str]:
+    def build_signed(recipient: Recipient) -> tuple[Awaitable[bytes], str]:
         message, message_id, body_hash = compiled.build_hashed(*personal(recipient))
-        return await pool.sign(message, body_hash), message_id
+        return pool.sign(message, body_hash), message_id
 
     return build_signed
 

@@ -8,23 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from mailer.campaign import Campaign, Recipient, SendOptions
+from mailer.campaign import Campaign, Ready, Recipient, SendOptions
 from mailer.config import SmtpSettings
 from mailer.deliveries import Campaigns
-from mailer.errors import TransportError
+from mailer.errors import InputError, TransportError
 from mailer.models import Candidate
 from mailer.store import Store
 from mailer.transport import OutboxTransport, SmtpTransport
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
 
 
-async def build(recipient: Recipient) -> tuple[bytes, str]:
+def build(recipient: Recipient) -> tuple[Ready, str]:
     message_id = f"<{recipient.subscriber_id}.test@example.org>"
     body = (
         f"From: news@example.org\r\nTo: {recipient.email}\r\nSubject: test\r\n"
         f"Message-ID: {message_id}\r\n\r\nHello {recipient.name}\r\n"
     )
-    return body.encode(), message_id
+    return Ready(body.encode()), message_id
 
 
 def store_with(tmp_path: Path, count: int, smtputf8: tuple[str, ...] = ()) -> tuple[Store, int]:
@@ -382,3 +382,29 @@ def test_stop_while_connecting_records_nothing(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10  # not the 30 s connect timeout
     assert progress.stopped_reason == "stopped by the user"  # type: ignore[attr-defined]
     assert Campaigns(store).get(campaign_id).status == "draft"
+
+
+def test_a_message_that_cannot_be_built_fails_that_reader_only(tmp_path: Path) -> None:
+    store, campaign_id = store_with(tmp_path, 30)
+
+    def build_or_fail(recipient: Recipient) -> tuple[Ready, str]:
+        if recipient.email == "r7@example.org":
+            raise InputError("report.md:3: 'city' is undefined")
+        return build(recipient)
+
+    recorder = Recorder()
+    server = start(recorder)
+    try:
+        log = Campaigns(store).log(campaign_id)
+        options = SendOptions(sender="bounces@example.org", concurrency=4)
+        progress = asyncio.run(Campaign(log, smtp(server.port), build_or_fail, options, 30).run())
+    finally:
+        server.stop()
+    assert progress.counts == {"sent": 29, "deferred": 0, "failed": 1, "skipped": 0}
+    assert "r7@example.org" not in recorder.counts() and len(recorder.counts()) == 29
+    code, text = store.db.execute(
+        "SELECT d.last_code, d.last_error FROM deliveries d JOIN subscribers s"
+        " ON s.id = d.subscriber_id WHERE s.email = 'r7@example.org'"
+    ).fetchone()
+    assert code == 554 and "not rendered: report.md:3: 'city' is undefined" in text
+    assert Campaigns(store).get(campaign_id).status == "done"
