@@ -212,7 +212,7 @@ class CompiledCampaign:
         message, message_id, _ = self._build(reader, links, message_id, date, False)
         return message, message_id
 
-    def build_hashed(
+    def build_relaxed(
         self,
         reader: Reader,
         links: Links,
@@ -220,8 +220,8 @@ class CompiledCampaign:
         message_id: str | None = None,
         date: bytes | None = None,
     ) -> tuple[bytes, str, bytes | None]:
-        """Like ``build``, plus the SHA-256 of the DKIM relaxed canonical body from the shared
-        chunks canonicalised once per campaign; None when it must be computed from the bytes."""
+        """Like ``build``, plus the DKIM relaxed canonical body, joined from shared chunks
+        canonicalised once per campaign; None when it must be computed from the bytes."""
         return self._build(reader, links, message_id, date, True)
 
     def _build(
@@ -230,12 +230,12 @@ class CompiledCampaign:
         links: Links,
         message_id: str | None,
         date: bytes | None,
-        hashed: bool,
+        relaxed: bool,
     ) -> tuple[bytes, str, bytes | None]:
         context = self._context(reader, links)
         message_id = message_id or self.skeleton.message_id(reader.id)
-        text, text_relaxed = self.text.chunks(context, reader.email, hashed)
-        html, html_relaxed = self.html.chunks(context, reader.email, hashed)
+        text, text_relaxed = self.text.chunks(context, reader.email, relaxed)
+        html, html_relaxed = self.html.chunks(context, reader.email, relaxed)
         message = self.skeleton.assemble(
             to_name=reader.name,
             to_addr=reader.email,
@@ -245,10 +245,10 @@ class CompiledCampaign:
             html=b"".join(html),
             date=date,
         )
-        body_hash = None
+        canonical = None
         if text_relaxed is not None and html_relaxed is not None:
-            body_hash = self.skeleton.body_hash(text_relaxed, html_relaxed)
-        return message, message_id, body_hash
+            canonical = self.skeleton.relaxed_body(text_relaxed, html_relaxed)
+        return message, message_id, canonical
 
 
 def _check_syntax(report: Report, dirs: Sequence[Path]) -> None:

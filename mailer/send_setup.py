@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -66,8 +67,8 @@ def message_builder(
     def build(recipient: Recipient) -> tuple[bytes, str]:
         if dkim is None:
             return compiled.build(*personal(recipient))
-        message, message_id, body_hash = compiled.build_hashed(*personal(recipient))
-        return dkim.sign(message, body_hash), message_id
+        message, message_id, relaxed = compiled.build_relaxed(*personal(recipient))
+        return dkim.sign(message, _sha256(relaxed)), message_id
 
     return build
 
@@ -91,10 +92,14 @@ def campaign_builder(
         return build
 
     def build_signed(recipient: Recipient) -> tuple[Awaitable[bytes], str]:
-        message, message_id, body_hash = compiled.build_hashed(*personal(recipient))
-        return pool.sign(message, body_hash), message_id
+        message, message_id, relaxed = compiled.build_relaxed(*personal(recipient))
+        return pool.sign(message, _sha256(relaxed)), message_id
 
     return build_signed
+
+
+def _sha256(data: bytes | None) -> bytes | None:
+    return hashlib.sha256(data).digest() if data is not None else None
 
 
 def _personaliser(
