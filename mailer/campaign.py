@@ -161,7 +161,7 @@ class Campaign:
         self.log, self.transport, self.build, self.options = log, transport, build, options
         self.on_progress = on_progress
         self.progress = Progress(total=min(total, options.limit) if options.limit else total)
-        self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=2 * options.concurrency)
         self.limiter = RateLimiter(options.rate)
         self.unrecorded: list[Result] = []
         self.outstanding = 0

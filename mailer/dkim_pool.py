@@ -23,8 +23,8 @@ LENGTH = struct.Struct("!I")
 STDERR_KEPT = 2000  # bytes of a worker's stderr kept to explain why it died
 # Requests travel in batches, so a worker wakes once per batch rather than once per message;
 # the campaign builds messages well ahead of sending them, so the wait costs no throughput.
-BATCH = 16
-BATCH_WAIT = 0.001  # seconds a request waits at most for its batch to fill
+BATCH = 8
+BATCH_WAIT = 0.002  # seconds a request waits at most for its batch to fill
 
 
 def frame(payload: bytes) -> bytes:
@@ -203,6 +203,7 @@ def serve() -> None:
     body hash (32 bytes) and the header block, answered with b"+" + header line or b"-" +
     error."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it drains first
+    os.nice(5)
     frames, signer = Frames(), None
     while chunk := os.read(0, 1 << 20):
         replies = []
