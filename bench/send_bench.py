@@ -118,13 +118,14 @@ def measured(work: Callable[[], int], who: int = resource.RUSAGE_SELF) -> dict[s
 
 
 def phase_mailer(
-    folder: Path, port: int, concurrency: int, loop: str, dkim: str = ""
+    folder: Path, port: int, concurrency: int, loop: str, dkim: str = "", processes: int = 0
 ) -> dict[str, float]:
     from mailer import config
     from mailer.campaign import Campaign
     from mailer.deliveries import Campaigns
+    from mailer.message_factory import MessageFactory, Recipe
     from mailer.report import load_report
-    from mailer.send_setup import campaign_builder, compile_campaign, send_options, signing_pool
+    from mailer.send_setup import build_pool, campaign_builder, send_options
     from mailer.store import Store
     from mailer.transport import SmtpTransport
 
@@ -138,31 +139,30 @@ def phase_mailer(
         from mailer.dkim_sign import generate_key, private_pem
 
         (folder / f"{dkim}.pem").write_bytes(private_pem(generate_key(dkim)))
-        env |= {"MAILER_DKIM_DOMAIN": "example.org", "MAILER_DKIM_KEY_FILE": f"{dkim}.pem"}
+        env |= {"MAILER_DKIM_DOMAIN": "example.org", "MAILER_DKIM_KEY_FILE": f"{dkim}.pem",
+                "MAILER_DKIM_PROCESSES": str(processes)}  # fmt: skip
     current = config.load(folder, env)
     report = load_report(REPORT)
 
     def work() -> int:
         with Store(current.database_path) as store:
             mailing_list = store.get_list("bench")
-            compiled = compile_campaign(current, report, mailing_list, "bench")
-            signing = signing_pool(current)
-            build = campaign_builder(
-                compiled, current, mailing_list, signing, campaign_id=lambda: 1
-            )
+            recipe = Recipe(current, report, mailing_list, "bench")
+            pool = build_pool(current, recipe)
+            build = campaign_builder(MessageFactory(recipe), pool, campaign_id=lambda: 1)
             options = send_options(current, concurrency, 0.0, 0)
             log = Campaigns(store).new_log(mailing_list, report.subject, str(REPORT), "", {})
             total = store._query_one("SELECT COUNT(*) FROM memberships")[0]  # type: ignore[index]
             campaign = Campaign(log, SmtpTransport(current.smtp), build, options, total)
 
             async def run() -> Any:
-                if signing is not None:
-                    await signing.start()
+                if pool is not None:
+                    await pool.start()
                 try:
                     return await campaign.run()
                 finally:
-                    if signing is not None:
-                        await signing.close()
+                    if pool is not None:
+                        await pool.close()
 
             progress = run_loop(loop, run)
             assert progress.counts["sent"] == total, progress.counts
@@ -174,14 +174,15 @@ def phase_mailer(
 def sample_message(folder: Path) -> bytes:
     from mailer import config
     from mailer.campaign import Recipient
+    from mailer.message_factory import MessageFactory, Recipe
     from mailer.models import MailingList
     from mailer.report import load_report
-    from mailer.send_setup import compile_campaign, message_builder
+    from mailer.send_setup import message_builder
 
     current = config.load(folder, {})
     bench = MailingList(1, "bench", "Bench", False)
-    compiled = compile_campaign(current, load_report(REPORT), bench, "b")
-    build = message_builder(compiled, current, bench, campaign_id=lambda: 1)
+    factory = MessageFactory(Recipe(current, load_report(REPORT), bench, "b"))
+    build = message_builder(factory, campaign_id=lambda: 1)
     return build(Recipient(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}, False))[0]
 
 
@@ -253,7 +254,9 @@ def child(args: argparse.Namespace) -> None:
         result = phase_mailer(folder, args.port, args.concurrency, args.loop)
     elif args.phase.startswith("dkim-"):
         dkim = args.phase.removeprefix("dkim-")
-        result = phase_mailer(folder, args.port, args.concurrency, args.loop, dkim)
+        result = phase_mailer(
+            folder, args.port, args.concurrency, args.loop, dkim, args.dkim_processes
+        )
     elif args.phase == "bare":
         result = phase_bare(folder, args.port, args.concurrency, args.n, args.loop)
     else:
@@ -265,7 +268,7 @@ def in_child(args: argparse.Namespace, phase: str, folder: Path, port: int) -> d
     """Each phase runs in its own process so its CPU time and peak RSS are its own."""
     command = [sys.executable, __file__, "--phase", phase, "--workspace", str(folder),
                "--port", str(port), "-n", str(args.n), "--concurrency", str(args.concurrency),
-               "--loop", args.loop]  # fmt: skip
+               "--loop", args.loop, "--dkim-processes", str(args.dkim_processes)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         sys.exit(f"{phase} phase failed:\n{done.stderr}")
@@ -283,6 +286,8 @@ def main() -> None:
     except ImportError:
         default_loop = "asyncio"
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default=default_loop)
+    parser.add_argument("--dkim-processes", type=int, default=0,
+                        help="[dkim] processes for the signed rows (0: automatic)")  # fmt: skip
     parser.add_argument("--sink", choices=["auto", "postfix", "aiosmtpd"], default="auto")
     parser.add_argument("--peer-mailmerge", action="store_true", help="add mailmerge 2.3.0")
     parser.add_argument("--rounds", type=int, default=1, help="repeat all rows, interleaved")

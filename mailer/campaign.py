@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailer.errors import ConnectionLost, MailerError, SigningError, TransportError
+from mailer.errors import ConnectionLost, MailerError, TransportError, WorkerError
 from mailer.models import Reply
 
 # RFC 3463 codes for a bad destination mailbox; 5.1.7 and 5.1.8 are about the sender instead.
@@ -161,7 +161,7 @@ class Campaign:
         self.log, self.transport, self.build, self.options = log, transport, build, options
         self.on_progress = on_progress
         self.progress = Progress(total=min(total, options.limit) if options.limit else total)
-        self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=2 * options.concurrency)
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
         self.limiter = RateLimiter(options.rate)
         self.unrecorded: list[Result] = []
         self.outstanding = 0
@@ -265,7 +265,7 @@ class Campaign:
         """Build the reader's message (its signature may still be on the way) and queue it."""
         try:
             message, message_id = self.build(recipient)
-        except SigningError:
+        except WorkerError:
             raise  # not this reader's fault: the campaign stops, the reader stays queued
         except MailerError as error:
             self._finish(recipient, Reply(554, f"not rendered: {error}"), counted_failure=False)
@@ -284,7 +284,13 @@ class Campaign:
                 if item is _STOP or self.stopping:
                     break
                 recipient, pending, message_id = item
-                message = await pending
+                try:
+                    message = await pending
+                except WorkerError:
+                    raise
+                except MailerError as error:  # built in a worker process: this reader only
+                    self._finish(recipient, Reply(554, f"not rendered: {error}"), "", False)
+                    continue
                 if connection is None or sent_here >= self.options.max_per_connection:
                     if connection is not None:
                         await connection.close()
@@ -380,7 +386,7 @@ class Campaign:
                           recipient.attributes, recipient.smtputf8, attempts)  # fmt: skip
         try:
             await self._enqueue(again)
-        except SigningError as error:
+        except WorkerError as error:
             self.stop(f"stopped by an error: {error}")
 
     def _result(self, result: Result, final: bool = True) -> None:

@@ -18,23 +18,23 @@ from rich.table import Table
 
 from mailer.addresses import normalise
 from mailer.bounces import campaign_fallout
+from mailer.build_pool import BuildPool
 from mailer.campaign import Build, Campaign, MemoryLog, Recipient, SendOptions, check_all
 from mailer.campaign import Progress as SendProgress
 from mailer.cli import app, err, open_store, out, settings
 from mailer.deliveries import CampaignLog, Campaigns, count_eligible, eligible, find_subscriber
-from mailer.dkim_pool import SigningPool
 from mailer.errors import InputError
+from mailer.message_factory import MessageFactory, Recipe
 from mailer.preview import render_preview
 from mailer.report import load_report, parse_report
 from mailer.send_setup import (
+    build_pool,
     campaign_builder,
     choose_transport,
-    compile_campaign,
     message_builder,
     one_sender,
     runner,
     send_options,
-    signing_pool,
 )
 from mailer.transport import OutboxTransport, SmtpTransport
 
@@ -113,9 +113,9 @@ class Reporter:
             self.bar.stop()
 
 
-async def deliver(campaign: Campaign, signing: SigningPool | None) -> SendProgress:
-    """Run with Ctrl-C handling: the first stops taking work, the second aborts. The DKIM
-    signing processes live as long as the run."""
+async def deliver(campaign: Campaign, pool: BuildPool | None) -> SendProgress:
+    """Run with Ctrl-C handling: the first stops taking work, the second aborts. The
+    message-building processes live as long as the run."""
     loop = asyncio.get_running_loop()
     presses = 0
 
@@ -130,24 +130,24 @@ async def deliver(campaign: Campaign, signing: SigningPool | None) -> SendProgre
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
-        if signing is not None:
-            await signing.start()
+        if pool is not None:
+            await pool.start()
         return await campaign.run()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-        if signing is not None:
-            await signing.close()
+        if pool is not None:
+            await pool.close()
 
 
 def run_campaign(
     log: CampaignLog | MemoryLog, transport: OutboxTransport | SmtpTransport, build: Build,
-    signing: SigningPool | None, options: SendOptions, total: int,
+    pool: BuildPool | None, options: SendOptions, total: int,
 ) -> SendProgress:  # fmt: skip
     reporter = Reporter(total)
     campaign = Campaign(log, transport, build, options, total, on_progress=reporter)
     try:
         with runner() as loop:
-            return loop.run(deliver(campaign, signing))
+            return loop.run(deliver(campaign, pool))
     finally:
         reporter.close()
 
@@ -202,7 +202,8 @@ def send(
     with open_store() as store:
         mailing_list = store.get_list(list_slug)
         key = f"c{os.urandom(3).hex()}"
-        compiled = compile_campaign(current, report, mailing_list, key)
+        recipe = Recipe(current, report, mailing_list, key)
+        factory = MessageFactory(recipe)
         if test:
             addresses = [normalise(t) for t in test]
             recipients = [
@@ -210,15 +211,15 @@ def send(
                         email=a.email, smtputf8=a.smtputf8)
                 for i, a in enumerate(addresses, start=1)
             ]  # fmt: skip
-            signing = signing_pool(current)
-            build = campaign_builder(compiled, current, mailing_list, signing)
+            pool = build_pool(current, recipe)
+            build = campaign_builder(factory, pool)
             progress = run_campaign(
-                MemoryLog(recipients), transport, build, signing, options, len(recipients)
+                MemoryLog(recipients), transport, build, pool, options, len(recipients)
             )
             summarise(progress, None)
             return
         if dry_run:
-            render = message_builder(compiled, current, mailing_list, campaign_id=lambda: 0)
+            render = message_builder(factory, campaign_id=lambda: 0)
             count = check_all(eligible(store, mailing_list), render)
             out.print(
                 f"dry run: {count} messages rendered and checked for {list_slug}; nothing sent"
@@ -237,10 +238,8 @@ def send(
         log = Campaigns(store).new_log(mailing_list, report.subject, str(report_path), source,
                                        settings_json)  # fmt: skip
         # The campaign id exists once the log has started, before the first message is built.
-        signing = signing_pool(current)
-        build = campaign_builder(
-            compiled, current, mailing_list, signing, campaign_id=lambda: log.campaign_id
-        )
+        pool = build_pool(current, recipe)
+        build = campaign_builder(factory, pool, campaign_id=lambda: log.campaign_id)
         options = send_options(current, concurrency, rate, limit, lambda: log.campaign_id)
         with ExitStack() as lock:
             create = log.create
@@ -252,7 +251,7 @@ def send(
                 return campaign_id
 
             log.create = create_and_lock
-            progress = run_campaign(log, transport, build, signing, options, count)
+            progress = run_campaign(log, transport, build, pool, options, count)
         if not log.campaign_id:
             out.print("stopped before the server answered: nothing sent, no campaign created")
             raise typer.Exit(130)
@@ -272,13 +271,9 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
             raise InputError(f"campaign {campaign_id} was cancelled")
         mailing_list = store.get_list(info.list_slug)
         report = parse_report(info.source, Path(info.report_path))
-        compiled = compile_campaign(
-            current, report, mailing_list, str(info.settings.get("key", "c"))
-        )
-        signing = signing_pool(current)
-        build = campaign_builder(
-            compiled, current, mailing_list, signing, campaign_id=lambda: campaign_id
-        )
+        recipe = Recipe(current, report, mailing_list, str(info.settings.get("key", "c")))
+        pool = build_pool(current, recipe)
+        build = campaign_builder(MessageFactory(recipe), pool, campaign_id=lambda: campaign_id)
         options = send_options(current, concurrency, rate, limit, lambda: campaign_id)
         log = campaigns.log(campaign_id, statuses)
         total = log.count()
@@ -286,7 +281,7 @@ def _continue(campaign_id: int, statuses: tuple[str, ...], concurrency: int | No
             out.print(f"campaign {campaign_id}: nothing left to send")
             return
         out.print(f"campaign {campaign_id}: {total} to send via {transport.description}")
-        progress = run_campaign(log, transport, build, signing, options, total)
+        progress = run_campaign(log, transport, build, pool, options, total)
         summarise(progress, campaign_id, campaigns.get(campaign_id).counts["queued"])
 
 

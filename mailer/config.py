@@ -130,7 +130,7 @@ DOCS: dict[str, dict[str, str]] = {
         "domain": "Signing domain (d=); empty turns DKIM signing off.",
         "selector": "Selector (s=): the key is published at SELECTOR._domainkey.DOMAIN.",
         "key_file": "PEM private key (RSA 2048 or Ed25519), relative to the workspace.",
-        "processes": "Signing processes beside the sender; 0 means one per CPU core but one (1-4).",
+        "processes": "Processes that build and sign messages; 0: one per CPU core but one (1-4).",
     },
     "bounces": {
         "verp": "Envelope sender bounces+TOKEN@DOMAIN, so each bounce names its reader.",

@@ -67,5 +67,5 @@ class ConnectionLost(TransportError):
     """An open connection dropped mid-message; the message is retried on a new one."""
 
 
-class SigningError(MailerError):
-    """A DKIM signing process failed: the campaign pauses rather than send unsigned mail."""
+class WorkerError(MailerError):
+    """A message-building process failed: the campaign pauses, its readers stay queued."""

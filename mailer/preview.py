@@ -7,10 +7,10 @@ from pathlib import Path
 
 from mailer.config import Settings
 from mailer.errors import FileInputError, NotFoundError
+from mailer.message_factory import compile_campaign
 from mailer.models import MailingList, Member
 from mailer.render import Reader, preview_links
 from mailer.report import load_report
-from mailer.send_setup import compile_campaign
 
 PLACEHOLDER_EMAIL = "reader@example.org"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -13,115 +12,56 @@ from pathlib import Path
 
 from mailer import config
 from mailer.addresses import normalise
+from mailer.build_pool import BuildPool
 from mailer.campaign import Build, Ready, Recipient, Render, SendOptions
-from mailer.dkim_pool import SigningPool
-from mailer.dkim_sign import DkimSigner
 from mailer.errors import AddressError, InputError
-from mailer.models import MailingList
-from mailer.render import CompiledCampaign, Links, Reader, template_dirs
-from mailer.report import Report
+from mailer.message_factory import MessageFactory, Recipe
 from mailer.tokens import Signer, load_secret, verp_local_part
 from mailer.transport import OutboxTransport, SmtpTransport
 
 CampaignId = Callable[[], int]  # known once the log has started, before the first build
 
 
-def compile_campaign(
-    current: config.Settings, report: Report, mailing_list: MailingList, key: str
-) -> CompiledCampaign:
-    dirs = template_dirs(current.templates_dir)
-    return CompiledCampaign(
-        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
-    )
-
-
-def dkim_signer(current: config.Settings) -> DkimSigner | None:
-    """The configured DKIM signer, or None when [dkim] domain is empty."""
-    dkim = current.dkim
-    if not dkim.domain:
-        return None
-    return DkimSigner.from_file(dkim.domain, dkim.selector, current.workspace / dkim.key_file)
-
-
-def signing_pool(current: config.Settings) -> SigningPool | None:
-    """Worker processes for a campaign's DKIM signatures (not started), or None unsigned."""
-    signer = dkim_signer(current)
-    if signer is None:
+def build_pool(current: config.Settings, recipe: Recipe) -> BuildPool | None:
+    """With [dkim] set, worker processes that build and sign the messages (not started yet):
+    the signature costs more CPU than the rest of a send. None when messages go unsigned."""
+    if not current.dkim.domain:
         return None
     processes = current.dkim.processes or min(4, max(1, (os.cpu_count() or 1) - 1))
-    return SigningPool(signer, processes)
+    return BuildPool(recipe, processes)
 
 
-def message_builder(
-    compiled: CompiledCampaign,
-    current: config.Settings,
-    mailing_list: MailingList,
-    *,
-    campaign_id: CampaignId | None = None,
-) -> Render:
-    """Per recipient, in this process: sign the unsubscribe link, render the personal parts,
-    assemble the bytes, DKIM-sign them (dry runs and checks; campaigns use campaign_builder)."""
-    personal = _personaliser(current, mailing_list, campaign_id)
-    dkim = dkim_signer(current)
+def message_builder(factory: MessageFactory, campaign_id: CampaignId | None = None) -> Render:
+    """Per recipient, in this process (dry runs and checks; campaigns use campaign_builder)."""
 
     def build(recipient: Recipient) -> tuple[bytes, str]:
-        if dkim is None:
-            return compiled.build(*personal(recipient))
-        message, message_id, relaxed = compiled.build_relaxed(*personal(recipient))
-        return dkim.sign(message, _sha256(relaxed)), message_id
+        return factory.make(recipient, campaign_id() if campaign_id is not None else None)
 
     return build
 
 
 def campaign_builder(
-    compiled: CompiledCampaign,
-    current: config.Settings,
-    mailing_list: MailingList,
-    pool: SigningPool | None,
-    *,
-    campaign_id: CampaignId | None = None,
+    factory: MessageFactory, pool: BuildPool | None, campaign_id: CampaignId | None = None
 ) -> Build:
-    """As message_builder, for the send pipeline: the DKIM key operation runs in ``pool``."""
-    personal = _personaliser(current, mailing_list, campaign_id)
+    """As message_builder, for the send pipeline: with ``pool`` the messages are built in
+    its worker processes, and this process only numbers them."""
     if pool is None:
+        render = message_builder(factory, campaign_id)
 
         def build(recipient: Recipient) -> tuple[Awaitable[bytes], str]:
-            message, message_id = compiled.build(*personal(recipient))
+            message, message_id = render(recipient)
             return Ready(message), message_id
 
         return build
 
-    def build_signed(recipient: Recipient) -> tuple[Awaitable[bytes], str]:
-        message, message_id, relaxed = compiled.build_relaxed(*personal(recipient))
-        return pool.sign(message, _sha256(relaxed)), message_id
+    skeleton = factory.compiled.skeleton
 
-    return build_signed
+    def build_in_pool(recipient: Recipient) -> tuple[Awaitable[bytes], str]:
+        message_id = skeleton.message_id(recipient.subscriber_id)
+        current = campaign_id() if campaign_id is not None else None
+        return pool.build(recipient, current, message_id), message_id
 
-
-def _sha256(data: bytes | None) -> bytes | None:
-    return hashlib.sha256(data).digest() if data is not None else None
-
-
-def _personaliser(
-    current: config.Settings, mailing_list: MailingList, campaign_id: CampaignId | None
-) -> Callable[[Recipient], tuple[Reader, Links]]:
-    """The reader and links of one recipient. Without a campaign (test sends) the links carry
-    no real token."""
-    base = current.newsletter.base_url.rstrip("/")
-    signer = Signer(load_secret(current.workspace))
-    archive = campaign_id if mailing_list.public_archive else None
-
-    def personal(recipient: Recipient) -> tuple[Reader, Links]:
-        token = "test"
-        if campaign_id is not None:
-            token = signer.make("u", recipient.subscriber_id, mailing_list.id)
-        reader = Reader(
-            recipient.email, recipient.name, recipient.attributes, recipient.subscriber_id
-        )
-        view_online = f"{base}/archive/{archive()}" if archive is not None else ""
-        return reader, Links(unsubscribe=f"{base}/u/{token}", view_online=view_online)
-
-    return personal
+    return build_in_pool
 
 
 def choose_transport(

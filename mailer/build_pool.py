@@ -1,28 +1,25 @@
-"""DKIM signing in worker processes, so the key operation runs beside the event loop, not in it."""
+"""Worker processes that build and DKIM-sign readers' messages beside the event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
+import pickle
 import signal
 import struct
 import sys
 from collections import deque
-from collections.abc import Awaitable, Generator
-from typing import Any, cast
+from typing import cast
 
-from cryptography.hazmat.primitives import serialization
-
-from mailer.dkim_sign import DkimSigner, header_end, private_pem
-from mailer.errors import SigningError
-from mailer.mime import relaxed_body
+from mailer.campaign import Recipient
+from mailer.errors import InputError, MailerError, WorkerError
+from mailer.message_factory import MessageFactory, Recipe
 
 LENGTH = struct.Struct("!I")
 STDERR_KEPT = 2000  # bytes of a worker's stderr kept to explain why it died
 # Requests travel in batches, so a worker wakes once per batch rather than once per message;
-# the campaign builds messages well ahead of sending them, so the wait costs no throughput.
+# the campaign asks for messages well ahead of sending them, so the wait costs no throughput.
 BATCH = 8
 BATCH_WAIT = 0.002  # seconds a request waits at most for its batch to fill
 
@@ -52,19 +49,18 @@ class Frames:
         return frames
 
 
-class SigningPool:
-    """``processes`` signing workers fed body hash + header block, answering with the
-    DKIM-Signature line. Requests go out in batches (BATCH), and each worker signs whatever
-    has arrived before answering in one write."""
+class BuildPool:
+    """``processes`` workers, each with its own MessageFactory made from the campaign's
+    Recipe, that build and sign messages while the event loop talks SMTP. Requests go out in
+    batches (BATCH); each worker answers whatever has arrived in one write."""
 
-    def __init__(self, signer: DkimSigner, processes: int) -> None:
-        self.signer, self.processes = signer, max(1, processes)
+    def __init__(self, recipe: Recipe, processes: int) -> None:
+        self.recipe, self.processes = recipe.without_passwords(), max(1, processes)
         self.workers: list[_Worker] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        names = {"domain": self.signer.domain, "selector": self.signer.selector}
-        setup = json.dumps(names).encode() + b"\n" + private_pem(self.signer.key)
+        setup = pickle.dumps(self.recipe)
         for _ in range(self.processes):
             _, worker = await loop.subprocess_exec(
                 lambda: _Worker(loop), sys.executable, "-m", __name__,
@@ -74,17 +70,18 @@ class SigningPool:
             worker.send(setup)
             self.workers.append(worker)
 
-    def sign(self, message: bytes, body_hash: bytes | None = None) -> Awaitable[bytes]:
-        """Start signing ``message``; awaiting the result gives it back with its DKIM-Signature
-        header in front, as DkimSigner.sign does. ``body_hash``, when known, is the SHA-256 of
-        the relaxed canonical body (hashing here costs less than piping the body over)."""
-        end = header_end(message)
-        if body_hash is None:
-            body_hash = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
+    def build(
+        self, recipient: Recipient, campaign_id: int | None, message_id: str
+    ) -> asyncio.Future[bytes]:
+        """Ask for ``recipient``'s finished message, as MessageFactory.make would return it.
+        Awaiting raises InputError when it cannot be rendered, WorkerError when a worker
+        fails."""
         if not self.workers:
-            raise SigningError("the DKIM signing processes are not running")
+            raise WorkerError("the message-building processes are not running")
         worker = min(self.workers, key=_Worker.outstanding)
-        return _Signed(worker.request(body_hash + message[:end]), message)
+        request = [recipient.subscriber_id, recipient.email, recipient.name,
+                   recipient.attributes, campaign_id, message_id]  # fmt: skip
+        return worker.request(json.dumps(request).encode())
 
     async def close(self) -> None:
         """End the workers (EOF on their input) and wait for them; kill any that hang."""
@@ -98,21 +95,8 @@ class SigningPool:
         self.workers = []
 
 
-class _Signed:
-    """A message whose DKIM-Signature header is on the way (no task: one future, awaited)."""
-
-    __slots__ = ("header", "message")
-
-    def __init__(self, header: asyncio.Future[bytes], message: bytes) -> None:
-        self.header, self.message = header, message
-
-    def __await__(self) -> Generator[Any, None, bytes]:
-        header = yield from self.header.__await__()
-        return header + self.message
-
-
 class _Worker(asyncio.SubprocessProtocol):
-    """The parent's side of one signing process: replies come back in request order."""
+    """The parent's side of one worker process: replies come back in request order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -141,7 +125,7 @@ class _Worker(asyncio.SubprocessProtocol):
 
     def request(self, payload: bytes) -> asyncio.Future[bytes]:
         if self.failure:
-            raise SigningError(self.failure)
+            raise WorkerError(self.failure)
         future = self.loop.create_future()
         self.waiting.append(future)
         self.send(payload)
@@ -164,17 +148,20 @@ class _Worker(asyncio.SubprocessProtocol):
             future = self.waiting.popleft()
             if future.done():  # its sender was cancelled (abort)
                 continue
-            if payload[:1] == b"+":
-                future.set_result(payload[1:])
+            kind, text = payload[:1], payload[1:]
+            if kind == b"+":
+                future.set_result(text)
+            elif kind == b"!":  # this reader's message cannot be rendered
+                future.set_exception(InputError(text.decode(errors="replace")))
             else:
-                future.set_exception(SigningError(payload[1:].decode(errors="replace")))
+                future.set_exception(WorkerError(text.decode(errors="replace")))
 
     def process_exited(self) -> None:
         self.code = self.transport.get_returncode() if self.transport else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The process has exited and its pipes are drained, stderr included."""
-        self._fail(f"the DKIM signing process exited with code {self.code}")
+        self._fail(f"the message-building process exited with code {self.code}")
         if not self.ended.done():
             self.ended.set_result(None)
 
@@ -184,7 +171,7 @@ class _Worker(asyncio.SubprocessProtocol):
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(SigningError(self.failure))
+                future.set_exception(WorkerError(self.failure))
                 future.exception()  # a stopped campaign leaves some unawaited: no GC warning
 
     def finish(self) -> None:
@@ -199,29 +186,47 @@ class _Worker(asyncio.SubprocessProtocol):
 
 
 def serve() -> None:
-    """The worker: the first frame carries domain, selector and key; every later frame is the
-    body hash (32 bytes) and the header block, answered with b"+" + header line or b"-" +
-    error."""
+    """The worker: the first frame is the pickled Recipe; every later frame is a JSON request
+    [subscriber id, email, name, attributes, campaign id, Message-ID], answered with b"+" and
+    the message, b"!" and why it cannot be rendered, or b"-" and any other failure."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it drains first
-    os.nice(5)
-    frames, signer = Frames(), None
+    frames = Frames()
+    factory: MessageFactory | None = None
+    broken = ""
     while chunk := os.read(0, 1 << 20):
         replies = []
         for payload in frames.feed(chunk):
-            if signer is None:
-                settings, _, pem = payload.partition(b"\n")
-                names = json.loads(settings)
-                key = serialization.load_pem_private_key(pem, password=None)
-                signer = DkimSigner(names["domain"], names["selector"], key)  # type: ignore[arg-type]
+            if factory is None and not broken:
+                try:
+                    factory = MessageFactory(pickle.loads(payload))
+                except Exception as error:  # answered to every request: the campaign stops
+                    broken = f"cannot set up a message-building process: {error}"
                 continue
-            try:
-                header = signer.header(payload[32:], payload[:32])
-                replies.append(frame(b"+" + header))
-            except Exception as error:  # one bad message must not end the worker
-                replies.append(frame(b"-" + f"cannot DKIM-sign: {error}".encode()))
-        data = memoryview(b"".join(replies))
-        while data:
-            data = data[os.write(1, data) :]
+            replies.append(frame(_answer(factory, broken, payload)))
+            if len(replies) >= BATCH:  # the first messages go back while the rest are built
+                _write_all(b"".join(replies))
+                replies = []
+        _write_all(b"".join(replies))
+
+
+def _write_all(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view) :]
+
+
+def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> bytes:
+    if factory is None:
+        return b"-" + broken.encode()
+    sid, email, name, attributes, campaign_id, message_id = json.loads(payload)
+    try:
+        message, _ = factory.make(Recipient(sid, email, name, attributes, False), campaign_id,
+                                  message_id)  # fmt: skip
+    except MailerError as error:
+        return b"!" + str(error).encode()
+    except Exception as error:  # a bug: the campaign stops with the reason
+        return b"-" + f"building the message for {email}: {error!r}".encode()
+    return b"+" + message
 
 
 if __name__ == "__main__":
