@@ -75,8 +75,8 @@ class Ready:
         self.message = message
 
     def __await__(self) -> Generator[Any, None, bytes]:
+        yield from ()  # a generator that never suspends
         return self.message
-        yield  # a generator that never suspends
 
 
 Queued = tuple[Recipient, Awaitable[bytes], str]  # the reader, its message, its Message-ID
