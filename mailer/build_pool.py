@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import pickle
-import signal
 import struct
 import sys
 from collections import deque
@@ -61,12 +60,18 @@ class BuildPool:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         setup = pickle.dumps(self.recipe)
+        # The settings travel pickled, so the MAILER_* variables (passwords among them) stay
+        # here; a session of their own keeps a terminal's Ctrl-C for this process, which drains.
+        env = {name: value for name, value in os.environ.items() if not name.startswith("MAILER_")}
         for _ in range(self.processes):
-            _, worker = await loop.subprocess_exec(
-                lambda: _Worker(loop), sys.executable, "-m", __name__,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            try:
+                _, worker = await loop.subprocess_exec(
+                    lambda: _Worker(loop), sys.executable, "-m", __name__,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+                )  # fmt: skip
+            except OSError as error:
+                raise WorkerError(f"cannot start a message-building process: {error}") from None
             worker.send(setup)
             self.workers.append(worker)
 
@@ -155,6 +160,7 @@ class _Worker(asyncio.SubprocessProtocol):
                 future.set_exception(InputError(text.decode(errors="replace")))
             else:
                 future.set_exception(WorkerError(text.decode(errors="replace")))
+            future.exception()  # a stopped campaign leaves some unawaited: no GC warning
 
     def process_exited(self) -> None:
         self.code = self.transport.get_returncode() if self.transport else None
@@ -189,7 +195,6 @@ def serve() -> None:
     """The worker: the first frame is the pickled Recipe; every later frame is a JSON request
     [subscriber id, email, name, attributes, campaign id, Message-ID], answered with b"+" and
     the message, b"!" and why it cannot be rendered, or b"-" and any other failure."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it drains first
     frames = Frames()
     factory: MessageFactory | None = None
     broken = ""

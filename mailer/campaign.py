@@ -386,8 +386,8 @@ class Campaign:
                           recipient.attributes, recipient.smtputf8, attempts)  # fmt: skip
         try:
             await self._enqueue(again)
-        except WorkerError as error:
-            self.stop(f"stopped by an error: {error}")
+        except Exception as error:  # a worker or the store failed: stop, keep what is recorded
+            self.stop(f"stopped by an error: {error or type(error).__name__}")
 
     def _result(self, result: Result, final: bool = True) -> None:
         if result.subscriber_id in self.retrying:  # this attempt supersedes its deferral

@@ -218,6 +218,38 @@ async def test_a_reader_whose_message_cannot_be_rendered_fails_alone(workspace: 
         assert f"Rain in Town {recipient.subscriber_id} today." in text.get_content()
 
 
+async def test_failures_nobody_awaits_log_nothing(
+    workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stopped campaign leaves queued builds unawaited; their failures must stay quiet."""
+    report = workspace / "rain.md"
+    report.write_text(RAIN_REPORT, encoding="utf-8")
+    recipe, record = recipe_for(workspace, "ed25519", report)
+    MessageFactory(recipe)
+    async with running(recipe, 1) as pool:
+        unawaited = [pool.build(reader(i), CAMPAIGN_ID, message_id(reader(i))) for i in range(5)]
+        # One worker answers in order: once this one is here, so are the failures before it.
+        last = await pool.build(reader(9, city="Oslo"), CAMPAIGN_ID, message_id(reader(9)))
+        assert dkim.verify(last, dnsfunc=dns_for(record))
+        assert all(f.done() for f in unawaited)  # failed (no city); not asked, so not retrieved
+    caplog.clear()
+    del unawaited
+    assert warnings_logged(caplog) == []
+
+
+async def test_workers_get_no_mailer_variables_from_the_environment(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILER_SMTP_PASSWORD", "s3cret-env")
+    recipe, _ = recipe_for(workspace, "ed25519")
+    MessageFactory(recipe)
+    async with running(recipe, 1) as pool:
+        [pid] = pids(pool)
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"PATH=" in environ  # the worker's own environment, read whole
+    assert b"s3cret-env" not in environ and b"MAILER_" not in environ
+
+
 async def test_a_killed_worker_fails_pending_and_later_builds(workspace: Path) -> None:
     recipe, record = recipe_for(workspace, "ed25519")
     MessageFactory(recipe)
