@@ -173,11 +173,11 @@ def phase_mailer(
 
 def sample_message(folder: Path) -> bytes:
     from mailer import config
-    from mailer.campaign import Recipient
     from mailer.message_factory import MessageFactory, Recipe
     from mailer.models import MailingList
     from mailer.report import load_report
     from mailer.send_setup import message_builder
+    from mailer.send_types import Recipient
 
     current = config.load(folder, {})
     bench = MailingList(1, "bench", "Bench", False)

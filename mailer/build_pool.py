@@ -11,9 +11,10 @@ import sys
 from collections import deque
 from typing import cast
 
-from mailer.campaign import Recipient
+from mailer import config
 from mailer.errors import InputError, MailerError, WorkerError
 from mailer.message_factory import MessageFactory, Recipe
+from mailer.send_types import Recipient
 
 LENGTH = struct.Struct("!I")
 STDERR_KEPT = 2000  # bytes of a worker's stderr kept to explain why it died
@@ -62,7 +63,7 @@ class BuildPool:
         setup = pickle.dumps(self.recipe)
         # The settings travel pickled, so the MAILER_* variables (passwords among them) stay
         # here; a session of their own keeps a terminal's Ctrl-C for this process, which drains.
-        env = {name: value for name, value in os.environ.items() if not name.startswith("MAILER_")}
+        env = config.environment_without_settings()
         for _ in range(self.processes):
             try:
                 _, worker = await loop.subprocess_exec(

@@ -19,10 +19,16 @@ from rich.table import Table
 from mailer.addresses import normalise
 from mailer.bounces import campaign_fallout
 from mailer.build_pool import BuildPool
-from mailer.campaign import Build, Campaign, MemoryLog, Recipient, SendOptions, check_all
-from mailer.campaign import Progress as SendProgress
+from mailer.campaign import Campaign, check_all
 from mailer.cli import app, err, open_store, out, settings
-from mailer.deliveries import CampaignLog, Campaigns, count_eligible, eligible, find_subscriber
+from mailer.deliveries import (
+    CampaignLog,
+    Campaigns,
+    MemoryLog,
+    count_eligible,
+    eligible,
+    find_subscriber,
+)
 from mailer.errors import InputError
 from mailer.message_factory import MessageFactory, Recipe
 from mailer.preview import render_preview
@@ -36,6 +42,8 @@ from mailer.send_setup import (
     runner,
     send_options,
 )
+from mailer.send_types import Build, Recipient, SendOptions
+from mailer.send_types import Progress as SendProgress
 from mailer.transport import OutboxTransport, SmtpTransport
 
 

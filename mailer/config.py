@@ -173,6 +173,12 @@ class Settings:
 SECTIONS = ("newsletter", "database", "addresses", "smtp", "send", "dkim", "bounces", "outbox")
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment less the MAILER_* settings (passwords among them), for a
+    child process that receives its Settings another way."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("MAILER_")}
+
+
 def load(workspace: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings for ``workspace``: defaults < mailer.toml < MAILER_* variables."""
     environ = os.environ if environ is None else environ

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailer.campaign import Recipient, Result
 from mailer.errors import NotFoundError
 from mailer.models import MailingList
+from mailer.send_types import Recipient, Result
 from mailer.store import Store, now
 
 PENDING = ("queued", "deferred")
@@ -256,3 +256,23 @@ def find_subscriber(store: Store, email: str) -> Recipient | None:
         "SELECT id, email, name, attributes, smtputf8 FROM subscribers WHERE email = ?", (email,)
     )
     return Recipient(row[0], row[1], row[2], json.loads(row[3]), bool(row[4])) if row else None
+
+
+class MemoryLog:
+    """A delivery log kept in memory: for test sends, which are not recorded against a list."""
+
+    def __init__(self, recipients: Sequence[Recipient]) -> None:
+        self.recipients = sorted(recipients, key=lambda r: r.subscriber_id)
+        self.results: list[Result] = []
+
+    def start(self) -> None:
+        return None
+
+    def pending(self, after: int, limit: int) -> list[Recipient]:
+        return [r for r in self.recipients if r.subscriber_id > after][:limit]
+
+    def record(self, results: Sequence[Result]) -> None:
+        self.results.extend(results)
+
+    def finish(self, stopped: bool, reason: str = "") -> None:
+        return None

@@ -6,11 +6,11 @@ import hashlib
 from dataclasses import dataclass, replace
 
 from mailer import config
-from mailer.campaign import Recipient
 from mailer.dkim_sign import DkimSigner
 from mailer.models import MailingList
 from mailer.render import CompiledCampaign, Links, Reader, template_dirs
 from mailer.report import Report
+from mailer.send_types import Recipient
 from mailer.tokens import Signer, load_secret
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from mailer import config
 from mailer.addresses import normalise
 from mailer.build_pool import BuildPool
-from mailer.campaign import Build, Ready, Recipient, Render, SendOptions
 from mailer.errors import AddressError, InputError
 from mailer.message_factory import MessageFactory, Recipe
+from mailer.send_types import Build, Ready, Recipient, Render, SendOptions
 from mailer.tokens import Signer, load_secret, verp_local_part
 from mailer.transport import OutboxTransport, SmtpTransport
 

@@ -17,9 +17,9 @@ from mailer import config
 from mailer.bounce_parse import read_message
 from mailer.bounce_sources import MaildirSource, open_source
 from mailer.bounces import campaign_fallout, process
-from mailer.campaign import Result
 from mailer.deliveries import PENDING, CampaignLog, Campaigns
 from mailer.models import Candidate
+from mailer.send_types import Result
 from mailer.store import Store
 from mailer.tokens import Signer, load_secret, verp_local_part
 from tests.conftest import Invoke

@@ -28,12 +28,12 @@ from hypothesis import strategies as st
 
 from mailer import config
 from mailer.build_pool import BuildPool, Frames, frame
-from mailer.campaign import Recipient
 from mailer.dkim_sign import dns_record, generate_key, private_pem
 from mailer.errors import FileInputError, InputError, WorkerError
 from mailer.message_factory import MessageFactory, Recipe
 from mailer.models import MailingList
 from mailer.report import load_report
+from mailer.send_types import Recipient
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import Recorder, start
 from tests.test_dkim import dns_for

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mailer.campaign import Campaign, Ready, Recipient, SendOptions
+from mailer.campaign import Campaign
 from mailer.config import SmtpSettings
 from mailer.deliveries import Campaigns
 from mailer.errors import InputError, TransportError
 from mailer.models import Candidate
+from mailer.send_types import Ready, Recipient, SendOptions
 from mailer.store import Store
 from mailer.transport import OutboxTransport, SmtpTransport
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
