@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -156,13 +157,8 @@ def phase_mailer(
             campaign = Campaign(log, SmtpTransport(current.smtp), build, options, total)
 
             async def run() -> Any:
-                if pool is not None:
-                    await pool.start()
-                try:
+                async with pool or contextlib.nullcontext():
                     return await campaign.run()
-                finally:
-                    if pool is not None:
-                        await pool.close()
 
             progress = run_loop(loop, run)
             assert progress.counts["sent"] == total, progress.counts

@@ -89,6 +89,13 @@ class BuildPool:
                    recipient.attributes, campaign_id, message_id]  # fmt: skip
         return worker.request(json.dumps(request).encode())
 
+    async def __aenter__(self) -> BuildPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         """End the workers (EOF on their input) and wait for them; kill any that hang."""
         for worker in self.workers:
@@ -158,10 +165,9 @@ class _Worker(asyncio.SubprocessProtocol):
             if kind == b"+":
                 future.set_result(text)
             elif kind == b"!":  # this reader's message cannot be rendered
-                future.set_exception(InputError(text.decode(errors="replace")))
+                _reject(future, InputError(text.decode(errors="replace")))
             else:
-                future.set_exception(WorkerError(text.decode(errors="replace")))
-            future.exception()  # a stopped campaign leaves some unawaited: no GC warning
+                _reject(future, WorkerError(text.decode(errors="replace")))
 
     def process_exited(self) -> None:
         self.code = self.transport.get_returncode() if self.transport else None
@@ -178,8 +184,7 @@ class _Worker(asyncio.SubprocessProtocol):
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(WorkerError(self.failure))
-                future.exception()  # a stopped campaign leaves some unawaited: no GC warning
+                _reject(future, WorkerError(self.failure))
 
     def finish(self) -> None:
         self._flush()
@@ -190,6 +195,11 @@ class _Worker(asyncio.SubprocessProtocol):
     def kill(self) -> None:
         if self.transport is not None and self.transport.get_returncode() is None:
             self.transport.kill()
+
+
+def _reject(future: asyncio.Future[bytes], error: MailerError) -> None:
+    future.set_exception(error)
+    future.exception()  # a stopped campaign leaves some unawaited: no warning when collected
 
 
 def serve() -> None:

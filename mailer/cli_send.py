@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -138,13 +139,10 @@ async def deliver(campaign: Campaign, pool: BuildPool | None) -> SendProgress:
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
-        if pool is not None:
-            await pool.start()
-        return await campaign.run()
+        async with pool or contextlib.nullcontext():
+            return await campaign.run()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-        if pool is not None:
-            await pool.close()
 
 
 def run_campaign(

@@ -65,25 +65,22 @@ class DkimSigner:
     def sign(self, message: bytes, body_hash: bytes | None = None) -> bytes:
         """Return ``message`` with a DKIM-Signature header in front (CRLF message in, CRLF out).
         ``body_hash``, when known, is the SHA-256 of the relaxed canonical body."""
-        end = header_end(message)
+        end = message.find(b"\r\n\r\n")
+        if end < 0:
+            raise InputError("cannot DKIM-sign a message without a header/body separator")
         if body_hash is None:
             body_hash = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
-        return self.header(message[:end], body_hash) + message
-
-    def header(self, head: bytes, body_hash: bytes) -> bytes:
-        """The whole DKIM-Signature header line (CRLF-terminated) for a CRLF header block."""
-        value, digest = self.prepare(head, body_hash)
+        value, digest = self.prepare(message[:end], body_hash)
         encoded = base64.b64encode(self.key_sign(digest))
         folded = b"\r\n ".join(encoded[i : i + 72] for i in range(0, len(encoded), 72))
-        return b"DKIM-Signature:" + value + folded + b"\r\n"
+        return b"DKIM-Signature:" + value + folded + b"\r\n" + message
 
     def prepare(self, head: bytes, body_hash: bytes) -> tuple[bytes, bytes]:
         """Return the DKIM-Signature value up to ``b=`` and the digest the key signs."""
         headers = canonical_headers(head)
-        present = {name for name, _ in headers}
-        names = [name for name in SIGNED if name in present or name == b"from"]
+        names, h_tag = _signed_names(frozenset(name for name, _ in headers))
         value = (
-            self._fixed + str(int(time.time())).encode() + b";\r\n h=" + _fold_names(tuple(names))
+            self._fixed + str(int(time.time())).encode() + b";\r\n h=" + h_tag
             + b";\r\n bh=" + base64.b64encode(body_hash) + b";\r\n b="
         )  # fmt: skip
         signed = [name + b":" + text for name, text in dkim.select_headers(headers, names)]
@@ -94,14 +91,6 @@ class DkimSigner:
         if isinstance(self.key, rsa.RSAPrivateKey):
             return self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
         return self.key.sign(digest)  # RFC 8463: Ed25519 over the SHA-256
-
-
-def header_end(message: bytes) -> int:
-    """Where the header block of a CRLF message ends (the blank line)."""
-    end = message.find(b"\r\n\r\n")
-    if end < 0:
-        raise InputError("cannot DKIM-sign a message without a header/body separator")
-    return end
 
 
 def canonical_headers(head: bytes) -> list[tuple[bytes, bytes]]:
@@ -152,6 +141,13 @@ def dns_record(key: PrivateKey) -> str:
 
 
 @functools.lru_cache(maxsize=64)
+def _signed_names(present: frozenset[bytes]) -> tuple[tuple[bytes, ...], bytes]:
+    """The SIGNED names among the ``present`` ones (From always), and the folded ``h=`` value:
+    the same for every message of a campaign, so worked out once."""
+    names = tuple(name for name in SIGNED if name in present or name == b"from")
+    return names, _fold_names(names)
+
+
 def _fold_names(names: tuple[bytes, ...]) -> bytes:
     """``h=`` names joined by colons, folded before a colon so no line passes 78 characters."""
     lines, line = [], b""

@@ -25,6 +25,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import Result
 
 from mailer import config
 from mailer.build_pool import BuildPool, Frames, frame
@@ -342,6 +343,18 @@ def signed_env(port: int, **extra: str) -> dict[str, str]:
             **extra}  # fmt: skip
 
 
+def send_watched(mailer: Invoke, report: Path, slug: str, **env: str) -> tuple[Result, WorkerWatch]:
+    """``mailer send`` to a server that records each message and the workers alive at it."""
+    watch = WorkerWatch()
+    controller = start(watch)
+    try:
+        sent = mailer("send", str(report), "--list", slug, "--yes",
+                      env=signed_env(controller.port, **env))  # fmt: skip
+    finally:
+        controller.stop()
+    return sent, watch
+
+
 def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     gc.collect()  # a failed future nobody awaited would log when collected
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -390,13 +403,7 @@ def test_killed_worker_pauses_the_campaign_and_resume_sends_the_rest(
 def test_processes_setting_sets_the_number_of_workers(mailer: Invoke) -> None:
     record = keygen(mailer)
     import_example(mailer)
-    watch = WorkerWatch()
-    controller = start(watch)
-    try:
-        sent = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes",
-                      env=signed_env(controller.port, MAILER_DKIM_PROCESSES="2"))  # fmt: skip
-    finally:
-        controller.stop()
+    sent, watch = send_watched(mailer, EXAMPLE_REPORT, "example", MAILER_DKIM_PROCESSES="2")
     assert sent.exit_code == 0, sent.output
     assert len(watch.received) == 20 and set(watch.alive) == {2}
     for received in watch.received:
@@ -426,13 +433,7 @@ def test_a_render_error_in_a_worker_fails_that_reader_and_the_campaign_finishes(
     assert imported.exit_code == 0, imported.output
     report = workspace / "rain.md"
     report.write_text(RAIN_REPORT, encoding="utf-8")
-    watch = WorkerWatch()
-    controller = start(watch)
-    try:
-        sent = mailer("send", str(report), "--list", "rain", "--yes",
-                      env=signed_env(controller.port, MAILER_DKIM_PROCESSES="2"))  # fmt: skip
-    finally:
-        controller.stop()
+    sent, watch = send_watched(mailer, report, "rain", MAILER_DKIM_PROCESSES="2")
     assert sent.exit_code == 0, sent.output  # finished: a failed reader does not pause it
     assert "19 sent, 0 deferred, 1 failed, 0 skipped" in sent.stdout
     assert "resume with" not in sent.stdout and "Traceback" not in sent.output
