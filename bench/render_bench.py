@@ -7,10 +7,11 @@ import email.policy
 import time
 from pathlib import Path
 
+from mailer.compose.compiled import CompiledCampaign, Links
+from mailer.compose.reference import reference_message
+from mailer.compose.report import load_report
 from mailer.config import NewsletterSettings
-from mailer.models import MailingList
-from mailer.render import CompiledCampaign, Links, Reader, reference_message
-from mailer.report import load_report
+from mailer.models import MailingList, Reader
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Ada Lovelace", "Zoë Brontë", "José Álvarez", "Małgorzata Wiśniewska", "", "Bob O'Brien"]
@@ -18,7 +19,7 @@ NAMES = ["Ada Lovelace", "Zoë Brontë", "José Álvarez", "Małgorzata Wiśniew
 
 def readers(count: int) -> list[Reader]:
     return [
-        Reader(f"reader{i}@example.org", NAMES[i % len(NAMES)], {"city": "Ashby"}, i)
+        Reader(i, f"reader{i}@example.org", NAMES[i % len(NAMES)], {"city": "Ashby"})
         for i in range(count)
     ]
 

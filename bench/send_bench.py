@@ -72,17 +72,18 @@ def start_sink(kind: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def make_workspace(folder: Path, count: int) -> None:
+    from mailer.audience import lists, subscriptions
+    from mailer.db.database import Database
     from mailer.models import Candidate
-    from mailer.store import Store
 
-    with Store(folder / "subscribers" / "mailer.db") as store:
-        bench = store.create_list("bench", "Bench readers")
+    with Database(folder / "subscribers" / "mailer.db") as store:
+        bench = lists.create(store, "bench", "Bench readers")
         for start in range(0, count, 5000):
             chunk = [
                 Candidate(f"reader{i}@example{i % 50}.org", False, f"Reader {i}", {"city": "Oslo"})
                 for i in range(start, min(count, start + 5000))
             ]
-            store.put_members(bench, chunk)
+            subscriptions.add(store, bench, chunk)
 
 
 def run_loop(loop: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -121,14 +122,15 @@ def measured(work: Callable[[], int], who: int = resource.RUSAGE_SELF) -> dict[s
 def phase_mailer(
     folder: Path, port: int, concurrency: int, loop: str, dkim: str = "", processes: int = 0
 ) -> dict[str, float]:
+    from mailer.send.setup import build_pool, campaign_builder, send_options
+
     from mailer import config
-    from mailer.campaign import Campaign
-    from mailer.deliveries import Campaigns
-    from mailer.message_factory import MessageFactory, Recipe
-    from mailer.report import load_report
-    from mailer.send_setup import build_pool, campaign_builder, send_options
-    from mailer.store import Store
-    from mailer.transport import SmtpTransport
+    from mailer.compose.report import load_report
+    from mailer.db.database import Database
+    from mailer.send.deliveries import Campaigns
+    from mailer.send.engine import Campaign
+    from mailer.send.messages import MessageFactory, Recipe
+    from mailer.send.smtp import SmtpTransport
 
     env = {
         "MAILER_SMTP_HOST": "127.0.0.1",
@@ -137,7 +139,7 @@ def phase_mailer(
         "MAILER_SMTP_MAX_PER_CONNECTION": "100000000",
     }
     if dkim:
-        from mailer.dkim_sign import generate_key, private_pem
+        from mailer.send.dkim import generate_key, private_pem
 
         (folder / f"{dkim}.pem").write_bytes(private_pem(generate_key(dkim)))
         env |= {"MAILER_DKIM_DOMAIN": "example.org", "MAILER_DKIM_KEY_FILE": f"{dkim}.pem",
@@ -146,14 +148,14 @@ def phase_mailer(
     report = load_report(REPORT)
 
     def work() -> int:
-        with Store(current.database_path) as store:
-            mailing_list = store.get_list("bench")
+        with Database(current.database_path) as store:
+            mailing_list = lists.get(store, "bench")
             recipe = Recipe(current, report, mailing_list, "bench")
             pool = build_pool(current, recipe)
             build = campaign_builder(MessageFactory(recipe), pool, campaign_id=lambda: 1)
             options = send_options(current, concurrency, 0.0, 0)
             log = Campaigns(store).new_log(mailing_list, report.subject, str(REPORT), "", {})
-            total = store._query_one("SELECT COUNT(*) FROM memberships")[0]  # type: ignore[index]
+            total = store.query_one("SELECT COUNT(*) FROM memberships")[0]  # type: ignore[index]
             campaign = Campaign(log, SmtpTransport(current.smtp), build, options, total)
 
             async def run() -> Any:
@@ -168,12 +170,13 @@ def phase_mailer(
 
 
 def sample_message(folder: Path) -> bytes:
+    from mailer.send.setup import message_builder
+
     from mailer import config
-    from mailer.message_factory import MessageFactory, Recipe
+    from mailer.compose.report import load_report
     from mailer.models import MailingList
-    from mailer.report import load_report
-    from mailer.send_setup import message_builder
-    from mailer.send_types import Recipient
+    from mailer.send.messages import MessageFactory, Recipe
+    from mailer.send.types import Recipient
 
     current = config.load(folder, {})
     bench = MailingList(1, "bench", "Bench", False)

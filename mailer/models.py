@@ -1,7 +1,8 @@
-"""Plain records shared by the store, the importer and the CLI."""
+"""Plain records shared across packages: lists, readers, memberships, server replies."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,7 @@ class SubscriberStatus(StrEnum):
     ACTIVE = "active"
     BLOCKLISTED = "blocklisted"
     BOUNCED = "bounced"
+    ERASED = "erased"
 
 
 class Outcome(StrEnum):
@@ -55,6 +57,29 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class Reader:
+    """One reader, as every message is composed and sent for them (``subscriber`` in
+    templates). ``id`` 0 is a reader who is not in the database (a preview, a test send)."""
+
+    id: int
+    email: str
+    name: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    smtputf8: bool = False
+
+
+class _AnyAttributes(dict[str, Any]):
+    """The stand-in reader's attributes: every key exists, so a campaign can be checked."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+# The one stand-in for a real reader: previews, checks, test sends to strangers, the archive.
+PLACEHOLDER_READER = Reader(0, "reader@example.org", "", _AnyAttributes())
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """A subscriber as seen through one list."""
 
@@ -65,6 +90,10 @@ class Member:
     status: str
     subscriber_status: str
     smtputf8: bool
+
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.id, self.email, self.name, self.attributes, self.smtputf8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,6 @@ from tests.smtp_servers import LoopbackController, Mailbox, Recorder, start
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CSV = ROOT / "subscribers" / "example.csv"
 EXAMPLE_REPORT = ROOT / "examples" / "report.md"
-# The shared tools sit beside the clone (../shared), in development and in CI.
-SHARED_TOOLS = ROOT.parent / "shared" / "tools"
 
 Invoke = Callable[..., Result]
 

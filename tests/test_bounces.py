@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
-import mailer.cli_bounces  # noqa: F401  (registers `mailer bounces` until cli.py imports it)
 from mailer import config
-from mailer.bounce_parse import read_message
-from mailer.bounce_sources import MaildirSource, open_source
-from mailer.bounces import campaign_fallout, process
-from mailer.deliveries import PENDING, CampaignLog, Campaigns
+from mailer.audience import lists, members, subscriptions
+from mailer.bounces.apply import process
+from mailer.bounces.fallout import campaign_fallout
+from mailer.bounces.parse import read_message
+from mailer.bounces.sources import MaildirSource, open_source
+from mailer.db.database import Database
 from mailer.models import Candidate
-from mailer.send_types import Result
-from mailer.store import Store
+from mailer.send.campaigns import Campaigns
+from mailer.send.deliveries import PENDING, CampaignLog
+from mailer.send.types import Result
 from mailer.tokens import Signer, load_secret, verp_local_part
 from tests.conftest import Invoke
 
@@ -62,26 +64,28 @@ _serial = itertools.count(1)
 # helpers shared with test_bounces_postfix.py and test_bounces_imap.py
 
 
-def open_store(workspace: Path) -> Store:
-    return Store(config.load(workspace, {}).database_path)
+def open_store(workspace: Path) -> Database:
+    return Database(config.load(workspace, {}).database_path)
 
 
 def seed(
-    store: Store, message_ids: dict[str, str], slug: str = "weekly"
+    store: Database, message_ids: dict[str, str], slug: str = "weekly"
 ) -> tuple[int, dict[str, int]]:
     """A list with these readers (confirmed) and one campaign sent to all of them, each delivery
     with its Message-ID. Returns the campaign id and the subscriber ids by address."""
-    mailing_list = store.find_list(slug) or store.create_list(slug, slug)
-    store.put_members(mailing_list, [Candidate(e, False) for e in message_ids], confirmed=True)
+    mailing_list = lists.find(store, slug) or lists.create(store, slug, slug)
+    subscriptions.add(
+        store, mailing_list, [Candidate(e, False) for e in message_ids], confirmed=True
+    )
     campaign = Campaigns(store).create(mailing_list, "This week", "report.md", "# Hi", {})
-    log = CampaignLog(store, PENDING, campaign_id=campaign)
+    log = CampaignLog(store, campaign, PENDING)
     log.start()
-    ids = {r.email: r.subscriber_id for r in log.pending(0, 10_000)}
+    ids = {d.reader.email: d.reader.id for d in log.pending(0, 10_000)}
     log.record(
         [Result(ids[e], "sent", 1, 250, "", message_id=m or f"<{campaign}.{ids[e]}.t@example.org>")
          for e, m in message_ids.items()]
     )  # fmt: skip
-    log.finish(stopped=False)
+    log.finish(None)
     return campaign, ids
 
 
@@ -157,7 +161,7 @@ Message-ID: {message_id}
 """.replace("\n", "\r\n").encode()
 
 
-def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+def snapshot(store: Database) -> dict[str, list[tuple[Any, ...]]]:
     """Every row a bounce run may touch, to compare two runs."""
     tables = {
         "subscribers": "SELECT id, email, status, updated_at FROM subscribers",
@@ -169,19 +173,21 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     for name, sql in tables.items():
         try:
-            out[name] = sorted(store.db.execute(sql).fetchall(), key=repr)
+            out[name] = sorted(store.connection.execute(sql).fetchall(), key=repr)
         except sqlite3.OperationalError:  # processed_mail before the first run
             out[name] = []
     return out
 
 
-def status_of(store: Store, email: str) -> str:
-    row = store.db.execute("SELECT status FROM subscribers WHERE email = ?", (email,)).fetchone()
+def status_of(store: Database, email: str) -> str:
+    row = store.connection.execute(
+        "SELECT status FROM subscribers WHERE email = ?", (email,)
+    ).fetchone()
     return str(row[0])
 
 
-def kinds(store: Store, email: str) -> list[str]:
-    return [kind for _, kind, _ in store.events_for(email) if kind != "subscribed"]
+def kinds(store: Database, email: str) -> list[str]:
+    return [kind for _, kind, _ in members.events_for(store, email) if kind != "subscribed"]
 
 
 def one_line(text: str) -> str:
@@ -243,7 +249,7 @@ def test_corpus_through_mbox(mailer: Invoke, workspace: Path) -> None:
             assert status_of(store, address) == "active"
             assert kinds(store, address) == ["soft_bounce"]
         deliveries = dict(
-            store.db.execute(
+            store.connection.execute(
                 "SELECT s.email, d.status || ' ' || COALESCE(d.last_code, '-') FROM deliveries d"
                 " JOIN subscribers s ON s.id = d.subscriber_id"
             ).fetchall()
@@ -253,9 +259,9 @@ def test_corpus_through_mbox(mailer: Invoke, workspace: Path) -> None:
         assert deliveries["always.full@example.net"] == "failed 452"  # gave up: failed, but soft
         assert deliveries["quota.full@gmail.com"] == "sent 250"  # a delay warning changes nothing
         assert deliveries["no.mailbox@example.com"] == "failed -"
-        member = store.find_member(store.get_list("weekly"), "ada@example.net")
+        member = members.find(store, lists.get(store, "weekly"), "ada@example.net")
         assert member is not None and member.status == "unsubscribed"
-        assert store.events_for("ada@example.net")[-1][1:] == ("unsubscribed", "mailto")
+        assert members.events_for(store, "ada@example.net")[-1][1:] == ("unsubscribed", "mailto")
         fallout = campaign_fallout(store, campaign)
         assert sorted((f.kind, f.email) for f in fallout) == sorted(
             [("bounced", a) for a in HARD]
@@ -319,7 +325,7 @@ def test_verp_maildir_twice_and_dry_run(mailer: Invoke, workspace: Path) -> None
     with open_store(workspace) as store:
         assert status_of(store, "gone@example.com") == "bounced"
         assert status_of(store, "full@example.com") == "active"
-        events = store.db.execute(
+        events = store.connection.execute(
             "SELECT kind, subscriber_id, campaign_id, detail FROM events"
             " WHERE kind IN ('bounced', 'soft_bounce') ORDER BY id"
         ).fetchall()
@@ -361,7 +367,7 @@ def _settings(limit: int = 3, days: int = 30) -> config.BounceSettings:
     return config.BounceSettings(soft_limit=limit, soft_window_days=days)
 
 
-def _soft_run(store: Store, workspace: Path, messages: list[bytes], at: datetime) -> int:
+def _soft_run(store: Database, workspace: Path, messages: list[bytes], at: datetime) -> int:
     path = workspace / f"soft-{next(_serial)}.mbox"
     box = mailbox.mbox(path)
     for data in messages:
@@ -394,7 +400,7 @@ def test_soft_bounces_add_up_within_the_window(workspace: Path) -> None:
                          start + timedelta(days=14)) == 1  # fmt: skip
         assert status_of(store, "full@example.com") == "bounced"
         assert kinds(store, "full@example.com")[-2:] == ["soft_bounce", "bounced"]
-        last = store.events_for("full@example.com")[-1]
+        last = members.events_for(store, "full@example.com")[-1]
         assert last[2].startswith("3 soft bounces within 30 days; last: 4.2.2")
 
         # One soft bounce every 20 days never reaches 3 within 30 days.
@@ -431,10 +437,10 @@ def test_mailto_unsubscribe(mailer: Invoke, workspace: Path) -> None:
     assert "eve@example.net from weekly: not on the list" in result.stderr
     assert "'monthly': no such list" in result.stderr
     with open_store(workspace) as store:
-        weekly, daily = store.get_list("weekly"), store.get_list("daily")
-        ada_weekly = store.find_member(weekly, "ada@example.net")
-        ada_daily = store.find_member(daily, "ada@example.net")
-        bob = store.find_member(weekly, "bob@example.net")
+        weekly, daily = lists.get(store, "weekly"), lists.get(store, "daily")
+        ada_weekly = members.find(store, weekly, "ada@example.net")
+        ada_daily = members.find(store, daily, "ada@example.net")
+        bob = members.find(store, weekly, "bob@example.net")
         assert ada_weekly is not None and ada_weekly.status == "unsubscribed"
         assert ada_daily is not None and ada_daily.status == "confirmed"  # only the named list
         assert bob is not None and bob.status == "confirmed"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mailer.audience import lists, members
 from tests.conftest import Invoke
 from tests.smtp_servers import closed_port
 from tests.test_bounces import (
@@ -200,7 +201,7 @@ def test_imap_bounces(dovecot: Dovecot, mailer: Invoke, workspace: Path) -> None
     with open_store(workspace) as store:
         assert status_of(store, "gone@example.com") == "bounced"
         assert status_of(store, "nobody.here@outlook.com") == "bounced"
-        member = store.find_member(store.get_list("weekly"), "ada@example.net")
+        member = members.find(store, lists.get(store, "weekly"), "ada@example.net")
         assert member is not None and member.status == "unsubscribed"
         before = snapshot(store)
 

@@ -201,7 +201,7 @@ def test_postfix_bounces(postfix: Postfix, mailer: Invoke, workspace: Path) -> N
     with open_store(workspace) as store:
         campaign, ids = seed(store, dict.fromkeys(readers, ""))
         message_ids = dict(
-            store.db.execute(
+            store.connection.execute(
                 "SELECT s.email, d.message_id FROM deliveries d JOIN subscribers s"
                 " ON s.id = d.subscriber_id WHERE d.campaign_id = ?",
                 (campaign,),
@@ -242,7 +242,7 @@ def test_postfix_bounces(postfix: Postfix, mailer: Invoke, workspace: Path) -> N
         assert status_of(store, "gone@dest.test") == "bounced"
         assert status_of(store, "plain@dest.test") == "bounced"
         assert status_of(store, "full@soft.test") == "active"
-        events = store.db.execute(
+        events = store.connection.execute(
             "SELECT s.email, e.kind, e.campaign_id, e.detail FROM events e"
             " JOIN subscribers s ON s.id = e.subscriber_id WHERE e.kind != 'subscribed'"
             " ORDER BY s.email"
@@ -254,7 +254,7 @@ def test_postfix_bounces(postfix: Postfix, mailer: Invoke, workspace: Path) -> N
             ("gone@dest.test", "bounced", campaign, '5.1.1 X-Postfix; unknown user: "gone"'),
             ("plain@dest.test", "bounced", campaign, '5.1.1 X-Postfix; unknown user: "plain"'),
         ]  # fmt: skip
-        deliveries = store.db.execute(
+        deliveries = store.connection.execute(
             "SELECT s.email, d.status, d.last_code FROM deliveries d"
             " JOIN subscribers s ON s.id = d.subscriber_id ORDER BY s.email"
         ).fetchall()

@@ -28,13 +28,12 @@ from hypothesis import strategies as st
 from typer.testing import Result
 
 from mailer import config
-from mailer.build_pool import BuildPool, Frames, frame
-from mailer.dkim_sign import dns_record, generate_key, private_pem
+from mailer.compose.report import load_report
 from mailer.errors import FileInputError, InputError, WorkerError
-from mailer.message_factory import MessageFactory, Recipe
-from mailer.models import MailingList
-from mailer.report import load_report
-from mailer.send_types import Recipient
+from mailer.models import MailingList, Reader
+from mailer.send.build_processes import BuildPool, Frames, frame
+from mailer.send.dkim_keys import dns_record, generate_key, private_pem
+from mailer.send.messages import MessageFactory, Recipe
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import Recorder, start
 from tests.test_dkim import dns_for
@@ -100,13 +99,13 @@ def recipe_for(
     return Recipe(settings, load_report(report), survey, "c1"), dns_record(key)
 
 
-def reader(i: int, **attributes: str) -> Recipient:
+def reader(i: int, **attributes: str) -> Reader:
     name = f"{NAMES[i % len(NAMES)]} {i}".strip() if i % len(NAMES) != 6 else ""
-    return Recipient(i, f"r{i}@example.org", name, attributes, False)
+    return Reader(i, f"r{i}@example.org", name, attributes)
 
 
-def message_id(recipient: Recipient) -> str:
-    return f"<c1.{recipient.subscriber_id}.given@example.org>"
+def message_id(recipient: Reader) -> str:
+    return f"<c1.{recipient.id}.given@example.org>"
 
 
 def parsed(message: bytes) -> EmailMessage:
@@ -216,7 +215,7 @@ async def test_a_reader_whose_message_cannot_be_rendered_fails_alone(workspace: 
         assert to_of(outcome) == (recipient.name, recipient.email)
         text = message.get_body(("plain",))
         assert text is not None
-        assert f"Rain in Town {recipient.subscriber_id} today." in text.get_content()
+        assert f"Rain in Town {recipient.id} today." in text.get_content()
 
 
 async def test_failures_nobody_awaits_log_nothing(
@@ -300,7 +299,7 @@ def build_children() -> list[int]:
         except OSError:  # it ended while we looked
             continue
         parent = int(stat.rpartition(")")[2].split()[1])
-        if parent == os.getpid() and b"mailer.build_pool" in cmdline:
+        if parent == os.getpid() and b"mailer.send.build_processes" in cmdline:
             found.append(int(entry.name))
     return found
 

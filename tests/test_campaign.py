@@ -8,19 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from mailer.campaign import Campaign
+from mailer.audience import lists, subscriptions
 from mailer.config import SmtpSettings
-from mailer.deliveries import Campaigns
+from mailer.db.database import Database
 from mailer.errors import InputError, TransportError
-from mailer.models import Candidate
-from mailer.send_types import Ready, Recipient, SendOptions
-from mailer.store import Store
-from mailer.transport import OutboxTransport, SmtpTransport
+from mailer.models import Candidate, Reader
+from mailer.send.campaigns import Campaigns
+from mailer.send.engine import Pipeline
+from mailer.send.outbox import OutboxTransport
+from mailer.send.smtp import SmtpTransport
+from mailer.send.types import Ready, SendOptions
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
 
 
-def build(recipient: Recipient) -> tuple[Ready, str]:
-    message_id = f"<{recipient.subscriber_id}.test@example.org>"
+def build(recipient: Reader) -> tuple[Ready, str]:
+    message_id = f"<{recipient.id}.test@example.org>"
     body = (
         f"From: news@example.org\r\nTo: {recipient.email}\r\nSubject: test\r\n"
         f"Message-ID: {message_id}\r\n\r\nHello {recipient.name}\r\n"
@@ -28,12 +30,12 @@ def build(recipient: Recipient) -> tuple[Ready, str]:
     return Ready(body.encode()), message_id
 
 
-def store_with(tmp_path: Path, count: int, smtputf8: tuple[str, ...] = ()) -> tuple[Store, int]:
-    store = Store(tmp_path / "db.sqlite")
-    weekly = store.create_list("weekly", "Weekly")
+def store_with(tmp_path: Path, count: int, smtputf8: tuple[str, ...] = ()) -> tuple[Database, int]:
+    store = Database(tmp_path / "db.sqlite")
+    weekly = lists.create(store, "weekly", "Weekly")
     candidates = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(count)]
     candidates += [Candidate(e, True, "Intl") for e in smtputf8]
-    store.put_members(weekly, candidates)
+    subscriptions.add(store, weekly, candidates)
     campaign_id = Campaigns(store).create(weekly, "test", "report.md", "# test", {})
     return store, campaign_id
 
@@ -45,10 +47,10 @@ def smtp(port: int, **overrides: object) -> SmtpTransport:
     return SmtpTransport(settings)
 
 
-def run(store: Store, campaign_id: int, transport: object, **options: object) -> dict[str, int]:
+def run(store: Database, campaign_id: int, transport: object, **options: object) -> dict[str, int]:
     log = Campaigns(store).log(campaign_id)
     opts = SendOptions(sender="bounces@example.org", **options)  # type: ignore[arg-type]
-    campaign = Campaign(log, transport, build, opts, log.count())  # type: ignore[arg-type]
+    campaign = Pipeline(log, transport, build, opts, log.count())  # type: ignore[arg-type]
     progress = asyncio.run(campaign.run())
     return dict(progress.counts)
 
@@ -105,7 +107,7 @@ def test_faults_end_in_recorded_states_that_match_the_server(tmp_path: Path) -> 
                      max_attempts=3, max_consecutive_failures=10_000)  # fmt: skip
     finally:
         server.stop()
-    rows = store.db.execute(
+    rows = store.connection.execute(
         "SELECT s.email, d.status, d.attempts, d.last_code FROM deliveries d"
         " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ?",
         (campaign_id,),
@@ -124,7 +126,7 @@ def test_faults_end_in_recorded_states_that_match_the_server(tmp_path: Path) -> 
             assert (status, attempts, code) == ("deferred", 3, 451)
         else:
             assert status == "sent", (email, action, status, code)
-    bounced = store.db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
+    bounced = store.connection.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
     assert bounced.fetchone()[0] == counts["failed"] > 0
 
 
@@ -215,7 +217,7 @@ def test_retry_sends_the_deferred_again(tmp_path: Path) -> None:
         assert deferred > 0 and Campaigns(store).get(campaign_id).status == "done"
         log = Campaigns(store).log(campaign_id, ("deferred",))
         opts = SendOptions(sender="bounces@example.org")
-        second = asyncio.run(Campaign(log, smtp(server.port), build, opts, log.count()).run())
+        second = asyncio.run(Pipeline(log, smtp(server.port), build, opts, log.count()).run())
     finally:
         server.stop()
     assert second.counts["sent"] == deferred
@@ -305,7 +307,7 @@ def test_a_refused_sender_fails_no_reader_and_bounces_no_one(tmp_path: Path) -> 
     assert counts["failed"] == info.counts["failed"] == 0
     assert info.status == "paused" and info.reason == "paused after 10 failures in a row"
     assert info.counts["deferred"] == 10 and info.counts["queued"] == 20
-    bounced = store.db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
+    bounced = store.connection.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
     assert bounced.fetchone()[0] == 0
     assert Campaigns(store).log(campaign_id).count() == 30  # resume would try all of them again
 
@@ -328,13 +330,13 @@ def test_a_failed_write_keeps_the_batch_for_the_next_one(tmp_path: Path) -> None
     server = start(recorder)
     try:
         opts = SendOptions(sender="bounces@example.org", concurrency=2)
-        progress = asyncio.run(Campaign(log, smtp(server.port), build, opts, 60).run())
+        progress = asyncio.run(Pipeline(log, smtp(server.port), build, opts, 60).run())
     finally:
         server.stop()
     info = Campaigns(store).get(campaign_id)
     sent_on_the_wire = set(recorder.counts())
     recorded_sent = {
-        row[0] for row in store.db.execute(
+        row[0] for row in store.connection.execute(
             "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.status = 'sent'"
         )
@@ -353,7 +355,7 @@ def test_progress_counts_match_the_database_after_a_stop_with_retries_pending(
         log = Campaigns(store).log(campaign_id)
         opts = SendOptions(sender="bounces@example.org", concurrency=2, max_attempts=3,
                            retry_delay=0.001, max_consecutive_failures=15)  # fmt: skip
-        progress = asyncio.run(Campaign(log, smtp(server.port), build, opts, 40).run())
+        progress = asyncio.run(Pipeline(log, smtp(server.port), build, opts, 40).run())
     finally:
         server.stop()
     info = Campaigns(store).get(campaign_id)
@@ -372,7 +374,7 @@ def test_stop_while_connecting_records_nothing(tmp_path: Path) -> None:
         silent.listen()
         log = Campaigns(store).log(campaign_id)
         transport = smtp(silent.getsockname()[1], timeout=30)
-        campaign = Campaign(log, transport, build, SendOptions(sender="b@example.org"), 5)
+        campaign = Pipeline(log, transport, build, SendOptions(sender="b@example.org"), 5)
 
         async def main() -> object:
             asyncio.get_running_loop().call_later(0.1, campaign.stop)
@@ -381,14 +383,14 @@ def test_stop_while_connecting_records_nothing(tmp_path: Path) -> None:
         started = time.monotonic()
         progress = asyncio.run(main())
     assert time.monotonic() - started < 10  # not the 30 s connect timeout
-    assert progress.stopped_reason == "stopped by the user"  # type: ignore[attr-defined]
+    assert str(progress.stop) == "stopped by the user"  # type: ignore[attr-defined]
     assert Campaigns(store).get(campaign_id).status == "draft"
 
 
 def test_a_message_that_cannot_be_built_fails_that_reader_only(tmp_path: Path) -> None:
     store, campaign_id = store_with(tmp_path, 30)
 
-    def build_or_fail(recipient: Recipient) -> tuple[Ready, str]:
+    def build_or_fail(recipient: Reader) -> tuple[Ready, str]:
         if recipient.email == "r7@example.org":
             raise InputError("report.md:3: 'city' is undefined")
         return build(recipient)
@@ -398,12 +400,12 @@ def test_a_message_that_cannot_be_built_fails_that_reader_only(tmp_path: Path) -
     try:
         log = Campaigns(store).log(campaign_id)
         options = SendOptions(sender="bounces@example.org", concurrency=4)
-        progress = asyncio.run(Campaign(log, smtp(server.port), build_or_fail, options, 30).run())
+        progress = asyncio.run(Pipeline(log, smtp(server.port), build_or_fail, options, 30).run())
     finally:
         server.stop()
     assert progress.counts == {"sent": 29, "deferred": 0, "failed": 1, "skipped": 0}
     assert "r7@example.org" not in recorder.counts() and len(recorder.counts()) == 29
-    code, text = store.db.execute(
+    code, text = store.connection.execute(
         "SELECT d.last_code, d.last_error FROM deliveries d JOIN subscribers s"
         " ON s.id = d.subscriber_id WHERE s.email = 'r7@example.org'"
     ).fetchone()

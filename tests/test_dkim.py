@@ -12,12 +12,13 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailer.compose.compiled import CompiledCampaign, Links
+from mailer.compose.mime import relaxed_body
+from mailer.compose.report import load_report
 from mailer.config import NewsletterSettings
-from mailer.dkim_sign import DkimSigner, canonical_headers, dns_record, generate_key
-from mailer.mime import relaxed_body
-from mailer.models import MailingList
-from mailer.render import CompiledCampaign, Links, Reader
-from mailer.report import load_report
+from mailer.models import MailingList, Reader
+from mailer.send.dkim import DkimSigner, canonical_headers
+from mailer.send.dkim_keys import dns_record, generate_key
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import LoopbackController, Recorder
 
@@ -64,7 +65,7 @@ def test_precomputed_relaxed_body_equals_dkimpy(name: str, city: str, token: str
         news = NewsletterSettings(base_url="https://bulletin.example.org")
         mailing_list = MailingList(1, "survey", "Lower Vale Water Survey", False)
         COMPILED.append(CompiledCampaign(load_report(EXAMPLE_REPORT), news, mailing_list))
-    reader = Reader("ada@example.org", name, {"city": city}, 1)
+    reader = Reader(1, "ada@example.org", name, {"city": city})
     links = Links(f"https://bulletin.example.org/u/{token}", f"https://x.org/a/{token}")
     message, _, relaxed = COMPILED[0].build_relaxed(reader, links)
     body = message.partition(b"\r\n\r\n")[2]

@@ -18,9 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailer.audience import lists
+from mailer.audience.csv_export import export_csv
+from mailer.audience.csv_import import RowProblem, import_csv
+from mailer.db.database import Database
 from mailer.models import MailingList
-from mailer.store import Store
-from mailer.subscriber_csv import RowProblem, export_csv, import_csv
 from tests.conftest import Invoke, write_csv
 
 
@@ -196,8 +198,8 @@ cell = st.text(
 )
 def test_round_trip_property(tmp_path: Path, people: list[tuple[str, str, str]]) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
-    with Store(folder / "db.sqlite") as store:
-        source, target = store.create_list("a", "A"), store.create_list("b", "B")
+    with Database(folder / "db.sqlite") as store:
+        source, target = lists.create(store, "a", "A"), lists.create(store, "b", "B")
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(["email", "name", "note", "other"])
@@ -214,7 +216,7 @@ def test_round_trip_property(tmp_path: Path, people: list[tuple[str, str, str]])
         assert export_of(store, target, folder / "second.csv") == first
 
 
-def export_of(store: Store, mailing_list: MailingList, path: Path) -> str:
+def export_of(store: Database, mailing_list: MailingList, path: Path) -> str:
     with path.open("w", encoding="utf-8", newline="") as handle:
         export_csv(store, mailing_list, handle)
     return path.read_text(encoding="utf-8")
@@ -240,13 +242,13 @@ def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) 
     def interrupt(problem: RowProblem) -> None:
         raise KeyboardInterrupt  # as if Ctrl-C arrived while reading row 7002
 
-    with Store(tmp_path / "db.sqlite") as store:
-        weekly = store.create_list("weekly", "W")
+    with Database(tmp_path / "db.sqlite") as store:
+        weekly = lists.create(store, "weekly", "W")
         with pytest.raises(KeyboardInterrupt):
             import_csv(store, weekly, path, on_problem=interrupt)
     assert consistent(tmp_path / "db.sqlite") == (5_000, 5_000, 5_000)  # first chunk only
-    with Store(tmp_path / "db.sqlite") as store:
-        summary = import_csv(store, store.get_list("weekly"), path, on_problem=lambda p: None)
+    with Database(tmp_path / "db.sqlite") as store:
+        summary = import_csv(store, lists.get(store, "weekly"), path, on_problem=lambda p: None)
     assert (summary.counts["added"], summary.counts["unchanged"]) == (rows - 5_000, 5_000)
     assert consistent(tmp_path / "db.sqlite") == (rows, rows, rows)
 

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailer.compose.report import load_report
 from mailer.errors import FileInputError
-from mailer.report import load_report
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "report.md"
 

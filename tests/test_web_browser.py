@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from mailer.audience import lists
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import confirm_link, http, smtp_environ, start_web
@@ -102,7 +103,7 @@ def test_subscribe_form_is_usable_with_the_keyboard_and_labels(
     live = start_web(workspace, smtp_environ(controller.port))
     try:
         with live.store() as store:
-            store.create_list("letters", "Letters", double_opt_in=True)
+            lists.create(store, "letters", "Letters", double_opt_in=True)
         page = browser.new_page()
         page.goto(f"{live.url}/s/letters")
         page.get_by_label("Email address").fill("reader@example.net")

@@ -1,0 +1,1 @@
+"""The audience: lists, subscribers, memberships, their statuses and events, CSV in and out."""

@@ -1,0 +1,96 @@
+"""Mailing lists: create, find, count their members, publish their archive, remove."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import replace
+from typing import Any
+
+from mailer.db.database import Database, now
+from mailer.errors import InputError, NotFoundError
+from mailer.models import ListSummary, MailingList
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+COLUMNS = "id, slug, name, opt_in, public_archive"
+
+
+def _list(row: tuple[Any, ...]) -> MailingList:
+    return MailingList(row[0], row[1], row[2], row[3] == "double", bool(row[4]))
+
+
+def create(
+    database: Database,
+    slug: str,
+    name: str,
+    *,
+    double_opt_in: bool = False,
+    public_archive: bool = False,
+) -> MailingList:
+    if not SLUG.fullmatch(slug):
+        raise InputError(f"invalid list slug {slug!r}: use lower-case letters, digits, '-' and '_'")
+    opt_in = "double" if double_opt_in else "single"
+    with database.transaction() as db:
+        try:
+            cursor = db.execute(
+                "INSERT INTO lists (slug, name, opt_in, public_archive, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (slug, name or slug, opt_in, public_archive, now()),
+            )
+        except sqlite3.IntegrityError:
+            raise InputError(f"list {slug!r} already exists") from None
+    return MailingList(cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive)
+
+
+def find(database: Database, slug: str) -> MailingList | None:
+    row = database.query_one(f"SELECT {COLUMNS} FROM lists WHERE slug = ?", (slug,))
+    return None if row is None else _list(row)
+
+
+def get(database: Database, slug: str) -> MailingList:
+    found = find(database, slug)
+    if found is None:
+        raise NotFoundError("list", slug, "see `mailer lists ls`")
+    return found
+
+
+def by_id(database: Database, list_id: int) -> MailingList | None:
+    row = database.query_one(f"SELECT {COLUMNS} FROM lists WHERE id = ?", (list_id,))
+    return None if row is None else _list(row)
+
+
+def summaries(database: Database) -> list[ListSummary]:
+    """Every list with its members counted per status (bounced and blocklisted apart)."""
+    rows = database.query(
+        "SELECT l.id, l.slug, l.name, l.opt_in, l.public_archive,"
+        " SUM(m.status = 'confirmed' AND s.status = 'active'),"
+        " SUM(m.status = 'unconfirmed' AND s.status = 'active'),"
+        " SUM(m.status = 'unsubscribed'),"
+        " SUM(m.status != 'unsubscribed' AND s.status = 'bounced'),"
+        " SUM(m.status != 'unsubscribed' AND s.status = 'blocklisted')"
+        " FROM lists l LEFT JOIN memberships m ON m.list_id = l.id"
+        " LEFT JOIN subscribers s ON s.id = m.subscriber_id GROUP BY l.id ORDER BY l.slug"
+    )
+    names = ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
+    return [
+        ListSummary(_list(r), {name: r[5 + i] or 0 for i, name in enumerate(names)}) for r in rows
+    ]
+
+
+def remove(database: Database, slug: str) -> int:
+    """Delete a list and its memberships; return how many memberships went with it."""
+    mailing_list = get(database, slug)
+    with database.transaction() as db:
+        count = db.execute(
+            "SELECT COUNT(*) FROM memberships WHERE list_id = ?", (mailing_list.id,)
+        ).fetchone()[0]
+        db.execute("DELETE FROM lists WHERE id = ?", (mailing_list.id,))
+    return int(count)
+
+
+def set_public_archive(database: Database, slug: str, public: bool) -> MailingList:
+    """Publish (or withdraw) a list's campaigns in the online archive."""
+    mailing_list = get(database, slug)
+    with database.transaction() as db:
+        db.execute("UPDATE lists SET public_archive = ? WHERE id = ?", (public, mailing_list.id))
+    return replace(mailing_list, public_archive=public)

@@ -1,0 +1,93 @@
+"""Readers as seen through a list: stream, find, their attribute names and their history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from mailer.db.database import IN_JSON, Database, as_json, now
+from mailer.models import Candidate, MailingList, Member
+
+SELECT = (
+    "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8"
+    " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
+)
+
+
+def _member(row: tuple[Any, ...]) -> Member:
+    return Member(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]))
+
+
+def _status_filter(statuses: Sequence[str]) -> tuple[str, list[Any]]:
+    """A membership status (confirmed...) or a subscriber status (bounced...) matches."""
+    if not statuses:
+        return "", []
+    return f" AND (m.status IN {IN_JSON} OR s.status IN {IN_JSON})", [as_json(statuses)] * 2
+
+
+def stream(
+    database: Database, mailing_list: MailingList, statuses: Sequence[str] = ()
+) -> Iterator[Member]:
+    """The list's members in subscription order, optionally filtered by status."""
+    where, params = _status_filter(statuses)
+    sql = f"{SELECT} WHERE m.list_id = ?{where} ORDER BY s.id"
+    for row in database.stream(sql, [mailing_list.id, *params]):
+        yield _member(row)
+
+
+def find(database: Database, mailing_list: MailingList, email: str) -> Member | None:
+    row = database.query_one(
+        f"{SELECT} WHERE m.list_id = ? AND s.email = ?", (mailing_list.id, email)
+    )
+    return None if row is None else _member(row)
+
+
+def by_id(database: Database, list_id: int, subscriber_id: int) -> Member | None:
+    row = database.query_one(f"{SELECT} WHERE m.list_id = ? AND s.id = ?", (list_id, subscriber_id))
+    return None if row is None else _member(row)
+
+
+def subscriber_id(db: sqlite3.Connection, email: str) -> int | None:
+    row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def ensure_subscriber(db: sqlite3.Connection, candidate: Candidate) -> tuple[int, str]:
+    """The subscriber with this address, created (active) if new: (id, status)."""
+    row = db.execute(
+        "SELECT id, status FROM subscribers WHERE email = ?", (candidate.email,)
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), str(row[1])
+    stamp = now()
+    cursor = db.execute(
+        "INSERT INTO subscribers (email, name, smtputf8, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (candidate.email, candidate.name or "", candidate.smtputf8, stamp, stamp),
+    )
+    return int(cursor.lastrowid or 0), "active"
+
+
+def attribute_keys(
+    database: Database, mailing_list: MailingList, statuses: Sequence[str] = ()
+) -> list[str]:
+    where, params = _status_filter(statuses)
+    sql = (
+        "SELECT DISTINCT j.key FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id,"
+        f" json_each(s.attributes) j WHERE m.list_id = ?{where}"
+    )
+    return sorted(row[0] for row in database.query(sql, [mailing_list.id, *params]))
+
+
+def events_for(database: Database, email: str) -> list[tuple[str, str, str]]:
+    """(at, kind, detail) of every event of the reader with this address, oldest first."""
+    return [
+        (r[0], r[1], r[2])
+        for r in database.query(
+            "SELECT e.at, e.kind, e.detail FROM events e JOIN subscribers s"
+            " ON s.id = e.subscriber_id WHERE s.email = ? ORDER BY e.id",
+            (email,),
+        )
+    ]

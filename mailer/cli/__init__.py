@@ -1,0 +1,15 @@
+"""The ``mailer`` command line: one module per command group over the services; the root app
+and its one error edge live in ``common``."""
+
+from __future__ import annotations
+
+from mailer.cli import bounces, campaigns, dkim, lists, send, serve, subscribers
+from mailer.cli.common import app
+
+app.add_typer(lists.app, name="lists")
+app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(campaigns.app, name="campaigns")
+app.add_typer(dkim.app, name="dkim")
+app.add_typer(bounces.app, name="bounces")
+
+__all__ = ["app", "send", "serve"]

@@ -1,0 +1,106 @@
+"""What every command shares: the root app, where a MailerError becomes one line, the consoles,
+the workspace's settings and database."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from mailer import __version__, config
+from mailer.db.database import Database
+from mailer.errors import InputError, MailerError
+
+# Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
+WIDTH = None if sys.stdout.isatty() else 240
+out = Console(highlight=False, soft_wrap=True, width=WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
+
+
+class MailerGroup(TyperGroup):
+    """Root group: the one place where a MailerError becomes one line on stderr and exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context; typer may vendor click
+        try:
+            return super().invoke(ctx)
+        except MailerError as error:
+            err.print(f"error: {error}", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=MailerGroup,
+    help="Self-hosted newsletters: subscriber lists, Markdown reports, SMTP delivery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class State:
+    workspace: Path = Path(".")
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"mailer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    workspace: Annotated[
+        Path, typer.Option("--workspace", "-w", help="Workspace folder (default: current).")
+    ] = Path("."),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Self-hosted newsletters: subscriber lists, Markdown reports, SMTP delivery."""
+    state.workspace = workspace
+
+
+def settings() -> config.Settings:
+    return config.load(state.workspace)
+
+
+@contextmanager
+def open_db() -> Iterator[Database]:
+    current = settings()
+    with Database(current.database_path, current.database.busy_timeout) as database:
+        yield database
+
+
+def confirm(question: str, yes: bool, refusal: str) -> None:
+    """Ask on a terminal; without one, refuse unless --yes was given."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(f"{refusal} (no terminal to ask)")
+    typer.confirm(question, abort=True)
+
+
+@app.command(epilog="Example: mailer init")
+def init(
+    force: Annotated[bool, typer.Option(help="Overwrite an existing mailer.toml.")] = False,
+) -> None:
+    """Write a commented mailer.toml with every setting and create the database."""
+    path = state.workspace / config.CONFIG_NAME
+    if path.exists() and not force:
+        raise InputError(f"{path} already exists (use --force to overwrite it)")
+    state.workspace.mkdir(parents=True, exist_ok=True)
+    path.write_text(config.render_default_file(), encoding="utf-8")
+    with open_db() as database:
+        out.print(f"wrote {path}\ndatabase {database.path}")

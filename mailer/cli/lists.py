@@ -1,0 +1,108 @@
+"""CLI commands for mailing lists: lists create, set, ls, rm."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mailer.audience import lists
+from mailer.cli.common import confirm, open_db, out
+from mailer.errors import InputError
+
+app = typer.Typer(help="Create, list and remove mailing lists.", no_args_is_help=True)
+
+
+@app.command("create", epilog="Example: mailer lists create weekly --name 'Weekly report'")
+def lists_create(
+    slug: Annotated[
+        str, typer.Argument(help="Short identifier: lower-case letters, digits, -, _.")
+    ],
+    name: Annotated[str, typer.Option(help="Name readers see.")] = "",
+    double_opt_in: Annotated[
+        bool, typer.Option("--double-opt-in", help="New readers must confirm by email.")
+    ] = False,
+    public_archive: Annotated[
+        bool,
+        typer.Option("--public-archive", help="Publish its campaigns at /archive/ (mailer serve)."),
+    ] = False,
+) -> None:
+    """Create a mailing list."""
+    with open_db() as database:
+        created = lists.create(
+            database, slug, name, double_opt_in=double_opt_in, public_archive=public_archive
+        )
+    opt_in = "double" if created.double_opt_in else "single"
+    archive = ", public archive" if created.public_archive else ""
+    out.print(
+        f"created list {created.slug} ({created.name}, {opt_in} opt-in{archive})", markup=False
+    )
+
+
+@app.command("set", epilog="Example: mailer lists set weekly --public-archive")
+def lists_set(
+    slug: str,
+    public_archive: Annotated[
+        bool | None,
+        typer.Option(
+            "--public-archive/--no-public-archive",
+            help="Publish (or withdraw) its campaigns at /archive/ of mailer serve.",
+        ),
+    ] = None,
+) -> None:
+    """Change a list's settings."""
+    if public_archive is None:
+        raise InputError("nothing to change: give --public-archive or --no-public-archive")
+    with open_db() as database:
+        changed = lists.set_public_archive(database, slug, public_archive)
+    shown = "published at /archive/" if changed.public_archive else "not published"
+    out.print(f"list {changed.slug}: campaigns {shown}", markup=False)
+
+
+@app.command("ls", epilog="Example: mailer lists ls")
+def lists_ls() -> None:
+    """Show every list with its opt-in mode and member counts per status."""
+    with open_db() as database:
+        summaries = lists.summaries(database)
+    table = Table(
+        "slug",
+        "name",
+        "opt-in",
+        "confirmed",
+        "unconfirmed",
+        "unsubscribed",
+        "bounced",
+        "blocklisted",
+        box=None,
+        header_style="bold",
+    )
+    for summary in summaries:
+        c = summary.counts
+        table.add_row(
+            summary.list.slug,
+            summary.list.name,
+            "double" if summary.list.double_opt_in else "single",
+            *(
+                str(c[k])
+                for k in ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
+            ),
+        )
+    if summaries:
+        out.print(table)
+    else:
+        out.print("no lists yet: mailer lists create SLUG")
+
+
+@app.command("rm", epilog="Example: mailer lists rm weekly --yes")
+def lists_rm(
+    slug: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a list and its memberships (subscribers and their history stay)."""
+    with open_db() as database:
+        mailing_list = lists.get(database, slug)
+        refusal = f"refusing to delete list {slug!r} without --yes"
+        confirm(f"Delete list {slug!r} and all its memberships?", yes, refusal)
+        removed = lists.remove(database, mailing_list.slug)
+    out.print(f"deleted list {slug} ({removed} memberships)", markup=False)

@@ -1,0 +1,124 @@
+"""CLI commands that render and send a report: render, send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailer.audience import lists, members
+from mailer.audience.addresses import normalise
+from mailer.cli.common import app, confirm, open_db, out, settings
+from mailer.cli.progress import Reporter, run_stoppable
+from mailer.compose.preview import render_preview
+from mailer.send import service
+from mailer.send.service import Outcome, Overrides, Session
+
+
+@app.command(epilog="Example: mailer render examples/report.md --list weekly --out preview")
+def render(
+    report: Annotated[Path, typer.Argument(help="The Markdown report, with front matter.")],
+    list_slug: Annotated[
+        str | None,
+        typer.Option("--list", metavar="LIST", help="Render for a subscriber of this list."),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="EMAIL", help="The reader to render for.")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Where the three files go.")
+    ] = Path("."),
+) -> None:
+    """Render REPORT for one reader into message.eml, message.html and message.txt."""
+    current = settings()
+    if list_slug is None:
+        paths = render_preview(report, current, out_dir, email=to)
+    else:
+        with open_db() as database:
+            mailing_list = lists.get(database, list_slug)
+            readers = members.stream(database, mailing_list)
+            paths = render_preview(
+                report, current, out_dir, mailing_list=mailing_list, members=readers, email=to
+            )
+    for path in paths:
+        out.print(str(path), markup=False)
+
+
+def run(session: Session, work: object) -> Outcome:
+    """Run a service call with progress shown and Ctrl-C handled."""
+    reporter = Reporter()
+    session.on_progress = reporter
+    try:
+        return run_stoppable(work, session.control)  # type: ignore[arg-type]
+    finally:
+        reporter.close()
+
+
+def summarise(outcome: Outcome) -> None:
+    """Print the counts and what to do next; exit 1 (130 for Ctrl-C) when the run stopped."""
+    progress, campaign_id = outcome.progress, outcome.campaign_id
+    c = progress.counts
+    rate = c["sent"] / progress.elapsed if progress.elapsed else 0.0
+    out.print(
+        f"{c['sent']} sent, {c['deferred']} deferred, {c['failed']} failed, {c['skipped']} skipped"
+        f" in {progress.elapsed:.1f} s ({rate:.0f} messages/s)", markup=False,
+    )  # fmt: skip
+    if campaign_id is None:
+        return
+    resume = f"mailer campaigns resume {campaign_id}"
+    if outcome.stop is not None:
+        out.print(f"campaign {campaign_id} paused ({outcome.stop}); resume with: {resume}",
+                  markup=False)  # fmt: skip
+        raise typer.Exit(outcome.exit_code)
+    if outcome.queued:
+        out.print(f"{outcome.queued} not sent yet (--limit); resume with: {resume}", markup=False)
+    elif c["deferred"]:
+        out.print(f"retry the deferred ones later with: mailer campaigns retry {campaign_id}")
+
+
+@app.command(epilog="Example: mailer send examples/report.md --list weekly --yes")
+def send(
+    report_path: Annotated[Path, typer.Argument(metavar="REPORT", help="Markdown report.")],
+    list_slug: Annotated[str, typer.Option("--list", "-l", help="List to send to.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Render and check every message; send nothing.")
+    ] = False,
+    test: Annotated[
+        list[str] | None, typer.Option(help="Send only to this address; repeatable.")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="SMTP connections.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0, help="Messages per second (0: no limit).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Send at most N now; resume the rest later.")
+    ] = 0,
+    outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
+) -> None:
+    """Send a report to the confirmed, active readers of a list."""
+    overrides = Overrides(concurrency, rate, limit, outbox)
+    with open_db() as database:
+        session = Session(settings(), database)
+        if test:
+            addresses = [normalise(t) for t in test]
+            work = service.send_test(session, report_path, list_slug, addresses, overrides)
+            summarise(run(session, work))
+            return
+        if dry_run:
+            count = service.check_campaign(session, report_path, list_slug)
+            out.print(
+                f"dry run: {count} messages rendered and checked for {list_slug}; nothing sent"
+            )
+            return
+        plan = service.plan_campaign(session, report_path, list_slug, overrides)
+        out.print(f"subject:   {plan.report.subject}\nlist:      {list_slug} ({plan.readers}"
+                  f" readers)\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
+        confirm(f"Send to {plan.readers} readers?", yes, "refusing to send without --yes")
+        outcome = run(session, service.send_campaign(session, plan, overrides))
+    if outcome.campaign_id is None:
+        out.print("stopped before the server answered: nothing sent, no campaign created")
+        raise typer.Exit(130)
+    out.print(f"campaign {outcome.campaign_id}")
+    summarise(outcome)

@@ -1,0 +1,207 @@
+"""CLI commands for a list's readers: subscribers add, rm, ls, import, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailer.audience import lists, members, subscriptions
+from mailer.audience.addresses import normalise
+from mailer.audience.csv_export import export_csv, export_file
+from mailer.audience.csv_import import SUMMARY_KEYS, RowProblem, import_csv
+from mailer.cli.common import err, open_db, out, settings
+from mailer.errors import InputError
+from mailer.models import Candidate, MembershipStatus, Outcome
+from mailer.send.confirmation import confirm_by_mail
+from mailer.send.event_loop import runner
+
+app = typer.Typer(help="Manage the readers of a list.", no_args_is_help=True)
+
+
+def _attributes(pairs: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"invalid --attr {pair!r}: expected KEY=VALUE")
+        if key.strip().lower() in ("email", "name"):
+            raise InputError(f"invalid --attr {pair!r}: {key.strip()} is not an attribute")
+        result[key.strip()] = value
+    return result
+
+
+@app.command(
+    "add",
+    epilog="Example: mailer subscribers add weekly ada@example.org --name 'Ada' --attr city=Paris",
+)
+def subscribers_add(
+    list_slug: Annotated[str, typer.Argument(metavar="LIST")],
+    email: str,
+    name: Annotated[str | None, typer.Option(help="Reader's name.")] = None,
+    attr: Annotated[list[str] | None, typer.Option(help="KEY=VALUE attribute; repeatable.")] = None,
+    check_dns: Annotated[
+        bool | None,
+        typer.Option("--check-dns/--no-check-dns", help="Check the domain accepts mail."),
+    ] = None,
+    resubscribe: Annotated[bool, typer.Option(help="Re-add a reader who left or bounced.")] = False,
+) -> None:
+    """Add a reader to a list (or update their name and attributes)."""
+    attributes = _attributes(attr or [])
+    current = settings()
+    dns = current.addresses.check_dns if check_dns is None else check_dns
+    address = normalise(email, check_dns=dns)
+    with open_db() as database:
+        mailing_list = lists.get(database, list_slug)
+        candidate = Candidate(address.email, address.smtputf8, name, attributes)
+        [outcome] = subscriptions.add(database, mailing_list, [candidate], resubscribe=resubscribe)
+        member = members.find(database, mailing_list, address.email)
+    messages = {
+        Outcome.ADDED: f"added {address.email} to {list_slug}",
+        Outcome.UPDATED: f"updated {address.email} on {list_slug}",
+        Outcome.UNCHANGED: f"{address.email} is already on {list_slug}",
+        Outcome.SKIPPED: f"{address.email} left {list_slug} or bounced (--resubscribe re-adds)",
+    }
+    if outcome is Outcome.SKIPPED:
+        raise InputError(messages[outcome])
+    out.print(messages[outcome], markup=False)
+    if member is not None and member.status == MembershipStatus.UNCONFIRMED:
+        with runner() as loop:
+            loop.run(confirm_by_mail(current, mailing_list, member))
+        out.print(f"sent {address.email} a message to confirm; they receive campaigns once they do",
+                  markup=False)  # fmt: skip
+
+
+@app.command("rm", epilog="Example: mailer subscribers rm weekly ada@example.org")
+def subscribers_rm(list_slug: Annotated[str, typer.Argument(metavar="LIST")], email: str) -> None:
+    """Unsubscribe a reader from a list (recorded as an event; nothing is deleted)."""
+    address = normalise(email)
+    with open_db() as database:
+        mailing_list = lists.get(database, list_slug)
+        changed = subscriptions.unsubscribe(database, mailing_list, address.email, "by the editor")
+    verb = "unsubscribed" if changed else "was already unsubscribed:"
+    out.print(
+        f"{verb} {address.email} from {list_slug}"
+        if changed
+        else f"{address.email} {verb[:-1]} from {list_slug}",
+        markup=False,
+    )
+
+
+STATUSES = [s.value for s in MembershipStatus] + ["bounced", "blocklisted"]
+
+
+def _statuses(status: str | None) -> list[str]:
+    if status is None:
+        return []
+    if status not in STATUSES:
+        raise InputError(f"invalid --status {status!r}: choose from {', '.join(STATUSES)}")
+    return [status]
+
+
+@app.command("ls", epilog="Example: mailer subscribers ls weekly --status confirmed --json")
+def subscribers_ls(
+    list_slug: Annotated[str, typer.Argument(metavar="LIST")],
+    status: Annotated[
+        str | None, typer.Option(help=f"Only this status: {', '.join(STATUSES)}.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for scripts.")] = False,
+) -> None:
+    """List the readers of a list."""
+    statuses = _statuses(status)
+    with open_db() as database:
+        found = members.stream(database, lists.get(database, list_slug), statuses)
+        if as_json:
+            sys.stdout.write("[")
+            for i, m in enumerate(found):
+                record = {
+                    "email": m.email,
+                    "name": m.name,
+                    "status": m.status,
+                    "subscriber_status": m.subscriber_status,
+                    "attributes": m.attributes,
+                }
+                sys.stdout.write(
+                    ("," if i else "") + "\n  " + json.dumps(record, ensure_ascii=False)
+                )
+            sys.stdout.write("\n]\n")
+            return
+        for m in found:
+            shown = m.status if m.subscriber_status == "active" else m.subscriber_status
+            sys.stdout.write(f"{m.email}\t{m.name}\t{shown}\n")
+
+
+@app.command("import", epilog="Example: mailer subscribers import weekly readers.csv --dry-run")
+def subscribers_import(
+    list_slug: Annotated[str, typer.Argument(metavar="LIST")],
+    file: Annotated[Path, typer.Argument(help="CSV with a header row and an email column.")],
+    dry_run: Annotated[bool, typer.Option(help="Check and count; change nothing.")] = False,
+    resubscribe: Annotated[
+        bool, typer.Option(help="Re-add readers who left, bounced or were blocklisted.")
+    ] = False,
+    confirmed: Annotated[
+        bool, typer.Option(help="On a double opt-in list, mark rows confirmed.")
+    ] = False,
+    check_dns: Annotated[
+        bool | None,
+        typer.Option("--check-dns/--no-check-dns", help="Check each domain accepts mail."),
+    ] = None,
+    create_list: Annotated[
+        bool, typer.Option(help="Create the list first if it does not exist.")
+    ] = False,
+) -> None:
+    """Import readers from CSV: good rows are imported, each bad row is reported with its line."""
+    current = settings()
+    dns = current.addresses.check_dns if check_dns is None else check_dns
+
+    def report(problem: RowProblem) -> None:
+        err.print(str(problem), markup=False)
+
+    with open_db() as database:
+        mailing_list = lists.find(database, list_slug) if create_list else None
+        if create_list and mailing_list is None:
+            mailing_list = lists.create(database, list_slug, list_slug)
+        mailing_list = mailing_list or lists.get(database, list_slug)
+        try:
+            summary = import_csv(
+                database,
+                mailing_list,
+                file,
+                on_problem=report,
+                resubscribe=resubscribe,
+                confirmed=confirmed,
+                dry_run=dry_run,
+                check_dns=dns,
+            )
+        except KeyboardInterrupt:
+            err.print("interrupted: committed chunks are kept; run the same import again to finish")
+            raise typer.Exit(130) from None
+    counts = summary.counts
+    prefix = "dry run, nothing changed: " if dry_run else ""
+    out.print(prefix + ", ".join(f"{counts[k]} {k}" for k in SUMMARY_KEYS), markup=False)
+    if counts["invalid"]:
+        raise typer.Exit(1)
+
+
+@app.command("export", epilog="Example: mailer subscribers export weekly --output readers.csv")
+def subscribers_export(
+    list_slug: Annotated[str, typer.Argument(metavar="LIST")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only this status (default: confirmed and unconfirmed).")
+    ] = None,
+) -> None:
+    """Export a list's readers as CSV; importing the file elsewhere gives the same readers."""
+    statuses = _statuses(status) or [MembershipStatus.CONFIRMED, MembershipStatus.UNCONFIRMED]
+    with open_db() as database:
+        mailing_list = lists.get(database, list_slug)
+        if output is None:
+            export_csv(database, mailing_list, sys.stdout, statuses)
+            return
+        count = export_file(database, mailing_list, output, statuses)
+    err.print(f"exported {count} readers to {output}", markup=False)

@@ -1,0 +1,253 @@
+"""A report compiled once per campaign into shared parts; per-reader message bytes from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from markupsafe import Markup
+
+from mailer.compose import mime
+from mailer.compose.personal import PLACEHOLDER, Lit, Part, Spans, finalize, traceback_line
+from mailer.compose.plaintext import markdown, to_text
+from mailer.compose.report import Report
+from mailer.compose.templates import template_dirs
+from mailer.config import NewsletterSettings
+from mailer.errors import FileInputError
+from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
+
+HTML_TEMPLATE = "newsletter.html.j2"
+TEXT_TEMPLATE = "newsletter.txt.j2"
+
+
+@dataclass(frozen=True)
+class Links:
+    """What templates see as ``links``: the reader's own addresses on the web side."""
+
+    unsubscribe: str
+    view_online: str = ""
+
+
+def preview_links(base_url: str, token: str = "preview") -> Links:
+    """Links for a preview or a test message; real tokens come from the caller."""
+    return Links(unsubscribe=f"{base_url.rstrip('/')}/u/{token}")
+
+
+class _ProtectingLoader(jinja2.FileSystemLoader):
+    """Loads templates with their personal spans replaced by tokens."""
+
+    def __init__(self, dirs: Sequence[Path], spans: Spans) -> None:
+        super().__init__([str(path) for path in dirs])
+        self.spans = spans
+        self.files: set[str] = set()
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+        source, filename, uptodate = super().get_source(environment, template)
+        self.files.add(filename)
+        return self.spans.protect(source, filename, every=False), filename, uptodate
+
+
+def _environment(loader: jinja2.BaseLoader | None, html: bool) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=loader,
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=finalize,
+        auto_reload=False,
+    )
+
+
+class CompiledCampaign:
+    """Everything shared by a campaign's messages, rendered once; ``message`` per reader."""
+
+    def __init__(
+        self,
+        report: Report,
+        newsletter: NewsletterSettings,
+        mailing_list: MailingList,
+        *,
+        templates: Sequence[Path] | None = None,
+        campaign_id: str = "preview",
+    ) -> None:
+        self.report, self.newsletter, self.list = report, newsletter, mailing_list
+        dirs = list(templates) if templates is not None else template_dirs(None)
+        _check_syntax(report, dirs)
+        spans = Spans()
+        path = str(report.path)
+        body = spans.protect(report.body_source, path, report.body_line_offset + 1)
+        parser = markdown()
+        text_body = to_text(body, parser, PLACEHOLDER)
+        sender_name, sender_addr = parseaddr(mime.clean(newsletter.sender))
+        self.context: dict[str, Any] = {
+            "report": {
+                "subject": report.subject,
+                "preheader": report.preheader,
+                "author": report.author,
+                "date": report.date,
+                "lang": report.lang,
+                "meta": report.meta,
+                "html": Markup(parser.render(body)),
+                "text": Lit(text_body.text),
+            },
+            "list": mailing_list,
+            "newsletter": {
+                "name": newsletter.name,
+                "from": newsletter.sender,
+                "sender": newsletter.sender,
+                "sender_name": sender_name,
+                "sender_address": sender_addr,
+                "reply_to": newsletter.reply_to,
+                "postal_address": newsletter.postal_address,
+                "base_url": newsletter.base_url,
+            },
+        }
+        loader = _ProtectingLoader(dirs, spans)
+        html_env, text_env = _environment(loader, True), _environment(loader, False)
+        html = _render_shared(html_env, HTML_TEMPLATE, self.context, loader)
+        try:
+            inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+            html = inliner.inline(html)
+        except (css_inline.InlineError, ValueError) as error:
+            raise FileInputError(HTML_TEMPLATE, f"CSS cannot be inlined: {error}") from None
+        text = _render_shared(text_env, TEXT_TEMPLATE, self.context, loader)
+        self.html = Part(html, spans, html_env, [], "_html")
+        self.text = Part(text, spans, text_env, text_body.specs, "_text")
+        self.context.update(self.html.globals())
+        self.context.update(self.text.globals())
+        self.skeleton = mime.Skeleton(
+            sender=newsletter.sender,
+            subject=report.subject,
+            list_name=mailing_list.name,
+            list_slug=mailing_list.slug,
+            reply_to=newsletter.reply_to,
+            campaign=campaign_id,
+        )
+        self.check([PLACEHOLDER_READER])
+
+    def _context(self, reader: Reader, links: Links) -> dict[str, Any]:
+        return {**self.context, "subscriber": reader, "links": links}
+
+    def check(self, readers: Iterable[Reader | Member]) -> int:
+        """Render every reader's personal parts once (no encoding); raise on the first error."""
+        count = 0
+        for item in readers:
+            reader = item if isinstance(item, Reader) else item.reader
+            context = self._context(reader, preview_links(self.newsletter.base_url))
+            who = "" if reader is PLACEHOLDER_READER else reader.email
+            self.html.run(context, who)
+            self.text.run(context, who)
+            count += 1
+        return count
+
+    def parts(self, reader: Reader, links: Links) -> tuple[str, str]:
+        """Return (html, text) for one reader, decoded: for previews and the reference build."""
+        context = self._context(reader, links)
+        return self.html.render(context, reader.email), self.text.render(context, reader.email)
+
+    def message(
+        self,
+        reader: Reader,
+        links: Links,
+        *,
+        message_id: str | None = None,
+        date: bytes | None = None,
+    ) -> bytes:
+        """Return the complete message for one reader as CRLF bytes, ready for SMTP DATA."""
+        return self.build(reader, links, message_id=message_id, date=date)[0]
+
+    def build(
+        self,
+        reader: Reader,
+        links: Links,
+        *,
+        message_id: str | None = None,
+        date: bytes | None = None,
+    ) -> tuple[bytes, str]:
+        """Return (message bytes, Message-ID) for one reader: the send pipeline's Build."""
+        message, message_id, _ = self._build(reader, links, message_id, date, False)
+        return message, message_id
+
+    def build_relaxed(
+        self,
+        reader: Reader,
+        links: Links,
+        *,
+        message_id: str | None = None,
+        date: bytes | None = None,
+    ) -> tuple[bytes, str, bytes | None]:
+        """Like ``build``, plus the DKIM relaxed canonical body, joined from shared chunks
+        canonicalised once per campaign; None when it must be computed from the bytes."""
+        return self._build(reader, links, message_id, date, True)
+
+    def _build(
+        self,
+        reader: Reader,
+        links: Links,
+        message_id: str | None,
+        date: bytes | None,
+        relaxed: bool,
+    ) -> tuple[bytes, str, bytes | None]:
+        context = self._context(reader, links)
+        message_id = message_id or self.skeleton.message_id(reader.id)
+        text, text_relaxed = self.text.chunks(context, reader.email, relaxed)
+        html, html_relaxed = self.html.chunks(context, reader.email, relaxed)
+        message = self.skeleton.assemble(
+            to_name=reader.name,
+            to_addr=reader.email,
+            unsubscribe_url=links.unsubscribe,
+            message_id=message_id,
+            text=b"".join(text),
+            html=b"".join(html),
+            date=date,
+        )
+        canonical = None
+        if text_relaxed is not None and html_relaxed is not None:
+            canonical = self.skeleton.relaxed_body(text_relaxed, html_relaxed)
+        return message, message_id, canonical
+
+
+def _check_syntax(report: Report, dirs: Sequence[Path]) -> None:
+    """Compile the body and every template as written, so syntax errors name file and line."""
+    plain = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]))
+    try:
+        plain.parse(report.padded_body, str(report.path), str(report.path))
+        for name in plain.list_templates(filter_func=lambda name: name.endswith(".j2")):
+            plain.get_template(name)
+    except jinja2.TemplateSyntaxError as error:
+        where = error.filename or "template"
+        raise FileInputError(where, error.message or "", error.lineno) from None
+    if not any((d / HTML_TEMPLATE).is_file() for d in dirs):
+        raise FileInputError(dirs[0] / HTML_TEMPLATE, "template not found")
+
+
+def _render_shared(
+    env: jinja2.Environment, name: str, context: Mapping[str, Any], loader: _ProtectingLoader
+) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as error:
+        raise FileInputError(name, f"template not found: {error.name}") from None
+    except jinja2.TemplateSyntaxError as error:
+        where = error.filename or name
+        raise FileInputError(where, error.message or str(error), error.lineno) from None
+    except Exception as error:  # an author's expression failed: name the template line
+        line = traceback_line(error.__traceback__, loader.files)
+        where = _last_file(error, loader.files) or name
+        message = getattr(error, "message", None) or str(error)
+        message = " ".join(message.split())
+        raise FileInputError(where, message, line) from None
+
+
+def _last_file(error: Exception, files: set[str]) -> str | None:
+    tb, found = error.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in files:
+            found = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return found

@@ -1,0 +1,1 @@
+"""The database: one connection per process, its transactions, its schema and migrations."""

@@ -1,0 +1,141 @@
+"""One SQLite connection in WAL mode: transactions, queries, and sqlite errors as StoreError."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailer.db.schema import MIGRATIONS, Migration
+from mailer.errors import StoreError
+
+# Bind a Python list as one parameter: `x IN (SELECT value FROM json_each(?))`.
+IN_JSON = "(SELECT value FROM json_each(?))"
+
+
+def now() -> str:
+    """The time stamps the database stores: UTC, to the second, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def as_json(values: Iterable[Any]) -> str:
+    return json.dumps(list(values))
+
+
+class Database:
+    """The workspace's database; ``transaction()`` is BEGIN IMMEDIATE ... COMMIT."""
+
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            self.connection.execute("PRAGMA foreign_keys = ON")
+            self.connection.execute("PRAGMA journal_mode = WAL")
+            self.connection.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except OSError as error:
+            raise StoreError(path, f"cannot create its folder: {error.strerror}") from None
+        except sqlite3.Error as error:
+            raise self.error(error) from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def error(self, error: sqlite3.Error) -> StoreError:
+        """The StoreError that says what a sqlite error means for the user."""
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            return StoreError(self.path, "locked by another process; try again when it is done")
+        if "unable to open" in text:
+            return StoreError(self.path, "cannot be opened (check the path and its permissions)")
+        if "readonly" in text:
+            return StoreError(self.path, "is read-only")
+        return StoreError(self.path, text)
+
+    def _migrate(self) -> None:
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._apply(number, migration)
+
+    def _apply(self, number: int, migration: Migration) -> None:
+        db = self.connection
+        if migration.rebuilds:  # a table rebuilt: its references must not cascade meanwhile
+            db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            db.executescript(
+                f"BEGIN IMMEDIATE; {migration.sql}; PRAGMA user_version = {number}; COMMIT;"
+            )
+            if migration.rebuilds and db.execute("PRAGMA foreign_key_check").fetchone():
+                raise StoreError(self.path, f"migration {number} broke a reference")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.execute("PRAGMA foreign_keys = ON")
+
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one statement, outside any explicit transaction."""
+        try:
+            return self.connection.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise self.error(error) from None
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows one at a time, for lists too long to hold."""
+        try:
+            yield from self.connection.execute(sql, params)
+        except sqlite3.Error as error:
+            raise self.error(error) from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One statement in its own implicit transaction (temporary tables, pragmas)."""
+        try:
+            self.connection.execute(sql, params)
+        except sqlite3.Error as error:
+            raise self.error(error) from None
+
+
+class Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; sqlite errors become StoreError."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.database.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise self.database.error(error) from None
+        return self.database.connection
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        db = self.database.connection
+        if kind is None:
+            try:
+                db.execute("COMMIT")
+                return
+            except sqlite3.Error as failure:
+                db.execute("ROLLBACK")
+                raise self.database.error(failure) from None
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if isinstance(error, sqlite3.Error):
+            raise self.database.error(error) from None

@@ -1,0 +1,115 @@
+"""The SQLite schema as versioned migrations; PRAGMA user_version counts those applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    sql: str
+    rebuilds: bool = False  # rebuilds a referenced table: runs with foreign keys off
+
+
+SCHEMA = [
+    """
+    CREATE TABLE lists (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        opt_in TEXT NOT NULL CHECK (opt_in IN ('single', 'double')),
+        public_archive INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        smtputf8 INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'blocklisted', 'bounced')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE memberships (
+        list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        status TEXT NOT NULL CHECK (status IN ('unconfirmed', 'confirmed', 'unsubscribed')),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (list_id, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subscriber_id INTEGER REFERENCES subscribers(id),
+        list_id INTEGER,
+        campaign_id INTEGER,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_subscriber ON events(subscriber_id);
+    """,
+    """
+    CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY,
+        list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
+        list_slug TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        report_path TEXT NOT NULL,
+        source TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'draft'
+            CHECK (status IN ('draft', 'sending', 'paused', 'done', 'cancelled')),
+        reason TEXT NOT NULL DEFAULT '',
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE TABLE deliveries (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        status TEXT NOT NULL DEFAULT 'queued'
+            CHECK (status IN ('queued', 'sent', 'deferred', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_code INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        sent_at TEXT,
+        PRIMARY KEY (campaign_id, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_campaign ON events(campaign_id);
+    """,
+    "ALTER TABLE deliveries ADD COLUMN reply TEXT NOT NULL DEFAULT ''",
+    # Every mail `bounces process` has read, so a second run changes nothing.
+    """
+    CREATE TABLE IF NOT EXISTS processed_mail (
+        digest TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        source TEXT NOT NULL,
+        processed_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # Erasure (GDPR article 17) is a subscriber status of its own.
+    """
+    CREATE TABLE subscribers_next (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        smtputf8 INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'blocklisted', 'bounced', 'erased')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO subscribers_next SELECT id, email, name, attributes, smtputf8, status,
+        created_at, updated_at FROM subscribers;
+    DROP TABLE subscribers;
+    ALTER TABLE subscribers_next RENAME TO subscribers;
+    """,
+]
+
+MIGRATIONS = [Migration(sql) for sql in SCHEMA[:4]] + [Migration(SCHEMA[4], rebuilds=True)]

@@ -1,0 +1,169 @@
+"""Campaigns in the database: created with their recipient snapshot, read back for `campaigns
+ls/show`, and the public archive's sent campaigns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mailer.db.database import Database, now
+from mailer.errors import NotFoundError
+from mailer.models import MailingList
+from mailer.send.deliveries import ELIGIBLE, PENDING, CampaignLog
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignInfo:
+    id: int
+    list_slug: str
+    subject: str
+    report_path: str
+    source: str
+    status: str
+    reason: str
+    settings: dict[str, Any]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    counts: dict[str, int]
+
+    @property
+    def pending(self) -> int:
+        return self.counts["queued"] + self.counts["deferred"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    email: str
+    status: str
+    attempts: int
+    code: int | None
+    error: str
+
+
+class Campaigns:
+    """Create campaigns with their snapshot, and read them back for `campaigns ls/show`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create(
+        self,
+        mailing_list: MailingList,
+        subject: str,
+        report_path: str,
+        source: str,
+        settings: dict[str, Any],
+    ) -> int:
+        """Store the campaign and snapshot its recipients (confirmed, active) in one transaction."""
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        with self.database.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
+                " source_sha256, settings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (mailing_list.id, mailing_list.slug, subject, report_path, source, digest,
+                 json.dumps(settings), now()),
+            )  # fmt: skip
+            campaign_id = int(cursor.lastrowid or 0)
+            db.execute(
+                "INSERT INTO deliveries (campaign_id, subscriber_id) SELECT ?, s.id" + ELIGIBLE,
+                (campaign_id, mailing_list.id),
+            )
+        return campaign_id
+
+    def get(self, campaign_id: int) -> CampaignInfo:
+        found = self._select("WHERE c.id = ?", (campaign_id,))
+        if not found:
+            raise NotFoundError("campaign", str(campaign_id), "see `mailer campaigns ls`")
+        return found[0]
+
+    def all(self) -> list[CampaignInfo]:
+        return self._select("", ())
+
+    def _select(self, where: str, params: Sequence[Any]) -> list[CampaignInfo]:
+        rows = self.database.query(
+            "SELECT c.id, c.list_slug, c.subject, c.report_path, c.source, c.status, c.reason,"
+            " c.settings, c.created_at, c.started_at, c.finished_at,"
+            " (SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n"
+            "  FROM deliveries WHERE campaign_id = c.id GROUP BY status))"
+            f" FROM campaigns c {where} ORDER BY c.id",
+            params,
+        )
+        infos = []
+        for r in rows:
+            counts = dict.fromkeys(("queued", "sent", "deferred", "failed", "skipped"), 0)
+            counts.update(json.loads(r[11] or "{}"))
+            infos.append(
+                CampaignInfo(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    json.loads(r[7]),
+                    r[8],
+                    r[9],
+                    r[10],
+                    counts,
+                )
+            )
+        return infos
+
+    def failures(self, campaign_id: int, limit: int = 50) -> list[Failure]:
+        rows = self.database.query(
+            "SELECT s.email, d.status, d.attempts, d.last_code, d.last_error FROM deliveries d"
+            " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ?"
+            " AND d.status IN ('failed', 'deferred') ORDER BY d.status, s.email LIMIT ?",
+            (campaign_id, limit),
+        )
+        return [Failure(*row) for row in rows]
+
+    def log(self, campaign_id: int, statuses: Sequence[str] = PENDING) -> CampaignLog:
+        info = self.get(campaign_id)
+        return CampaignLog(self.database, info.id, statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedCampaign:
+    """A sent campaign of a public list, as the online archive shows it."""
+
+    id: int
+    subject: str
+    published: str
+    source: str
+    report_path: str
+    list: MailingList
+
+
+def public_campaigns(database: Database, limit: int = 100) -> list[ArchivedCampaign]:
+    """Campaigns of public lists that reached at least one reader, newest first."""
+    return _archived(database, "", (limit,))
+
+
+def public_campaign(database: Database, campaign_id: int) -> ArchivedCampaign | None:
+    found = _archived(database, "AND c.id = ?", (campaign_id, 1))
+    return found[0] if found else None
+
+
+def _archived(database: Database, where: str, params: Sequence[Any]) -> list[ArchivedCampaign]:
+    rows = database.query(
+        "SELECT c.id, c.subject, c.started_at, c.source, c.report_path,"
+        " l.id, l.slug, l.name, l.opt_in, l.public_archive"
+        " FROM campaigns c JOIN lists l ON l.id = c.list_id"
+        " WHERE l.public_archive = 1 AND c.status != 'cancelled'"
+        " AND c.started_at IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries d"
+        f"  WHERE d.campaign_id = c.id AND d.status = 'sent') {where}"
+        " ORDER BY c.started_at DESC, c.id DESC LIMIT ?",
+        params,
+    )
+    return [
+        ArchivedCampaign(
+            r[0], r[1], r[2], r[3], r[4], MailingList(r[5], r[6], r[7], r[8] == "double", True)
+        )
+        for r in rows
+    ]

@@ -1,0 +1,99 @@
+"""Sending opt-in confirmation messages: one now (the CLI), or queued after a web page answered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mailer.compose.confirmation import build_confirmation, confirm_url
+from mailer.compose.templates import template_dirs
+from mailer.config import Settings
+from mailer.errors import MailerError, TransportError
+from mailer.models import MailingList, Member, Reply
+from mailer.send.transports import choose_transport, return_path
+from mailer.send.types import Transport
+from mailer.tokens import Signer, load_secret
+
+
+async def send_confirmation(
+    settings: Settings,
+    transport: Transport,
+    mailing_list: MailingList,
+    member: Member,
+    templates: Sequence[Path],
+) -> Reply:
+    """Sign a confirm link for ``member`` and deliver the message; the server's answer is data,
+    an unreachable server raises TransportError."""
+    signer = Signer(load_secret(settings.workspace))
+    url = confirm_url(settings.newsletter.base_url, signer, member.id, mailing_list.id)
+    message = build_confirmation(settings.newsletter, mailing_list, member, url, templates)
+    sender = return_path(settings)
+    connection = await transport.connect()
+    try:
+        return await connection.send(sender, member.email, message, member.smtputf8)
+    finally:
+        await connection.close()
+
+
+class Confirmations:
+    """One task sends the web form's confirmation messages, in order, after the page answered
+    (so the answer takes as long whether or not a message goes out); problems go to a callback."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        templates: Sequence[Path],
+        on_problem: Callable[[Member, str], None],
+        capacity: int = 1000,
+    ) -> None:
+        self.settings, self.transport, self.templates = settings, transport, templates
+        self.on_problem, self.capacity = on_problem, capacity
+        self.queue: asyncio.Queue[tuple[MailingList, Member]] | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+    def put(self, mailing_list: MailingList, member: Member) -> None:
+        if self.queue is None:  # created in the serving loop, on first use
+            self.queue = asyncio.Queue(self.capacity)
+            self.worker = asyncio.get_running_loop().create_task(self._run(self.queue))
+        try:
+            self.queue.put_nowait((mailing_list, member))
+        except asyncio.QueueFull:
+            self.on_problem(member, "not sent: too many confirmations waiting")
+
+    async def _run(self, queue: asyncio.Queue[tuple[MailingList, Member]]) -> None:
+        while True:
+            mailing_list, member = await queue.get()
+            try:
+                reply = await send_confirmation(
+                    self.settings, self.transport, mailing_list, member, self.templates
+                )
+                if not reply.accepted:
+                    self.on_problem(member, f"refused: {reply.code} {reply.text}")
+            except MailerError as error:
+                self.on_problem(member, f"not sent: {error}")
+            except Exception as error:  # keep serving the next ones whatever happened
+                self.on_problem(member, f"failed: {type(error).__name__}: {error}")
+            finally:
+                queue.task_done()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for the waiting messages, then stop the task."""
+        if self.queue is None or self.worker is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), timeout)
+        self.worker.cancel()
+
+
+async def confirm_by_mail(settings: Settings, mailing_list: MailingList, member: Member) -> None:
+    """Double opt-in from the CLI: mail the reader a link to {base_url}/c/{token} now; a
+    refusal is a TransportError."""
+    transport = choose_transport(settings)
+    dirs = template_dirs(settings.templates_dir)
+    reply = await send_confirmation(settings, transport, mailing_list, member, dirs)
+    if not reply.accepted:
+        reason = f"confirmation to {member.email} refused: {reply.code} {reply.text}"
+        raise TransportError(transport.description, reason)

@@ -1,0 +1,131 @@
+"""Deliveries in the database: the queue of pending ones, their results written in batches, the
+readers a campaign would reach now; and an in-memory log for test sends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+from mailer.audience.status import bounce_many
+from mailer.db.database import Database, now
+from mailer.models import MailingList, Reader
+from mailer.send.types import Delivery, Result, Stop
+
+PENDING = ("queued", "deferred")
+
+
+class CampaignLog:
+    """The pipeline's delivery log for one stored campaign."""
+
+    def __init__(self, database: Database, campaign_id: int, statuses: Sequence[str]) -> None:
+        self.database, self.campaign_id = database, campaign_id
+        self.statuses = json.dumps(list(statuses))
+
+    def count(self) -> int:
+        row = self.database.query_one(
+            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?"
+            " AND status IN (SELECT value FROM json_each(?))",
+            (self.campaign_id, self.statuses),
+        )
+        return int(row[0]) if row else 0
+
+    def start(self) -> None:
+        with self.database.transaction() as db:
+            db.execute(
+                "UPDATE campaigns SET status = 'sending', reason = '',"
+                " started_at = COALESCE(started_at, ?) WHERE id = ?",
+                (now(), self.campaign_id),
+            )
+
+    def pending(self, after: int, limit: int) -> list[Delivery]:
+        rows = self.database.query(
+            "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8, d.attempts,"
+            " COALESCE(m.status = 'confirmed', 0) AND s.status = 'active'"
+            " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            " JOIN campaigns c ON c.id = d.campaign_id"
+            " LEFT JOIN memberships m ON m.list_id = c.list_id AND m.subscriber_id = s.id"
+            " WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?))"
+            " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
+            (self.campaign_id, self.statuses, after, limit),
+        )
+        return [
+            Delivery(Reader(r[0], r[1], r[2], json.loads(r[3]), bool(r[4])), r[5], bool(r[6]))
+            for r in rows
+        ]
+
+    def record(self, results: Sequence[Result]) -> None:
+        stamp = now()
+        campaign = self.campaign_id
+        with self.database.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET status = ?, attempts = ?, last_code = ?, last_error = ?,"
+                " reply = ?, message_id = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
+                " WHERE campaign_id = ? AND subscriber_id = ?",
+                [(r.status, r.attempts, r.code or None, "" if r.status == "sent" else r.text,
+                  r.text, r.message_id, r.status, stamp, campaign, r.subscriber_id)
+                 for r in results],
+            )  # fmt: skip
+            bounced = [(r.subscriber_id, f"{r.code} {r.text}") for r in results if r.bounced]
+            if bounced:
+                bounce_many(db, bounced, campaign, stamp)
+
+    def finish(self, stop: Stop | None) -> None:
+        reason = "" if stop is None else str(stop)
+        with self.database.transaction() as db:
+            queued = db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+                (self.campaign_id,),
+            ).fetchone()[0]
+            status = "paused" if stop is not None or queued else "done"
+            if status == "paused" and not reason:
+                reason = f"{queued} not sent yet"
+            db.execute(
+                "UPDATE campaigns SET status = ?, reason = ?,"
+                " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
+                (status, reason, status, now(), self.campaign_id),
+            )
+
+
+ELIGIBLE = (
+    " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ?"
+    " AND m.status = 'confirmed' AND s.status = 'active'"
+)
+
+
+def eligible(database: Database, mailing_list: MailingList) -> Iterator[Reader]:
+    """Stream the readers a new campaign would go to now (confirmed and active): a dry run."""
+    sql = "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8" + ELIGIBLE + " ORDER BY s.id"
+    for r in database.stream(sql, (mailing_list.id,)):
+        yield Reader(r[0], r[1], r[2], json.loads(r[3]), bool(r[4]))
+
+
+def count_eligible(database: Database, mailing_list: MailingList) -> int:
+    row = database.query_one("SELECT COUNT(*)" + ELIGIBLE, (mailing_list.id,))
+    return int(row[0]) if row else 0
+
+
+def find_reader(database: Database, email: str) -> Reader | None:
+    row = database.query_one(
+        "SELECT id, email, name, attributes, smtputf8 FROM subscribers WHERE email = ?", (email,)
+    )
+    return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4])) if row else None
+
+
+class MemoryLog:
+    """A delivery log kept in memory: for test sends, which are not recorded against a list."""
+
+    def __init__(self, readers: Sequence[Reader]) -> None:
+        self.deliveries = [Delivery(r) for r in sorted(readers, key=lambda r: r.id)]
+        self.results: list[Result] = []
+
+    def start(self) -> None:
+        return None
+
+    def pending(self, after: int, limit: int) -> list[Delivery]:
+        return [d for d in self.deliveries if d.reader.id > after][:limit]
+
+    def record(self, results: Sequence[Result]) -> None:
+        self.results.extend(results)
+
+    def finish(self, stop: Stop | None) -> None:
+        return None

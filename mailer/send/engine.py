@@ -1,0 +1,351 @@
+"""The send pipeline: producer, workers on persistent connections, rate limit, retries, writer.
+It talks to a Transport and a DeliveryLog; it knows neither SQL nor aiosmtplib."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mailer.errors import ConnectionLost, MailerError, TransportError, WorkerError
+from mailer.models import Reader, Reply
+from mailer.send import retry
+from mailer.send.rate import RateLimiter
+from mailer.send.types import (
+    Build,
+    Connection,
+    Control,
+    Delivery,
+    DeliveryLog,
+    Progress,
+    Queued,
+    Ready,
+    Render,
+    Result,
+    SendOptions,
+    Stop,
+    StopReason,
+    Transport,
+)
+
+
+async def open_first(transport: Transport, control: Control | None) -> Connection | None:
+    """The first connection, before anything is recorded; None when stopped meanwhile.
+    Raises TransportError when the server cannot be reached."""
+    if control is not None and control.requested:
+        return None
+    connecting = asyncio.ensure_future(transport.connect())
+    if control is None:
+        return await connecting
+    stopped = asyncio.get_running_loop().create_future()
+
+    def on_stop(_: StopReason) -> None:
+        if not stopped.done():
+            stopped.set_result(None)
+
+    control.listeners.append(on_stop)
+    try:
+        await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        control.listeners.remove(on_stop)
+    if not connecting.done():  # Ctrl-C while connecting: leave before anything is recorded
+        connecting.cancel()
+        return None
+    return connecting.result()
+
+
+class Pipeline:
+    """Runs one delivery pass over a log; ``stop()`` drains, ``abort()`` cancels in-flight work
+    (or a Control given by the caller does)."""
+
+    def __init__(
+        self,
+        log: DeliveryLog,
+        transport: Transport,
+        build: Build,
+        options: SendOptions,
+        total: int,
+        on_progress: Callable[[Progress], None] = lambda _: None,
+        control: Control | None = None,
+    ) -> None:
+        self.log, self.transport, self.build, self.options = log, transport, build, options
+        self.on_progress = on_progress
+        self.progress = Progress(total=min(total, options.limit) if options.limit else total)
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
+        self.limiter = RateLimiter(options.rate)
+        self.unrecorded: list[Result] = []
+        self.outstanding = 0
+        self.producing = True
+        self.stopping = False
+        self.consecutive_failures = 0
+        self.idle = asyncio.Event()
+        self.retries: set[asyncio.Task[None]] = set()
+        self.retrying: set[int] = set()  # deferred in this run, with a retry still to come
+        self.workers: list[asyncio.Task[None]] = []
+        self.control = control or Control()
+
+    def stop(self) -> None:
+        """Stop taking new work; what is in flight finishes and is recorded."""
+        self.control.stop()
+
+    def abort(self) -> None:
+        """Cancel the work in flight too; what was recorded stays."""
+        self.control.abort()
+
+    def _halt(self, reason: StopReason, detail: str = "") -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.progress.stop = Stop(reason, detail)
+            for task in self.retries:
+                task.cancel()
+            self.idle.set()
+
+    def _error(self, error: BaseException) -> None:
+        self._halt(StopReason.ERROR, str(error) or type(error).__name__)
+
+    def _on_control(self, reason: StopReason) -> None:
+        self._halt(reason)
+        if reason is StopReason.ABORTED:
+            for task in self.workers:
+                task.cancel()
+
+    async def run(self, first: Connection | None = None) -> Progress:
+        """Deliver everything pending over ``first`` and more connections; returns the final
+        counts. Without ``first``, raises TransportError if the server cannot be reached
+        before anything is recorded."""
+        if first is None:
+            first = await open_first(self.transport, self.control)
+            if first is None:
+                self.progress.stop = Stop(self.control.requested or StopReason.USER)
+                return self.progress
+        self.control.listeners.append(self._on_control)
+        try:
+            return await self._run(first)
+        finally:
+            self.control.listeners.remove(self._on_control)
+
+    async def _run(self, first: Connection) -> Progress:
+        self.log.start()
+        if self.control.requested:
+            self._on_control(self.control.requested)
+        producer = asyncio.create_task(self._produce())
+        self.workers = [
+            asyncio.create_task(self._work(first if i == 0 else None))
+            for i in range(self.options.concurrency)
+        ]
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self.idle.wait()
+        finally:
+            self.producing = False
+            producer.cancel()
+            for task in self.retries:
+                task.cancel()
+            if self.progress.stop is not None and self.progress.stop.reason is StopReason.ABORTED:
+                for task in self.workers:
+                    task.cancel()
+            else:
+                for _ in self.workers:
+                    self.queue.put_nowait(_STOP) if not self.queue.full() else None
+            await asyncio.gather(*self.workers, producer, return_exceptions=True)
+            ticker.cancel()
+            # Retries that never ran stay deferred, as the database says: they count as done.
+            self.progress.final_deferred += len(self.retrying)
+            try:
+                self._flush()
+            except Exception as error:
+                lost = f"{len(self.unrecorded)} results not recorded, sent again on resume"
+                self.stopping = False  # this error names the results it could not record
+                self._halt(StopReason.ERROR, f"{error}; {lost}")
+            try:
+                self.log.finish(self.progress.stop)
+            finally:
+                self.on_progress(self.progress)
+        return self.progress
+
+    async def _produce(self) -> None:
+        try:
+            after, remaining = 0, self.options.limit or -1
+            while not self.stopping and remaining:
+                page = self.log.pending(after, 500 if remaining < 0 else min(500, remaining))
+                if not page:
+                    break
+                for delivery in page:
+                    after = delivery.reader.id
+                    if self.stopping:
+                        break
+                    if not delivery.eligible:
+                        skipped = Result(after, "skipped", delivery.attempts,
+                                         text="no longer subscribed")  # fmt: skip
+                        self._result(skipped)
+                    else:
+                        self.outstanding += 1
+                        await self._enqueue(delivery)
+                    remaining -= 1
+                    if not remaining:
+                        break
+        except Exception as error:  # a store that cannot be read: stop, keep what is recorded
+            self._error(error)
+        finally:
+            self.producing = False
+            self._maybe_idle()
+
+    async def _enqueue(self, delivery: Delivery) -> None:
+        """Build the reader's message (its signature may still be on the way) and queue it."""
+        try:
+            message, message_id = self.build(delivery.reader)
+        except WorkerError:
+            raise  # not this reader's fault: the campaign stops, the reader stays queued
+        except MailerError as error:
+            self._finish(delivery, Reply(554, f"not rendered: {error}"), counted_failure=False)
+            return
+        await self.queue.put((delivery, message, message_id))
+
+    def _maybe_idle(self) -> None:
+        if not self.producing and self.outstanding == 0:
+            self.idle.set()
+
+    async def _work(self, connection: Connection | None) -> None:
+        sent_here = 0
+        try:
+            while not self.stopping:
+                item = await self.queue.get()
+                if item is _STOP or self.stopping:
+                    break
+                delivery, pending, message_id = item
+                try:
+                    message = await pending
+                except WorkerError:
+                    raise
+                except MailerError as error:  # built in a worker process: this reader only
+                    self._finish(delivery, Reply(554, f"not rendered: {error}"), "", False)
+                    continue
+                if connection is None or sent_here >= self.options.max_per_connection:
+                    if connection is not None:
+                        await connection.close()
+                    connection, sent_here = None, 0
+                    connection = await self._reconnect(delivery)
+                    if connection is None:
+                        continue
+                outcome = await self._deliver(connection, delivery, message, message_id)
+                sent_here += 1
+                if outcome is None:  # the connection dropped: retry once on a new one
+                    await connection.close()
+                    connection = await self._reconnect(delivery)
+                    if connection is None:
+                        continue
+                    outcome = await self._deliver(connection, delivery, message, message_id)
+                    if outcome is None:
+                        await connection.close()
+                        connection = None
+                        self._finish(delivery, Reply(421, "connection lost twice"))
+        except Exception as error:
+            # A failure no reply explains (a full outbox disk, a bug): stop the campaign with the
+            # reason; the message in hand stays queued and what was recorded is kept.
+            self._error(error)
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _reconnect(self, delivery: Delivery) -> Connection | None:
+        try:
+            return await self.transport.connect()
+        except TransportError as error:
+            self._finish(delivery, Reply(421, f"cannot connect: {error.reason}"))
+            return None
+
+    async def _deliver(
+        self, connection: Connection, delivery: Delivery, message: bytes, message_id: str
+    ) -> bool | None:
+        """Send one message; None means the connection dropped before an answer."""
+        await self.limiter.acquire()
+        reader = delivery.reader
+        try:
+            sender = self.options.sender_for(reader) if self.options.sender_for else None
+            reply = await connection.send(sender or self.options.sender, reader.email, message,
+                                          reader.smtputf8)  # fmt: skip
+        except ConnectionLost:
+            self._connection_failure()
+            return None
+        self._finish(delivery, reply, message_id)
+        return True
+
+    def _connection_failure(self) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            self._halt(StopReason.FAILURES, f"{self.consecutive_failures} failures in a row")
+
+    def _finish(
+        self, delivery: Delivery, reply: Reply, message_id: str = "", counted_failure: bool = True
+    ) -> None:
+        attempts = delivery.attempts + 1
+        verdict = retry.judge(reply)
+        if verdict.status == "sent":
+            self.consecutive_failures = 0
+        elif counted_failure:
+            self._connection_failure()
+        sent = verdict.status == "sent"
+        result = Result(delivery.reader.id, verdict.status, attempts, reply.code,
+                        reply.text[:500], message_id if sent else "", verdict.bounced)  # fmt: skip
+        again = retry.may_retry(verdict.status, attempts, self.options.max_attempts)
+        again = again and not self.stopping
+        self._result(result, final=not again)
+        if again:
+            delay = retry.backoff(self.options.retry_delay, attempts)
+            later = Delivery(delivery.reader, attempts)
+            task = asyncio.create_task(self._retry_later(later, delay))
+            self.retries.add(task)
+            task.add_done_callback(self.retries.discard)
+        else:
+            self.outstanding -= 1
+            self._maybe_idle()
+
+    async def _retry_later(self, delivery: Delivery, delay: float) -> None:
+        self.progress.waiting_retry += 1
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.progress.waiting_retry -= 1
+        try:
+            await self._enqueue(delivery)
+        except Exception as error:  # a worker or the store failed: stop, keep what is recorded
+            self._error(error)
+
+    def _result(self, result: Result, final: bool = True) -> None:
+        if result.subscriber_id in self.retrying:  # this attempt supersedes its deferral
+            self.retrying.discard(result.subscriber_id)
+            self.progress.counts["deferred"] -= 1
+        if result.status == "deferred" and not final:
+            self.retrying.add(result.subscriber_id)
+        self.progress.counts[result.status] += 1
+        if result.status == "deferred" and final:
+            self.progress.final_deferred += 1
+        self.unrecorded.append(result)
+        if len(self.unrecorded) >= self.options.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.unrecorded:
+            self.log.record(self.unrecorded)  # one transaction: on failure the batch is kept
+            self.unrecorded = []
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                self._flush()
+            except Exception as error:
+                self._error(error)
+            self.on_progress(self.progress)
+
+
+_STOP: Any = (Delivery(Reader(0, "")), Ready(b""), "")
+
+
+def check_all(readers: Iterable[Reader], build: Render) -> int:
+    """Build every message without sending (a dry run); raise on the first that fails."""
+    count = 0
+    for reader in readers:
+        build(reader)
+        count += 1
+    return count

@@ -1,0 +1,28 @@
+"""One sending process per campaign: an flock beside the database, dropped if the process dies."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mailer.errors import InputError
+
+
+@contextmanager
+def one_sender(database_path: Path, campaign_id: int) -> Iterator[None]:
+    """Hold the campaign's lock, or raise InputError when another process holds it."""
+    path = database_path.parent / f".campaign-{campaign_id}.lock"
+    try:
+        handle = path.open("a")
+    except OSError as error:
+        raise InputError(f"cannot lock {path}: {error.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"campaign {campaign_id} is being sent by another mailer process"
+            ) from None
+        yield

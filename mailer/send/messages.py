@@ -1,0 +1,86 @@
+"""One reader's finished message: the compiled campaign, the reader's links, the DKIM signature."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+from mailer import config
+from mailer.compose.compiled import CompiledCampaign, Links
+from mailer.compose.report import Report
+from mailer.compose.templates import template_dirs
+from mailer.models import MailingList, Reader
+from mailer.send.dkim import DkimSigner
+from mailer.tokens import Signer, load_secret
+
+
+def compile_campaign(
+    current: config.Settings, report: Report, mailing_list: MailingList, key: str
+) -> CompiledCampaign:
+    dirs = template_dirs(current.templates_dir)
+    return CompiledCampaign(
+        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
+    )
+
+
+def dkim_signer(current: config.Settings) -> DkimSigner | None:
+    """The configured DKIM signer, or None when [dkim] domain is empty."""
+    dkim = current.dkim
+    if not dkim.domain:
+        return None
+    return DkimSigner.from_file(dkim.domain, dkim.selector, current.workspace / dkim.key_file)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a campaign's messages are made from: picklable, so that a worker process can set
+    up its own MessageFactory."""
+
+    settings: config.Settings
+    report: Report
+    mailing_list: MailingList
+    key: str  # the campaign's key in Message-IDs
+
+    def without_passwords(self) -> Recipe:
+        """The same recipe with no password in it, to hand to another process."""
+        current = self.settings
+        bare = replace(
+            current,
+            smtp=replace(current.smtp, password=""),
+            bounces=replace(current.bounces, imap_password=""),
+        )
+        return replace(self, settings=bare)
+
+
+class MessageFactory:
+    """Makes the finished bytes for one reader: token-signed links, the rendered parts, the
+    DKIM signature when [dkim] is set."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        current = recipe.settings
+        self.compiled = compile_campaign(current, recipe.report, recipe.mailing_list, recipe.key)
+        self.dkim = dkim_signer(current)
+        self.mailing_list = recipe.mailing_list
+        self.base = current.newsletter.base_url.rstrip("/")
+        self.tokens = Signer(load_secret(current.workspace))
+
+    def make(
+        self, reader: Reader, campaign_id: int | None, message_id: str | None = None
+    ) -> tuple[bytes, str]:
+        """Return (message bytes, Message-ID). Without a campaign (test sends) the links carry
+        no real token."""
+        listing = self.mailing_list
+        token = "test"
+        if campaign_id is not None:
+            token = self.tokens.make("u", reader.id, listing.id)
+        view_online = ""
+        if campaign_id is not None and listing.public_archive:
+            view_online = f"{self.base}/archive/{campaign_id}"
+        links = Links(unsubscribe=f"{self.base}/u/{token}", view_online=view_online)
+        if self.dkim is None:
+            return self.compiled.build(reader, links, message_id=message_id)
+        message, message_id, relaxed = self.compiled.build_relaxed(
+            reader, links, message_id=message_id
+        )
+        body_hash = hashlib.sha256(relaxed).digest() if relaxed is not None else None
+        return self.dkim.sign(message, body_hash), message_id

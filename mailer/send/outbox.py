@@ -1,0 +1,56 @@
+"""The outbox transport: each message written into a local Maildir, as an MTA would deliver it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from mailer.errors import TransportError
+from mailer.models import Reply
+
+
+class OutboxConnection:
+    """Writes each message into a Maildir (tmp/ then new/), as an MTA's local delivery would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self.count = 0
+
+    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply:
+        self.count += 1
+        name = f"{time.time_ns()}.P{os.getpid()}Q{id(self):x}_{self.count}.{self.host}"
+        temporary = self.root / "tmp" / name
+        try:
+            with temporary.open("xb") as handle:
+                handle.write(b"Return-Path: <" + sender.encode() + b">\r\n")
+                handle.write(b"Delivered-To: " + recipient.encode() + b"\r\n")
+                handle.write(message)
+            temporary.rename(self.root / "new" / name)
+        except OSError as error:
+            raise TransportError(f"outbox {self.root}", error.strerror or str(error)) from None
+        return Reply(250, f"2.0.0 written to {self.root / 'new' / name}")
+
+    async def close(self) -> None:
+        return None
+
+
+class OutboxTransport:
+    """The embedded default when no SMTP host is set: a Maildir any mail client can open."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def description(self) -> str:
+        return f"outbox Maildir {self.root}"
+
+    async def connect(self) -> OutboxConnection:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TransportError(f"outbox {self.root}", error.strerror or str(error)) from None
+        return OutboxConnection(self.root)

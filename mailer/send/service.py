@@ -1,0 +1,232 @@
+"""The sending service that the CLI and the scheduler call: plan a campaign, check it, send it,
+send a test, continue an interrupted one. The campaign row exists and its lock is held before
+the first message is built."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mailer import config
+from mailer.audience import lists
+from mailer.audience.addresses import Address
+from mailer.compose.report import Report, load_report, parse_report
+from mailer.db.database import Database
+from mailer.errors import FileInputError, InputError
+from mailer.models import PLACEHOLDER_READER, MailingList
+from mailer.send.builders import build_pool, campaign_builder, message_builder, send_options
+from mailer.send.campaigns import Campaigns
+from mailer.send.deliveries import CampaignLog, MemoryLog, count_eligible, eligible, find_reader
+from mailer.send.engine import Pipeline, check_all, open_first
+from mailer.send.lock import one_sender
+from mailer.send.messages import MessageFactory, Recipe
+from mailer.send.transports import choose_transport
+from mailer.send.types import (
+    Connection,
+    Control,
+    DeliveryLog,
+    Progress,
+    SendOptions,
+    Stop,
+    StopReason,
+    Transport,
+)
+
+RESUME = ("queued", "deferred")
+RETRY = ("deferred",)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the editor sets for one run, over [smtp] settings."""
+
+    concurrency: int | None = None
+    rate: float | None = None
+    limit: int = 0  # deliver at most this many now; the rest waits for a resume
+    outbox: Path | None = None  # deliver into this Maildir instead
+
+
+@dataclass
+class Session:
+    """What every service call runs with: settings, the database, how progress is reported
+    and how the caller stops a run."""
+
+    settings: config.Settings
+    database: Database
+    on_progress: Callable[[Progress], None] = lambda _: None
+    control: Control = field(default_factory=Control)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A campaign about to be sent, as the editor is asked to approve it; compiled already,
+    so a template error stops it before anything else happens."""
+
+    report: Report
+    source: str
+    mailing_list: MailingList
+    readers: int
+    transport: Transport
+    recipe: Recipe
+    factory: MessageFactory
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: the campaign (None for a test or a run stopped before the server
+    answered), the counts, and how many are left queued for a later resume."""
+
+    campaign_id: int | None
+    progress: Progress
+    queued: int = 0
+
+    @property
+    def stop(self) -> Stop | None:
+        return self.progress.stop
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.stop is None else self.stop.reason.exit_code
+
+
+def _recipe(session: Session, report: Report, mailing_list: MailingList, key: str) -> Recipe:
+    return Recipe(session.settings, report, mailing_list, key)
+
+
+def plan_campaign(
+    session: Session, report_path: Path, list_slug: str, overrides: Overrides = Overrides()
+) -> Plan:
+    """Load and compile the report for a list; raise when it cannot go out."""
+    report = load_report(report_path)
+    try:
+        source = report_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileInputError(report_path, f"cannot read: {error}") from None
+    transport = choose_transport(session.settings, overrides.outbox)
+    send_options(session.settings, overrides.concurrency, overrides.rate, overrides.limit)
+    mailing_list = lists.get(session.database, list_slug)
+    recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
+    factory = MessageFactory(recipe)
+    readers = count_eligible(session.database, mailing_list)
+    if readers == 0:
+        raise InputError(f"list {list_slug!r} has no confirmed, active readers")
+    return Plan(report, source, mailing_list, readers, transport, recipe, factory)
+
+
+def check_campaign(session: Session, report_path: Path, list_slug: str) -> int:
+    """A dry run: build every reader's message, send nothing; raise on the first that fails."""
+    report = load_report(report_path)
+    mailing_list = lists.get(session.database, list_slug)
+    factory = MessageFactory(_recipe(session, report, mailing_list, "dry-run"))
+    return check_all(eligible(session.database, mailing_list), message_builder(factory, 0))
+
+
+async def send_campaign(
+    session: Session, plan: Plan, overrides: Overrides = Overrides()
+) -> Outcome:
+    """Check the server answers, store the campaign with its recipients, lock it, send."""
+    settings, database = session.settings, session.database
+    first = await open_first(plan.transport, session.control)
+    if first is None:
+        return Outcome(None, Progress(plan.readers, stop=Stop(StopReason.USER)))
+    try:
+        options = send_options(settings, overrides.concurrency, overrides.rate, overrides.limit)
+        recorded = {"concurrency": options.concurrency, "rate": options.rate,
+                    "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
+                    "transport": plan.transport.description}  # fmt: skip
+        campaigns = Campaigns(database)
+        campaign_id = campaigns.create(plan.mailing_list, plan.report.subject,
+                                       str(plan.report.path), plan.source, recorded)  # fmt: skip
+    except BaseException:
+        await first.close()
+        raise
+    with one_sender(settings.database_path, campaign_id):
+        log = CampaignLog(database, campaign_id, RESUME)
+        progress = await _run(session, plan.transport, log, plan.recipe, plan.factory,
+                              campaign_id, overrides, plan.readers, first)  # fmt: skip
+    return Outcome(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+
+
+async def continue_campaign(
+    session: Session,
+    campaign_id: int,
+    statuses: Sequence[str] = RESUME,
+    overrides: Overrides = Overrides(),
+    on_start: Callable[[int, str], None] = lambda total, transport: None,
+) -> Outcome:
+    """Deliver a stored campaign's deliveries in ``statuses`` (RESUME: all not yet sent; RETRY:
+    the deferred ones). ``on_start`` hears how many and through what, before the first."""
+    settings, database = session.settings, session.database
+    transport = choose_transport(settings, overrides.outbox)
+    with one_sender(settings.database_path, campaign_id):
+        campaigns = Campaigns(database)
+        info = campaigns.get(campaign_id)
+        if info.status == "cancelled":
+            raise InputError(f"campaign {campaign_id} was cancelled")
+        mailing_list = lists.get(database, info.list_slug)
+        report = parse_report(info.source, Path(info.report_path))
+        recipe = _recipe(session, report, mailing_list, str(info.settings.get("key", "c")))
+        factory = MessageFactory(recipe)
+        log = CampaignLog(database, campaign_id, statuses)
+        total = log.count()
+        if total == 0:
+            return Outcome(campaign_id, Progress(0))
+        on_start(total, transport.description)
+        progress = await _run(
+            session, transport, log, recipe, factory, campaign_id, overrides, total, None
+        )
+    return Outcome(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+
+
+async def send_test(
+    session: Session,
+    report_path: Path,
+    list_slug: str,
+    addresses: Sequence[Address],
+    overrides: Overrides = Overrides(),
+) -> Outcome:
+    """Send the report only to ``addresses``, each as the subscriber of that address if there
+    is one, else as the placeholder reader; nothing is recorded."""
+    report = load_report(report_path)
+    mailing_list = lists.get(session.database, list_slug)
+    recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
+    readers = [
+        replace(find_reader(session.database, a.email) or PLACEHOLDER_READER, id=i,
+                email=a.email, smtputf8=a.smtputf8)
+        for i, a in enumerate(addresses, start=1)
+    ]  # fmt: skip
+    transport = choose_transport(session.settings, overrides.outbox)
+    progress = await _run(session, transport, MemoryLog(readers), recipe, MessageFactory(recipe),
+                          None, overrides, len(readers), None)  # fmt: skip
+    return Outcome(None, progress)
+
+
+async def _run(
+    session: Session,
+    transport: Transport,
+    log: DeliveryLog,
+    recipe: Recipe,
+    factory: MessageFactory,
+    campaign_id: int | None,
+    overrides: Overrides,
+    total: int,
+    first: Connection | None,
+) -> Progress:
+    """One pass of the pipeline; the DKIM build processes live as long as it."""
+    settings = session.settings
+    options: SendOptions = send_options(
+        settings, overrides.concurrency, overrides.rate, overrides.limit, campaign_id
+    )
+    pool = build_pool(settings, recipe)
+    build = campaign_builder(factory, pool, campaign_id)
+    pipeline = Pipeline(log, transport, build, options, total, session.on_progress, session.control)
+    try:
+        async with pool or contextlib.nullcontext():
+            return await pipeline.run(first)
+    except BaseException:
+        if first is not None and not pipeline.workers:
+            await first.close()  # the build processes never started: nobody else will
+        raise

@@ -1,0 +1,165 @@
+"""What the send pipeline passes around and talks to: deliveries, results, builds, options,
+progress, why a run stopped, and the transport and delivery-log protocols."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from mailer.models import Reader, Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One queued delivery: the reader, the attempts so far, and whether the reader is still
+    confirmed and active now that its turn came."""
+
+    reader: Reader
+    attempts: int = 0
+    eligible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one delivery ended (for now): the row the writer records."""
+
+    subscriber_id: int
+    status: str  # sent | deferred | failed | skipped
+    attempts: int
+    code: int = 0
+    text: str = ""
+    message_id: str = ""
+    bounced: bool = False
+
+
+class Connection(Protocol):
+    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply: ...
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    @property
+    def description(self) -> str: ...
+    async def connect(self) -> Connection: ...
+
+
+class StopReason(StrEnum):
+    """Why a run ended before everything pending was delivered."""
+
+    USER = "stopped by the user"  # Ctrl-C, SIGTERM: drained, nothing in flight lost
+    ABORTED = "aborted by the user"  # a second Ctrl-C: in-flight work cancelled
+    FAILURES = "paused after"  # ... N failures in a row
+    ERROR = "stopped by an error:"  # the store, a worker, the outbox disk
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self in (StopReason.USER, StopReason.ABORTED) else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: StopReason
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason.value} {self.detail}".strip()
+
+
+class DeliveryLog(Protocol):
+    def start(self) -> None: ...
+    def pending(self, after: int, limit: int) -> list[Delivery]: ...
+    def record(self, results: Sequence[Result]) -> None: ...
+    def finish(self, stop: Stop | None) -> None: ...
+
+
+Render = Callable[[Reader], tuple[bytes, str]]  # -> message bytes, Message-ID
+# Called when the reader is queued, so a message can be signed in another process while
+# earlier ones are sent; the awaitable gives the finished bytes.
+Build = Callable[[Reader], tuple[Awaitable[bytes], str]]
+
+
+class Ready:
+    """A message finished at build time, for a Build that has nothing left to wait for."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: bytes) -> None:
+        self.message = message
+
+    def __await__(self) -> Generator[Any, None, bytes]:
+        yield from ()  # a generator that never suspends
+        return self.message
+
+
+Queued = tuple[Delivery, Awaitable[bytes], str]  # the delivery, its message, its Message-ID
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    sender: str
+    sender_for: Callable[[Reader], str] | None = None  # a per-reader return path (VERP)
+    concurrency: int = 8
+    rate: float = 0.0
+    max_per_connection: int = 1000
+    max_attempts: int = 4
+    retry_delay: float = 30.0
+    max_consecutive_failures: int = 50
+    limit: int = 0  # stop after this many deliveries (0: all)
+
+    @property
+    def batch(self) -> int:
+        """Results held before a commit; with the connections, bounds duplicates after a crash."""
+        return max(8, 2 * self.concurrency)
+
+    @property
+    def in_flight_limit(self) -> int:
+        return self.concurrency + self.batch
+
+
+STATES = ("sent", "deferred", "failed", "skipped")
+
+
+@dataclass
+class Progress:
+    total: int
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    started: float = field(default_factory=time.monotonic)
+    waiting_retry: int = 0
+    stop: Stop | None = None
+    final_deferred: int = 0  # deferred for good in this run: no retry left
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts[s] for s in ("sent", "failed", "skipped")) + self.final_deferred
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.counts["sent"] / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Control:
+    """How a caller (a Ctrl-C handler, SIGTERM, the scheduler) stops a run: ``stop()`` drains,
+    ``abort()`` cancels the work in flight. A run that has not started yet stops at once."""
+
+    def __init__(self) -> None:
+        self.requested: StopReason | None = None
+        self.listeners: list[Callable[[StopReason], None]] = []
+
+    def stop(self) -> None:
+        self._request(StopReason.USER)
+
+    def abort(self) -> None:
+        self._request(StopReason.ABORTED)
+
+    def _request(self, reason: StopReason) -> None:
+        if self.requested is not StopReason.ABORTED:
+            self.requested = reason
+        for listener in list(self.listeners):
+            listener(reason)

@@ -1,0 +1,1 @@
+"""The readers' side over HTTP: unsubscribe, confirm, subscribe, the archive and its feed."""

@@ -1,0 +1,33 @@
+"""The readers' pages: templates/web/NAME.html.j2, which a workspace may override file by file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from mailer.compose.templates import template_dirs
+from mailer.config import Settings
+from mailer.errors import FileInputError
+
+
+class Pages:
+    """Renders templates/web/NAME.html.j2 (a workspace may override them file by file)."""
+
+    def __init__(self, settings: Settings, prefix: str) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(settings.templates_dir)]),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.globals = {"newsletter": settings.newsletter, "prefix": prefix}
+
+    def render(self, name: str, /, **context: Any) -> str:
+        try:
+            template = self.env.get_template(f"web/{name}.html.j2")
+        except jinja2.TemplateNotFound:
+            raise FileInputError(f"web/{name}.html.j2", "template not found") from None
+        except jinja2.TemplateSyntaxError as error:
+            where = error.filename or name
+            raise FileInputError(where, error.message or "", error.lineno) from None
+        return template.render({**self.globals, **context})

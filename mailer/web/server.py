@@ -1,0 +1,46 @@
+"""Serving the readers' side with uvicorn on a socket bound first, so the address is known."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from mailer.config import Settings
+from mailer.errors import InputError
+from mailer.web.app import create_app
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None], url: str) -> None:
+        super().__init__(config)
+        self.on_ready, self.url = on_ready, url
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_ready(self.url)
+
+
+def serve(settings: Settings, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+    """Serve until Ctrl-C (or SIGTERM); ``on_ready`` gets the address once it is listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except (OSError, OverflowError) as error:
+        listener.close()
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InputError(f"cannot listen on {host}:{port}: {reason}") from None
+    bound = listener.getsockname()[1]
+    url = f"http://[{host}]:{bound}" if family == socket.AF_INET6 else f"http://{host}:{bound}"
+    app = create_app(settings)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    try:
+        _Server(config, on_ready, url).run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down gracefully, then re-raised the signal
+    finally:
+        listener.close()
