@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -122,15 +121,9 @@ def measured(work: Callable[[], int], who: int = resource.RUSAGE_SELF) -> dict[s
 def phase_mailer(
     folder: Path, port: int, concurrency: int, loop: str, dkim: str = "", processes: int = 0
 ) -> dict[str, float]:
-    from mailer.send.setup import build_pool, campaign_builder, send_options
-
     from mailer import config
-    from mailer.compose.report import load_report
     from mailer.db.database import Database
-    from mailer.send.deliveries import Campaigns
-    from mailer.send.engine import Campaign
-    from mailer.send.messages import MessageFactory, Recipe
-    from mailer.send.smtp import SmtpTransport
+    from mailer.send import service
 
     env = {
         "MAILER_SMTP_HOST": "127.0.0.1",
@@ -139,50 +132,37 @@ def phase_mailer(
         "MAILER_SMTP_MAX_PER_CONNECTION": "100000000",
     }
     if dkim:
-        from mailer.send.dkim import generate_key, private_pem
+        from mailer.send.dkim_keys import write_key
 
-        (folder / f"{dkim}.pem").write_bytes(private_pem(generate_key(dkim)))
+        write_key(folder / f"{dkim}.pem", dkim, replace=True)
         env |= {"MAILER_DKIM_DOMAIN": "example.org", "MAILER_DKIM_KEY_FILE": f"{dkim}.pem",
                 "MAILER_DKIM_PROCESSES": str(processes)}  # fmt: skip
     current = config.load(folder, env)
-    report = load_report(REPORT)
 
     def work() -> int:
-        with Database(current.database_path) as store:
-            mailing_list = lists.get(store, "bench")
-            recipe = Recipe(current, report, mailing_list, "bench")
-            pool = build_pool(current, recipe)
-            build = campaign_builder(MessageFactory(recipe), pool, campaign_id=lambda: 1)
-            options = send_options(current, concurrency, 0.0, 0)
-            log = Campaigns(store).new_log(mailing_list, report.subject, str(REPORT), "", {})
-            total = store.query_one("SELECT COUNT(*) FROM memberships")[0]  # type: ignore[index]
-            campaign = Campaign(log, SmtpTransport(current.smtp), build, options, total)
-
-            async def run() -> Any:
-                async with pool or contextlib.nullcontext():
-                    return await campaign.run()
-
-            progress = run_loop(loop, run)
-            assert progress.counts["sent"] == total, progress.counts
-            return int(progress.counts["sent"])
+        # The sending service the CLI calls: plan, then store, lock and send the campaign.
+        with Database(current.database_path) as database:
+            session = service.Session(current, database)
+            plan = service.plan_campaign(session, REPORT, "bench")
+            overrides = service.Overrides(concurrency=concurrency, rate=0.0)
+            outcome = run_loop(loop, lambda: service.send_campaign(session, plan, overrides))
+            sent = int(outcome.progress.counts["sent"])
+            assert sent == plan.readers and outcome.stop is None, outcome.progress.counts
+            return sent
 
     return measured(work)
 
 
 def sample_message(folder: Path) -> bytes:
-    from mailer.send.setup import message_builder
-
     from mailer import config
     from mailer.compose.report import load_report
-    from mailer.models import MailingList
+    from mailer.models import MailingList, Reader
     from mailer.send.messages import MessageFactory, Recipe
-    from mailer.send.types import Recipient
 
     current = config.load(folder, {})
     bench = MailingList(1, "bench", "Bench", False)
     factory = MessageFactory(Recipe(current, load_report(REPORT), bench, "b"))
-    build = message_builder(factory, campaign_id=lambda: 1)
-    return build(Recipient(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}, False))[0]
+    return factory.make(Reader(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}), 1)[0]
 
 
 def phase_bare(

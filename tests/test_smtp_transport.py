@@ -4,13 +4,14 @@ it falls back to when they move: both put the same bytes on the wire."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from importlib.metadata import version
 from types import SimpleNamespace
 
 import aiosmtplib
 import pytest
-from packaging.specifiers import SpecifierSet
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from mailer.config import SmtpSettings
 from mailer.send.smtp import INTERNALS, SmtpTransport, fast_data_possible
@@ -62,8 +63,8 @@ def test_aiosmtplib_still_has_what_the_fast_path_uses() -> None:
 
 
 def test_the_installed_aiosmtplib_is_one_the_fast_path_was_tested_with() -> None:
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    [line] = [x.strip().strip('",') for x in pyproject.splitlines() if '"aiosmtplib' in x]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    [line] = [r for r in project["dependencies"] if Requirement(r).name == "aiosmtplib"]
     allowed: SpecifierSet = Requirement(line).specifier
     assert allowed.contains(aiosmtplib.__version__), (line, aiosmtplib.__version__)
     assert any(spec.operator == "<" for spec in allowed), f"{line}: no upper bound pinned"

@@ -17,7 +17,7 @@ from mailer.compose.personal import PLACEHOLDER, Lit, Part, Spans, finalize, tra
 from mailer.compose.plaintext import markdown, to_text
 from mailer.compose.report import Report
 from mailer.compose.templates import template_dirs
-from mailer.config import NewsletterSettings
+from mailer.config import NewsletterSettings, Settings
 from mailer.errors import FileInputError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
 
@@ -251,3 +251,13 @@ def _last_file(error: Exception, files: set[str]) -> str | None:
             found = tb.tb_frame.f_code.co_filename
         tb = tb.tb_next
     return found
+
+
+def compile_campaign(
+    current: Settings, report: Report, mailing_list: MailingList, key: str
+) -> CompiledCampaign:
+    """The campaign compiled with the workspace's templates; ``key`` goes into Message-IDs."""
+    dirs = template_dirs(current.templates_dir)
+    return CompiledCampaign(
+        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
+    )

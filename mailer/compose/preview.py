@@ -6,12 +6,11 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from mailer.compose.compiled import preview_links
+from mailer.compose.compiled import compile_campaign, preview_links
 from mailer.compose.report import load_report
 from mailer.config import Settings
 from mailer.errors import FileInputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
-from mailer.send.messages import compile_campaign
 
 
 def preview_list(settings: Settings) -> MailingList:

@@ -4,7 +4,7 @@ It talks to a Transport and a DeliveryLog; it knows neither SQL nor aiosmtplib."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from mailer.errors import ConnectionLost, MailerError, TransportError, WorkerError
@@ -20,13 +20,13 @@ from mailer.send.types import (
     Progress,
     Queued,
     Ready,
-    Render,
     Result,
     SendOptions,
     Stop,
     StopReason,
     Transport,
 )
+from mailer.send.writer import ResultWriter
 
 
 async def open_first(transport: Transport, control: Control | None) -> Connection | None:
@@ -73,14 +73,13 @@ class Pipeline:
         self.progress = Progress(total=min(total, options.limit) if options.limit else total)
         self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
         self.limiter = RateLimiter(options.rate)
-        self.unrecorded: list[Result] = []
+        self.writer = ResultWriter(log, self.progress, options.batch)
         self.outstanding = 0
         self.producing = True
         self.stopping = False
         self.consecutive_failures = 0
         self.idle = asyncio.Event()
         self.retries: set[asyncio.Task[None]] = set()
-        self.retrying: set[int] = set()  # deferred in this run, with a retry still to come
         self.workers: list[asyncio.Task[None]] = []
         self.control = control or Control()
 
@@ -149,12 +148,11 @@ class Pipeline:
                     self.queue.put_nowait(_STOP) if not self.queue.full() else None
             await asyncio.gather(*self.workers, producer, return_exceptions=True)
             ticker.cancel()
-            # Retries that never ran stay deferred, as the database says: they count as done.
-            self.progress.final_deferred += len(self.retrying)
+            self.writer.settle_retries()
             try:
-                self._flush()
+                self.writer.flush()
             except Exception as error:
-                lost = f"{len(self.unrecorded)} results not recorded, sent again on resume"
+                lost = f"{len(self.writer.unrecorded)} results not recorded, sent again on resume"
                 self.stopping = False  # this error names the results it could not record
                 self._halt(StopReason.ERROR, f"{error}; {lost}")
             try:
@@ -177,7 +175,7 @@ class Pipeline:
                     if not delivery.eligible:
                         skipped = Result(after, "skipped", delivery.attempts,
                                          text="no longer subscribed")  # fmt: skip
-                        self._result(skipped)
+                        self.writer.add(skipped)
                     else:
                         self.outstanding += 1
                         await self._enqueue(delivery)
@@ -289,7 +287,7 @@ class Pipeline:
                         reply.text[:500], message_id if sent else "", verdict.bounced)  # fmt: skip
         again = retry.may_retry(verdict.status, attempts, self.options.max_attempts)
         again = again and not self.stopping
-        self._result(result, final=not again)
+        self.writer.add(result, final=not again)
         if again:
             delay = retry.backoff(self.options.retry_delay, attempts)
             later = Delivery(delivery.reader, attempts)
@@ -311,41 +309,14 @@ class Pipeline:
         except Exception as error:  # a worker or the store failed: stop, keep what is recorded
             self._error(error)
 
-    def _result(self, result: Result, final: bool = True) -> None:
-        if result.subscriber_id in self.retrying:  # this attempt supersedes its deferral
-            self.retrying.discard(result.subscriber_id)
-            self.progress.counts["deferred"] -= 1
-        if result.status == "deferred" and not final:
-            self.retrying.add(result.subscriber_id)
-        self.progress.counts[result.status] += 1
-        if result.status == "deferred" and final:
-            self.progress.final_deferred += 1
-        self.unrecorded.append(result)
-        if len(self.unrecorded) >= self.options.batch:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.unrecorded:
-            self.log.record(self.unrecorded)  # one transaction: on failure the batch is kept
-            self.unrecorded = []
-
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(0.05)
             try:
-                self._flush()
+                self.writer.flush()
             except Exception as error:
                 self._error(error)
             self.on_progress(self.progress)
 
 
 _STOP: Any = (Delivery(Reader(0, "")), Ready(b""), "")
-
-
-def check_all(readers: Iterable[Reader], build: Render) -> int:
-    """Build every message without sending (a dry run); raise on the first that fails."""
-    count = 0
-    for reader in readers:
-        build(reader)
-        count += 1
-    return count

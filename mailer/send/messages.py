@@ -6,21 +6,11 @@ import hashlib
 from dataclasses import dataclass, replace
 
 from mailer import config
-from mailer.compose.compiled import CompiledCampaign, Links
+from mailer.compose.compiled import Links, compile_campaign
 from mailer.compose.report import Report
-from mailer.compose.templates import template_dirs
 from mailer.models import MailingList, Reader
 from mailer.send.dkim import DkimSigner
 from mailer.tokens import Signer, load_secret
-
-
-def compile_campaign(
-    current: config.Settings, report: Report, mailing_list: MailingList, key: str
-) -> CompiledCampaign:
-    dirs = template_dirs(current.templates_dir)
-    return CompiledCampaign(
-        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
-    )
 
 
 def dkim_signer(current: config.Settings) -> DkimSigner | None:

@@ -20,7 +20,7 @@ from mailer.models import PLACEHOLDER_READER, MailingList
 from mailer.send.builders import build_pool, campaign_builder, message_builder, send_options
 from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import CampaignLog, MemoryLog, count_eligible, eligible, find_reader
-from mailer.send.engine import Pipeline, check_all, open_first
+from mailer.send.engine import Pipeline, open_first
 from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory, Recipe
 from mailer.send.transports import choose_transport
@@ -121,7 +121,12 @@ def check_campaign(session: Session, report_path: Path, list_slug: str) -> int:
     report = load_report(report_path)
     mailing_list = lists.get(session.database, list_slug)
     factory = MessageFactory(_recipe(session, report, mailing_list, "dry-run"))
-    return check_all(eligible(session.database, mailing_list), message_builder(factory, 0))
+    build = message_builder(factory, 0)
+    count = 0
+    for reader in eligible(session.database, mailing_list):
+        build(reader)
+        count += 1
+    return count
 
 
 async def send_campaign(

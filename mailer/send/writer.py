@@ -1,0 +1,41 @@
+"""The pipeline's one writer: each result counted into the progress, and recorded in batches."""
+
+from __future__ import annotations
+
+from mailer.send.types import DeliveryLog, Progress, Result
+
+
+class ResultWriter:
+    """Holds results until ``batch`` of them can be committed in one transaction; a failed
+    commit keeps the batch for the next one. What it holds when the process dies is what
+    may be delivered twice on resume, hence the campaign's in-flight limit."""
+
+    def __init__(self, log: DeliveryLog, progress: Progress, batch: int) -> None:
+        self.log, self.progress, self.batch = log, progress, batch
+        self.unrecorded: list[Result] = []
+        self.retrying: set[int] = set()  # deferred in this run, with a retry still to come
+
+    def add(self, result: Result, final: bool = True) -> None:
+        """Count one result; ``final`` is False for a deferral that will be retried."""
+        counts = self.progress.counts
+        if result.subscriber_id in self.retrying:  # this attempt supersedes its deferral
+            self.retrying.discard(result.subscriber_id)
+            counts["deferred"] -= 1
+        if result.status == "deferred" and not final:
+            self.retrying.add(result.subscriber_id)
+        counts[result.status] += 1
+        if result.status == "deferred" and final:
+            self.progress.final_deferred += 1
+        self.unrecorded.append(result)
+        if len(self.unrecorded) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.unrecorded:
+            self.log.record(self.unrecorded)  # one transaction: on failure the batch is kept
+            self.unrecorded = []
+
+    def settle_retries(self) -> None:
+        """Retries that never ran stay deferred, as the database says: they count as done."""
+        self.progress.final_deferred += len(self.retrying)
+        self.retrying.clear()

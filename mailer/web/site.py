@@ -1,0 +1,145 @@
+"""What every page of the readers' side shares: settings, the database per request, pages with
+their security headers, the one answer to every bad link, and the confirmation queue."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from mailer.audience import lists, members
+from mailer.audience.status import Change, set_membership
+from mailer.compose.templates import template_dirs
+from mailer.config import Settings
+from mailer.db.database import Database
+from mailer.models import MailingList, Member, MembershipStatus
+from mailer.send.confirmation import Confirmations
+from mailer.send.transports import choose_transport
+from mailer.send.types import Transport
+from mailer.tokens import Signer, load_secret
+from mailer.web.archive_copies import Archive
+from mailer.web.pages import Pages
+from mailer.web.ratelimit import SlidingWindow
+
+log = logging.getLogger("mailer.web")
+T = TypeVar("T")
+MAX_FORM_BYTES = 16_384
+BASE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none';"
+    " frame-ancestors 'none'"
+)
+ARCHIVE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:;"
+    " form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+
+
+class Site:
+    """The endpoints over one workspace; the store is opened per request in the thread pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ip_limit: tuple[int, float],
+        address_limit: tuple[int, float],
+        transport: Transport | None,
+    ) -> None:
+        self.settings = settings
+        self.prefix = urlsplit(settings.newsletter.base_url).path.rstrip("/")
+        self.signer = Signer(load_secret(settings.workspace))
+        self.pages = Pages(settings, self.prefix)
+        self.archive = Archive(settings, self.prefix)
+        self.per_ip = SlidingWindow(*ip_limit)
+        self.per_address = SlidingWindow(*address_limit)
+        self.transport: Transport = transport or choose_transport(settings)
+        self.confirmations = Confirmations(
+            settings, self.transport, template_dirs(settings.templates_dir), on_problem=_log_problem
+        )
+
+    # plumbing
+
+    async def db(self, work: Callable[[Database], T]) -> T:
+        def run() -> T:
+            settings = self.settings
+            with Database(settings.database_path, settings.database.busy_timeout) as database:
+                return work(database)
+
+        return await run_in_threadpool(run)
+
+    def page(
+        self,
+        template: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        /,
+        **context: Any,
+    ) -> HTMLResponse:
+        merged = {**BASE_HEADERS, "Content-Security-Policy": PAGE_CSP, **(headers or {})}
+        return HTMLResponse(self.pages.render(template, **context), status, merged)
+
+    def invalid(self) -> HTMLResponse:
+        """The one answer to every bad token, unknown list or campaign: nothing to learn."""
+        return self.page("invalid", 404, PRIVATE, title="This link is not valid")
+
+    async def form(self, request: Request) -> FormData:
+        """The posted fields; a body we cannot parse is an empty form (one-click still works)."""
+        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+            raise HTTPException(413)
+        try:
+            return await request.form(max_files=0, max_fields=20)
+        except (HTTPException, ValueError, UnicodeDecodeError):
+            return FormData()
+
+    async def member(self, token: str, purpose: str) -> tuple[MailingList, Member] | None:
+        subject = self.signer.check(token)
+        if subject is None or subject.purpose != purpose:
+            return None
+
+        def load(database: Database) -> tuple[MailingList, Member] | None:
+            found = lists.by_id(database, subject.list_id)
+            member = found and members.by_id(database, subject.list_id, subject.subscriber_id)
+            return (found, member) if found and member else None
+
+        return await self.db(load)
+
+    async def move(
+        self,
+        mailing_list: MailingList,
+        member: Member,
+        change: Change,
+        detail: str,
+        to: MembershipStatus | None = None,
+    ) -> None:
+        await self.db(
+            lambda database: set_membership(
+                database, change, member.id, mailing_list.id, to=to, detail=detail
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.confirmations.drain(30.0)  # finish what was promised, within reason
+
+    async def not_found(self, request: Request, error: Exception) -> Response:
+        return self.invalid()
+
+    async def failure(self, request: Request, error: Exception) -> Response:
+        log.error("%s %s: %s", request.method, request.url.path, error)
+        headers = {"Retry-After": "60"}
+        return self.page("busy", 503, headers, title="Please try again in a minute")
+
+
+def _log_problem(member: Member, problem: str) -> None:
+    log.warning("confirmation to subscriber %d: %s", member.id, problem)
