@@ -40,12 +40,11 @@ class Verdict(StrEnum):
 
 
 M, S = MembershipStatus, SubscriberStatus
-NONE = None  # no membership yet
 
 # (change, status before) -> status after. Membership changes act on one list; subscriber
 # changes on the reader everywhere. A pair that is absent is refused.
 MEMBERSHIP: dict[tuple[Change, MembershipStatus | None], frozenset[MembershipStatus]] = {
-    (Change.SUBSCRIBE, NONE): frozenset({M.UNCONFIRMED, M.CONFIRMED}),
+    (Change.SUBSCRIBE, None): frozenset({M.UNCONFIRMED, M.CONFIRMED}),
     (Change.CONFIRM, M.UNCONFIRMED): frozenset({M.CONFIRMED}),
     (Change.UNSUBSCRIBE, M.UNCONFIRMED): frozenset({M.UNSUBSCRIBED}),
     (Change.UNSUBSCRIBE, M.CONFIRMED): frozenset({M.UNSUBSCRIBED}),
@@ -65,6 +64,9 @@ SUBSCRIBER: dict[tuple[Change, SubscriberStatus], SubscriberStatus] = {
     (Change.ERASE, S.BOUNCED): S.ERASED,
     (Change.ERASE, S.BLOCKLISTED): S.ERASED,
 }
+
+
+LEADS_TO = {change: after for (change, _), after in SUBSCRIBER.items()}  # being there: unchanged
 
 
 def membership_target(
@@ -91,7 +93,8 @@ class Where:
 def record_event(
     db: sqlite3.Connection, kind: str, subscriber_id: int, where: Where, at: str | None = None
 ) -> None:
-    """Write one event; the only INSERT INTO events. Kinds beyond Change: soft_bounce."""
+    """Write one event (join_many, in this module too, writes its events in bulk). Kinds
+    beyond Change: soft_bounce, which counts towards a bounce but changes no status."""
     db.execute(
         "INSERT INTO events (at, kind, subscriber_id, list_id, campaign_id, detail)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -110,18 +113,23 @@ def change_membership(
     campaign_id: int | None = None,
     at: str | None = None,
 ) -> Verdict:
-    """Move one membership (``to`` picks between allowed targets) and record the event."""
-    row = db.execute(
-        "SELECT status FROM memberships WHERE list_id = ? AND subscriber_id = ?",
+    """Move one membership (``to`` picks between allowed targets) and record the event. Only
+    an active reader joins or confirms: never one who bounced, was blocked or erased."""
+    found = db.execute(
+        "SELECT s.status, m.status FROM subscribers s LEFT JOIN memberships m"
+        " ON m.subscriber_id = s.id AND m.list_id = ? WHERE s.id = ?",
         (list_id, subscriber_id),
     ).fetchone()
-    before = MembershipStatus(row[0]) if row else None
-    if row is None and change is not Change.SUBSCRIBE:
+    listed = db.execute("SELECT 1 FROM lists WHERE id = ?", (list_id,)).fetchone()
+    if found is None or listed is None or (found[1] is None and change is not Change.SUBSCRIBE):
         return Verdict.MISSING
+    before = MembershipStatus(found[1]) if found[1] else None
     target = membership_target(change, before, to)
     if target is None:
-        unchanged = before is not None and (to == before or _settled(change, before))
-        return Verdict.UNCHANGED if unchanged else Verdict.REFUSED
+        settled = before is not None and _settled(change, before) and to in (None, before)
+        return Verdict.UNCHANGED if settled else Verdict.REFUSED
+    if change is not Change.UNSUBSCRIBE and found[0] != S.ACTIVE:
+        return Verdict.REFUSED
     stamp = at or now()
     db.execute(
         "INSERT INTO memberships (list_id, subscriber_id, status, updated_at) VALUES (?, ?, ?, ?)"
@@ -158,13 +166,11 @@ def change_subscriber(
     before = SubscriberStatus(row[0])
     target = SUBSCRIBER.get((change, before))
     if target is None:
-        already = {Change.BOUNCE: S.BOUNCED, Change.BLOCK: S.BLOCKLISTED,
-                   Change.COMPLAINT: S.BLOCKLISTED, Change.ERASE: S.ERASED,
-                   Change.UNBLOCK: S.ACTIVE, Change.RESUBSCRIBE: S.ACTIVE}  # fmt: skip
-        return Verdict.UNCHANGED if already.get(change) == before else Verdict.REFUSED
+        return Verdict.UNCHANGED if LEADS_TO.get(change) == before else Verdict.REFUSED
     stamp = at or now()
     if change is Change.ERASE:
         _erase(db, subscriber_id, stamp)
+        where = Where(where.list_id, where.campaign_id)  # its detail could name the reader
     db.execute(
         "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
         (str(target), stamp, subscriber_id),

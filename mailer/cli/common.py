@@ -48,6 +48,7 @@ app = typer.Typer(
 
 class State:
     workspace: Path = Path(".")
+    settings: config.Settings | None = None  # loaded once per command
 
 
 state = State()
@@ -69,11 +70,13 @@ def main(
     ] = False,
 ) -> None:
     """Self-hosted newsletters: subscriber lists, Markdown reports, SMTP delivery."""
-    state.workspace = workspace
+    state.workspace, state.settings = workspace, None
 
 
 def settings() -> config.Settings:
-    return config.load(state.workspace)
+    if state.settings is None:
+        state.settings = config.load(state.workspace)
+    return state.settings
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable
+from dataclasses import replace
 
 from mailer import config
 from mailer.models import Reader
@@ -57,26 +58,11 @@ def campaign_builder(
 
 
 def send_options(
-    settings: config.Settings,
-    concurrency: int | None,
-    rate: float | None,
-    limit: int,
-    campaign_id: int | None = None,
+    settings: config.Settings, concurrency: int | None, rate: float | None, limit: int
 ) -> SendOptions:
-    """Options from settings and flags; with [bounces] verp and a campaign, a VERP return path."""
-    sender = return_path(settings)
-    sender_for = None
-    if settings.bounces.verp and campaign_id is not None:
-        domain = settings.bounces.domain or sender.rpartition("@")[2]
-        signer = Signer(load_secret(settings.workspace))
-        campaign = campaign_id
-
-        def sender_for(reader: Reader) -> str:
-            return f"{verp_local_part(signer, reader.id, campaign)}@{domain}"
-
+    """Options from settings and the run's flags; the return path validated."""
     return SendOptions(
-        sender=sender,
-        sender_for=sender_for,
+        sender=return_path(settings),
         concurrency=concurrency or settings.smtp.concurrency,
         rate=settings.smtp.rate if rate is None else rate,
         max_per_connection=settings.smtp.max_per_connection,
@@ -85,3 +71,16 @@ def send_options(
         max_consecutive_failures=settings.send.max_consecutive_failures,
         limit=limit,
     )
+
+
+def with_verp(settings: config.Settings, options: SendOptions, campaign_id: int) -> SendOptions:
+    """With [bounces] verp, each reader's return path names them and the campaign, signed."""
+    if not settings.bounces.verp:
+        return options
+    domain = settings.bounces.domain or options.sender.rpartition("@")[2]
+    signer = Signer(load_secret(settings.workspace))
+
+    def sender_for(reader: Reader) -> str:
+        return f"{verp_local_part(signer, reader.id, campaign_id)}@{domain}"
+
+    return replace(options, sender_for=sender_for)

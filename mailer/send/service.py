@@ -17,7 +17,13 @@ from mailer.compose.report import Report, load_report, parse_report
 from mailer.db.database import Database
 from mailer.errors import FileInputError, InputError
 from mailer.models import PLACEHOLDER_READER, MailingList
-from mailer.send.builders import build_pool, campaign_builder, message_builder, send_options
+from mailer.send.builders import (
+    build_pool,
+    campaign_builder,
+    message_builder,
+    send_options,
+    with_verp,
+)
 from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import CampaignLog, MemoryLog, count_eligible, eligible, find_reader
 from mailer.send.engine import Pipeline, open_first
@@ -70,6 +76,7 @@ class Plan:
     mailing_list: MailingList
     readers: int
     transport: Transport
+    options: SendOptions
     recipe: Recipe
     factory: MessageFactory
 
@@ -92,6 +99,10 @@ class Outcome:
         return 0 if self.stop is None else self.stop.reason.exit_code
 
 
+def _options(session: Session, overrides: Overrides) -> SendOptions:
+    return send_options(session.settings, overrides.concurrency, overrides.rate, overrides.limit)
+
+
 def _recipe(session: Session, report: Report, mailing_list: MailingList, key: str) -> Recipe:
     return Recipe(session.settings, report, mailing_list, key)
 
@@ -106,14 +117,14 @@ def plan_campaign(
     except (OSError, UnicodeDecodeError) as error:
         raise FileInputError(report_path, f"cannot read: {error}") from None
     transport = choose_transport(session.settings, overrides.outbox)
-    send_options(session.settings, overrides.concurrency, overrides.rate, overrides.limit)
+    options = _options(session, overrides)
     mailing_list = lists.get(session.database, list_slug)
     recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
     readers = count_eligible(session.database, mailing_list)
     if readers == 0:
         raise InputError(f"list {list_slug!r} has no confirmed, active readers")
-    return Plan(report, source, mailing_list, readers, transport, recipe, factory)
+    return Plan(report, source, mailing_list, readers, transport, options, recipe, factory)
 
 
 def check_campaign(session: Session, report_path: Path, list_slug: str) -> int:
@@ -138,7 +149,7 @@ async def send_campaign(
     if first is None:
         return Outcome(None, Progress(plan.readers, stop=Stop(StopReason.USER)))
     try:
-        options = send_options(settings, overrides.concurrency, overrides.rate, overrides.limit)
+        options = plan.options
         recorded = {"concurrency": options.concurrency, "rate": options.rate,
                     "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
                     "transport": plan.transport.description}  # fmt: skip
@@ -151,7 +162,7 @@ async def send_campaign(
     with one_sender(settings.database_path, campaign_id):
         log = CampaignLog(database, campaign_id, RESUME)
         progress = await _run(session, plan.transport, log, plan.recipe, plan.factory,
-                              campaign_id, overrides, plan.readers, first)  # fmt: skip
+                              campaign_id, plan.options, plan.readers, first)  # fmt: skip
     return Outcome(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
 
 
@@ -180,8 +191,9 @@ async def continue_campaign(
         if total == 0:
             return Outcome(campaign_id, Progress(0))
         on_start(total, transport.description)
+        options = _options(session, overrides)
         progress = await _run(
-            session, transport, log, recipe, factory, campaign_id, overrides, total, None
+            session, transport, log, recipe, factory, campaign_id, options, total, None
         )
     return Outcome(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
 
@@ -205,7 +217,7 @@ async def send_test(
     ]  # fmt: skip
     transport = choose_transport(session.settings, overrides.outbox)
     progress = await _run(session, transport, MemoryLog(readers), recipe, MessageFactory(recipe),
-                          None, overrides, len(readers), None)  # fmt: skip
+                          None, _options(session, overrides), len(readers), None)  # fmt: skip
     return Outcome(None, progress)
 
 
@@ -216,15 +228,14 @@ async def _run(
     recipe: Recipe,
     factory: MessageFactory,
     campaign_id: int | None,
-    overrides: Overrides,
+    options: SendOptions,
     total: int,
     first: Connection | None,
 ) -> Progress:
     """One pass of the pipeline; the DKIM build processes live as long as it."""
     settings = session.settings
-    options: SendOptions = send_options(
-        settings, overrides.concurrency, overrides.rate, overrides.limit, campaign_id
-    )
+    if campaign_id is not None:
+        options = with_verp(settings, options, campaign_id)
     pool = build_pool(settings, recipe)
     build = campaign_builder(factory, pool, campaign_id)
     pipeline = Pipeline(log, transport, build, options, total, session.on_progress, session.control)

@@ -1,0 +1,385 @@
+"""Status changes: the TRANSITIONS tables, atomicity, erasure, bulk joins, the form, bounces."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mailer
+from mailer.audience import lists, subscriptions
+from mailer.audience.status import (
+    MEMBERSHIP,
+    SUBSCRIBER,
+    Change,
+    Verdict,
+    Where,
+    bounce_many,
+    change_membership,
+    change_subscriber,
+    set_membership,
+    set_subscriber,
+)
+from mailer.db.database import Database
+from mailer.models import Candidate, MailingList, Outcome
+from mailer.models import MembershipStatus as M
+from mailer.models import SubscriberStatus as S
+from mailer.send.campaigns import Campaigns
+from mailer.send.deliveries import PENDING, CampaignLog
+from mailer.send.types import Result
+
+Rows = dict[str, list[tuple[Any, ...]]]
+EVENT = "SELECT kind, subscriber_id, list_id, campaign_id, detail FROM events ORDER BY id"
+# Membership changes that are already done ("unchanged"); every other absent pair is refused.
+# Note: RESUBSCRIBE of a member who never left is refused, not unchanged.
+SETTLED = {(Change.CONFIRM, M.CONFIRMED), (Change.UNSUBSCRIBE, M.UNSUBSCRIBED),
+           (Change.SUBSCRIBE, M.CONFIRMED), (Change.SUBSCRIBE, M.UNCONFIRMED)}  # fmt: skip
+# Where each subscriber change leads: being there already is "unchanged".
+LEADS_TO = {change: after for (change, _), after in SUBSCRIBER.items()}
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    with Database(tmp_path / "db.sqlite") as db:
+        yield db
+
+
+@pytest.fixture
+def home(database: Database) -> MailingList:
+    return lists.create(database, "home", "Home")
+
+
+@pytest.fixture
+def target(database: Database) -> MailingList:
+    return lists.create(database, "target", "Target", double_opt_in=True)
+
+
+def snapshot(database: Database) -> Rows:
+    tables = ("subscribers", "memberships", "events", "deliveries", "lists", "campaigns")
+    return {t: database.query(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+
+
+def reader(
+    database: Database,
+    home: MailingList,
+    email: str,
+    *,
+    on: MailingList | None = None,
+    membership: M | None = None,
+    status: S = S.ACTIVE,
+) -> int:
+    """A reader confirmed on ``home``, then put in ``membership`` on ``on`` and in ``status``."""
+    candidate = Candidate(email, False, name="Ada", attributes={"city": "Paris"})
+    assert subscriptions.add(database, home, [candidate], confirmed=True) == [Outcome.ADDED]
+    row = database.query_one("SELECT id FROM subscribers WHERE email = ?", (email,))
+    assert row is not None
+    with database.transaction() as db:
+        if on is not None and membership is not None:
+            db.execute(
+                "INSERT INTO memberships (list_id, subscriber_id, status, updated_at)"
+                " VALUES (?, ?, ?, '2000-01-01T00:00:00+00:00')",
+                (on.id, row[0], membership),
+            )
+        db.execute("UPDATE subscribers SET status = ? WHERE id = ?", (status, row[0]))
+    return int(row[0])
+
+
+def membership(database: Database, list_id: int, subscriber_id: int) -> str | None:
+    row = database.query_one(
+        "SELECT status FROM memberships WHERE list_id = ? AND subscriber_id = ?",
+        (list_id, subscriber_id),
+    )
+    return None if row is None else str(row[0])
+
+
+def subscriber_status(database: Database, subscriber_id: int) -> str:
+    row = database.query_one("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,))
+    assert row is not None
+    return str(row[0])
+
+
+@pytest.mark.parametrize("before", [None, *M])
+@pytest.mark.parametrize("change", list(Change))
+def test_membership_table(
+    database: Database, home: MailingList, target: MailingList, change: Change, before: M | None
+) -> None:
+    allowed = MEMBERSHIP.get((change, before), frozenset())
+    idle = reader(database, home, "idle@example.org", on=target, membership=before)
+    for to in (None, *M):
+        if to in allowed or (to is None and len(allowed) == 1):
+            continue  # these move the membership: below
+        rows = snapshot(database)
+        with database.transaction() as db:
+            verdict = change_membership(db, change, idle, target.id, to=to, detail="why")
+        assert snapshot(database) == rows, (to, verdict)
+        assert verdict is not Verdict.CHANGED
+        if to is None:
+            missing = before is None and change is not Change.SUBSCRIBE
+            settled = Verdict.UNCHANGED if (change, before) in SETTLED else Verdict.REFUSED
+            assert verdict is (Verdict.MISSING if missing else settled)
+    for n, to in enumerate(sorted(allowed)):
+        sid = reader(database, home, f"r{n}@example.org", on=target, membership=before)
+        rows = snapshot(database)
+        with database.transaction() as db:
+            pick = to if len(allowed) > 1 else None
+            verdict = change_membership(db, change, sid, target.id, to=pick, detail="why")
+        assert verdict is Verdict.CHANGED
+        after = snapshot(database)
+        assert membership(database, target.id, sid) == to
+        events = database.query(EVENT)
+        assert events[:-1] == [r[2:] for r in rows["events"]]
+        assert events[-1] == (change.value, sid, target.id, None, "why")
+        stamp = after["events"][-1][1]
+        assert (target.id, sid, to, stamp) in after["memberships"]
+        others = [m for m in after["memberships"] if m[:2] != (target.id, sid)]
+        assert others == [m for m in rows["memberships"] if m[:2] != (target.id, sid)]
+        assert after["subscribers"] == rows["subscribers"]
+
+
+@pytest.mark.parametrize("before", list(S))
+@pytest.mark.parametrize("change", list(Change))
+def test_subscriber_table(
+    database: Database, home: MailingList, target: MailingList, change: Change, before: S
+) -> None:
+    sid = reader(database, home, "ada@example.org", status=before)
+    reader(database, home, "bob@example.org")  # a bystander
+    rows = snapshot(database)
+    with database.transaction() as db:
+        verdict = change_subscriber(db, change, sid, where=Where(target.id, None, "why"))
+    after = snapshot(database)
+    goal = SUBSCRIBER.get((change, before))
+    if goal is None:
+        assert verdict is (Verdict.UNCHANGED if LEADS_TO.get(change) == before else Verdict.REFUSED)
+        assert after == rows
+        return
+    assert verdict is Verdict.CHANGED
+    assert subscriber_status(database, sid) == goal
+    assert len(after["events"]) == len(rows["events"]) + 1
+    detail = "" if change is Change.ERASE else "why"  # an erasure keeps no words about it
+    assert database.query(EVENT)[-1] == (change.value, sid, target.id, None, detail)
+    if change is not Change.ERASE:  # erasure rewrites more: test_erase
+        assert after["events"][:-1] == rows["events"]
+        assert after["memberships"] == rows["memberships"]
+        changed = [s for s in after["subscribers"] if s not in rows["subscribers"]]
+        assert [(s[0], s[5]) for s in changed] == [(sid, goal)]
+
+
+def test_unknown_subscriber_is_missing(database: Database, home: MailingList) -> None:
+    rows = snapshot(database)
+    assert set_subscriber(database, Change.BOUNCE, 999) is Verdict.MISSING
+    assert set_membership(database, Change.CONFIRM, 999, home.id) is Verdict.MISSING
+    assert snapshot(database) == rows
+
+
+def test_subscribing_an_unknown_reader_is_missing(database: Database, home: MailingList) -> None:
+    verdict = set_membership(database, Change.SUBSCRIBE, 999, home.id, to=M.CONFIRMED)
+    assert verdict is Verdict.MISSING
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("subscriber_change", [False, True])
+def test_rolled_back_change_leaves_nothing(
+    database: Database, home: MailingList, subscriber_change: bool
+) -> None:
+    sid = reader(database, home, "ada@example.org")
+    rows = snapshot(database)
+    with pytest.raises(Boom), database.transaction() as db:
+        if subscriber_change:
+            verdict = change_subscriber(db, Change.ERASE, sid)
+        else:
+            verdict = change_membership(db, Change.UNSUBSCRIBE, sid, home.id)
+        assert verdict is Verdict.CHANGED
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+        raise Boom
+    assert snapshot(database) == rows
+
+
+def test_erase(database: Database, home: MailingList, target: MailingList) -> None:
+    sid = reader(database, home, "ada@example.org", on=target, membership=M.UNCONFIRMED)
+    bob = reader(database, home, "bob@example.org")
+    set_membership(database, Change.UNSUBSCRIBE, sid, home.id, detail="ada@example.org left")
+    set_membership(database, Change.RESUBSCRIBE, sid, home.id, to=M.CONFIRMED, detail="Ada back")
+    Campaigns(database).create(home, "s", "r.md", "# s", {})
+    set_membership(database, Change.UNSUBSCRIBE, bob, home.id, detail="bob left")
+    with database.transaction() as db:
+        db.execute("UPDATE deliveries SET last_error = '550 <' || subscriber_id || '>', reply = 1")
+        db.execute("UPDATE deliveries SET last_error = '550 <ada@example.org>', reply = 'Ada?'"
+                   " WHERE subscriber_id = ?", (sid,))  # fmt: skip
+    of = "SELECT {} FROM {} WHERE subscriber_id = ?"
+    tables = ("events", "memberships", "deliveries")
+    bobs = [database.query(of.format("*", t), (bob,)) for t in tables]
+    assert bobs[2] == [(bobs[2][0][0], bob, "queued", 0, None, f"550 <{bob}>", "", None, "1")]
+    assert set_subscriber(database, Change.ERASE, sid) is Verdict.CHANGED
+    rows = snapshot(database)
+    assert (sid, f"erased-{sid}@erased.invalid", "", "{}", 0, "erased") in [
+        r[:6] for r in rows["subscribers"]
+    ]
+    assert ("bob@example.org", "Ada") in [r[1:3] for r in rows["subscribers"]]
+    assert [database.query(of.format("*", t), (bob,)) for t in tables] == bobs
+    dump = "\n".join(database.connection.iterdump()).replace("bob@example.org", "")
+    for trace in ("ada@", "Ada back", "Ada?"):
+        assert trace not in dump
+    assert {r for r in database.query(of.format("detail", "events"), (sid,))} == {("",)}
+    erased = database.query(of.format("kind, list_id", "events") + " AND kind = 'erased'", (sid,))
+    assert erased == [("erased", None)]
+    assert database.query(of.format("last_error, reply", "deliveries"), (sid,)) == [("", "")]
+    statuses = database.query(of.format("status", "memberships"), (sid,))
+    assert statuses == [("unsubscribed",), ("unsubscribed",)]
+    assert set_subscriber(database, Change.ERASE, sid) is Verdict.UNCHANGED
+    for change in (Change.RESUBSCRIBE, Change.UNBLOCK):
+        assert set_subscriber(database, change, sid) is Verdict.REFUSED
+    assert snapshot(database) == rows
+
+
+def test_erased_reader_cannot_rejoin_a_list(database: Database, home: MailingList) -> None:
+    sid = reader(database, home, "ada@example.org")
+    assert set_subscriber(database, Change.ERASE, sid) is Verdict.CHANGED
+    rows = snapshot(database)
+    # what the web /resubscribe/<token> page does with a token from an old message
+    verdict = set_membership(database, Change.RESUBSCRIBE, sid, home.id, to=M.CONFIRMED)
+    assert (verdict, snapshot(database)) == (Verdict.REFUSED, rows)
+
+
+@pytest.mark.parametrize("left", ["unsubscribed", S.BOUNCED, S.BLOCKLISTED, S.ERASED])
+def test_import_never_readds_who_left(database: Database, home: MailingList, left: str) -> None:
+    sid = reader(database, home, "ada@example.org")
+    if left == "unsubscribed":
+        set_membership(database, Change.UNSUBSCRIBE, sid, home.id)
+    else:
+        set_subscriber(database, Change(left), sid)
+    email = database.query("SELECT email FROM subscribers WHERE id = ?", (sid,))[0][0]
+    rows = snapshot(database)
+    again = [Candidate(email, False, name="New", attributes={"k": "v"})]
+    assert subscriptions.add(database, home, again, confirmed=True) == [Outcome.SKIPPED]
+    assert snapshot(database) == rows
+
+
+@pytest.mark.parametrize("before", [M.CONFIRMED, M.UNSUBSCRIBED])
+def test_import_resubscribes_a_bounced_reader(
+    database: Database, target: MailingList, before: M
+) -> None:
+    sid = reader(database, target, "ada@example.org")
+    set_subscriber(database, Change.BOUNCE, sid)
+    if before is M.UNSUBSCRIBED:
+        set_membership(database, Change.UNSUBSCRIBE, sid, target.id)
+    count = len(database.query(EVENT))
+    again = [Candidate("ada@example.org", False)]
+    outcomes = subscriptions.add(database, target, again, resubscribe=True, confirmed=True)
+    assert outcomes == [Outcome.UPDATED if before is M.CONFIRMED else Outcome.ADDED]
+    assert subscriber_status(database, sid) == S.ACTIVE
+    assert membership(database, target.id, sid) == M.CONFIRMED
+    new: list[tuple[Any, ...]] = [("resubscribed", sid, None, None, "")]
+    if before is M.UNSUBSCRIBED:
+        new.append(("resubscribed", sid, target.id, None, ""))
+    assert database.query(EVENT)[count:] == new
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_import_new_reader_and_dry_run(database: Database, double: bool) -> None:
+    mailing_list = lists.create(database, "l", "L", double_opt_in=double)
+    bounced = reader(database, mailing_list, "bounced@example.org", status=S.BOUNCED)
+    batch = [Candidate("new@example.org", False), Candidate("bounced@example.org", False)]
+    rows = snapshot(database)
+    dry = subscriptions.add(database, mailing_list, batch, resubscribe=True, dry_run=True)
+    assert snapshot(database) == rows
+    assert subscriptions.add(database, mailing_list, batch, resubscribe=True) == dry
+    assert dry == [Outcome.ADDED, Outcome.UPDATED]
+    new = database.query_one("SELECT id FROM subscribers WHERE email = 'new@example.org'")
+    assert new is not None
+    joined = M.UNCONFIRMED if double else M.CONFIRMED
+    assert membership(database, mailing_list.id, new[0]) == joined
+    assert database.query(EVENT)[len(rows["events"]) :] == [
+        ("subscribed", new[0], mailing_list.id, None, ""),
+        ("resubscribed", bounced, None, None, ""),
+    ]
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_form_request_from_a_new_address(database: Database, double: bool) -> None:
+    mailing_list = lists.create(database, "l", "L", double_opt_in=double)
+    member = subscriptions.request(database, mailing_list, Candidate("new@example.org", False))
+    row = database.query_one("SELECT id FROM subscribers WHERE email = 'new@example.org'")
+    assert row is not None
+    joined = M.UNCONFIRMED if double else M.CONFIRMED
+    assert membership(database, mailing_list.id, row[0]) == joined
+    assert database.query(EVENT) == [("subscribed", row[0], mailing_list.id, None, "web form")]
+    if double:
+        assert member is not None
+        assert (member.id, member.email, member.status) == (row[0], "new@example.org", joined)
+    else:
+        assert member is None
+
+
+@pytest.mark.parametrize("double", [False, True])
+@pytest.mark.parametrize("state", [M.CONFIRMED, M.UNSUBSCRIBED, S.BOUNCED, S.BLOCKLISTED])
+def test_form_request_from_a_known_reader(database: Database, double: bool, state: str) -> None:
+    mailing_list = lists.create(database, "l", "L", double_opt_in=double)
+    sid = reader(database, mailing_list, "ada@example.org")
+    if state != M.CONFIRMED:  # bounced and blocklisted readers left too: only status stops them
+        set_membership(database, Change.UNSUBSCRIBE, sid, mailing_list.id)
+    if state in (S.BOUNCED, S.BLOCKLISTED):
+        set_subscriber(database, Change(state), sid)
+    rows = snapshot(database)
+    member = subscriptions.request(database, mailing_list, Candidate("ada@example.org", False))
+    if state != M.UNSUBSCRIBED:
+        assert (member, snapshot(database)) == (None, rows)
+        return
+    assert member is not None  # pending until the reader confirms, even on a single opt-in list
+    assert (member.id, member.status) == (sid, M.UNCONFIRMED)
+    assert membership(database, mailing_list.id, sid) == M.UNCONFIRMED
+    event = ("resubscribed", sid, mailing_list.id, None, "web form")
+    assert database.query(EVENT) == [r[2:] for r in rows["events"]] + [event]
+
+
+def test_bounce_many_changes_only_active_readers(database: Database, home: MailingList) -> None:
+    ada, bob, cy, dee = (reader(database, home, f"{n}@example.org") for n in "abcd")
+    campaign = [Campaigns(database).create(home, "s", "r.md", "# s", {}) for _ in "12"][1]
+    set_subscriber(database, Change.BOUNCE, bob)
+    set_subscriber(database, Change.BLOCK, cy)
+    rows = snapshot(database)
+    bounced = [(ada, "550 a"), (bob, "550 b"), (cy, "550 c"), (ada, "550 again")]
+    with database.transaction() as db:
+        assert bounce_many(db, bounced, campaign, "2030-01-01T00:00:00+00:00") == 1
+    statuses = [subscriber_status(database, s) for s in (ada, bob, cy, dee)]
+    assert statuses == [S.BOUNCED, S.BOUNCED, S.BLOCKLISTED, S.ACTIVE]
+    events = database.query("SELECT * FROM events ORDER BY id")
+    assert events[:-1] == rows["events"]
+    at = "2030-01-01T00:00:00+00:00"
+    assert events[-1][1:] == (at, "bounced", ada, home.id, campaign, "550 a")
+    changed = [r for r in snapshot(database)["subscribers"] if r not in rows["subscribers"]]
+    assert [r[0] for r in changed] == [ada]
+
+
+def test_campaign_log_records_bounces_through_bounce_many(
+    database: Database, home: MailingList
+) -> None:
+    ada, bob = (reader(database, home, f"{n}@example.org") for n in "ab")
+    campaign = [Campaigns(database).create(home, "s", "r.md", "# s", {}) for _ in "12"][1]
+    set_subscriber(database, Change.BLOCK, bob)
+    count = len(database.query(EVENT))
+    CampaignLog(database, campaign, PENDING).record(
+        [Result(s, "failed", 1, 550, "no such user", bounced=True) for s in (ada, bob)]
+    )
+    assert [subscriber_status(database, s) for s in (ada, bob)] == [S.BOUNCED, S.BLOCKLISTED]
+    assert database.query(EVENT)[count:] == [
+        ("bounced", ada, home.id, campaign, "550 no such user")
+    ]
+
+
+ONE_HOME = ("INSERT INTO events", "UPDATE memberships", "UPDATE subscribers SET status",
+            "INSERT INTO memberships")  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", ONE_HOME)
+def test_status_sql_has_one_home(sql: str) -> None:
+    root = Path(mailer.__file__).parent
+    # words may be split by spaces, newlines or adjacent string literals
+    pattern = re.compile(r"""[\s"']+""".join(map(re.escape, sql.split())), re.IGNORECASE)
+    found = [p for p in sorted(root.rglob("*.py")) if pattern.search(p.read_text(encoding="utf-8"))]
+    assert [p.relative_to(root).as_posix() for p in found] == ["audience/status.py"]
