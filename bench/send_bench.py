@@ -143,9 +143,9 @@ def phase_mailer(
         # The sending service the CLI calls: plan, then store, lock and send the campaign.
         with Database(current.database_path) as database:
             session = service.Session(current, database)
-            plan = service.plan_campaign(session, REPORT, "bench")
             overrides = service.Overrides(concurrency=concurrency, rate=0.0)
-            outcome = run_loop(loop, lambda: service.send_campaign(session, plan, overrides))
+            plan = service.plan_campaign(session, REPORT, "bench", overrides)
+            outcome = run_loop(loop, lambda: service.send_campaign(session, plan))
             sent = int(outcome.progress.counts["sent"])
             assert sent == plan.readers and outcome.stop is None, outcome.progress.counts
             return sent

@@ -178,7 +178,10 @@ def test_sigkill_then_resume_delivers_everyone_with_bounded_duplicates(tmp_path:
     assert statuses == {"sent": 3000}
 
 
-def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     emails = populate(tmp_path, 1500)
     recorder = Recorder()
     controller = start(recorder)
@@ -186,7 +189,7 @@ def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(tmp_path: Path)
     try:
         child = start_send(tmp_path, env)
         wait_for(lambda: len(recorder.received) >= 300, child)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         stdout, stderr = child.communicate(timeout=60)
         assert child.returncode == 130, stdout + stderr
         assert "resume with: mailer campaigns resume 1" in stdout

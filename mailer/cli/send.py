@@ -116,7 +116,7 @@ def send(
         out.print(f"subject:   {plan.report.subject}\nlist:      {list_slug} ({plan.readers}"
                   f" readers)\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
         confirm(f"Send to {plan.readers} readers?", yes, "refusing to send without --yes")
-        outcome = run(session, service.send_campaign(session, plan, overrides))
+        outcome = run(session, service.send_campaign(session, plan))
     if outcome.campaign_id is None:
         out.print("stopped before the server answered: nothing sent, no campaign created")
         raise typer.Exit(130)

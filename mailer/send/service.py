@@ -140,9 +140,7 @@ def check_campaign(session: Session, report_path: Path, list_slug: str) -> int:
     return count
 
 
-async def send_campaign(
-    session: Session, plan: Plan, overrides: Overrides = Overrides()
-) -> Outcome:
+async def send_campaign(session: Session, plan: Plan) -> Outcome:
     """Check the server answers, store the campaign with its recipients, lock it, send."""
     settings, database = session.settings, session.database
     first = await open_first(plan.transport, session.control)

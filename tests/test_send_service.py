@@ -1,0 +1,119 @@
+"""The sending service: the campaign row exists and its lock is held before the first message
+is built; a run stopped before the server answers leaves nothing; stops are typed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mailer import config
+from mailer.audience import lists, subscriptions
+from mailer.db.database import Database
+from mailer.errors import InputError
+from mailer.models import Candidate, Reader
+from mailer.send import service
+from mailer.send.campaigns import Campaigns
+from mailer.send.lock import one_sender
+from mailer.send.messages import MessageFactory
+from mailer.send.service import Overrides, Session
+from mailer.send.types import Stop, StopReason
+from tests.conftest import EXAMPLE_REPORT
+
+
+def workspace_with(folder: Path, readers: int, env: dict[str, str] | None = None) -> Session:
+    settings = config.load(folder, env or {})
+    database = Database(settings.database_path)
+    weekly = lists.create(database, "weekly", "Weekly")
+    people = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(readers)]
+    subscriptions.add(database, weekly, people)
+    return Session(settings, database)
+
+
+class Spy:
+    """A MessageFactory that notes, at each build, what the database and the lock say."""
+
+    def __init__(self, factory: MessageFactory, session: Session) -> None:
+        self.factory, self.session = factory, session
+        self.compiled = factory.compiled
+        self.seen: list[tuple[int | None, str, bool]] = []
+
+    def make(
+        self, reader: Reader, campaign_id: int | None, message_id: str | None = None
+    ) -> object:
+        status = Campaigns(self.session.database).get(campaign_id or 0).status
+        try:
+            with one_sender(self.session.settings.database_path, campaign_id or 0):
+                locked = False
+        except InputError:
+            locked = True
+        self.seen.append((campaign_id, status, locked))
+        return self.factory.make(reader, campaign_id, message_id)
+
+
+def test_the_campaign_exists_and_is_locked_before_the_first_message_is_built(
+    tmp_path: Path,
+) -> None:
+    session = workspace_with(tmp_path, 12)
+    plan = service.plan_campaign(
+        session, EXAMPLE_REPORT, "weekly", Overrides(outbox=tmp_path / "o")
+    )
+    spy = Spy(plan.factory, session)
+    outcome = asyncio.run(service.send_campaign(session, replace(plan, factory=spy)))  # type: ignore[arg-type]
+    assert outcome.campaign_id is not None and outcome.exit_code == 0
+    assert spy.seen == [(outcome.campaign_id, "sending", True)] * 12
+    assert Campaigns(session.database).get(outcome.campaign_id).counts["sent"] == 12
+
+
+def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections, never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(silent.getsockname()[1]),
+               "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_TIMEOUT": "30"}  # fmt: skip
+        session = workspace_with(tmp_path, 3, env)
+        plan = service.plan_campaign(session, EXAMPLE_REPORT, "weekly")
+
+        async def main() -> service.Outcome:
+            asyncio.get_running_loop().call_soon(session.control.stop)
+            return await service.send_campaign(session, plan)
+
+        outcome = asyncio.run(main())
+    assert outcome.campaign_id is None
+    assert outcome.stop == Stop(StopReason.USER) and outcome.exit_code == 130
+    assert Campaigns(session.database).all() == []
+
+
+def test_continue_sends_only_what_is_pending_and_says_so_first(tmp_path: Path) -> None:
+    session = workspace_with(tmp_path, 30)
+    outbox = Overrides(outbox=tmp_path / "outbox", limit=10)
+    plan = service.plan_campaign(session, EXAMPLE_REPORT, "weekly", outbox)
+    first = asyncio.run(service.send_campaign(session, plan))
+    assert first.queued == 20 and first.stop is None
+    heard: list[tuple[int, str]] = []
+    rest = asyncio.run(
+        service.continue_campaign(
+            session, first.campaign_id or 0, service.RESUME,
+            Overrides(outbox=tmp_path / "outbox"), lambda n, t: heard.append((n, t)),
+        )
+    )  # fmt: skip
+    assert heard == [(20, f"outbox Maildir {tmp_path / 'outbox'}")]
+    assert rest.progress.counts["sent"] == 20 and rest.queued == 0
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 30
+
+
+@pytest.mark.parametrize(
+    ("stop", "text", "code"),
+    [
+        (Stop(StopReason.USER), "stopped by the user", 130),
+        (Stop(StopReason.ABORTED), "aborted by the user", 130),
+        (Stop(StopReason.FAILURES, "10 failures in a row"), "paused after 10 failures in a row", 1),
+        (Stop(StopReason.ERROR, "disk full"), "stopped by an error: disk full", 1),
+    ],
+)
+def test_a_stop_says_why_and_chooses_the_exit_code(stop: Stop, text: str, code: int) -> None:
+    assert str(stop) == text
+    assert stop.reason.exit_code == code
