@@ -122,6 +122,7 @@ def phase_mailer(
     folder: Path, port: int, concurrency: int, loop: str, dkim: str = "", processes: int = 0
 ) -> dict[str, float]:
     from mailer import config
+    from mailer.compose.report import load_report
     from mailer.db.database import Database
     from mailer.send import service
 
@@ -144,7 +145,7 @@ def phase_mailer(
         with Database(current.database_path) as database:
             session = service.Session(current, database)
             overrides = service.Overrides(concurrency=concurrency, rate=0.0)
-            plan = service.plan_campaign(session, REPORT, "bench", overrides)
+            plan = service.plan_campaign(session, load_report(REPORT), "bench", overrides)
             outcome = run_loop(loop, lambda: service.send_campaign(session, plan))
             sent = int(outcome.progress.counts["sent"])
             assert sent == plan.readers and outcome.stop is None, outcome.progress.counts

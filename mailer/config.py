@@ -95,6 +95,13 @@ class OutboxSettings:
     path: str = "outbox"
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """[web]: the readers' side served by `mailer serve`."""
+
+    confirm_days: int = 7
+
+
 DOCS: dict[str, dict[str, str]] = {
     "newsletter": {
         "name": "Name shown to readers in the footer and the List-Id.",
@@ -140,6 +147,7 @@ DOCS: dict[str, dict[str, str]] = {
         "imap_password": "Better set MAILER_BOUNCES_IMAP_PASSWORD than write it here.",
     },
     "outbox": {"path": "Maildir that receives messages when no SMTP host is set."},
+    "web": {"confirm_days": "Days a confirmation link stays good."},
 }
 
 
@@ -156,6 +164,7 @@ class Settings:
     dkim: DkimSettings = DkimSettings()
     bounces: BounceSettings = BounceSettings()
     outbox: OutboxSettings = OutboxSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def database_path(self) -> Path:
@@ -170,7 +179,9 @@ class Settings:
         return self.workspace / "templates"
 
 
-SECTIONS = ("newsletter", "database", "addresses", "smtp", "send", "dkim", "bounces", "outbox")
+SECTIONS = (
+    "newsletter", "database", "addresses", "smtp", "send", "dkim", "bounces", "outbox", "web",
+)  # fmt: skip
 
 
 def environment_without_settings() -> dict[str, str]:

@@ -68,7 +68,7 @@ class Reader:
     smtputf8: bool = False
 
 
-class _AnyAttributes(dict[str, Any]):
+class AnyAttributes(dict[str, Any]):
     """The stand-in reader's attributes: every key exists, so a campaign can be checked."""
 
     def __missing__(self, key: str) -> str:
@@ -76,7 +76,7 @@ class _AnyAttributes(dict[str, Any]):
 
 
 # The one stand-in for a real reader: previews, checks, test sends to strangers, the archive.
-PLACEHOLDER_READER = Reader(0, "reader@example.org", "", _AnyAttributes())
+PLACEHOLDER_READER = Reader(0, "reader@example.org", "", AnyAttributes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,7 @@ class Member:
     status: str
     subscriber_status: str
     smtputf8: bool
+    updated_at: str = ""  # when the membership last changed
 
     @property
     def reader(self) -> Reader:

@@ -15,7 +15,10 @@ from mailer.errors import FileInputError
 
 SECRET_NAME = ".mailer-secret"
 MAC_BYTES = 16
-TOKEN = re.compile(r"([uc])([0-9a-z]+)\.([0-9a-z]+)\.([A-Za-z0-9_-]{22})")
+# Unsubscribe tokens never expire; confirm tokens carry the second they were issued.
+TOKEN = re.compile(
+    r"([uc])([0-9a-z]{1,13})\.([0-9a-z]{1,13})(?:\.([0-9a-z]{1,8}))?\.([A-Za-z0-9_-]{22})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,7 @@ class TokenSubject:
     purpose: str
     subscriber_id: int
     list_id: int
+    issued: int | None = None  # Unix seconds, for confirm tokens
 
 
 def load_secret(workspace: Path) -> bytes:
@@ -59,8 +63,13 @@ class Signer:
         digest = hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()[:MAC_BYTES]
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def make(self, purpose: str, subscriber_id: int, list_id: int) -> str:
+    def make(
+        self, purpose: str, subscriber_id: int, list_id: int, issued: int | None = None
+    ) -> str:
+        """A token for ``purpose``; with ``issued`` (Unix seconds) the token says when."""
         payload = f"{purpose}{_base36(subscriber_id)}.{_base36(list_id)}"
+        if issued is not None:
+            payload += f".{_base36(issued)}"
         return f"{payload}.{self._mac(payload)}"
 
     def check(self, token: str) -> TokenSubject | None:
@@ -69,9 +78,12 @@ class Signer:
         if not found:
             return None
         payload = token.rsplit(".", 1)[0]
-        if not hmac.compare_digest(self._mac(payload), found.group(4)):
+        if not hmac.compare_digest(self._mac(payload), found.group(5)):
             return None
-        return TokenSubject(found.group(1), int(found.group(2), 36), int(found.group(3), 36))
+        purpose, subscriber, listing, issued = found.group(1, 2, 3, 4)
+        return TokenSubject(
+            purpose, int(subscriber, 36), int(listing, 36), int(issued, 36) if issued else None
+        )
 
 
 def _base36(number: int) -> str:

@@ -28,8 +28,10 @@ LAYERS = {
 }
 # What each capability is for, so a newcomer finds it from the names alone.
 FINDABLE = {
-    "unsubscribe": "mailer/web/app.py",
-    "one status home": "mailer/audience/status.py",
+    "unsubscribe": "mailer/web/unsubscribe.py",
+    "double opt-in": "mailer/web/confirm.py",
+    "the status transitions": "mailer/audience/status/table.py",
+    "bounce processing": "mailer/bounces/apply.py",
     "retry": "mailer/send/retry.py",
     "dkim signing": "mailer/send/dkim.py",
     "bounce parsing": "mailer/bounces/parse.py",

@@ -12,6 +12,7 @@ import pytest
 
 from mailer import config
 from mailer.audience import lists, subscriptions
+from mailer.compose.report import load_report
 from mailer.db.database import Database
 from mailer.errors import InputError
 from mailer.models import Candidate, Reader
@@ -59,7 +60,7 @@ def test_the_campaign_exists_and_is_locked_before_the_first_message_is_built(
 ) -> None:
     session = workspace_with(tmp_path, 12)
     plan = service.plan_campaign(
-        session, EXAMPLE_REPORT, "weekly", Overrides(outbox=tmp_path / "o")
+        session, load_report(EXAMPLE_REPORT), "weekly", Overrides(outbox=tmp_path / "o")
     )
     spy = Spy(plan.factory, session)
     outcome = asyncio.run(service.send_campaign(session, replace(plan, factory=spy)))  # type: ignore[arg-type]
@@ -75,7 +76,7 @@ def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) ->
         env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(silent.getsockname()[1]),
                "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_TIMEOUT": "30"}  # fmt: skip
         session = workspace_with(tmp_path, 3, env)
-        plan = service.plan_campaign(session, EXAMPLE_REPORT, "weekly")
+        plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), "weekly")
 
         async def main() -> service.Outcome:
             asyncio.get_running_loop().call_soon(session.control.stop)
@@ -90,7 +91,7 @@ def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) ->
 def test_continue_sends_only_what_is_pending_and_says_so_first(tmp_path: Path) -> None:
     session = workspace_with(tmp_path, 30)
     outbox = Overrides(outbox=tmp_path / "outbox", limit=10)
-    plan = service.plan_campaign(session, EXAMPLE_REPORT, "weekly", outbox)
+    plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), "weekly", outbox)
     first = asyncio.run(service.send_campaign(session, plan))
     assert first.queued == 20 and first.stop is None
     heard: list[tuple[int, str]] = []

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -270,6 +271,39 @@ def test_double_opt_in_form_sends_a_confirmation_and_post_confirms(site: Site) -
     assert events == [("subscribed", "web form"), ("confirmed", "web")]
 
 
+def test_a_confirm_link_is_good_only_for_its_request_and_its_days(
+    workspace: Path, smtp: tuple[LoopbackController, Mailbox]
+) -> None:
+    later = [-60.0]  # seconds the site's clock runs ahead of this one: a minute behind, first
+    site = make_site(workspace, smtp, clock=lambda: time.time() + later[0])
+    try:
+        post_form(f"{site.live.url}/s/letters", {"email": "cy@example.org"})
+        [received] = site.mailbox.wait_for(1)
+        link = confirm_link(received.message, site.live.url)
+        assert http("POST", link, b"", FORM).status == 200
+        with site.live.store() as store:
+            subscriptions.unsubscribe(store, site.double, "cy@example.org", "test")
+            cy = members.find(store, site.double, "cy@example.org")
+        assert cy is not None
+        later[0] = 0.0  # having left, the reader asks again
+        for method in ("GET", "HEAD", "POST"):  # the old link cannot bring them back
+            assert http(method, link, b"", FORM).status == 404
+        assert site.membership(site.double, "cy@example.org") == "unsubscribed"
+        post_form(f"{site.live.url}/s/letters", {"email": "cy@example.org"})
+        fresh = confirm_link(site.mailbox.wait_for(2)[1].message, site.live.url)
+        issued = int(time.time() + later[0])
+        stale = site.live.signer().make("c", cy.id, site.double.id, issued - 8 * 86_400)
+        assert http("POST", f"{site.live.url}/c/{stale}", b"", FORM).status == 404  # > 7 days
+        later[0] += 8 * 86_400  # the fresh link, too, is good for [web] confirm_days only
+        assert http("POST", fresh, b"", FORM).status == 404
+        later[0] -= 8 * 86_400
+        assert http("POST", fresh, b"", FORM).status == 200, site.events("cy@example.org")
+        assert site.membership(site.double, "cy@example.org") == "confirmed", (fresh, link)
+        assert site.events("cy@example.org")[-1] == ("resubscribed", "web")
+    finally:
+        site.live.stop()
+
+
 def test_single_opt_in_form_subscribes_at_once(site: Site) -> None:
     answer = post_form(f"{site.live.url}/s/weekly", {"email": "cy@example.org", "name": "  Cy "})
     assert answer.status == 200 and "from the next issue on" in answer.body
@@ -301,8 +335,8 @@ def test_answer_never_reveals_whether_an_address_was_on_the_list(site: Site) -> 
     received = site.mailbox.wait_for(4)  # confirmations go out in order: 'last' comes last
     assert [r.recipient for r in received] == [
         "new@example.org", "wait@example.org", "gone@example.org", "last@example.org"]  # fmt: skip
-    # Asked again: pending until confirmed, and only this new request's link can confirm it.
-    assert site.membership(site.double, "gone@example.org") == "unconfirmed"
+    # Asked again: still unsubscribed until the link of this new request is followed.
+    assert site.membership(site.double, "gone@example.org") == "unsubscribed"
     assert site.membership(site.double, "old@example.org") == "confirmed"
     gone = confirm_link(received[2].message, site.live.url)
     http("POST", gone, b"", FORM)

@@ -11,13 +11,13 @@ from mailer.db.database import IN_JSON, Database, as_json, now
 from mailer.models import Candidate, MailingList, Member
 
 SELECT = (
-    "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8"
+    "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8, m.updated_at"
     " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
 )
 
 
 def _member(row: tuple[Any, ...]) -> Member:
-    return Member(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]))
+    return Member(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]), row[7])
 
 
 def _status_filter(statuses: Sequence[str]) -> tuple[str, list[Any]]:

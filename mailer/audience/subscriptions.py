@@ -4,6 +4,7 @@ form's request. Every status change goes through ``status``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from mailer.audience import members
 from mailer.audience.status import Change, Verdict, change_membership, join_many
@@ -47,21 +48,52 @@ def request(
     database: Database, mailing_list: MailingList, candidate: Candidate, detail: str = "web form"
 ) -> Member | None:
     """The public form asks to subscribe an address: return the member to send a confirmation
-    message to, or None. A reader who left gets an unconfirmed membership and a confirmation
-    message; a bounced, blocked or erased one gets nothing, and neither does a confirmed one."""
+    message to, or None. A reader who left stays unsubscribed until they confirm this new
+    request; a bounced, blocked or erased one gets nothing, and neither does a confirmed one."""
     with database.transaction() as db:
         subscriber, status = members.ensure_subscriber(db, candidate)
         if status != "active":
             return None
         pending = MembershipStatus.UNCONFIRMED
         joined = pending if mailing_list.double_opt_in else MembershipStatus.CONFIRMED
-        for change, to in ((Change.SUBSCRIBE, joined), (Change.RESUBSCRIBE, pending)):
-            verdict = change_membership(
-                db, change, subscriber, mailing_list.id, to=to, detail=detail
-            )
-            if verdict is Verdict.CHANGED:
-                break
+        change_membership(db, Change.SUBSCRIBE, subscriber, mailing_list.id, to=joined,
+                          detail=detail)  # fmt: skip
     member = members.by_id(database, mailing_list.id, subscriber)
-    if member is None or member.status != MembershipStatus.UNCONFIRMED:
+    if member is None or member.status == MembershipStatus.CONFIRMED:
         return None
     return member
+
+
+def confirmable(member: Member, issued: int | None, now: float, max_age: float) -> bool:
+    """Whether a confirm link issued at ``issued`` (None: an old link that does not say) may
+    confirm ``member`` now: only within ``max_age`` seconds, and for a reader who left only if
+    the link was issued for a request made after they left."""
+    if member.subscriber_status != "active" or member.status == MembershipStatus.CONFIRMED:
+        return False
+    if issued is None:
+        return member.status == MembershipStatus.UNCONFIRMED
+    if not 0 <= now - issued <= max_age:
+        return False
+    if member.status == MembershipStatus.UNSUBSCRIBED:
+        return issued >= datetime.fromisoformat(member.updated_at).timestamp()
+    return True
+
+
+def confirm(
+    database: Database,
+    member: Member,
+    list_id: int,
+    issued: int | None,
+    now: float,
+    max_age: float,
+) -> Verdict:
+    """The reader follows a confirm link: confirm the membership (or, for a reader who left and
+    asked again, resubscribe them); REFUSED for a link that may not."""
+    if member.status == MembershipStatus.CONFIRMED:
+        return Verdict.UNCHANGED
+    if not confirmable(member, issued, now, max_age):
+        return Verdict.REFUSED
+    change = Change.CONFIRM if member.status == MembershipStatus.UNCONFIRMED else Change.RESUBSCRIBE
+    with database.transaction() as db:
+        return change_membership(db, change, member.id, list_id, to=MembershipStatus.CONFIRMED,
+                                 detail="web")  # fmt: skip

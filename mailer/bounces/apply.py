@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from mailer.audience import members
 from mailer.audience.addresses import normalise
 from mailer.audience.status import (
     Change,
     Verdict,
     Where,
+    bounce,
     change_membership,
-    change_subscriber,
     record_event,
 )
 from mailer.bounces.parse import Failure, Reading, read_message
@@ -134,7 +135,7 @@ class _Run:
         if reading.verp is not None:
             verp_subscriber, verp_campaign = reading.verp
             worst = sorted(reading.failures, key=lambda f: (not f.hard, not f.final))[0]
-            if _exists(db, "subscribers", verp_subscriber):
+            if _known(db, verp_subscriber):
                 targets[verp_subscriber] = (verp_campaign, worst)
         else:
             for failure in reading.failures:
@@ -179,8 +180,7 @@ class _Run:
             self._mark_bounced(db, subscriber_id, Where(list_id, campaign_id, detail))
 
     def _mark_bounced(self, db: sqlite3.Connection, subscriber_id: int, where: Where) -> None:
-        verdict = change_subscriber(db, Change.BOUNCE, subscriber_id, where=where, at=self.stamp)
-        self.newly_bounced += verdict is Verdict.CHANGED
+        self.newly_bounced += bounce(db, subscriber_id, where, self.stamp) is Verdict.CHANGED
 
     def _unsubscribe(self, db: sqlite3.Connection, reading: Reading) -> tuple[str, str]:
         found = db.execute("SELECT id FROM lists WHERE slug = ?", (reading.list_slug,)).fetchone()
@@ -204,8 +204,10 @@ class _Run:
         return "unsubscribed", where
 
 
-def _exists(db: sqlite3.Connection, table: str, row_id: int) -> bool:
-    return db.execute(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)).fetchone() is not None
+def _known(db: sqlite3.Connection, subscriber_id: int) -> bool:
+    """A subscriber we still know: an erased one is not matched, so nothing is said of them."""
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    return row is not None and row[0] != "erased"
 
 
 def _list_of(db: sqlite3.Connection, campaign_id: int | None) -> int | None:
@@ -222,9 +224,9 @@ def _subscriber(db: sqlite3.Connection, addresses: tuple[str, ...]) -> int | Non
             email = normalise(address).email
         except AddressError:
             email = address.strip().lower()
-        row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
-        if row is not None:
-            return int(row[0])
+        found = members.subscriber_id(db, email)
+        if found is not None:
+            return found
     return None
 
 

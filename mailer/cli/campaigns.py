@@ -25,8 +25,8 @@ def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -
 
     with open_db() as database:
         session = Session(settings(), database)
-        work = service.continue_campaign(session, campaign_id, statuses, overrides, starting)
-        outcome = run(session, work)
+        outcome = run(session, lambda: service.continue_campaign(
+            session, campaign_id, statuses, overrides, starting))  # fmt: skip
     if outcome.progress.total == 0:
         out.print(f"campaign {campaign_id}: nothing left to send")
         return

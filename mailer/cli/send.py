@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,8 +13,9 @@ from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.compose.preview import render_preview
+from mailer.compose.report import load_report
 from mailer.send import service
-from mailer.send.service import Outcome, Overrides, Session
+from mailer.send.service import Overrides, RunResult, Session
 
 
 @app.command(epilog="Example: mailer render examples/report.md --list weekly --out preview")
@@ -45,17 +47,17 @@ def render(
         out.print(str(path), markup=False)
 
 
-def run(session: Session, work: object) -> Outcome:
+def run(session: Session, work: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult:
     """Run a service call with progress shown and Ctrl-C handled."""
     reporter = Reporter()
     session.on_progress = reporter
     try:
-        return run_stoppable(work, session.control)  # type: ignore[arg-type]
+        return run_stoppable(work(), session.control)
     finally:
         reporter.close()
 
 
-def summarise(outcome: Outcome) -> None:
+def summarise(outcome: RunResult) -> None:
     """Print the counts and what to do next; exit 1 (130 for Ctrl-C) when the run stopped."""
     progress, campaign_id = outcome.progress, outcome.campaign_id
     c = progress.counts
@@ -99,26 +101,28 @@ def send(
 ) -> None:
     """Send a report to the confirmed, active readers of a list."""
     overrides = Overrides(concurrency, rate, limit, outbox)
+    report = load_report(report_path)  # a bad report is one line before anything is created
+    addresses = [normalise(t) for t in test or ()]
     with open_db() as database:
         session = Session(settings(), database)
-        if test:
-            addresses = [normalise(t) for t in test]
-            work = service.send_test(session, report_path, list_slug, addresses, overrides)
-            summarise(run(session, work))
+        if addresses:
+            summarise(run(session, lambda: service.send_test(session, report, list_slug,
+                                                             addresses, overrides)))  # fmt: skip
             return
         if dry_run:
-            count = service.check_campaign(session, report_path, list_slug)
+            count = service.check_campaign(session, report, list_slug)
             out.print(
                 f"dry run: {count} messages rendered and checked for {list_slug}; nothing sent"
             )
             return
-        plan = service.plan_campaign(session, report_path, list_slug, overrides)
+        plan = service.plan_campaign(session, report, list_slug, overrides)
         out.print(f"subject:   {plan.report.subject}\nlist:      {list_slug} ({plan.readers}"
                   f" readers)\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
+        plan.check()
         confirm(f"Send to {plan.readers} readers?", yes, "refusing to send without --yes")
-        outcome = run(session, service.send_campaign(session, plan))
+        outcome = run(session, lambda: service.send_campaign(session, plan))
     if outcome.campaign_id is None:
         out.print("stopped before the server answered: nothing sent, no campaign created")
-        raise typer.Exit(130)
+        raise typer.Exit(outcome.exit_code)
     out.print(f"campaign {outcome.campaign_id}")
     summarise(outcome)

@@ -23,8 +23,11 @@ TEXT_TEMPLATE = "confirm.txt.j2"
 HTML_TEMPLATE = "confirm.html.j2"
 
 
-def confirm_url(base_url: str, signer: Signer, subscriber_id: int, list_id: int) -> str:
-    return f"{base_url.rstrip('/')}/c/{signer.make('c', subscriber_id, list_id)}"
+def confirm_url(
+    base_url: str, signer: Signer, subscriber_id: int, list_id: int, issued: int
+) -> str:
+    """The link that confirms this request: it says when it was issued, so it expires."""
+    return f"{base_url.rstrip('/')}/c/{signer.make('c', subscriber_id, list_id, issued)}"
 
 
 def build_confirmation(

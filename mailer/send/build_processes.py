@@ -13,7 +13,7 @@ from typing import cast
 
 from mailer import config
 from mailer.errors import InputError, MailerError, WorkerError
-from mailer.models import Reader
+from mailer.models import AnyAttributes, Reader
 from mailer.send.messages import MessageFactory, Recipe
 
 LENGTH = struct.Struct("!I")
@@ -85,8 +85,9 @@ class BuildPool:
         if not self.workers:
             raise WorkerError("the message-building processes are not running")
         worker = min(self.workers, key=_Worker.outstanding)
-        request = [reader.id, reader.email, reader.name, dict(reader.attributes), campaign_id,
-                   message_id]  # fmt: skip
+        stand_in = isinstance(reader.attributes, AnyAttributes)  # keeps its blank-for-any-key
+        request = [reader.id, reader.email, reader.name, dict(reader.attributes), stand_in,
+                   campaign_id, message_id]  # fmt: skip
         return worker.request(json.dumps(request).encode())
 
     async def __aenter__(self) -> BuildPool:
@@ -204,8 +205,9 @@ def _reject(future: asyncio.Future[bytes], error: MailerError) -> None:
 
 def serve() -> None:
     """The worker: the first frame is the pickled Recipe; every later frame is a JSON request
-    [subscriber id, email, name, attributes, campaign id, Message-ID], answered with b"+" and
-    the message, b"!" and why it cannot be rendered, or b"-" and any other failure."""
+    [subscriber id, email, name, attributes, stand-in?, campaign id, Message-ID], answered
+    with b"+" and the message, b"!" and why it cannot be rendered, or b"-" and any other
+    failure."""
     frames = Frames()
     factory: MessageFactory | None = None
     broken = ""
@@ -234,7 +236,9 @@ def _write_all(data: bytes) -> None:
 def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> bytes:
     if factory is None:
         return b"-" + broken.encode()
-    sid, email, name, attributes, campaign_id, message_id = json.loads(payload)
+    sid, email, name, attributes, stand_in, campaign_id, message_id = json.loads(payload)
+    if stand_in:
+        attributes = AnyAttributes(attributes)
     try:
         message, _ = factory.make(Reader(sid, email, name, attributes), campaign_id, message_id)
     except MailerError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,11 +24,13 @@ async def send_confirmation(
     mailing_list: MailingList,
     member: Member,
     templates: Sequence[Path],
+    clock: Callable[[], float] = time.time,
 ) -> Reply:
     """Sign a confirm link for ``member`` and deliver the message; the server's answer is data,
     an unreachable server raises TransportError."""
     signer = Signer(load_secret(settings.workspace))
-    url = confirm_url(settings.newsletter.base_url, signer, member.id, mailing_list.id)
+    issued = int(clock())
+    url = confirm_url(settings.newsletter.base_url, signer, member.id, mailing_list.id, issued)
     message = build_confirmation(settings.newsletter, mailing_list, member, url, templates)
     sender = return_path(settings)
     connection = await transport.connect()
@@ -48,8 +51,10 @@ class Confirmations:
         templates: Sequence[Path],
         on_problem: Callable[[Member, str], None],
         capacity: int = 1000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.transport, self.templates = settings, transport, templates
+        self.clock = clock
         self.on_problem, self.capacity = on_problem, capacity
         self.queue: asyncio.Queue[tuple[MailingList, Member]] | None = None
         self.worker: asyncio.Task[None] | None = None
@@ -68,7 +73,7 @@ class Confirmations:
             mailing_list, member = await queue.get()
             try:
                 reply = await send_confirmation(
-                    self.settings, self.transport, mailing_list, member, self.templates
+                    self.settings, self.transport, mailing_list, member, self.templates, self.clock
                 )
                 if not reply.accepted:
                     self.on_problem(member, f"refused: {reply.code} {reply.text}")

@@ -10,6 +10,7 @@ from typing import Any
 from mailer.errors import ConnectionLost, MailerError, TransportError, WorkerError
 from mailer.models import Reader, Reply
 from mailer.send import retry
+from mailer.send.connecting import open_first
 from mailer.send.rate import RateLimiter
 from mailer.send.types import (
     Build,
@@ -27,31 +28,6 @@ from mailer.send.types import (
     Transport,
 )
 from mailer.send.writer import ResultWriter
-
-
-async def open_first(transport: Transport, control: Control | None) -> Connection | None:
-    """The first connection, before anything is recorded; None when stopped meanwhile.
-    Raises TransportError when the server cannot be reached."""
-    if control is not None and control.requested:
-        return None
-    connecting = asyncio.ensure_future(transport.connect())
-    if control is None:
-        return await connecting
-    stopped = asyncio.get_running_loop().create_future()
-
-    def on_stop(_: StopReason) -> None:
-        if not stopped.done():
-            stopped.set_result(None)
-
-    control.listeners.append(on_stop)
-    try:
-        await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        control.listeners.remove(on_stop)
-    if not connecting.done():  # Ctrl-C while connecting: leave before anything is recorded
-        connecting.cancel()
-        return None
-    return connecting.result()
 
 
 class Pipeline:
@@ -153,8 +129,11 @@ class Pipeline:
                 self.writer.flush()
             except Exception as error:
                 lost = f"{len(self.writer.unrecorded)} results not recorded, sent again on resume"
-                self.stopping = False  # this error names the results it could not record
-                self._halt(StopReason.ERROR, f"{error}; {lost}")
+                earlier = self.progress.stop
+                reason = earlier.reason if earlier else StopReason.ERROR
+                detail = f"{earlier.detail}; " if earlier and earlier.detail else ""
+                self.progress.stop = Stop(reason, f"{detail}{error}; {lost}")
+                self.stopping = True
             try:
                 self.log.finish(self.progress.stop)
             finally:

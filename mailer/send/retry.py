@@ -13,20 +13,20 @@ NO_SUCH_USER = re.compile(r"\b5\.1\.(?:1|2|3|6|10)\b")
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Judgement:
     status: str  # sent | deferred | failed
     bounced: bool = False  # failed because the mailbox does not exist
 
 
-def judge(reply: Reply) -> Verdict:
+def judge(reply: Reply) -> Judgement:
     """2xx sent; 5xx failed (5.1.x about the recipient: bounced); everything else deferred,
     a refused sender included: that is not the reader's fault."""
     if reply.accepted:
-        return Verdict("sent")
+        return Judgement("sent")
     if reply.permanent and reply.stage != "mail":
         bounced = bool(NO_SUCH_USER.search(reply.text)) and "sender" not in reply.text.lower()
-        return Verdict("failed", bounced)
-    return Verdict("deferred")
+        return Judgement("failed", bounced)
+    return Judgement("deferred")
 
 
 def backoff(retry_delay: float, attempts: int) -> float:

@@ -13,10 +13,11 @@ from pathlib import Path
 from mailer import config
 from mailer.audience import lists
 from mailer.audience.addresses import Address
-from mailer.compose.report import Report, load_report, parse_report
+from mailer.compose.report import Report, parse_report
 from mailer.db.database import Database
 from mailer.errors import FileInputError, InputError
 from mailer.models import PLACEHOLDER_READER, MailingList
+from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
     build_pool,
     campaign_builder,
@@ -25,8 +26,16 @@ from mailer.send.builders import (
     with_verp,
 )
 from mailer.send.campaigns import Campaigns
-from mailer.send.deliveries import CampaignLog, MemoryLog, count_eligible, eligible, find_reader
-from mailer.send.engine import Pipeline, open_first
+from mailer.send.connecting import open_first
+from mailer.send.deliveries import (
+    PENDING,
+    CampaignLog,
+    MemoryLog,
+    count_eligible,
+    eligible,
+    find_reader,
+)
+from mailer.send.engine import Pipeline
 from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory, Recipe
 from mailer.send.transports import choose_transport
@@ -41,7 +50,7 @@ from mailer.send.types import (
     Transport,
 )
 
-RESUME = ("queued", "deferred")
+RESUME = PENDING
 RETRY = ("deferred",)
 
 
@@ -80,9 +89,14 @@ class Plan:
     recipe: Recipe
     factory: MessageFactory
 
+    def check(self) -> None:
+        """Raise when the campaign would reach nobody."""
+        if self.readers == 0:
+            raise InputError(f"list {self.mailing_list.slug!r} has no confirmed, active readers")
+
 
 @dataclass(frozen=True)
-class Outcome:
+class RunResult:
     """How a run ended: the campaign (None for a test or a run stopped before the server
     answered), the counts, and how many are left queued for a later resume."""
 
@@ -108,28 +122,25 @@ def _recipe(session: Session, report: Report, mailing_list: MailingList, key: st
 
 
 def plan_campaign(
-    session: Session, report_path: Path, list_slug: str, overrides: Overrides = Overrides()
+    session: Session, report: Report, list_slug: str, overrides: Overrides = Overrides()
 ) -> Plan:
-    """Load and compile the report for a list; raise when it cannot go out."""
-    report = load_report(report_path)
+    """Compile the report for a list: a template error or a bad setting stops it here."""
     try:
-        source = report_path.read_text(encoding="utf-8")
+        source = report.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise FileInputError(report_path, f"cannot read: {error}") from None
+        raise FileInputError(report.path, f"cannot read: {error}") from None
     transport = choose_transport(session.settings, overrides.outbox)
     options = _options(session, overrides)
     mailing_list = lists.get(session.database, list_slug)
     recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
     readers = count_eligible(session.database, mailing_list)
-    if readers == 0:
-        raise InputError(f"list {list_slug!r} has no confirmed, active readers")
     return Plan(report, source, mailing_list, readers, transport, options, recipe, factory)
 
 
-def check_campaign(session: Session, report_path: Path, list_slug: str) -> int:
+def check_campaign(session: Session, report: Report, list_slug: str) -> int:
     """A dry run: build every reader's message, send nothing; raise on the first that fails."""
-    report = load_report(report_path)
+    _options(session, Overrides())  # the return path is checked as a send would
     mailing_list = lists.get(session.database, list_slug)
     factory = MessageFactory(_recipe(session, report, mailing_list, "dry-run"))
     build = message_builder(factory, 0)
@@ -140,28 +151,32 @@ def check_campaign(session: Session, report_path: Path, list_slug: str) -> int:
     return count
 
 
-async def send_campaign(session: Session, plan: Plan) -> Outcome:
-    """Check the server answers, store the campaign with its recipients, lock it, send."""
+async def send_campaign(session: Session, plan: Plan) -> RunResult:
+    """Start the build processes, check the server answers, store the campaign with its
+    recipients, lock it, send. Until the server answers, a stop leaves nothing behind."""
     settings, database = session.settings, session.database
-    first = await open_first(plan.transport, session.control)
-    if first is None:
-        return Outcome(None, Progress(plan.readers, stop=Stop(StopReason.USER)))
-    try:
-        options = plan.options
-        recorded = {"concurrency": options.concurrency, "rate": options.rate,
-                    "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
-                    "transport": plan.transport.description}  # fmt: skip
-        campaigns = Campaigns(database)
-        campaign_id = campaigns.create(plan.mailing_list, plan.report.subject,
-                                       str(plan.report.path), plan.source, recorded)  # fmt: skip
-    except BaseException:
-        await first.close()
-        raise
-    with one_sender(settings.database_path, campaign_id):
-        log = CampaignLog(database, campaign_id, RESUME)
-        progress = await _run(session, plan.transport, log, plan.recipe, plan.factory,
-                              campaign_id, plan.options, plan.readers, first)  # fmt: skip
-    return Outcome(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+    pool = build_pool(settings, plan.recipe)
+    async with pool or contextlib.nullcontext():
+        first = await open_first(plan.transport, session.control)
+        if first is None:
+            return RunResult(None, Progress(plan.readers, stop=Stop(StopReason.USER)))
+        try:
+            options = plan.options
+            recorded = {"concurrency": options.concurrency, "rate": options.rate,
+                        "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
+                        "transport": plan.transport.description}  # fmt: skip
+            campaigns = Campaigns(database)
+            campaign_id = campaigns.create(plan.mailing_list, plan.report.subject,
+                                           str(plan.report.path), plan.source,
+                                           recorded)  # fmt: skip
+        except BaseException:
+            await first.close()
+            raise
+        with one_sender(settings.database_path, campaign_id):
+            log = CampaignLog(database, campaign_id, RESUME)
+            progress = await _run(session, plan.transport, log, plan.factory, pool, campaign_id,
+                                  plan.options, plan.readers, first)  # fmt: skip
+    return RunResult(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
 
 
 async def continue_campaign(
@@ -170,7 +185,7 @@ async def continue_campaign(
     statuses: Sequence[str] = RESUME,
     overrides: Overrides = Overrides(),
     on_start: Callable[[int, str], None] = lambda total, transport: None,
-) -> Outcome:
+) -> RunResult:
     """Deliver a stored campaign's deliveries in ``statuses`` (RESUME: all not yet sent; RETRY:
     the deferred ones). ``on_start`` hears how many and through what, before the first."""
     settings, database = session.settings, session.database
@@ -187,25 +202,26 @@ async def continue_campaign(
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
         if total == 0:
-            return Outcome(campaign_id, Progress(0))
+            return RunResult(campaign_id, Progress(0))
         on_start(total, transport.description)
         options = _options(session, overrides)
-        progress = await _run(
-            session, transport, log, recipe, factory, campaign_id, options, total, None
-        )
-    return Outcome(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+        pool = build_pool(settings, recipe)
+        async with pool or contextlib.nullcontext():
+            progress = await _run(
+                session, transport, log, factory, pool, campaign_id, options, total, None
+            )
+    return RunResult(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
 
 
 async def send_test(
     session: Session,
-    report_path: Path,
+    report: Report,
     list_slug: str,
     addresses: Sequence[Address],
     overrides: Overrides = Overrides(),
-) -> Outcome:
+) -> RunResult:
     """Send the report only to ``addresses``, each as the subscriber of that address if there
     is one, else as the placeholder reader; nothing is recorded."""
-    report = load_report(report_path)
     mailing_list = lists.get(session.database, list_slug)
     recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
     readers = [
@@ -214,33 +230,34 @@ async def send_test(
         for i, a in enumerate(addresses, start=1)
     ]  # fmt: skip
     transport = choose_transport(session.settings, overrides.outbox)
-    progress = await _run(session, transport, MemoryLog(readers), recipe, MessageFactory(recipe),
-                          None, _options(session, overrides), len(readers), None)  # fmt: skip
-    return Outcome(None, progress)
+    options = _options(session, overrides)
+    pool = build_pool(session.settings, recipe)
+    async with pool or contextlib.nullcontext():
+        progress = await _run(session, transport, MemoryLog(readers), MessageFactory(recipe),
+                              pool, None, options, len(readers), None)  # fmt: skip
+    return RunResult(None, progress)
 
 
 async def _run(
     session: Session,
     transport: Transport,
     log: DeliveryLog,
-    recipe: Recipe,
     factory: MessageFactory,
+    pool: BuildPool | None,
     campaign_id: int | None,
     options: SendOptions,
     total: int,
     first: Connection | None,
 ) -> Progress:
-    """One pass of the pipeline; the DKIM build processes live as long as it."""
-    settings = session.settings
+    """One pass of the pipeline, over ``first`` and more connections; with ``pool`` (already
+    started) the messages are built in its processes."""
     if campaign_id is not None:
-        options = with_verp(settings, options, campaign_id)
-    pool = build_pool(settings, recipe)
+        options = with_verp(session.settings, options, campaign_id)
     build = campaign_builder(factory, pool, campaign_id)
     pipeline = Pipeline(log, transport, build, options, total, session.on_progress, session.control)
     try:
-        async with pool or contextlib.nullcontext():
-            return await pipeline.run(first)
+        return await pipeline.run(first)
     except BaseException:
         if first is not None and not pipeline.workers:
-            await first.close()  # the build processes never started: nobody else will
+            await first.close()  # the pipeline never took it over
         raise

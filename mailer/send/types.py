@@ -65,7 +65,10 @@ class Stop:
     detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.reason.value} {self.detail}".strip()
+        if not self.detail:
+            return str(self.reason.value)
+        joint = "; " if self.reason in (StopReason.USER, StopReason.ABORTED) else " "
+        return f"{self.reason.value}{joint}{self.detail}"
 
 
 class DeliveryLog(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -24,9 +25,11 @@ def create_app(
     ip_limit: tuple[int, float] = (20, 3600.0),
     address_limit: tuple[int, float] = (3, 3600.0),
     transport: Transport | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """The ASGI app; limits are (requests, seconds) of the subscribe form per IP and address."""
-    site = Site(settings, ip_limit, address_limit, transport)
+    """The ASGI app; limits are (requests, seconds) of the subscribe form per IP and address;
+    ``clock`` dates confirmation links and judges their age."""
+    site = Site(settings, ip_limit, address_limit, transport, clock)
 
     def route(path: str, handler: Handler, methods: list[str] | None = None) -> Route:
         async def endpoint(request: Request) -> Response:

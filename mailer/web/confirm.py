@@ -1,27 +1,37 @@
-"""Double opt-in: GET /c/{token} shows a confirm button, POST confirms the membership."""
+"""Double opt-in: GET /c/{token} shows a confirm button, POST confirms the membership. A link
+is good for [web] confirm_days, and for a reader who left only if issued after they left."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailer.audience.status import Change
+from mailer.audience import subscriptions
+from mailer.audience.status import Verdict
 from mailer.models import MembershipStatus
-from mailer.web.ratelimit import mask
-from mailer.web.site import PRIVATE, Site
+from mailer.web.site import PRIVATE, Site, mask
+
+DAY = 86_400.0
 
 
 async def confirm(site: Site, request: Request) -> Response:
-    token = request.path_params["token"]
-    found = await site.member(token, "c")
+    found = await site.member(request, "c")
     if found is None:
         return site.invalid()
-    mailing_list, member = found
+    mailing_list, member = found.list, found.member
     context = {"list": mailing_list, "address": mask(member.email)}
-    if request.method == "GET" and member.status != MembershipStatus.CONFIRMED:
+    max_age = site.settings.web.confirm_days * DAY
+    done = site.page("confirmed", 200, PRIVATE, title="Your subscription is confirmed", **context)
+    if request.method != "POST":  # GET and HEAD change nothing
+        if member.status == MembershipStatus.CONFIRMED:
+            return done
+        if not subscriptions.confirmable(member, found.issued, site.clock(), max_age):
+            return site.invalid()
         title = f"Confirm your subscription to {mailing_list.name}"
         return site.page("confirm", 200, PRIVATE, title=title, **context)
-    if request.method == "POST":
-        await site.move(mailing_list, member, Change.CONFIRM, "web")
-    title = "Your subscription is confirmed"
-    return site.page("confirmed", 200, PRIVATE, title=title, **context)
+    verdict = await site.db(
+        lambda database: subscriptions.confirm(
+            database, member, mailing_list.id, found.issued, site.clock(), max_age
+        )
+    )
+    return done if verdict in (Verdict.CHANGED, Verdict.UNCHANGED) else site.invalid()

@@ -1,4 +1,4 @@
-"""The subscribe form's limits: a sliding window per client and per address; masked addresses."""
+"""The subscribe form's limits: a sliding window per client and per address."""
 
 from __future__ import annotations
 
@@ -28,9 +28,3 @@ class SlidingWindow:
             return False
         window.append(at)
         return True
-
-
-def mask(address: str) -> str:
-    """Show enough of an address for its owner to recognise it: a…@example.org."""
-    local, _, domain = address.rpartition("@")
-    return f"{local[:1]}…@{domain}" if local else address

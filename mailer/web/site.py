@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from mailer.audience import lists, members
-from mailer.audience.status import Change, set_membership
+from mailer.audience.status import Change, Verdict, set_membership
 from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import Database
@@ -45,8 +47,17 @@ ARCHIVE_CSP = (
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a valid link names: the list, the member, when the link was issued (confirm)."""
+
+    list: MailingList
+    member: Member
+    issued: int | None
+
+
 class Site:
-    """The endpoints over one workspace; the store is opened per request in the thread pool."""
+    """The endpoints over one workspace; the database is opened per request in the thread pool."""
 
     def __init__(
         self,
@@ -54,8 +65,9 @@ class Site:
         ip_limit: tuple[int, float],
         address_limit: tuple[int, float],
         transport: Transport | None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
+        self.settings, self.clock = settings, clock
         self.prefix = urlsplit(settings.newsletter.base_url).path.rstrip("/")
         self.signer = Signer(load_secret(settings.workspace))
         self.pages = Pages(settings, self.prefix)
@@ -64,8 +76,9 @@ class Site:
         self.per_address = SlidingWindow(*address_limit)
         self.transport: Transport = transport or choose_transport(settings)
         self.confirmations = Confirmations(
-            settings, self.transport, template_dirs(settings.templates_dir), on_problem=_log_problem
-        )
+            settings, self.transport, template_dirs(settings.templates_dir),
+            on_problem=_log_problem, clock=clock,
+        )  # fmt: skip
 
     # plumbing
 
@@ -101,15 +114,16 @@ class Site:
         except (HTTPException, ValueError, UnicodeDecodeError):
             return FormData()
 
-    async def member(self, token: str, purpose: str) -> tuple[MailingList, Member] | None:
-        subject = self.signer.check(token)
+    async def member(self, request: Request, purpose: str) -> Found | None:
+        """The list and member a link's token names, if we signed it for ``purpose``."""
+        subject = self.signer.check(request.path_params["token"])
         if subject is None or subject.purpose != purpose:
             return None
 
-        def load(database: Database) -> tuple[MailingList, Member] | None:
+        def load(database: Database) -> Found | None:
             found = lists.by_id(database, subject.list_id)
             member = found and members.by_id(database, subject.list_id, subject.subscriber_id)
-            return (found, member) if found and member else None
+            return Found(found, member, subject.issued) if found and member else None
 
         return await self.db(load)
 
@@ -120,8 +134,8 @@ class Site:
         change: Change,
         detail: str,
         to: MembershipStatus | None = None,
-    ) -> None:
-        await self.db(
+    ) -> Verdict:
+        return await self.db(
             lambda database: set_membership(
                 database, change, member.id, mailing_list.id, to=to, detail=detail
             )
@@ -143,3 +157,9 @@ class Site:
 
 def _log_problem(member: Member, problem: str) -> None:
     log.warning("confirmation to subscriber %d: %s", member.id, problem)
+
+
+def mask(address: str) -> str:
+    """Show enough of an address for its owner to recognise it: a…@example.org."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}" if local else address

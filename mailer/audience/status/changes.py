@@ -1,0 +1,174 @@
+"""Applying one status change and writing its event in the same transaction; erasure; bounces."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailer.audience.status.table import (
+    LEADS_TO,
+    SUBSCRIBER,
+    Change,
+    S,
+    Verdict,
+    membership_target,
+    settled,
+)
+from mailer.db.database import Database, now
+from mailer.models import MembershipStatus, SubscriberStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """What an event is about beyond the reader: a list, a campaign, a detail."""
+
+    list_id: int | None = None
+    campaign_id: int | None = None
+    detail: str = ""
+
+
+def record_event(
+    db: sqlite3.Connection, kind: str, subscriber_id: int, where: Where, at: str | None = None
+) -> None:
+    """Write one event (join_many, in this module too, writes its events in bulk). Kinds
+    beyond Change: soft_bounce, which counts towards a bounce but changes no status."""
+    db.execute(
+        "INSERT INTO events (at, kind, subscriber_id, list_id, campaign_id, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (at or now(), kind, subscriber_id, where.list_id, where.campaign_id, where.detail),
+    )
+
+
+def change_membership(
+    db: sqlite3.Connection,
+    change: Change,
+    subscriber_id: int,
+    list_id: int,
+    *,
+    to: MembershipStatus | None = None,
+    detail: str = "",
+    campaign_id: int | None = None,
+    at: str | None = None,
+) -> Verdict:
+    """Move one membership (``to`` picks between allowed targets) and record the event. Only
+    an active reader joins or confirms: never one who bounced, was blocked or erased."""
+    found = db.execute(
+        "SELECT s.status, m.status FROM subscribers s LEFT JOIN memberships m"
+        " ON m.subscriber_id = s.id AND m.list_id = ? WHERE s.id = ?",
+        (list_id, subscriber_id),
+    ).fetchone()
+    listed = db.execute("SELECT 1 FROM lists WHERE id = ?", (list_id,)).fetchone()
+    if found is None or listed is None or (found[1] is None and change is not Change.SUBSCRIBE):
+        return Verdict.MISSING
+    before = MembershipStatus(found[1]) if found[1] else None
+    target = membership_target(change, before, to)
+    if target is None:
+        done = before is not None and settled(change, before) and to in (None, before)
+        return Verdict.UNCHANGED if done else Verdict.REFUSED
+    if change is not Change.UNSUBSCRIBE and found[0] != S.ACTIVE:
+        return Verdict.REFUSED
+    stamp = at or now()
+    db.execute(
+        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (list_id, subscriber_id)"
+        " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+        (list_id, subscriber_id, str(target), stamp),
+    )
+    record_event(db, change, subscriber_id, Where(list_id, campaign_id, detail), stamp)
+    return Verdict.CHANGED
+
+
+def change_subscriber(
+    db: sqlite3.Connection,
+    change: Change,
+    subscriber_id: int,
+    *,
+    where: Where | None = None,
+    at: str | None = None,
+) -> Verdict:
+    """Move one subscriber's status (everywhere, not one list) and record the event."""
+    where = where or Where()
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    if row is None:
+        return Verdict.MISSING
+    before = SubscriberStatus(row[0])
+    target = SUBSCRIBER.get((change, before))
+    if target is None:
+        return Verdict.UNCHANGED if LEADS_TO.get(change) == before else Verdict.REFUSED
+    stamp = at or now()
+    if change is Change.ERASE:
+        _erase(db, subscriber_id, stamp)
+        where = Where(where.list_id, where.campaign_id)  # its detail could name the reader
+    db.execute(
+        "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
+        (str(target), stamp, subscriber_id),
+    )
+    record_event(db, change, subscriber_id, where, stamp)
+    return Verdict.CHANGED
+
+
+def _erase(db: sqlite3.Connection, subscriber_id: int, stamp: str) -> None:
+    """Remove what identifies the reader; the row stays so that counts stay right."""
+    db.execute(
+        "UPDATE subscribers SET email = ?, name = '', attributes = '{}' WHERE id = ?",
+        (f"erased-{subscriber_id}@erased.invalid", subscriber_id),
+    )
+    db.execute("UPDATE events SET detail = '' WHERE subscriber_id = ?", (subscriber_id,))
+    db.execute(
+        "UPDATE deliveries SET last_error = '', reply = '' WHERE subscriber_id = ?",
+        (subscriber_id,),
+    )
+    db.execute(
+        "UPDATE memberships SET status = 'unsubscribed', updated_at = ? WHERE subscriber_id = ?",
+        (stamp, subscriber_id),
+    )
+
+
+def bounce(db: sqlite3.Connection, subscriber_id: int, where: Where, at: str) -> Verdict:
+    """A hard bounce: the reader becomes bounced. For one already bounced or blocked the
+    status stays and the bounce is still recorded, so `campaigns show` lists it; for an
+    erased reader nothing is written."""
+    verdict = change_subscriber(db, Change.BOUNCE, subscriber_id, where=where, at=at)
+    if verdict in (Verdict.UNCHANGED, Verdict.REFUSED):
+        row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,))
+        if row.fetchone()[0] != S.ERASED:
+            record_event(db, Change.BOUNCE, subscriber_id, where, at)
+    return verdict
+
+
+def bounce_many(
+    db: sqlite3.Connection, bounced: Sequence[tuple[int, str]], campaign_id: int, at: str
+) -> int:
+    """Mark readers bounced by a campaign's permanent failures ((subscriber id, reply) pairs),
+    each through change_subscriber; return how many changed."""
+    row = db.execute("SELECT list_id FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+    where_list = row[0] if row else None
+    changed = 0
+    for subscriber_id, detail in bounced:
+        verdict = bounce(db, subscriber_id, Where(where_list, campaign_id, detail), at)
+        changed += verdict is Verdict.CHANGED
+    return changed
+
+
+# Wrappers that open their own transaction, for callers holding a Database.
+
+
+def set_membership(
+    database: Database,
+    change: Change,
+    subscriber_id: int,
+    list_id: int,
+    *,
+    to: MembershipStatus | None = None,
+    detail: str = "",
+) -> Verdict:
+    with database.transaction() as db:
+        return change_membership(db, change, subscriber_id, list_id, to=to, detail=detail)
+
+
+def set_subscriber(
+    database: Database, change: Change, subscriber_id: int, *, where: Where | None = None
+) -> Verdict:
+    with database.transaction() as db:
+        return change_subscriber(db, change, subscriber_id, where=where)

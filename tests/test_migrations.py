@@ -1,0 +1,54 @@
+"""Migrations keep what a database already holds: a version 4 database with readers, events and
+deliveries opens as the newest schema, every row and reference intact."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from mailer.db.database import Database
+from mailer.db.schema import MIGRATIONS, SCHEMA
+
+ROWS = {
+    "lists": "INSERT INTO lists VALUES (1, 'weekly', 'Weekly', 'double', 1, '2026-01-01')",
+    "subscribers": "INSERT INTO subscribers VALUES"
+    " (1, 'ada@example.org', 'Ada', '{\"city\": \"Oslo\"}', 0, 'bounced', '2026-01-01',"
+    " '2026-01-02'), (2, 'bob@example.org', '', '{}', 1, 'active', '2026-01-01', '2026-01-01')",
+    "memberships": "INSERT INTO memberships VALUES (1, 1, 'confirmed', '2026-01-01'),"
+    " (1, 2, 'unsubscribed', '2026-01-03')",
+    "events": "INSERT INTO events VALUES (1, '2026-01-01', 'subscribed', 1, 1, NULL, ''),"
+    " (2, '2026-01-02', 'bounced', 1, 1, 1, '550 5.1.1')",
+    "campaigns": "INSERT INTO campaigns VALUES (1, 1, 'weekly', 'S', 'r.md', '# S', 'ab', 'done',"
+    " '', '{}', '2026-01-02', '2026-01-02', '2026-01-02')",
+    "deliveries": "INSERT INTO deliveries VALUES (1, 1, 'failed', 1, 550, 'gone', '<m@x>', NULL,"
+    " '550 gone'), (1, 2, 'sent', 1, 250, '', '<n@x>', '2026-01-02', '250 ok')",
+}
+
+
+def version_4(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    for number, script in enumerate(SCHEMA[:4], start=1):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    for sql in ROWS.values():
+        db.execute(sql)
+    rows = {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in ROWS}
+    db.close()
+    return rows
+
+
+def test_a_populated_version_4_database_migrates_intact(tmp_path: Path) -> None:
+    path = tmp_path / "mailer.db"
+    before = version_4(path)
+    with Database(path) as database:
+        assert database.query_one("PRAGMA user_version") == (len(MIGRATIONS),)
+        for table, rows in before.items():
+            assert database.query(f"SELECT * FROM {table} ORDER BY 1, 2") == rows, table
+        assert database.query("PRAGMA foreign_key_check") == []
+        assert database.query_one("PRAGMA foreign_keys") == (1,)
+        with database.transaction() as db:  # the new status is allowed, references still hold
+            db.execute("UPDATE subscribers SET status = 'erased' WHERE id = 2")
+            db.execute("DELETE FROM lists WHERE id = 1")  # cascades to memberships
+        assert database.query("SELECT COUNT(*) FROM memberships") == [(0,)]
+    with Database(path) as again:  # opening it again migrates nothing
+        assert again.query_one("PRAGMA user_version") == (len(MIGRATIONS),)
