@@ -110,6 +110,13 @@ SCHEMA = [
     DROP TABLE subscribers;
     ALTER TABLE subscribers_next RENAME TO subscribers;
     """,
+    # The public form only for lists the editor opened; a form's name waits for consent; the
+    # archive serves each campaign as rendered when it was sent.
+    """
+    ALTER TABLE lists ADD COLUMN public_form INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE memberships ADD COLUMN pending_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE campaigns ADD COLUMN archive_html TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
-MIGRATIONS = [Migration(sql) for sql in SCHEMA[:4]] + [Migration(SCHEMA[4], rebuilds=True)]
+MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]
