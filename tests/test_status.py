@@ -59,8 +59,12 @@ def target(database: Database) -> MailingList:
 
 
 def snapshot(database: Database) -> Rows:
-    tables = ("subscribers", "memberships", "events", "deliveries", "lists", "campaigns")
-    return {t: database.query(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+    tables = ("subscribers", "events", "deliveries", "lists", "campaigns")
+    rows = {t: database.query(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+    rows["memberships"] = database.query(
+        "SELECT list_id, subscriber_id, status, updated_at FROM memberships ORDER BY 1, 2"
+    )
+    return rows
 
 
 def reader(
