@@ -69,3 +69,12 @@ class ConnectionLost(TransportError):
 
 class WorkerError(MailerError):
     """A message-building process failed: the campaign pauses, its readers stay queued."""
+
+
+class DiskFullError(MailerError):
+    """No space left where mailer writes (the database, the outbox, an export): what was
+    written stays consistent, and the same command finishes the work once there is space."""
+
+    def __init__(self, where: str, then: str = "") -> None:
+        self.where, self.then = where, then
+        super().__init__(f"disk full: {where}; free space, then {then or 'run it again'}")
