@@ -10,12 +10,13 @@ import typer
 
 from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
-from mailer.cli.common import app, confirm, open_db, out, settings
+from mailer.cli.common import app, confirm, err, open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
 from mailer.send import service
 from mailer.send.service import Overrides, RunResult, Session
+from mailer.send.types import StopReason
 
 
 @app.command(epilog="Example: mailer render examples/report.md --list weekly --out preview")
@@ -69,6 +70,10 @@ def summarise(outcome: RunResult) -> None:
     if campaign_id is None:
         return
     resume = f"mailer campaigns resume {campaign_id}"
+    if outcome.stop is not None and outcome.stop.reason is StopReason.DISK_FULL:
+        err.print(f"error: disk full: {outcome.stop.detail}; free space, then {resume}",
+                  markup=False)  # fmt: skip
+        raise typer.Exit(outcome.exit_code)
     if outcome.stop is not None:
         out.print(f"campaign {campaign_id} paused ({outcome.stop}); resume with: {resume}",
                   markup=False)  # fmt: skip

@@ -4,10 +4,12 @@ readers a campaign would reach now; and an in-memory log for test sends."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from mailer.audience.status import bounce_many
 from mailer.db.database import Database, now
+from mailer.db.reserve import Reserve
+from mailer.errors import DiskFullError
 from mailer.models import MailingList, Reader
 from mailer.send.types import Delivery, Result, Stop
 
@@ -20,6 +22,16 @@ class CampaignLog:
     def __init__(self, database: Database, campaign_id: int, statuses: Sequence[str]) -> None:
         self.database, self.campaign_id = database, campaign_id
         self.statuses = json.dumps(list(statuses))
+        self.reserve = Reserve(database.path)
+
+    def _write(self, write: Callable[[], None]) -> None:
+        """Run one write; on a full disk, give back the reserve and run it once more."""
+        try:
+            write()
+        except DiskFullError:
+            if not self.reserve.release():
+                raise
+            write()
 
     def count(self) -> int:
         row = self.database.query_one(
@@ -30,6 +42,7 @@ class CampaignLog:
         return int(row[0]) if row else 0
 
     def start(self) -> None:
+        self.reserve.hold()  # no room even for it: the first write will say so
         with self.database.transaction() as db:
             db.execute(
                 "UPDATE campaigns SET status = 'sending', reason = '',"
@@ -54,6 +67,9 @@ class CampaignLog:
         ]
 
     def record(self, results: Sequence[Result]) -> None:
+        self._write(lambda: self._record(results))
+
+    def _record(self, results: Sequence[Result]) -> None:
         stamp = now()
         campaign = self.campaign_id
         with self.database.transaction() as db:
@@ -70,6 +86,12 @@ class CampaignLog:
                 bounce_many(db, bounced, campaign, stamp)
 
     def finish(self, stop: Stop | None) -> None:
+        try:
+            self._write(lambda: self._finish(stop))
+        finally:
+            self.reserve.release()
+
+    def _finish(self, stop: Stop | None) -> None:
         reason = "" if stop is None else str(stop)
         with self.database.transaction() as db:
             queued = db.execute(

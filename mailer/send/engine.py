@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from mailer.errors import ConnectionLost, MailerError, TransportError, WorkerError
+from mailer.errors import ConnectionLost, DiskFullError, MailerError, TransportError, WorkerError
 from mailer.models import Reader, Reply
 from mailer.send import retry
 from mailer.send.connecting import open_first
@@ -76,7 +76,10 @@ class Pipeline:
             self.idle.set()
 
     def _error(self, error: BaseException) -> None:
-        self._halt(StopReason.ERROR, str(error) or type(error).__name__)
+        if isinstance(error, DiskFullError):
+            self._halt(StopReason.DISK_FULL, error.where)
+        else:
+            self._halt(StopReason.ERROR, str(error) or type(error).__name__)
 
     def _on_control(self, reason: StopReason) -> None:
         self._halt(reason)

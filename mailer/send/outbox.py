@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
 from pathlib import Path
 
-from mailer.errors import TransportError
+from mailer.errors import DiskFullError, MailerError, TransportError
 from mailer.models import Reply
 
 
 class OutboxConnection:
-    """Writes each message into a Maildir (tmp/ then new/), as an MTA's local delivery would."""
+    """Writes each message into a Maildir (tmp/ then new/), as an MTA's local delivery would;
+    files are the reader's mail, so only their owner may read them (0600)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -24,13 +26,15 @@ class OutboxConnection:
         name = f"{time.time_ns()}.P{os.getpid()}Q{id(self):x}_{self.count}.{self.host}"
         temporary = self.root / "tmp" / name
         try:
-            with temporary.open("xb") as handle:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
                 handle.write(b"Return-Path: <" + sender.encode() + b">\r\n")
                 handle.write(b"Delivered-To: " + recipient.encode() + b"\r\n")
                 handle.write(message)
             temporary.rename(self.root / "new" / name)
         except OSError as error:
-            raise TransportError(f"outbox {self.root}", error.strerror or str(error)) from None
+            temporary.unlink(missing_ok=True)  # half a message is no message
+            raise _failure(self.root, error) from None
         return Reply(250, f"2.0.0 written to {self.root / 'new' / name}")
 
     async def close(self) -> None:
@@ -49,8 +53,14 @@ class OutboxTransport:
 
     async def connect(self) -> OutboxConnection:
         try:
-            for sub in ("tmp", "new", "cur"):
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            for folder in (self.root, self.root / "tmp", self.root / "new", self.root / "cur"):
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
-            raise TransportError(f"outbox {self.root}", error.strerror or str(error)) from None
+            raise _failure(self.root, error) from None
         return OutboxConnection(self.root)
+
+
+def _failure(root: Path, error: OSError) -> MailerError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"outbox {root}")
+    return TransportError(f"outbox {root}", error.strerror or str(error))

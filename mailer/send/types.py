@@ -52,7 +52,8 @@ class StopReason(StrEnum):
     USER = "stopped by the user"  # Ctrl-C, SIGTERM: drained, nothing in flight lost
     ABORTED = "aborted by the user"  # a second Ctrl-C: in-flight work cancelled
     FAILURES = "paused after"  # ... N failures in a row
-    ERROR = "stopped by an error:"  # the store, a worker, the outbox disk
+    ERROR = "stopped by an error:"  # the store, a worker
+    DISK_FULL = "disk full:"  # ... where; free space, then resume
 
     @property
     def exit_code(self) -> int:
