@@ -24,14 +24,21 @@ class CampaignLog:
         self.statuses = json.dumps(list(statuses))
         self.reserve = Reserve(database.path)
 
-    def _write(self, write: Callable[[], None]) -> None:
-        """Run one write; on a full disk, give back the reserve and run it once more."""
+    @property
+    def where(self) -> str:
+        return f"database {self.database.path}"
+
+    def _write(self, write: Callable[[], None]) -> bool:
+        """Run one write; on a full disk, give back the reserve and run it once more: True
+        when the reserve had to be used (the run must stop now)."""
         try:
             write()
         except DiskFullError:
             if not self.reserve.release():
                 raise
             write()
+            return True
+        return False
 
     def count(self) -> int:
         row = self.database.query_one(
@@ -66,8 +73,8 @@ class CampaignLog:
             for r in rows
         ]
 
-    def record(self, results: Sequence[Result]) -> None:
-        self._write(lambda: self._record(results))
+    def record(self, results: Sequence[Result]) -> bool:
+        return self._write(lambda: self._record(results))
 
     def _record(self, results: Sequence[Result]) -> None:
         stamp = now()
@@ -140,14 +147,19 @@ class MemoryLog:
         self.deliveries = [Delivery(r) for r in sorted(readers, key=lambda r: r.id)]
         self.results: list[Result] = []
 
+    @property
+    def where(self) -> str:
+        return "memory"
+
     def start(self) -> None:
         return None
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
         return [d for d in self.deliveries if d.reader.id > after][:limit]
 
-    def record(self, results: Sequence[Result]) -> None:
+    def record(self, results: Sequence[Result]) -> bool:
         self.results.extend(results)
+        return False
 
     def finish(self, stop: Stop | None) -> None:
         return None

@@ -131,12 +131,17 @@ class Pipeline:
             try:
                 self.writer.flush()
             except Exception as error:
-                lost = f"{len(self.writer.unrecorded)} results not recorded, sent again on resume"
-                earlier = self.progress.stop
-                reason = earlier.reason if earlier else StopReason.ERROR
-                detail = f"{earlier.detail}; " if earlier and earlier.detail else ""
-                self.progress.stop = Stop(reason, f"{detail}{error}; {lost}")
-                self.stopping = True
+                if not self.writer.unrecorded:  # recorded, on the last of the space: a stop
+                    self._error(error)
+                else:
+                    lost = (
+                        f"{len(self.writer.unrecorded)} results not recorded, sent again on resume"
+                    )
+                    earlier = self.progress.stop
+                    reason = earlier.reason if earlier else StopReason.ERROR
+                    detail = f"{earlier.detail}; " if earlier and earlier.detail else ""
+                    self.progress.stop = Stop(reason, f"{detail}{error}; {lost}")
+                    self.stopping = True
             try:
                 self.log.finish(self.progress.stop)
             finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailer.errors import DiskFullError
 from mailer.send.types import DeliveryLog, Progress, Result
 
 
@@ -31,9 +32,13 @@ class ResultWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Commit what is held; raise DiskFullError once the log had to draw on its reserve
+        of space: recorded, but the run must stop."""
         if self.unrecorded:
-            self.log.record(self.unrecorded)  # one transaction: on failure the batch is kept
+            full = self.log.record(self.unrecorded)  # one transaction: on failure it is kept
             self.unrecorded = []
+            if full:
+                raise DiskFullError(self.log.where)
 
     def settle_retries(self) -> None:
         """Retries that never ran stay deferred, as the database says: they count as done."""
