@@ -61,9 +61,13 @@ class Field:
 def check_message(raw: bytes, name: str = "message") -> list[str]:
     """Return every problem found in one raw message, each as one line ``NAME: what``."""
     fields, problems = parse_fields(raw)
-    problems = [*wire_problems(raw), *problems, *header_problems(fields)]
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    problems += mime_problems(message)
+    problems = [*wire_problems(raw), *problems]
+    try:
+        problems += header_problems(fields)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        problems += mime_problems(message)
+    except Exception as error:  # the stdlib parser itself trips over some broken headers
+        problems.append(f"cannot be parsed: {type(error).__name__}: {error}")
     return [f"{name}: {' '.join(problem.split())}" for problem in problems]
 
 

@@ -103,3 +103,79 @@ def test_export_to_unwritable_path(mailer: Invoke, workspace: Path) -> None:
     )
     assert result.exit_code == 1
     assert "x.csv: cannot write: Not a directory" in one_clean_line(result.stderr)
+
+
+TOO_BIG = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("command", ["show", "resume", "retry"])
+@pytest.mark.parametrize("campaign", [TOO_BIG, str(2**63), str(2**63 - 1), "0"])
+def test_a_campaign_id_no_campaign_can_have_is_no_campaign(
+    mailer: Invoke, command: str, campaign: str
+) -> None:
+    result = mailer("campaigns", command, campaign)
+    assert result.exit_code == 1
+    assert one_clean_line(result.stderr) == (
+        f"error: no campaign '{campaign}' (see `mailer campaigns ls`)"
+    )
+
+
+@pytest.mark.parametrize(
+    "option", [["--rate", "nan"], ["--rate", "inf"], ["--concurrency", "1001"]]
+)
+def test_resume_options_out_of_range_are_usage_errors(mailer: Invoke, option: list[str]) -> None:
+    result = mailer("campaigns", "resume", "1", *option)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "Invalid value for" in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--domain", "x y"),
+        ("--domain", "-x.example.org"),
+        ("--domain", "a..example.org"),
+        ("--domain", "example.org\n"),
+        ("--domain", "ex_ample.org"),
+        ("--selector", "a b"),
+        ("--selector", "s;k=rsa"),
+        ("--selector", "mailer."),
+    ],
+)
+def test_dkim_keygen_with_a_bad_name_writes_no_key(
+    mailer: Invoke, workspace: Path, option: str, value: str
+) -> None:
+    args = ["--domain", "example.org"] if option == "--selector" else []
+    result = mailer("dkim", "keygen", *args, option, value)
+    assert result.exit_code == 1
+    line = one_clean_line(result.stderr)
+    what = option.removeprefix("--")
+    assert line.startswith(f"error: invalid DKIM {what} {value!r}: must be a DNS name")
+    assert not (workspace / "dkim").exists()
+
+
+def test_a_number_too_large_for_sqlite_is_a_store_error(workspace: Path) -> None:
+    from mailer.db.database import Database
+    from mailer.errors import StoreError
+
+    with Database(workspace / "db.sqlite") as database:
+        with pytest.raises(StoreError, match="a number too large for SQLite"):
+            database.query("SELECT ?", (2**63,))
+        with pytest.raises(StoreError, match="a number too large for SQLite"):
+            database.execute("SELECT ?", (2**63,))
+        with pytest.raises(StoreError), database.transaction() as db:
+            db.execute("SELECT ?", (2**63,))
+
+
+def test_init_in_a_workspace_that_cannot_be_made_is_one_line(workspace: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mailer.cli import app
+
+    (workspace / "file").write_text("")
+    result = CliRunner().invoke(app, ["--workspace", str(workspace / "file"), "init"])
+    assert result.exit_code == 1
+    assert one_clean_line(result.stderr) == (
+        f"error: {workspace / 'file' / 'mailer.toml'}: cannot write: File exists"
+    )

@@ -69,3 +69,18 @@ def test_password_is_not_in_repr(tmp_path: Path) -> None:
     settings = config.load(tmp_path, {"MAILER_SMTP_PASSWORD": "s3cret-value"})
     assert settings.smtp.password == "s3cret-value"
     assert "s3cret-value" not in repr(settings)
+
+
+def test_the_config_package_keeps_its_names(tmp_path: Path) -> None:
+    import importlib
+
+    assert sorted(config.__all__) == sorted(
+        ["CONFIG_NAME", "DOCS", "ENV_PREFIX", "SECTIONS", "AddressSettings", "BounceSettings",
+         "DatabaseSettings", "DkimSettings", "NewsletterSettings", "OutboxSettings",
+         "SendSettings", "Settings", "SmtpSettings", "WebSettings",
+         "environment_without_settings", "load", "render_default_file"]
+    )  # fmt: skip
+    for name in config.__all__:
+        assert getattr(importlib.import_module("mailer.config"), name) is getattr(config, name)
+    assert config.load(tmp_path, {}).smtp == config.SmtpSettings()
+    assert config.CONFIG_NAME == "mailer.toml" and config.ENV_PREFIX == "MAILER_"

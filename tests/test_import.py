@@ -168,25 +168,54 @@ def test_duplicates_across_chunks_are_found(mailer: Invoke, workspace: Path, wee
     assert (counts["added"], counts["duplicate-in-file"]) == (12_000, 2)
 
 
+FORMULAS = {
+    "formula@example.org": ('=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0"),
+    "sum@example.org": ("@SUM(1)", "-2+3"),
+    "quoted@example.org": ("'=already quoted", "'plain"),
+    "=cmd@example.org": ("Tab\tName", "\tlead"),
+}
+
+
 def test_export_import_round_trips_exactly(mailer: Invoke, workspace: Path, weekly: str) -> None:
     from tests.conftest import EXAMPLE_CSV
 
     mailer("subscribers", "import", weekly, str(EXAMPLE_CSV))
     mailer("subscribers", "add", weekly, "extra@example.org", "--attr", "role=editor")
+    for email, (name, role) in FORMULAS.items():
+        added = mailer(
+            "subscribers", "add", weekly, email, "--name", name, "--attr", f"role={role}"
+        )
+        assert added.exit_code == 0, added.output
     exported = workspace / "out.csv"
     assert mailer("subscribers", "export", weekly, "--output", str(exported)).exit_code == 0
     mailer("lists", "create", "copy")
     counts = summary_line(mailer("subscribers", "import", "copy", str(exported)).stdout)
-    assert (counts["added"], counts["updated"]) == (21, 0)  # same people, same data
+    assert (counts["added"], counts["updated"]) == (25, 0)  # same people, same data
     assert mailer("subscribers", "export", "copy").stdout_bytes == exported.read_bytes()
     original = {r["email"].lower(): r for r in csv.DictReader(EXAMPLE_CSV.open(encoding="utf-8"))}
     again = {r["email"]: r for r in csv.DictReader(io.StringIO(exported.read_text()))}
     for email, row in original.items():
         assert (again[email]["name"], again[email]["city"]) == (row["name"], row["city"])
+    # No cell a spreadsheet would run: each starts with a quote before = + - @ or a tab.
+    cells = [cell for row in csv.reader(io.StringIO(exported.read_text())) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert again["'=cmd@example.org"]["name"] == "Tab Name"  # the tab was cleaned on the way in
+    assert again["formula@example.org"]["role"] == "'+cmd|' /C calc'!A0"
+    assert again["quoted@example.org"]["name"] == "''=already quoted"
+    assert again["quoted@example.org"]["role"] == "'plain"  # no formula after it: kept as it is
+    listed = {
+        m["email"]: m for m in json.loads(mailer("subscribers", "ls", "copy", "--json").stdout)
+    }
+    for email, (name, role) in FORMULAS.items():
+        expected_name = name.replace("\t", " ")
+        expected_role = role.replace("\t", " ")
+        assert listed[email]["name"] == expected_name
+        assert listed[email]["attributes"]["role"] == expected_role
 
 
+# A line break inside a cell is reported, not imported (test_csv_rows.py): cells hold none here.
 cell = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n"), max_size=12
 )
 
 

@@ -262,7 +262,8 @@ def test_a_bad_envelope_sender_is_one_line_before_anything_is_sent(
     env = {**smtp_env(controller.port), "MAILER_SMTP_ENVELOPE_SENDER": sender}
     result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=env)
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: smtp.envelope_sender: ")
+    # checked when the settings load, before anything else: one line naming where and what
+    assert result.stderr.startswith("error: MAILER_SMTP_ENVELOPE_SENDER: smtp.envelope_sender: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert recorder.received == []
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailer.audience.cleaning import has_controls
 from mailer.errors import AddressError
 
 
@@ -22,6 +23,8 @@ def normalise(raw: str, *, check_dns: bool = False) -> Address:
     text = raw.strip()
     if not text:
         raise AddressError(raw, "empty address")
+    if has_controls(raw):
+        raise AddressError(raw, "contains a line break or another control character")
     try:
         valid = validate_email(text, check_deliverability=check_dns, allow_smtputf8=True)
     except EmailNotValidError as error:

@@ -7,9 +7,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from mailer.audience import subscriptions
 from mailer.audience.addresses import normalise
+from mailer.audience.cleaning import clean
+from mailer.audience.formulas import live
 from mailer.db.database import IN_JSON, Database, as_json
 from mailer.errors import AddressError, FileInputError
 from mailer.models import Candidate, MailingList
@@ -18,6 +21,8 @@ EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emailadd
 NAME_HEADERS = {"name", "full name", "fullname"}
 DELIMITERS = (",", ";", "\t")
 CHUNK = 5000
+MAX_LINE = 64 * 1024  # bytes in one line; a longer line is a bad row, a longer header an error
+SHOWN = 60  # characters of a bad line shown with its problem
 LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 SUMMARY_KEYS = ("added", "updated", "unchanged", "skipped", "invalid", "duplicate-in-file")
 
@@ -46,26 +51,60 @@ class ImportSummary:
         return sum(self.counts.values())
 
 
-def _lines(
-    path: Path, handle: Iterator[bytes], on_bad: Callable[[int, str], None]
-) -> Iterator[str]:
-    """Decode line by line so an undecodable byte is reported on its own line, not a chunk's.
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One physical line: its text (with its line break), or why it cannot be read."""
 
-    Lines end at \n, \r\n or a lone \r, as with ``open(newline="")``, which csv expects.
-    """
+    number: int
+    text: str = ""
+    problem: str = ""
+    too_long: bool = False
+
+
+def _lines(handle: BinaryIO) -> Iterator[_Line]:
+    """The file's lines, each read whole but never more than MAX_LINE bytes of it: a longer one
+    is a problem, skipped to its end with bounded memory. A line that is not UTF-8 is a problem
+    on its own line. Lines end at \n, \r\n or a lone \r, as with ``open(newline="")``."""
     number = 0
-    for raw in handle:
-        if number == 0 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        pieces = LONE_CR.split(raw) if b"\r" in raw[:-2] else [raw]
-        for piece in pieces:
+    while raw := handle.readline(MAX_LINE + 1):
+        if number == 0:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            number += 1
+            yield _Line(number, problem=f"line longer than {MAX_LINE // 1024} KiB", too_long=True)
+            while raw and not raw.endswith(b"\n"):  # to the line's end, if there is one
+                raw = handle.readline(MAX_LINE)
+            continue
+        for piece in LONE_CR.split(raw) if b"\r" in raw[:-2] else [raw]:
             number += 1
             try:
-                yield piece.decode("utf-8")
+                yield _Line(number, piece.decode("utf-8"))
             except UnicodeDecodeError as error:
                 at = f"byte 0x{piece[error.start]:02x} at column {error.start + 1}"
-                on_bad(number, f"not UTF-8 ({at})")
-                yield "\n"  # keeps csv's line count in step; an empty row is skipped
+                yield _Line(number, problem=f"not UTF-8 ({at})")
+
+
+class FieldError(Exception):
+    """A line that is not a CSV row: why, and the start of the line."""
+
+    def __init__(self, reason: str, shown: str) -> None:
+        self.reason, self.shown = reason, shown
+        super().__init__(reason)
+
+
+def _fields(line: _Line, delimiter: str) -> list[str]:
+    """The cells of one line. A quoted field ends on its own line: one that runs on is an
+    unterminated quote (FieldError), and the next line is read as a row of its own."""
+    try:
+        return next(csv.reader([line.text], delimiter=delimiter, strict=True), [])
+    except csv.Error as error:
+        shown = line.text.rstrip("\r\n")
+        shown = shown if len(shown) <= SHOWN else shown[: SHOWN - 3] + "..."
+        if str(error) == "unexpected end of data":
+            raise FieldError(
+                "unterminated quote: a quoted field must end on the line it starts on", shown
+            ) from None
+        raise FieldError(f"bad quoting ({error})", shown) from None
 
 
 @dataclass
@@ -77,7 +116,7 @@ class _Columns:
 
 
 def _columns(path: Path, header: Sequence[str]) -> _Columns:
-    names = [h.strip() for h in header]
+    names = [clean(live(h)).strip() for h in header]
     lowered = [n.lower() for n in names]
     emails = [i for i, n in enumerate(lowered) if n in EMAIL_HEADERS]
     if not emails:
@@ -96,6 +135,22 @@ def _columns(path: Path, header: Sequence[str]) -> _Columns:
     return _Columns(emails[0], name, attributes, len(names))
 
 
+def _header(path: Path, lines: Iterator[_Line]) -> tuple[_Columns, str]:
+    """The columns named by the first line, and the delimiter it uses."""
+    first = next(lines, _Line(1))
+    if first.too_long:
+        raise FileInputError(path, f"the header is longer than {MAX_LINE // 1024} KiB", 1)
+    if first.problem:
+        raise FileInputError(path, "the header is not UTF-8 text", 1)
+    if not first.text.strip():
+        raise FileInputError(path, "empty file: expected a header row with an email column", 1)
+    delimiter = max(DELIMITERS, key=first.text.count)
+    try:
+        return _columns(path, _fields(first, delimiter)), delimiter
+    except FieldError as error:
+        raise FileInputError(path, f"bad header: {error.reason}", 1) from None
+
+
 def import_csv(
     database: Database,
     mailing_list: MailingList,
@@ -107,7 +162,10 @@ def import_csv(
     dry_run: bool = False,
     check_dns: bool = False,
 ) -> ImportSummary:
-    """Import ``path`` into ``mailing_list`` in committed chunks; bad rows go to ``on_problem``."""
+    """Import ``path`` into ``mailing_list`` in committed chunks; bad rows go to ``on_problem``.
+
+    Names and attributes are cleaned of control characters; a cell that export escaped as a
+    formula loses exactly that escape."""
     summary = ImportSummary()
     counts = summary.counts
 
@@ -120,64 +178,42 @@ def import_csv(
     except OSError as error:
         raise FileInputError(path, f"cannot read: {error.strerror}") from None
     with handle:
-        first = handle.readline()
-        try:
-            header_text = first.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
-        except UnicodeDecodeError:
-            raise FileInputError(path, "the header is not UTF-8 text", 1) from None
-        if not header_text.strip():
-            raise FileInputError(path, "empty file: expected a header row with an email column", 1)
-        delimiter = max(DELIMITERS, key=header_text.count)
-        handle.seek(0)
-        reader = csv.reader(_lines(path, handle, bad), delimiter=delimiter)
-        try:
-            columns = _columns(path, next(reader))
-        except csv.Error as error:
-            raise FileInputError(path, f"bad header: {error}", 1) from None
+        lines = _lines(handle)
+        columns, delimiter = _header(path, lines)
         _start_seen(database)
         chunk: dict[str, Candidate] = {}
-        line = reader.line_num
-        while True:
-            try:
-                fields = next(reader, None)
-            except csv.Error as error:
-                bad(reader.line_num, f"unreadable row: {error}")
+        for line in lines:
+            if line.problem:
+                bad(line.number, line.problem)
                 continue
-            if fields is None:
-                break
-            row_line, line = line + 1, reader.line_num
+            try:
+                fields = [live(cell) for cell in _fields(line, delimiter)]
+            except FieldError as error:
+                bad(line.number, error.reason, error.shown)
+                continue
             if not fields or fields == [""]:
                 continue
             if len(fields) != columns.width:
-                bad(row_line, f"{len(fields)} fields where the header has {columns.width}")
+                bad(line.number, f"{len(fields)} fields where the header has {columns.width}")
                 continue
             raw_email = fields[columns.email]
             try:
                 address = normalise(raw_email, check_dns=check_dns)
             except AddressError as error:
-                bad(row_line, f"invalid address: {error.reason}", raw_email)
+                bad(line.number, f"invalid address: {error.reason}", raw_email)
                 continue
             if address.email in chunk:
                 counts["duplicate-in-file"] += 1
-                on_problem(RowProblem(path, row_line, raw_email, "duplicate in file, ignored"))
+                on_problem(RowProblem(path, line.number, raw_email, "duplicate in file, ignored"))
                 continue
-            name = fields[columns.name].strip() if columns.name is not None else None
-            attributes = {key: fields[i] for i, key in columns.attributes if fields[i] != ""}
+            name = clean(fields[columns.name]).strip() if columns.name is not None else None
+            attributes = {k: value for i, k in columns.attributes if (value := clean(fields[i]))}
             chunk[address.email] = Candidate(
-                address.email, address.smtputf8, name, attributes, row_line
+                address.email, address.smtputf8, name, attributes, line.number
             )
             if len(chunk) >= CHUNK:
-                _flush(
-                    database,
-                    mailing_list,
-                    chunk,
-                    counts,
-                    on_problem,
-                    path,
-                    resubscribe,
-                    confirmed,
-                    dry_run,
-                )
+                _flush(database, mailing_list, chunk, counts, on_problem, path,
+                       resubscribe, confirmed, dry_run)  # fmt: skip
         _flush(
             database, mailing_list, chunk, counts, on_problem, path, resubscribe, confirmed, dry_run
         )

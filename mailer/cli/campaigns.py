@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from mailer.bounces.fallout import campaign_fallout
-from mailer.cli.common import open_db, out, settings
+from mailer.cli.common import MAX_ID, finite, open_db, out, settings
 from mailer.cli.send import run, summarise
+from mailer.config.checks import MAX_CONCURRENCY
+from mailer.errors import NotFoundError
 from mailer.send import service
 from mailer.send.campaigns import Campaigns
 from mailer.send.service import Overrides, Session
@@ -19,7 +21,16 @@ from mailer.send.service import Overrides, Session
 app = typer.Typer(help="Follow, resume and retry campaigns.", no_args_is_help=True)
 
 
+def _known(campaign_id: int) -> int:
+    """``campaign_id``, unless no campaign can have it (SQLite keys end at 2**63 - 1)."""
+    if not 0 < campaign_id <= MAX_ID:
+        raise NotFoundError("campaign", str(campaign_id), "see `mailer campaigns ls`")
+    return campaign_id
+
+
 def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -> None:
+    _known(campaign_id)
+
     def starting(total: int, transport: str) -> None:
         out.print(f"campaign {campaign_id}: {total} to send via {transport}", markup=False)
 
@@ -36,9 +47,9 @@ def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -
 @app.command("resume", epilog="Example: mailer campaigns resume 3")
 def campaigns_resume(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    concurrency: Annotated[int | None, typer.Option(min=1)] = None,
-    rate: Annotated[float | None, typer.Option(min=0)] = None,
-    limit: Annotated[int, typer.Option(min=0)] = 0,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=MAX_CONCURRENCY)] = None,
+    rate: Annotated[float | None, typer.Option(min=0, callback=finite)] = None,
+    limit: Annotated[int, typer.Option(min=0, max=MAX_ID)] = 0,
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
 ) -> None:
     """Deliver exactly what is not yet sent (queued and deferred) of an interrupted campaign."""
@@ -48,8 +59,8 @@ def campaigns_resume(
 @app.command("retry", epilog="Example: mailer campaigns retry 3")
 def campaigns_retry(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    concurrency: Annotated[int | None, typer.Option(min=1)] = None,
-    rate: Annotated[float | None, typer.Option(min=0)] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=MAX_CONCURRENCY)] = None,
+    rate: Annotated[float | None, typer.Option(min=0, callback=finite)] = None,
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
 ) -> None:
     """Try the deferred deliveries (temporary failures) of a campaign again."""
@@ -78,7 +89,7 @@ def campaigns_show(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) ->
     unsubscribes it caused."""
     with open_db() as database:
         campaigns = Campaigns(database)
-        info = campaigns.get(campaign_id)
+        info = campaigns.get(_known(campaign_id))
         failures = campaigns.failures(campaign_id)
         fallout = campaign_fallout(database, campaign_id)
     lines = [

@@ -3,6 +3,7 @@ the workspace's settings and database."""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,13 +15,15 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from mailer import __version__, config
+from mailer.config.private import write_private
 from mailer.db.database import Database
-from mailer.errors import InputError, MailerError
+from mailer.errors import FileInputError, InputError, MailerError
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
 WIDTH = None if sys.stdout.isatty() else 240
 out = Console(highlight=False, soft_wrap=True, width=WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
+MAX_ID = 2**63 - 1  # the largest key SQLite stores
 
 
 class MailerGroup(TyperGroup):
@@ -86,6 +89,13 @@ def open_db() -> Iterator[Database]:
         yield database
 
 
+def finite(value: float | None) -> float | None:
+    """A number option's check: nan and infinity are not numbers of anything."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def confirm(question: str, yes: bool, refusal: str) -> None:
     """Ask on a terminal; without one, refuse unless --yes was given."""
     if yes:
@@ -103,7 +113,10 @@ def init(
     path = state.workspace / config.CONFIG_NAME
     if path.exists() and not force:
         raise InputError(f"{path} already exists (use --force to overwrite it)")
-    state.workspace.mkdir(parents=True, exist_ok=True)
-    path.write_text(config.render_default_file(), encoding="utf-8")
+    try:  # 0600: it may come to hold a password
+        state.workspace.mkdir(parents=True, exist_ok=True)
+        write_private(path, config.render_default_file().encode("utf-8"))
+    except OSError as error:
+        raise FileInputError(path, f"cannot write: {error.strerror}") from None
     with open_db() as database:
         out.print(f"wrote {path}\ndatabase {database.path}")

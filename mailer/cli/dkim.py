@@ -8,7 +8,7 @@ import typer
 
 from mailer.cli.common import out, settings
 from mailer.errors import InputError
-from mailer.send.dkim_keys import dns_record, txt_strings, write_key
+from mailer.send.dkim_keys import dns_record, record_name, txt_strings, write_key
 
 app = typer.Typer(help="DKIM signing keys.", no_args_is_help=True)
 
@@ -30,9 +30,10 @@ def dkim_keygen(
     selector = selector or current.dkim.selector
     if not domain:
         raise InputError("no signing domain: give --domain or set [dkim] domain")
+    name = record_name(selector, domain)  # before any key is written
     path = current.workspace / current.dkim.key_file
     key = write_key(path, key_type, replace=force)
     strings = txt_strings(dns_record(key))
     out.print(f"wrote {path} ({key_type})", markup=False)
     out.print(f'publish this DNS record, then set [dkim] domain = "{domain}":', markup=False)
-    out.print(f"{selector}._domainkey.{domain}. IN TXT {strings}", markup=False)
+    out.print(f"{name}. IN TXT {strings}", markup=False)

@@ -11,10 +11,11 @@ import typer
 
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.addresses import normalise
+from mailer.audience.cleaning import clean
 from mailer.audience.csv_export import export_csv, export_file
 from mailer.audience.csv_import import SUMMARY_KEYS, RowProblem, import_csv
 from mailer.cli.common import err, open_db, out, settings
-from mailer.errors import InputError
+from mailer.errors import DiskFullError, InputError
 from mailer.models import Candidate, MembershipStatus, Outcome
 from mailer.send.confirmation import confirm_by_mail
 from mailer.send.event_loop import runner
@@ -23,14 +24,16 @@ app = typer.Typer(help="Manage the readers of a list.", no_args_is_help=True)
 
 
 def _attributes(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE pairs, cleaned of control characters as an import cleans them."""
     result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = clean(key).strip()
+        if not sep or not key:
             raise InputError(f"invalid --attr {pair!r}: expected KEY=VALUE")
-        if key.strip().lower() in ("email", "name"):
-            raise InputError(f"invalid --attr {pair!r}: {key.strip()} is not an attribute")
-        result[key.strip()] = value
+        if key.lower() in ("email", "name"):
+            raise InputError(f"invalid --attr {pair!r}: {key} is not an attribute")
+        result[key] = clean(value)
     return result
 
 
@@ -56,7 +59,8 @@ def subscribers_add(
     address = normalise(email, check_dns=dns)
     with open_db() as database:
         mailing_list = lists.get(database, list_slug)
-        candidate = Candidate(address.email, address.smtputf8, name, attributes)
+        cleaned = None if name is None else clean(name).strip()
+        candidate = Candidate(address.email, address.smtputf8, cleaned, attributes)
         [outcome] = subscriptions.add(database, mailing_list, [candidate], resubscribe=resubscribe)
         member = members.find(database, mailing_list, address.email)
     messages = {
@@ -179,6 +183,8 @@ def subscribers_import(
         except KeyboardInterrupt:
             err.print("interrupted: committed chunks are kept; run the same import again to finish")
             raise typer.Exit(130) from None
+        except DiskFullError as full:  # committed chunks are kept here too
+            raise DiskFullError(full.where, "run the same import again") from None
     counts = summary.counts
     prefix = "dry run, nothing changed: " if dry_run else ""
     out.print(prefix + ", ".join(f"{counts[k]} {k}" for k in SUMMARY_KEYS), markup=False)

@@ -1,7 +1,9 @@
-"""One SQLite connection in WAL mode: transactions, queries, and sqlite errors as StoreError."""
+"""One SQLite connection in WAL mode: transactions, queries, sqlite errors as one MailerError."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -9,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.config.private import private_file, private_folder
 from mailer.db.schema import MIGRATIONS, Migration
-from mailer.errors import StoreError
+from mailer.errors import DiskFullError, MailerError, StoreError
 
 # Bind a Python list as one parameter: `x IN (SELECT value FROM json_each(?))`.
 IN_JSON = "(SELECT value FROM json_each(?))"
@@ -26,21 +29,39 @@ def as_json(values: Iterable[Any]) -> str:
 
 
 class Database:
-    """The workspace's database; ``transaction()`` is BEGIN IMMEDIATE ... COMMIT."""
+    """The workspace's database; ``transaction()`` is BEGIN IMMEDIATE ... COMMIT.
+
+    A new database file is created 0600 in folders created 0700; SQLite gives its -wal and -shm
+    files the database file's mode. Existing files and folders keep theirs.
+    """
 
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = path
+        self._create(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             self.connection.execute("PRAGMA foreign_keys = ON")
             self.connection.execute("PRAGMA journal_mode = WAL")
             self.connection.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except OSError as error:
-            raise StoreError(path, f"cannot create its folder: {error.strerror}") from None
         except sqlite3.Error as error:
             raise self.error(error) from None
+
+    def _create(self, path: Path) -> None:
+        try:
+            private_folder(path.parent)
+        except OSError as error:
+            raise self.os_error(error, "cannot create its folder") from None
+        try:
+            private_file(path)
+        except OSError as error:
+            raise self.os_error(error, "cannot create it") from None
+
+    def os_error(self, error: OSError, doing: str) -> MailerError:
+        """DiskFullError for no space left (ENOSPC), else a StoreError saying what failed."""
+        if error.errno == errno.ENOSPC:
+            return DiskFullError(f"database {self.path}")
+        return StoreError(self.path, f"{doing}: {error.strerror}")
 
     def close(self) -> None:
         self.connection.close()
@@ -51,9 +72,14 @@ class Database:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def error(self, error: sqlite3.Error) -> StoreError:
-        """The StoreError that says what a sqlite error means for the user."""
+    def error(self, error: sqlite3.Error | OverflowError) -> MailerError:
+        """The error that says what a sqlite error means for the user: DiskFullError when the
+        disk is full, else a StoreError."""
         text = str(error)
+        if isinstance(error, OverflowError):  # a number sqlite cannot store (over 2**63 - 1)
+            return StoreError(self.path, "a number too large for SQLite")
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in text:
+            return DiskFullError(f"database {self.path}")
         if "locked" in text or "busy" in text:
             return StoreError(self.path, "locked by another process; try again when it is done")
         if "unable to open" in text:
@@ -78,8 +104,7 @@ class Database:
             if migration.rebuilds and db.execute("PRAGMA foreign_key_check").fetchone():
                 raise StoreError(self.path, f"migration {number} broke a reference")
         finally:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            rollback(db)
             db.execute("PRAGMA foreign_keys = ON")
 
     def transaction(self) -> Transaction:
@@ -89,7 +114,7 @@ class Database:
         """All rows of one statement, outside any explicit transaction."""
         try:
             return self.connection.execute(sql, params).fetchall()
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OverflowError) as error:
             raise self.error(error) from None
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
@@ -100,19 +125,28 @@ class Database:
         """Rows one at a time, for lists too long to hold."""
         try:
             yield from self.connection.execute(sql, params)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OverflowError) as error:
             raise self.error(error) from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One statement in its own implicit transaction (temporary tables, pragmas)."""
         try:
             self.connection.execute(sql, params)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OverflowError) as error:
             raise self.error(error) from None
 
 
+def rollback(db: sqlite3.Connection) -> None:
+    """Undo what is left of a transaction. SQLite may have rolled it back already (a full disk
+    does), and a rollback that fails must not hide the error that called for it."""
+    with contextlib.suppress(sqlite3.Error):
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+
 class Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; sqlite errors become StoreError."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; sqlite errors become MailerErrors
+    (DiskFullError for a full disk), and the first error is the one raised."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -133,9 +167,8 @@ class Transaction:
                 db.execute("COMMIT")
                 return
             except sqlite3.Error as failure:
-                db.execute("ROLLBACK")
+                rollback(db)
                 raise self.database.error(failure) from None
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        if isinstance(error, sqlite3.Error):
+        rollback(db)
+        if isinstance(error, sqlite3.Error | OverflowError):
             raise self.database.error(error) from None

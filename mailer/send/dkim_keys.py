@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
-import os
+import errno
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from mailer.errors import FileInputError, InputError
+from mailer.config.checks import dns_name
+from mailer.config.private import private_folder, write_private
+from mailer.errors import DiskFullError, FileInputError, InputError
 from mailer.send.dkim import PrivateKey
 
 
@@ -39,17 +41,28 @@ def dns_record(key: PrivateKey) -> str:
     return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
 
 
+def record_name(selector: str, domain: str) -> str:
+    """Where the key's TXT record goes, SELECTOR._domainkey.DOMAIN; InputError unless both
+    are DNS names."""
+    for what, value in (("domain", domain), ("selector", selector)):
+        problem = dns_name(value)
+        if problem is not None:
+            raise InputError(f"invalid DKIM {what} {value!r}: {problem}")
+    return f"{selector}._domainkey.{domain}"
+
+
 def write_key(path: Path, kind: str, *, replace: bool = False) -> PrivateKey:
-    """Generate a key of ``kind`` (rsa or ed25519) and write it to ``path``, mode 0600."""
+    """Generate a key of ``kind`` (rsa or ed25519) and write it to ``path``, mode 0600, in a
+    folder created 0700; a replaced key file is replaced whole, never left half written."""
     if path.exists() and not replace:
         raise InputError(f"{path} already exists (--force replaces it; publish the new record)")
     key = generate_key(kind)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(private_pem(key))
+        private_folder(path.parent)
+        write_private(path, private_pem(key))
     except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DiskFullError(f"key file {path}", "run the same keygen again") from None
         raise FileInputError(path, f"cannot write: {error.strerror}") from None
     return key
 
