@@ -37,6 +37,7 @@ class MailingList:
     name: str
     double_opt_in: bool
     public_archive: bool = False
+    public_form: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,10 +38,44 @@ def test_create_list_ls_and_counts(mailer: Invoke, workspace: Path) -> None:
     result = mailer("lists", "ls")
     assert result.exit_code == 0
     rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
-    # slug, name..., opt-in, confirmed, unconfirmed, unsubscribed, bounced, blocklisted
-    assert rows["weekly"][-6:] == ["single", "1", "0", "1", "0", "0"]
-    assert rows["confirmed"][-6:] == ["double", "0", "1", "0", "0", "0"]
+    # slug, name..., opt-in, form, confirmed, unconfirmed, unsubscribed, bounced, blocklisted
+    assert rows["weekly"][-7:] == ["single", "closed", "1", "0", "1", "0", "0"]
+    assert rows["confirmed"][-7:] == ["double", "closed", "0", "1", "0", "0", "0"]
     assert (workspace / "subscribers" / "mailer.db").exists()
+
+
+def test_the_public_form_is_opened_and_closed_by_the_editor(
+    mailer: Invoke, workspace: Path
+) -> None:
+    def opened(slug: str) -> int:
+        db = sqlite3.connect(workspace / "subscribers" / "mailer.db")
+        row = db.execute("SELECT public_form FROM lists WHERE slug = ?", (slug,)).fetchone()
+        db.close()
+        return int(row[0])
+
+    created = mailer("lists", "create", "weekly")
+    assert created.exit_code == 0 and "public form" not in created.stdout
+    assert opened("weekly") == 0  # closed unless the editor opens it
+    made = mailer("lists", "create", "letters", "--double-opt-in", "--public-form")
+    assert made.exit_code == 0
+    assert made.stdout == "created list letters (letters, double opt-in, public form)\n"
+    assert opened("letters") == 1
+    result = mailer("lists", "set", "weekly", "--public-form")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "list weekly: subscribe form open at /s/weekly\n"
+    assert opened("weekly") == 1
+    closed = mailer("lists", "set", "letters", "--no-public-form", "--public-archive")
+    assert closed.exit_code == 0, closed.output
+    assert closed.stdout.splitlines() == [
+        "list letters: campaigns published at /archive/",
+        "list letters: subscribe form closed",
+    ]
+    assert opened("letters") == 0
+    rows = {line.split()[0]: line.split() for line in mailer("lists", "ls").output.splitlines()}
+    assert rows["weekly"][3] == "open" and rows["letters"][3] == "closed"
+    nothing = mailer("lists", "set", "weekly")
+    assert nothing.exit_code == 1 and "--public-form" in nothing.stderr
+    assert mailer("lists", "set", "nope", "--public-form").exit_code == 1
 
 
 def test_duplicate_and_bad_slug(mailer: Invoke) -> None:

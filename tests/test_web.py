@@ -31,6 +31,7 @@ from mailer.compose.templates import template_dirs
 from mailer.db.database import Database
 from mailer.db.schema import SCHEMA
 from mailer.models import Candidate, MailingList, Member
+from mailer.send.deliveries import count_eligible
 from mailer.tokens import TOKEN, Signer, load_secret
 from mailer.web.app import create_app
 from tests.conftest import EXAMPLE_REPORT, Invoke
@@ -102,8 +103,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def post_form(url: str, fields: dict[str, str], ip: str = "192.0.2.1") -> Answer:
+    """The form sent as a browser sends it from our own page: with the page's Origin."""
     body = urllib.parse.urlencode(fields).encode()
-    return http("POST", url, body, {**FORM, "X-Forwarded-For": ip})
+    parts = urllib.parse.urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return http("POST", url, body, {**FORM, "X-Forwarded-For": ip, "Origin": origin})
 
 
 def smtp_environ(port: int) -> dict[str, str]:
@@ -115,8 +119,8 @@ def smtp_environ(port: int) -> dict[str, str]:
 class Site:
     live: Live
     mailbox: Mailbox
-    weekly: MailingList  # single opt-in, public archive
-    double: MailingList  # double opt-in
+    weekly: MailingList  # single opt-in, public archive, public form
+    double: MailingList  # double opt-in, public form
     ada: Member  # confirmed on weekly
 
     def membership(self, mailing_list: MailingList, email: str) -> str | None:
@@ -136,8 +140,10 @@ def make_site(workspace: Path, smtp: tuple[LoopbackController, Mailbox], **optio
     controller, mailbox = smtp
     live = start_web(workspace, smtp_environ(controller.port), **options)
     with live.store() as store:
-        weekly = lists.create(store, "weekly", "Weekly report", public_archive=True)
-        double = lists.create(store, "letters", "Letters", double_opt_in=True)
+        weekly = lists.create(
+            store, "weekly", "Weekly report", public_archive=True, public_form=True
+        )
+        double = lists.create(store, "letters", "Letters", double_opt_in=True, public_form=True)
         subscriptions.add(store, weekly, [Candidate("ada@example.org", False, "Ada")])
         ada = members.find(store, weekly, "ada@example.org")
     assert ada is not None
@@ -183,8 +189,6 @@ def test_one_click_post_made_as_gmail_makes_it_unsubscribes_once(site: Site) -> 
     unsubscribed = [e for e in site.events("ada@example.org") if e[0] == "unsubscribed"]
     assert unsubscribed == [("unsubscribed", "one-click")]
     with site.live.store() as store:  # the next campaign's snapshot leaves Ada out
-        from mailer.send.deliveries import count_eligible
-
         assert count_eligible(store, site.weekly) == 0
 
 
@@ -251,8 +255,8 @@ def test_double_opt_in_form_sends_a_confirmation_and_post_confirms(site: Site) -
     assert '<label for="email">' in form.body and 'name="website"' in form.body
     answer = post_form(f"{site.live.url}/s/letters", {"email": "Bea@Example.org", "name": "Bea"})
     assert answer.status == 200 and "check your inbox" in answer.body
+    [received] = site.mailbox.wait_for(1)  # the request is stored, then the message goes out
     assert site.membership(site.double, "bea@example.org") == "unconfirmed"
-    [received] = site.mailbox.wait_for(1)
     message = received.message
     assert received.recipient == "bea@example.org"
     assert message["Subject"] == "Please confirm your subscription to Letters"
@@ -304,13 +308,22 @@ def test_a_confirm_link_is_good_only_for_its_request_and_its_days(
         site.live.stop()
 
 
-def test_single_opt_in_form_subscribes_at_once(site: Site) -> None:
+def test_the_form_is_double_opt_in_on_a_single_opt_in_list_too(site: Site) -> None:
+    assert not site.weekly.double_opt_in  # single opt-in is for the editor's own additions
     answer = post_form(f"{site.live.url}/s/weekly", {"email": "cy@example.org", "name": "  Cy "})
-    assert answer.status == 200 and "from the next issue on" in answer.body
-    assert site.membership(site.weekly, "cy@example.org") == "confirmed"
+    assert answer.status == 200 and "check your inbox" in answer.body
+    [received] = site.mailbox.wait_for(1)
+    assert received.recipient == "cy@example.org"
+    assert site.membership(site.weekly, "cy@example.org") == "unconfirmed"
     with site.live.store() as store:
         member = members.find(store, site.weekly, "cy@example.org")
-    assert member is not None and member.name == "Cy"
+        assert member is not None and member.name == ""  # not the reader's word yet
+        assert store.query_one("SELECT pending_name FROM memberships WHERE subscriber_id = ?",
+                               (member.id,)) == ("Cy",)  # fmt: skip
+        assert count_eligible(store, site.weekly) == 1  # Ada only, until Cy confirms
+    assert http("POST", confirm_link(received.message, site.live.url), b"", FORM).status == 200
+    assert site.membership(site.weekly, "cy@example.org") == "confirmed"
+    assert site.events("cy@example.org") == [("subscribed", "web form"), ("confirmed", "web")]
 
 
 def test_answer_never_reveals_whether_an_address_was_on_the_list(site: Site) -> None:
@@ -441,11 +454,13 @@ def test_confirmation_message_is_well_formed_for_a_utf8_reader(workspace: Path) 
     message = message_from_string(data.decode("utf-8"), policy=policy.SMTPUTF8)
     assert isinstance(message, EmailMessage)
     assert message["To"].addresses[0].addr_spec == "zoë@exämple.org"
-    assert message["To"].addresses[0].display_name == "Zoë Brontë"
+    assert message["To"].addresses[0].display_name == ""  # the confirmation names nobody
     assert message["Subject"] == "Please confirm your subscription to Lettres “choisies”"
     text, html = message.get_body(("plain",)), message.get_body(("html",))
-    assert text is not None and url in text.get_content() and "Zoë Brontë" in text.get_content()
+    assert text is not None and url in text.get_content() and "Brontë" not in text.get_content()
+    assert text.get_content().startswith("Hello,\r\n")
     assert html is not None and "Lettres “choisies”" in html.get_content()
+    assert "Brontë" not in html.get_content() and "Brontë" not in data.decode()
     assert "&ldquo;" not in html.get_content() and f'href="{url}"' in html.get_content()
 
 

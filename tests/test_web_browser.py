@@ -1,19 +1,25 @@
-"""End to end in headless Chromium: a delivered campaign's unsubscribe link, clicked by a reader."""
+"""End to end in headless Chromium: a delivered campaign's unsubscribe link, clicked by a reader;
+the form and its confirmation; and hostile requests that must change nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from mailer.audience import lists
+from mailer.audience import lists, members, subscriptions
+from mailer.models import Candidate
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import confirm_link, http, smtp_environ, start_web
@@ -43,7 +49,8 @@ def run_mailer(
     )
 
 
-def membership(workspace: Path, email: str) -> tuple[str, str]:
+def membership(workspace: Path, email: str) -> tuple[str, str] | None:
+    """The reader's membership status and the detail of their last event, or None."""
     db = sqlite3.connect(workspace / "subscribers" / "mailer.db")
     row = db.execute(
         "SELECT m.status, (SELECT detail FROM events e WHERE e.subscriber_id = s.id"
@@ -52,7 +59,7 @@ def membership(workspace: Path, email: str) -> tuple[str, str]:
         (email,),
     ).fetchone()
     db.close()
-    return row[0], row[1]
+    return None if row is None else (row[0], row[1])
 
 
 def test_reader_unsubscribes_from_a_delivered_message_in_chromium(
@@ -103,7 +110,7 @@ def test_subscribe_form_is_usable_with_the_keyboard_and_labels(
     live = start_web(workspace, smtp_environ(controller.port))
     try:
         with live.store() as store:
-            lists.create(store, "letters", "Letters", double_opt_in=True)
+            lists.create(store, "letters", "Letters", double_opt_in=True, public_form=True)
         page = browser.new_page()
         page.goto(f"{live.url}/s/letters")
         page.get_by_label("Email address").fill("reader@example.net")
@@ -119,5 +126,132 @@ def test_subscribe_form_is_usable_with_the_keyboard_and_labels(
         expect(page.get_by_role("heading", level=1)).to_have_text("Your subscription is confirmed")
         page.close()
         assert membership(workspace, "reader@example.net") == ("confirmed", "web")
+    finally:
+        live.stop()
+
+
+# hostile requests, driven from the browser
+
+
+def subscribe_in(page: Page, url: str, email: str) -> None:
+    page.goto(url)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("status")).to_contain_text("check your inbox")
+
+
+def test_a_head_request_to_an_unsubscribe_link_leaves_the_reader_subscribed(
+    browser: Browser, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
+) -> None:
+    controller, _ = smtp
+    live = start_web(workspace, smtp_environ(controller.port))
+    try:
+        with live.store() as store:
+            weekly = lists.create(store, "weekly", "Weekly")
+            subscriptions.add(store, weekly, [Candidate("ada@example.org", False)])
+            ada = members.find(store, weekly, "ada@example.org")
+        assert ada is not None
+        url = f"{live.url}/u/{live.signer().make('u', ada.id, weekly.id)}"
+        page = browser.new_page()
+        one_click = {"Content-Type": "application/x-www-form-urlencoded"}
+        head = page.request.fetch(url, method="HEAD", headers=one_click,
+                                  data="List-Unsubscribe=One-Click")  # fmt: skip
+        get = page.request.fetch(url, method="GET")
+        assert head.status == get.status == 200 and head.body() == b""
+        assert head.headers["content-length"] == get.headers["content-length"]
+        assert membership(workspace, "ada@example.org") == ("confirmed", "")
+        page.close()
+    finally:
+        live.stop()
+
+
+def test_a_stale_confirm_link_shows_the_invalid_page_and_leaves_the_reader_out(
+    browser: Browser, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
+) -> None:
+    controller, mailbox = smtp
+    # The site's clock runs a minute behind: the link is surely older than the unsubscription.
+    live = start_web(workspace, smtp_environ(controller.port), clock=lambda: time.time() - 60)
+    try:
+        with live.store() as store:
+            letters = lists.create(store, "letters", "Letters", public_form=True)
+        page = browser.new_page()
+        subscribe_in(page, f"{live.url}/s/letters", "reader@example.net")
+        link = confirm_link(mailbox.wait_for(1)[0].message, live.url)
+        page.goto(link)
+        page.get_by_role("button", name="Confirm my subscription").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Your subscription is confirmed")
+        with live.store() as store:
+            reader = members.find(store, letters, "reader@example.net")
+        assert reader is not None
+        page.goto(f"{live.url}/u/{live.signer().make('u', reader.id, letters.id)}")
+        page.get_by_role("button", name="Unsubscribe").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("You have been unsubscribed")
+        page.goto(link)  # the old confirmation, opened again
+        expect(page.get_by_role("heading", level=1)).to_have_text("This link is not valid")
+        expect(page.get_by_role("button")).to_have_count(0)
+        assert page.request.post(link, form={}).status == 404  # and pressed anyway
+        page.close()
+        assert membership(workspace, "reader@example.net") == ("unsubscribed", "web")
+    finally:
+        live.stop()
+
+
+HOSTILE = """<!DOCTYPE html><html><head><meta charset="utf-8">{meta}<title>Win a prize</title>
+</head><body><form method="post" action="{action}">
+<input name="email" value="victim@example.org"><input name="name" value="Mallory"></form>
+<script>document.forms[0].submit()</script></body></html>"""
+
+
+@contextlib.contextmanager
+def another_site(pages: dict[str, str]) -> Iterator[str]:
+    """A web server of its own on another loopback port (another origin), serving ``pages``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages[self.path].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_form_on_another_site_cannot_subscribe_anyone(
+    browser: Browser, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
+) -> None:
+    controller, mailbox = smtp
+    live = start_web(workspace, smtp_environ(controller.port))
+    try:
+        with live.store() as store:
+            lists.create(store, "letters", "Letters", public_form=True)
+        action = f"{live.url}/s/letters"
+        pages = {"/prize": HOSTILE.format(meta="", action=action),  # Origin: the other site
+                 "/hidden": HOSTILE.format(meta='<meta name="referrer" content="no-referrer">',
+                                           action=action)}  # Origin: null  # fmt: skip
+        page = browser.new_page()
+        with another_site(pages) as other:
+            for path in pages:
+                with page.expect_response(action) as refused:
+                    page.goto(other + path)
+                assert refused.value.status == 403, path
+                expect(page.get_by_role("alert")).to_contain_text("Nothing was changed")
+        assert membership(workspace, "victim@example.org") is None
+        subscribe_in(page, action, "reader@example.net")  # our own page's form still works
+        page.close()
+        assert [r.recipient for r in mailbox.wait_for(1)] == ["reader@example.net"]
+        assert membership(workspace, "victim@example.org") is None
     finally:
         live.stop()

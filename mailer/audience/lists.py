@@ -1,4 +1,4 @@
-"""Mailing lists: create, find, count their members, publish their archive, remove."""
+"""Mailing lists: create, find, count their members, open their archive and form, remove."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from mailer.errors import InputError, NotFoundError
 from mailer.models import ListSummary, MailingList
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-COLUMNS = "id, slug, name, opt_in, public_archive"
+COLUMNS = "id, slug, name, opt_in, public_archive, public_form"
 
 
 def _list(row: tuple[Any, ...]) -> MailingList:
-    return MailingList(row[0], row[1], row[2], row[3] == "double", bool(row[4]))
+    return MailingList(row[0], row[1], row[2], row[3] == "double", bool(row[4]), bool(row[5]))
 
 
 def create(
@@ -26,6 +26,7 @@ def create(
     *,
     double_opt_in: bool = False,
     public_archive: bool = False,
+    public_form: bool = False,
 ) -> MailingList:
     if not SLUG.fullmatch(slug):
         raise InputError(f"invalid list slug {slug!r}: use lower-case letters, digits, '-' and '_'")
@@ -33,13 +34,15 @@ def create(
     with database.transaction() as db:
         try:
             cursor = db.execute(
-                "INSERT INTO lists (slug, name, opt_in, public_archive, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (slug, name or slug, opt_in, public_archive, now()),
+                "INSERT INTO lists (slug, name, opt_in, public_archive, public_form, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (slug, name or slug, opt_in, public_archive, public_form, now()),
             )
         except sqlite3.IntegrityError:
             raise InputError(f"list {slug!r} already exists") from None
-    return MailingList(cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive)
+    return MailingList(
+        cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive, public_form
+    )
 
 
 def find(database: Database, slug: str) -> MailingList | None:
@@ -62,7 +65,7 @@ def by_id(database: Database, list_id: int) -> MailingList | None:
 def summaries(database: Database) -> list[ListSummary]:
     """Every list with its members counted per status (bounced and blocklisted apart)."""
     rows = database.query(
-        "SELECT l.id, l.slug, l.name, l.opt_in, l.public_archive,"
+        "SELECT l.id, l.slug, l.name, l.opt_in, l.public_archive, l.public_form,"
         " SUM(m.status = 'confirmed' AND s.status = 'active'),"
         " SUM(m.status = 'unconfirmed' AND s.status = 'active'),"
         " SUM(m.status = 'unsubscribed'),"
@@ -73,7 +76,7 @@ def summaries(database: Database) -> list[ListSummary]:
     )
     names = ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
     return [
-        ListSummary(_list(r), {name: r[5 + i] or 0 for i, name in enumerate(names)}) for r in rows
+        ListSummary(_list(r), {name: r[6 + i] or 0 for i, name in enumerate(names)}) for r in rows
     ]
 
 
@@ -94,3 +97,12 @@ def set_public_archive(database: Database, slug: str, public: bool) -> MailingLi
     with database.transaction() as db:
         db.execute("UPDATE lists SET public_archive = ? WHERE id = ?", (public, mailing_list.id))
     return replace(mailing_list, public_archive=public)
+
+
+def set_public_form(database: Database, slug: str, public: bool) -> MailingList:
+    """Open (or close) the list's subscribe form at /s/{slug}: closed, it answers like an
+    unknown list."""
+    mailing_list = get(database, slug)
+    with database.transaction() as db:
+        db.execute("UPDATE lists SET public_form = ? WHERE id = ?", (public, mailing_list.id))
+    return replace(mailing_list, public_form=public)

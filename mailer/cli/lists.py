@@ -27,20 +27,30 @@ def lists_create(
         bool,
         typer.Option("--public-archive", help="Publish its campaigns at /archive/ (mailer serve)."),
     ] = False,
+    public_form: Annotated[
+        bool,
+        typer.Option(
+            "--public-form",
+            help="Open its subscribe form at /s/SLUG (mailer serve); always double opt-in.",
+        ),
+    ] = False,
 ) -> None:
     """Create a mailing list."""
     with open_db() as database:
         created = lists.create(
-            database, slug, name, double_opt_in=double_opt_in, public_archive=public_archive
-        )
+            database, slug, name, double_opt_in=double_opt_in, public_archive=public_archive,
+            public_form=public_form,
+        )  # fmt: skip
     opt_in = "double" if created.double_opt_in else "single"
     archive = ", public archive" if created.public_archive else ""
+    form = ", public form" if created.public_form else ""
     out.print(
-        f"created list {created.slug} ({created.name}, {opt_in} opt-in{archive})", markup=False
+        f"created list {created.slug} ({created.name}, {opt_in} opt-in{archive}{form})",
+        markup=False,
     )
 
 
-@app.command("set", epilog="Example: mailer lists set weekly --public-archive")
+@app.command("set", epilog="Example: mailer lists set weekly --public-archive --public-form")
 def lists_set(
     slug: str,
     public_archive: Annotated[
@@ -50,25 +60,41 @@ def lists_set(
             help="Publish (or withdraw) its campaigns at /archive/ of mailer serve.",
         ),
     ] = None,
+    public_form: Annotated[
+        bool | None,
+        typer.Option(
+            "--public-form/--no-public-form",
+            help="Open (or close) its subscribe form at /s/SLUG of mailer serve.",
+        ),
+    ] = None,
 ) -> None:
     """Change a list's settings."""
-    if public_archive is None:
-        raise InputError("nothing to change: give --public-archive or --no-public-archive")
+    if public_archive is None and public_form is None:
+        raise InputError(
+            "nothing to change: give --public-archive, --no-public-archive, --public-form"
+            " or --no-public-form"
+        )
     with open_db() as database:
-        changed = lists.set_public_archive(database, slug, public_archive)
-    shown = "published at /archive/" if changed.public_archive else "not published"
-    out.print(f"list {changed.slug}: campaigns {shown}", markup=False)
+        if public_archive is not None:
+            changed = lists.set_public_archive(database, slug, public_archive)
+            shown = "published at /archive/" if changed.public_archive else "not published"
+            out.print(f"list {changed.slug}: campaigns {shown}", markup=False)
+        if public_form is not None:
+            changed = lists.set_public_form(database, slug, public_form)
+            shown = f"open at /s/{changed.slug}" if changed.public_form else "closed"
+            out.print(f"list {changed.slug}: subscribe form {shown}", markup=False)
 
 
 @app.command("ls", epilog="Example: mailer lists ls")
 def lists_ls() -> None:
-    """Show every list with its opt-in mode and member counts per status."""
+    """Show every list with its opt-in mode, its form and member counts per status."""
     with open_db() as database:
         summaries = lists.summaries(database)
     table = Table(
         "slug",
         "name",
         "opt-in",
+        "form",
         "confirmed",
         "unconfirmed",
         "unsubscribed",
@@ -83,6 +109,7 @@ def lists_ls() -> None:
             summary.list.slug,
             summary.list.name,
             "double" if summary.list.double_opt_in else "single",
+            "open" if summary.list.public_form else "closed",
             *(
                 str(c[k])
                 for k in ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")

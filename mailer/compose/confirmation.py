@@ -37,11 +37,13 @@ def build_confirmation(
     url: str,
     templates: Sequence[Path],
 ) -> bytes:
-    """Return the confirmation message for ``member`` as CRLF bytes, ready for SMTP DATA."""
+    """Return the confirmation message for ``member`` as CRLF bytes, ready for SMTP DATA. It
+    greets nobody by name: whoever filled in the form chose it, so it is not the reader's word
+    (``subscriber.name`` stays empty, for templates a workspace overrode)."""
     context: dict[str, Any] = {
         "newsletter": newsletter,
         "list": mailing_list,
-        "subscriber": {"email": mime.clean(member.email), "name": mime.clean(member.name)},
+        "subscriber": {"email": mime.clean(member.email), "name": ""},
         "confirm_url": url,
     }
     subject, text = _render(templates, TEXT_TEMPLATE, context, html=False)
@@ -50,7 +52,7 @@ def build_confirmation(
     message = EmailMessage(policy=policy)
     sender_name, sender_addr = parseaddr(mime.clean(newsletter.sender))
     message["From"] = _address(sender_name, sender_addr)
-    message["To"] = _address(member.name, member.email)
+    message["To"] = _address("", member.email)
     message["Subject"] = mime.clean(subject or f"Confirm your subscription to {mailing_list.name}")
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid("confirm", domain=mime.domain_of(sender_addr))

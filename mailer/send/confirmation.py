@@ -1,4 +1,4 @@
-"""Sending opt-in confirmation messages: one now (the CLI), or queued after a web page answered."""
+"""Opt-in confirmations: one sent now (the CLI), or form requests done after the page answered."""
 
 from __future__ import annotations
 
@@ -40,52 +40,63 @@ async def send_confirmation(
         await connection.close()
 
 
+# A form request's database work, run in a thread: the member to mail, or None for nobody.
+Prepare = Callable[[], Member | None]
+
+
 class Confirmations:
-    """One task sends the web form's confirmation messages, in order, after the page answered
-    (so the answer takes as long whether or not a message goes out); problems go to a callback."""
+    """One task does the web form's requests after the page answered, in order: the database
+    work, then the confirmation message when one is due. So the answer takes as long, and says
+    the same, whether the address was known or not; problems go to ``on_problem(who, what)``."""
 
     def __init__(
         self,
         settings: Settings,
         transport: Transport,
         templates: Sequence[Path],
-        on_problem: Callable[[Member, str], None],
+        on_problem: Callable[[str, str], None],
         capacity: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.transport, self.templates = settings, transport, templates
         self.clock = clock
         self.on_problem, self.capacity = on_problem, capacity
-        self.queue: asyncio.Queue[tuple[MailingList, Member]] | None = None
+        self.queue: asyncio.Queue[tuple[MailingList, Prepare]] | None = None
         self.worker: asyncio.Task[None] | None = None
 
-    def put(self, mailing_list: MailingList, member: Member) -> None:
+    def put(self, mailing_list: MailingList, prepare: Prepare) -> None:
+        """Queue a request: ``prepare`` runs later, then its member (if any) is mailed."""
         if self.queue is None:  # created in the serving loop, on first use
             self.queue = asyncio.Queue(self.capacity)
             self.worker = asyncio.get_running_loop().create_task(self._run(self.queue))
         try:
-            self.queue.put_nowait((mailing_list, member))
+            self.queue.put_nowait((mailing_list, prepare))
         except asyncio.QueueFull:
-            self.on_problem(member, "not sent: too many confirmations waiting")
+            self.on_problem("a form request", "not done: too many requests waiting")
 
-    async def _run(self, queue: asyncio.Queue[tuple[MailingList, Member]]) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[MailingList, Prepare]]) -> None:
         while True:
-            mailing_list, member = await queue.get()
+            mailing_list, prepare = await queue.get()
+            who = "a form request"
             try:
+                member = await asyncio.to_thread(prepare)
+                if member is None:
+                    continue  # nothing is due: confirmed already, bounced, blocked or erased
+                who = f"subscriber {member.id}"
                 reply = await send_confirmation(
                     self.settings, self.transport, mailing_list, member, self.templates, self.clock
                 )
                 if not reply.accepted:
-                    self.on_problem(member, f"refused: {reply.code} {reply.text}")
+                    self.on_problem(who, f"refused: {reply.code} {reply.text}")
             except MailerError as error:
-                self.on_problem(member, f"not sent: {error}")
+                self.on_problem(who, f"not sent: {error}")
             except Exception as error:  # keep serving the next ones whatever happened
-                self.on_problem(member, f"failed: {type(error).__name__}: {error}")
+                self.on_problem(who, f"failed: {type(error).__name__}: {error}")
             finally:
                 queue.task_done()
 
     async def drain(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds) for the waiting messages, then stop the task."""
+        """Wait (at most ``timeout`` seconds) for the waiting requests, then stop the task."""
         if self.queue is None or self.worker is None:
             return
         with contextlib.suppress(TimeoutError):

@@ -1,4 +1,5 @@
-"""The readers' side as one ASGI app: each route to its module's handler, errors to one page."""
+"""The readers' side as one ASGI app: each route to its module's handler, errors to one page,
+security headers on every response."""
 
 from __future__ import annotations
 
@@ -9,14 +10,22 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.types import Transport
 from mailer.web import archive, confirm, subscribe, unsubscribe
-from mailer.web.site import Site
+from mailer.web.site import SecurityHeaders, Site
 
 Handler = Callable[[Site, Request], Awaitable[Response]]
+
+
+class _SecuredStarlette(Starlette):
+    """Starlette with SecurityHeaders outside even its error middleware, so a 500 has them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -40,7 +49,7 @@ def create_app(
     routes = [
         route("/", archive.home),
         route("/u/{token}", unsubscribe.unsubscribe, ["GET", "POST"]),
-        route("/u/{token}/resubscribe", unsubscribe.resubscribe, ["POST"]),
+        route("/u/{token}/resubscribe", unsubscribe.resubscribe, ["POST"]),  # GET, HEAD: 405
         route("/c/{token}", confirm.confirm, ["GET", "POST"]),
         route("/s/{slug}", subscribe.subscribe, ["GET", "POST"]),
         route("/archive/", archive.archive_index),
@@ -48,6 +57,6 @@ def create_app(
         route("/archive/{campaign_id:int}", archive.archive_page),
     ]
     handlers = {404: site.not_found, MailerError: site.failure}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=site.lifespan)
+    app = _SecuredStarlette(routes=routes, exception_handlers=handlers, lifespan=site.lifespan)
     app.state.site = site
     return app

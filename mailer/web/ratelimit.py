@@ -1,4 +1,4 @@
-"""The subscribe form's limits: a sliding window per client and per address."""
+"""The subscribe form's limits: a sliding window per client and per address (its +tags off)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,10 @@ class SlidingWindow:
             return False
         window.append(at)
         return True
+
+
+def address_key(email: str) -> str:
+    """The per-address limit's key: lower-cased, any +tag dropped, so that a+1@x, a+2@x and
+    A@X, which reach one mailbox, share one quota."""
+    local, _, domain = email.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}".lower()

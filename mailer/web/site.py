@@ -1,5 +1,5 @@
-"""What every page of the readers' side shares: settings, the database per request, pages with
-their security headers, the one answer to every bad link, and the confirmation queue."""
+"""What every answer of the readers' side shares: settings, the database per request, the
+security headers on every response, the one answer to every bad link, and the request queue."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.audience import lists, members
 from mailer.audience.status import Change, Verdict, set_membership
@@ -45,6 +46,30 @@ ARCHIVE_CSP = (
     " form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+# What every response carries unless it says otherwise: redirects and errors too.
+SECURITY_HEADERS = {**BASE_HEADERS, "Content-Security-Policy": PAGE_CSP}
+
+
+class SecurityHeaders:
+    """ASGI middleware, outermost: every response gets SECURITY_HEADERS (a response's own
+    values win), whichever layer made it: a page, a redirect, a 405, a 413 or a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, secured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +108,13 @@ class Site:
     # plumbing
 
     async def db(self, work: Callable[[Database], T]) -> T:
-        def run() -> T:
-            settings = self.settings
-            with Database(settings.database_path, settings.database.busy_timeout) as database:
-                return work(database)
+        return await run_in_threadpool(self.run, work)
 
-        return await run_in_threadpool(run)
+    def run(self, work: Callable[[Database], T]) -> T:
+        """``work`` on a database opened for it (blocking: in a thread)."""
+        settings = self.settings
+        with Database(settings.database_path, settings.database.busy_timeout) as database:
+            return work(database)
 
     def page(
         self,
@@ -98,12 +124,16 @@ class Site:
         /,
         **context: Any,
     ) -> HTMLResponse:
-        merged = {**BASE_HEADERS, "Content-Security-Policy": PAGE_CSP, **(headers or {})}
-        return HTMLResponse(self.pages.render(template, **context), status, merged)
+        """A page; SecurityHeaders adds what ``headers`` does not say."""
+        return HTMLResponse(self.pages.render(template, **context), status, headers)
 
     def invalid(self) -> HTMLResponse:
         """The one answer to every bad token, unknown list or campaign: nothing to learn."""
         return self.page("invalid", 404, PRIVATE, title="This link is not valid")
+
+    def refused(self) -> HTMLResponse:
+        """The answer to a form sent from another site's page: nothing changes."""
+        return self.page("refused", 403, PRIVATE, title="Please use the form on our own page")
 
     async def form(self, request: Request) -> FormData:
         """The posted fields; a body we cannot parse is an empty form (one-click still works)."""
@@ -155,8 +185,8 @@ class Site:
         return self.page("busy", 503, headers, title="Please try again in a minute")
 
 
-def _log_problem(member: Member, problem: str) -> None:
-    log.warning("confirmation to subscriber %d: %s", member.id, problem)
+def _log_problem(who: str, problem: str) -> None:
+    log.warning("confirmation for %s: %s", who, problem)
 
 
 def mask(address: str) -> str:

@@ -1,9 +1,11 @@
-"""The public subscribe form /s/{list}: rate limits, a honeypot, and an answer that never says
-whether an address was already on the list."""
+"""The public subscribe form /s/{list}: only for lists the editor opened, only from our own
+pages, always double opt-in, and an answer that never says whether an address was known."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,21 +14,27 @@ from starlette.responses import Response
 from mailer.audience import lists, subscriptions
 from mailer.audience.addresses import normalise
 from mailer.errors import AddressError
-from mailer.models import Candidate
+from mailer.models import Candidate, MailingList, Member
+from mailer.web.ratelimit import address_key
 from mailer.web.site import Site
+
+MAX_NAME = 200
+# The form's page lets the browser send its Origin with the form (no-referrer would make it
+# "null"); other sites still learn nothing of where a reader came from.
+FORM_HEADERS = {"Referrer-Policy": "same-origin"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def subscribe(site: Site, request: Request) -> Response:
     slug = request.path_params["slug"]
     mailing_list = await site.db(lambda database: lists.find(database, slug))
-    if mailing_list is None:
-        return site.invalid()
-    context: dict[str, Any] = {
-        "list": mailing_list,
-        "title": f"Subscribe to {mailing_list.name}",
-    }
-    if request.method == "GET":
-        return site.page("subscribe", error="", email="", name="", **context)
+    if mailing_list is None or not mailing_list.public_form:
+        return site.invalid()  # a closed form answers exactly as an unknown list does
+    context: dict[str, Any] = {"list": mailing_list, "title": f"Subscribe to {mailing_list.name}"}
+    if request.method != "POST":  # GET and HEAD change nothing, not even the rate limits
+        return site.page("subscribe", 200, FORM_HEADERS, error="", email="", name="", **context)
+    if not from_here(site, request):
+        return site.refused()  # another site's page cannot sign its readers up
     client = request.client.host if request.client else "unknown"
     if not site.per_ip.allow(client):
         headers = {"Retry-After": str(int(site.per_ip.period))}
@@ -35,20 +43,67 @@ async def subscribe(site: Site, request: Request) -> Response:
     done = site.page("subscribed", **context)
     if str(form.get("website") or ""):
         return done  # the honeypot: only robots fill in a field that humans never see
-    email, name = str(form.get("email") or ""), " ".join(str(form.get("name") or "").split())
+    email, name = str(form.get("email") or ""), clean_name(str(form.get("name") or ""))
     try:
+        if any(_control(c) for c in email):
+            raise AddressError(email, "it contains control characters")
         address = await run_in_threadpool(
             normalise, email, check_dns=site.settings.addresses.check_dns
         )
     except AddressError as error:
-        reason = error.reason
-        return site.page("subscribe", 400, error=reason, email=email, name=name, **context)
-    if not site.per_address.allow(address.email):
+        shown = "".join(c for c in email if not _control(c))
+        return site.page("subscribe", 400, FORM_HEADERS, error=error.reason, email=shown,
+                         name=name, **context)  # fmt: skip
+    if not site.per_address.allow(address_key(address.email)):
         return done  # the same answer: the address is not bombed, the sender learns nothing
-    candidate = Candidate(address.email, address.smtputf8, name[:200] or None)
-    pending = await site.db(
-        lambda database: subscriptions.request(database, mailing_list, candidate)
-    )
-    if pending is not None:
-        site.confirmations.put(mailing_list, pending)
-    return done
+    candidate = Candidate(address.email, address.smtputf8, name or None)
+    site.confirmations.put(mailing_list, lambda: _request(site, mailing_list, candidate))
+    return done  # the database hears of it after this answer: the same work for every address
+
+
+def _request(site: Site, mailing_list: MailingList, candidate: Candidate) -> Member | None:
+    """The form's database work, done by the confirmation task after the answer went out."""
+    return site.run(lambda database: subscriptions.request(database, mailing_list, candidate))
+
+
+def clean_name(raw: str) -> str:
+    """The form's name is anyone's text: control characters out, whitespace collapsed, at most
+    MAX_NAME characters."""
+    kept = "".join(c for c in raw if c.isspace() or not _control(c))
+    return " ".join(kept.split())[:MAX_NAME].rstrip()
+
+
+def _control(character: str) -> bool:
+    """C0 controls, DEL and C1 controls."""
+    return unicodedata.category(character) == "Cc"
+
+
+def from_here(site: Site, request: Request) -> bool:
+    """Whether the browser says the form was sent from our own page: its Origin (or, when it
+    sends none, its Referer) is the origin of [newsletter] base_url, or of the address this
+    server listens on. Browsers send Origin with every POST; a page that hides it sends "null",
+    which is refused. The Host header is the client's word, so it is not trusted here: a
+    rebound name (DNS rebinding) is not our origin."""
+    sent = request.headers.get("origin") or request.headers.get("referer") or ""
+    found = origin(sent)
+    own = {origin(site.settings.newsletter.base_url)}
+    server = request.scope.get("server")
+    if server and server[1] is not None:
+        host = f"[{server[0]}]" if ":" in str(server[0]) else server[0]
+        own.add(origin(f"{request.url.scheme}://{host}:{server[1]}"))
+    return found is not None and found in own
+
+
+def origin(url: str) -> str | None:
+    """scheme://host[:port] of a URL, its default port left out; None for "null" or nonsense."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    shown = "" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}"
+    return f"{scheme}://{host}{shown}"
