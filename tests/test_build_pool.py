@@ -421,10 +421,10 @@ def test_negative_processes_is_a_one_line_config_error(mailer: Invoke) -> None:
     )
 
 
-def test_a_render_error_in_a_worker_fails_that_reader_and_the_campaign_finishes(
+def test_a_reader_the_report_fails_for_stops_the_signed_send_before_anything(
     mailer: Invoke, workspace: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    record = keygen(mailer)
+    keygen(mailer)
     readers = workspace / "rain.csv"
     rows = [f"r{i}@example.org,Reader {i},{'' if i == 7 else f'Town {i}'}\n" for i in range(20)]
     readers.write_text("email,name,city\n" + "".join(rows), encoding="utf-8")
@@ -433,25 +433,13 @@ def test_a_render_error_in_a_worker_fails_that_reader_and_the_campaign_finishes(
     report = workspace / "rain.md"
     report.write_text(RAIN_REPORT, encoding="utf-8")
     sent, watch = send_watched(mailer, report, "rain", MAILER_DKIM_PROCESSES="2")
-    assert sent.exit_code == 0, sent.output  # finished: a failed reader does not pause it
-    assert "19 sent, 0 deferred, 1 failed, 0 skipped" in sent.stdout
-    assert "resume with" not in sent.stdout and "Traceback" not in sent.output
-    assert set(watch.alive) == {2}  # built in the workers, not in this process
-    counts = watch.counts()
-    assert len(counts) == 19 and set(counts.values()) == {1}
-    assert "r7@example.org" not in counts
-    for received in watch.received:
-        assert dkim.verify(received.data, dnsfunc=dns_for(record)), received.recipient
-        i = int(received.recipient.removeprefix("r").partition("@")[0])
-        text = received.message.get_body(("plain",))
-        assert text is not None and f"Rain in Town {i} today." in text.get_content()
-    shown = mailer("campaigns", "show", "1").stdout
-    assert "status:   done" in shown
-    assert re.search(
-        rf"r7@example\.org\s+failed\s+554\s+1 attempts\s+not rendered:"
-        rf" {re.escape(str(report))}:\d+: .*city.*\(for r7@example\.org\)",
-        shown,
-    ), shown
-    assert len(re.findall(r"\sfailed\s+554\s", shown)) == 1
+    # Every reader is rendered before the campaign is stored, as --dry-run does: r7 has no
+    # city, so nothing is stored, no worker starts, and nobody gets a message.
+    assert sent.exit_code == 1 and "Traceback" not in sent.output
+    assert re.fullmatch(
+        rf"error: {re.escape(str(report))}:8: .*city.*\(for r7@example\.org\)\n", sent.stderr
+    ), sent.stderr
+    assert watch.received == [] and watch.alive == []
+    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
     assert build_children() == []
     assert warnings_logged(caplog) == []

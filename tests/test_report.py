@@ -123,3 +123,33 @@ def test_front_matter_subject_round_trips(
     report = load_report(path)
     assert report.subject == " ".join(subject.split())
     assert "\n" not in report.subject and "\r" not in report.subject
+
+
+def test_front_matter_aliases_are_refused_on_their_line(tmp_path: Path) -> None:
+    laughs = "a: &a [lol, lol, lol]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n"
+    path = write(tmp_path, f"---\nsubject: S\n{laughs}---\nBody\n")
+    with pytest.raises(FileInputError) as caught:
+        load_report(path)
+    assert (caught.value.line, caught.value.reason) == (
+        4, "front matter may not use YAML aliases (*name)")  # fmt: skip
+    merged = write(tmp_path, "---\nsubject: S\nbase: &base {x: 1}\nmore:\n  <<: *base\n---\nB\n")
+    with pytest.raises(FileInputError, match="aliases"):
+        load_report(merged)
+    anchored = load_report(write(tmp_path, "---\nsubject: S\nlist: &one [1, 2]\n---\nB\n"))
+    assert anchored.meta["list"] == [1, 2]  # an anchor that nothing refers to is harmless
+
+
+def test_front_matter_nesting_and_size_are_bounded(tmp_path: Path) -> None:
+    def nested(levels: int) -> Path:
+        value = "[" * levels + "1" + "]" * levels
+        return write(tmp_path, f"---\nsubject: S\nx: {value}\n---\nB\n")
+
+    assert load_report(nested(31)).meta["x"] is not None  # the mapping is the 32nd level
+    with pytest.raises(FileInputError, match="nested over 32 levels") as caught:
+        load_report(nested(32))
+    assert caught.value.line == 3
+    fits = "subject: S\nnote: " + "x" * (64 * 1024 - 30) + "\n"
+    assert load_report(write(tmp_path, f"---\n{fits}---\nB\n")).subject == "S"
+    with pytest.raises(FileInputError, match="longer than 64 KiB") as caught:
+        load_report(write(tmp_path, f"---\n{fits}{'y' * 40}: z\n---\nB\n"))
+    assert caught.value.line == 1

@@ -285,3 +285,82 @@ def test_one_process_at_a_time_per_campaign(
     assert len(recorder.received) == 5
     assert mailer("campaigns", "resume", "1", env=env).exit_code == 0
     assert len(recorder.received) == 20
+
+
+CITY_REPORT = "---\nsubject: Weather\n---\n# Weather\n\nRain in {{ subscriber.attributes.city }}.\n"
+
+
+def test_a_reader_the_report_fails_for_stops_send_before_anything_is_stored(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    report = workspace / "weather.md"
+    report.write_text(CITY_REPORT, encoding="utf-8")
+    db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+    db.execute("UPDATE subscribers SET attributes = '{}' WHERE email = 'lukasz.nowak@example.net'")
+    line = (f"error: {report}:6: 'dict object' has no attribute 'city'"
+            " (for lukasz.nowak@example.net)\n")  # fmt: skip
+    for flag in ("--yes", "--dry-run"):  # a send checks every reader as a dry run does
+        result = mailer("send", str(report), "--list", example, flag, env=smtp_env(controller.port))
+        assert (result.exit_code, result.stderr) == (1, line), result.output
+    assert recorder.received == []
+    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+
+
+def test_resume_checks_the_readers_left_before_it_sends_again(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    report = workspace / "weather.md"
+    report.write_text(CITY_REPORT, encoding="utf-8")
+    first = mailer("send", str(report), "--list", example, "--yes", "--limit", "5", env=env)
+    assert first.exit_code == 0, first.output
+    db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+    left = db.execute("SELECT s.email, s.attributes FROM deliveries d JOIN subscribers s"
+                      " ON s.id = d.subscriber_id WHERE d.status = 'queued'"
+                      " ORDER BY s.id DESC").fetchone()  # fmt: skip
+    db.execute("UPDATE subscribers SET attributes = '{}' WHERE email = ?", (left[0],))
+    resumed = mailer("campaigns", "resume", "1", env=env)
+    assert resumed.exit_code == 1
+    assert resumed.stderr == (
+        f"error: {report}:6: 'dict object' has no attribute 'city' (for {left[0]})\n"
+    )
+    assert len(recorder.received) == 5
+    queued = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'queued'").fetchone()
+    assert queued == (15,)
+    db.execute("UPDATE subscribers SET attributes = ? WHERE email = ?", (left[1], left[0]))
+    assert mailer("campaigns", "resume", "1", env=env).exit_code == 0
+    assert len(recorder.counts()) == 20 and set(recorder.counts().values()) == {1}
+
+
+def test_control_characters_in_reader_values_stop_nothing_and_splice_nothing(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    from tests.message_checks import check_message
+
+    controller, recorder = smtp_server
+    report = workspace / "controls.md"
+    report.write_text(
+        "---\nsubject: Controls\n---\n# Controls\n\nHello {{ subscriber.name|e }} in"
+        " {{ subscriber.attributes.city }} ({{ subscriber.attributes.city|e }}).\n",
+        encoding="utf-8",
+    )
+    db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+    values = {"zoe.bronte@example.org": ("Zoë", "b.\x03\n"),
+              "jose.alvarez@example.com": ("\x000\x00", "\x000\x00")}  # fmt: skip
+    for email, (name, city) in values.items():
+        db.execute("UPDATE subscribers SET name = ?, attributes = ? WHERE email = ?",
+                   (name, json.dumps({"city": city}), email))  # fmt: skip
+    result = mailer("send", str(report), "--list", example, "--yes", env=smtp_env(controller.port))
+    assert result.exit_code == 0, result.output
+    assert "20 sent, 0 deferred, 0 failed, 0 skipped" in result.stdout
+    assert len(recorder.counts()) == 20 and set(recorder.counts().values()) == {1}
+    for received in recorder.received:
+        assert check_message(received.data) == [], received.recipient
+        html = received.message.get_body(("html",))
+        assert html is not None and html.get_content().count("<!DOCTYPE html>") == 1
+    mine = {r.recipient: r.message.get_body(("plain",)) for r in recorder.received}
+    shown = {email: " ".join(str(part.get_content()).split()) for email, part in mine.items()}
+    assert "Hello Zoë in b. (b. )." in shown["zoe.bronte@example.org"]  # its line break kept
+    assert "Hello 0 in 0 (0)." in shown["jose.alvarez@example.com"]

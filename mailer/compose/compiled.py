@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,18 @@ import jinja2
 from markupsafe import Markup
 
 from mailer.compose import mime
-from mailer.compose.personal import PLACEHOLDER, Lit, Part, Spans, finalize, traceback_line
+from mailer.compose.personal import (
+    CONTROLS,
+    PLACEHOLDER,
+    Lit,
+    Part,
+    Spans,
+    finalize,
+    traceback_line,
+)
 from mailer.compose.plaintext import markdown, to_text
 from mailer.compose.report import Report
-from mailer.compose.templates import template_dirs
+from mailer.compose.templates import sandbox, template_dirs
 from mailer.config import NewsletterSettings, Settings
 from mailer.errors import FileInputError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
@@ -50,17 +58,6 @@ class _ProtectingLoader(jinja2.FileSystemLoader):
         source, filename, uptodate = super().get_source(environment, template)
         self.files.add(filename)
         return self.spans.protect(source, filename, every=False), filename, uptodate
-
-
-def _environment(loader: jinja2.BaseLoader | None, html: bool) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=loader,
-        autoescape=html,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        finalize=finalize,
-        auto_reload=False,
-    )
 
 
 class CompiledCampaign:
@@ -108,7 +105,7 @@ class CompiledCampaign:
             },
         }
         loader = _ProtectingLoader(dirs, spans)
-        html_env, text_env = _environment(loader, True), _environment(loader, False)
+        html_env, text_env = sandbox(loader, True, finalize), sandbox(loader, False, finalize)
         html = _render_shared(html_env, HTML_TEMPLATE, self.context, loader)
         try:
             inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
@@ -131,7 +128,7 @@ class CompiledCampaign:
         self.check([PLACEHOLDER_READER])
 
     def _context(self, reader: Reader, links: Links) -> dict[str, Any]:
-        return {**self.context, "subscriber": reader, "links": links}
+        return {**self.context, "subscriber": clean_reader(reader), "links": links}
 
     def check(self, readers: Iterable[Reader | Member]) -> int:
         """Render every reader's personal parts once (no encoding); raise on the first error."""
@@ -214,7 +211,7 @@ class CompiledCampaign:
 
 def _check_syntax(report: Report, dirs: Sequence[Path]) -> None:
     """Compile the body and every template as written, so syntax errors name file and line."""
-    plain = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]))
+    plain = sandbox(jinja2.FileSystemLoader([str(d) for d in dirs]), False)
     try:
         plain.parse(report.padded_body, str(report.path), str(report.path))
         for name in plain.list_templates(filter_func=lambda name: name.endswith(".j2")):
@@ -251,6 +248,35 @@ def _last_file(error: Exception, files: set[str]) -> str | None:
             found = tb.tb_frame.f_code.co_filename
         tb = tb.tb_next
     return found
+
+
+def clean_reader(reader: Reader) -> Reader:
+    """The reader with control characters (but tab and line feed) dropped from the name, the
+    address and every attribute: no value a reader gives can hold a marker of the assembly."""
+    name, email, attributes = _clean(reader.name), _clean(reader.email), _clean(reader.attributes)
+    if name is reader.name and email is reader.email and attributes is reader.attributes:
+        return reader
+    return replace(reader, name=name, email=email, attributes=attributes)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with no control character in any text of it; the same object if it had none."""
+    if isinstance(value, str):
+        cleaned = value if value.isprintable() else value.translate(CONTROLS)
+        return value if cleaned == value else cleaned
+    if isinstance(value, Mapping):
+        if all(type(k) is str is type(v) and (k + v).isprintable() for k, v in value.items()):
+            return value  # the usual attributes: text, nothing to drop
+        pairs = [(_clean(key), _clean(item)) for key, item in value.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return type(value)(pairs) if isinstance(value, dict) else dict(pairs)
+    if isinstance(value, list | tuple):
+        items = [_clean(item) for item in value]
+        return (
+            value if all(a is b for a, b in zip(items, value, strict=True)) else type(value)(items)
+        )
+    return value
 
 
 def compile_campaign(

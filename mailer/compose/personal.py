@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from mailer.compose.mime import relaxed_lines
 from mailer.compose.plaintext import WRAP_OPEN, WrapSpec, rewrap
+from mailer.compose.templates import check_size, weight
 from mailer.errors import FileInputError
 
 PERSONAL_NAMES = frozenset({"subscriber", "links"})
@@ -40,9 +41,14 @@ class Lit(str):
 
 
 def finalize(value: Any) -> Any:
-    """Drop control characters from every value printed per reader (not from literals)."""
-    if type(value) is str and not value.isprintable():
+    """Drop control characters from every text printed, escaped or not (not from literals);
+    refuse a list or dict whose text would be too long."""
+    if isinstance(value, str):
+        if value.isprintable() or type(value) is Lit:
+            return value
         return value.translate(CONTROLS)
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        check_size("the printed value", weight(value))
     return value
 
 
@@ -77,9 +83,8 @@ class Spans:
             text = match.group()
             if not protect and not (every and text.startswith("{#")):
                 continue
-            literal = source[pos : match.start()]
-            literal = literal.lstrip() if strip_next else literal
-            out.append(literal.rstrip() if text[2:3] == "-" else literal)
+            literal = _trimmed(source[pos : match.start()], strip_next, text[2:3] == "-", every)
+            out.append(literal)
             newlines = text.count("\n")
             if text.startswith("{#"):
                 out.append("\n" * newlines)
@@ -89,9 +94,19 @@ class Spans:
                 out.append("{#" + "\n" * newlines + "#}" if newlines and not every else "")
                 out.append("\n" * newlines if every else "")
             strip_next, pos = text[-3:-2] == "-", match.end()
-        rest = source[pos:]
-        out.append(rest.lstrip() if strip_next else rest)
+        out.append(_trimmed(source[pos:], strip_next, False, every))
         return "".join(out)
+
+
+def _trimmed(literal: str, left: bool, right: bool, every: bool) -> str:
+    """Text between spans, trimmed as the tags beside it ask; in a template (not ``every``)
+    comments hold the line breaks trimmed, so that Jinja still counts the file's lines."""
+    head = literal.lstrip() if left else literal
+    kept = head.rstrip() if right else head
+    if every or literal.count("\n") == kept.count("\n"):
+        return kept
+    before, after = literal.count("\n") - head.count("\n"), head.count("\n") - kept.count("\n")
+    return "{#" + "\n" * before + "#}" + kept + "{#" + "\n" * after + "#}"
 
 
 def _personal(found: list[re.Match[str]]) -> list[bool]:
@@ -171,7 +186,7 @@ class Part:
                     source.append("{#\n#}")
                     line += 1
                     self.origins.append((line, span))
-                    source.append(span.source)
+                    source.append(span.source.replace(SENTINEL, "\ufffd"))
                     line += span.source.count("\n")
                     pos, after = found.end(), span.source
         if run:
@@ -206,7 +221,7 @@ class Part:
         ``context`` must hold every global (see ``globals``): it is used as is, not copied.
         """
         try:
-            out = "".join(self.render_func(self.template.new_context(context, shared=True)))
+            out = self.env.concat(self.render_func(self.template.new_context(context, True)))
         except Exception:
             try:
                 self.env.handle_exception()  # re-raises with the template's line numbers

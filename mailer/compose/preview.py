@@ -1,12 +1,15 @@
-"""Render a report for one reader into message.eml, message.html and message.txt."""
+"""A report rendered for one reader (message.eml, .html, .txt) or for nobody (the archive)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace
+from html import escape
+from html.parser import HTMLParser
 from pathlib import Path
 
-from mailer.compose.compiled import compile_campaign, preview_links
+from mailer.compose.compiled import CompiledCampaign, Links, compile_campaign, preview_links
 from mailer.compose.report import load_report
 from mailer.config import Settings
 from mailer.errors import FileInputError, NotFoundError
@@ -59,3 +62,95 @@ def render_preview(
     except OSError as error:
         raise FileInputError(out_dir, error.strerror or str(error)) from None
     return paths
+
+
+# Archived copies speak to nobody in particular: the footer reads "because your address is ...".
+ARCHIVE_READER = replace(PLACEHOLDER_READER, email="your address", name="")
+# Elements dropped with all they hold: scripts, other documents, and the elements whose content
+# browsers parse differently from html.parser (raw text, foreign SVG and MathML).
+DROP_ALL = frozenset({"script", "iframe", "object", "applet", "frameset", "noscript", "noembed",
+                      "noframes", "template", "svg", "math", "xmp", "plaintext"})  # fmt: skip
+DROP_TAG = frozenset({"base", "embed", "frame", "link", "portal"})
+VOID = frozenset({"area", "br", "col", "hr", "img", "input", "meta", "source", "track", "wbr"})
+URLS = frozenset({"href", "src", "action", "formaction", "xlink:href", "background",
+                  "poster", "data", "codebase", "cite", "longdesc", "srcset"})  # fmt: skip
+NAME = re.compile(r"[a-z_][-a-z0-9_:.]*")
+
+
+def archive_copy(campaign: CompiledCampaign, base_url: str) -> str:
+    """The campaign's HTML as readers saw it, minus anything personal (no address, no token; the
+    unsubscribe link leads to the list's subscribe page) and anything that acts on a visitor."""
+    links = Links(unsubscribe=f"{base_url.rstrip('/')}/s/{campaign.list.slug}", view_online="")
+    return strip_active(campaign.parts(ARCHIVE_READER, links)[0])
+
+
+def strip_active(html: str) -> str:
+    """``html`` without what acts on whoever opens it: scripts, frames, plugins, <base>,
+    <link>, <meta http-equiv> (refresh, cookies, policies), on* handlers, javascript: URLs.
+    What is kept is written anew from html.parser's reading, so a browser reads it the same."""
+    stripper = _Stripper()
+    stripper.feed(html)
+    stripper.close()
+    return "".join(stripper.out)
+
+
+def _harmless(tag: str, name: str, value: str | None) -> bool:
+    if not NAME.fullmatch(name) or name.startswith("on") or name in ("srcdoc", "ping"):
+        return False
+    bare = "".join(c for c in value or "" if c > " " and c != "\x7f").lower()
+    if bare.startswith(("javascript:", "vbscript:")):
+        return False
+    if name == "style" and any(w in bare for w in ("expression(", "javascript:", "binding")):
+        return False
+    image = tag == "img" and name == "src" and bare.startswith("data:image/")
+    return not (name in URLS and bare.startswith("data:") and not image)
+
+
+class _Stripper(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip, self.depth, self.style = "", 0, False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.start(tag, attrs, False)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.start(tag, attrs, True)
+
+    def start(self, tag: str, attrs: list[tuple[str, str | None]], closed: bool) -> None:
+        if self.skip:
+            self.depth += tag == self.skip and not closed
+            return
+        if tag in DROP_ALL and not closed:
+            self.skip, self.depth = tag, 1
+            return
+        if tag in DROP_ALL or tag in DROP_TAG or not NAME.fullmatch(tag):
+            return
+        if tag == "meta" and any(name == "http-equiv" for name, _ in attrs):
+            return
+        kept = "".join(
+            f" {name}" if value is None else f' {name}="{escape(value)}"'
+            for name, value in attrs
+            if _harmless(tag, name, value)
+        )
+        # <x/> is <x> to a browser: a non-void one is closed here, so both read it alike
+        self.out.append(f"<{tag}{kept}>" + (f"</{tag}>" if closed and tag not in VOID else ""))
+        self.style = tag == "style" and not closed
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skip:
+            self.depth -= tag == self.skip
+            self.skip = self.skip if self.depth else ""
+        elif tag not in DROP_ALL and tag not in DROP_TAG and NAME.fullmatch(tag):
+            self.out.append(f"</{tag}>")
+            self.style = False
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            # style text is CSS, written raw: no "<" in it can close the element early
+            self.out.append(data.replace("<", "\\3c ") if self.style else escape(data, False))
+
+    def handle_decl(self, decl: str) -> None:
+        if decl.lower().startswith("doctype") and not self.skip:
+            self.out.append("<!DOCTYPE html>")

@@ -16,6 +16,11 @@ from mailer.errors import FileInputError
 LANG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 HEADING = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
 FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
+MAX_REPORT = 10 * 1024 * 1024  # bytes of a report file
+MAX_FRONT_MATTER = 64 * 1024  # characters of its front matter
+MAX_DEPTH = 32  # levels of lists and mappings in the front matter
+STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,11 @@ class Report:
 def load_report(path: Path) -> Report:
     """Read ``path``: front matter (optional) and body; raise FileInputError with a line."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_REPORT + 1)
+        if len(data) > MAX_REPORT:
+            raise FileInputError(path, f"larger than {MAX_REPORT // 1024 // 1024} MiB")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise FileInputError(path, f"not UTF-8 text ({error.reason})") from None
     except OSError as error:
@@ -82,7 +91,10 @@ def _split(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
         raise FileInputError(path, "front matter opened with --- is never closed", 1)
     yaml_text = text[opening.end() : closing.start()]
     yaml_offset = text[: opening.end()].count("\n")
+    if len(yaml_text) > MAX_FRONT_MATTER:
+        raise FileInputError(path, f"front matter is longer than {MAX_FRONT_MATTER // 1024} KiB", 1)
     try:
+        _scan(yaml_text, path, yaml_offset)
         loaded = handler.load(yaml_text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -95,6 +107,19 @@ def _split(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
         raise FileInputError(path, "front matter must be key: value pairs", yaml_offset + 1)
     meta = {str(key): _plain(value) for key, value in loaded.items()}
     return meta, text[closing.end() :], text[: closing.end()].count("\n")
+
+
+def _scan(yaml_text: str, path: Path, offset: int) -> None:
+    """Refuse aliases (``*name``: one line could stand for billions of values) and nesting
+    deeper than MAX_DEPTH, before anything is built."""
+    depth = 0
+    for event in yaml.parse(yaml_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        line = offset + (event.start_mark.line if event.start_mark else 0) + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise FileInputError(path, "front matter may not use YAML aliases (*name)", line)
+        depth += isinstance(event, STARTS) - isinstance(event, ENDS)
+        if depth > MAX_DEPTH:
+            raise FileInputError(path, f"front matter is nested over {MAX_DEPTH} levels", line)
 
 
 def _plain(value: Any) -> Any:

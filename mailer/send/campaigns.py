@@ -57,15 +57,18 @@ class Campaigns:
         report_path: str,
         source: str,
         settings: dict[str, Any],
+        archive_html: str = "",
     ) -> int:
-        """Store the campaign and snapshot its recipients (confirmed, active) in one transaction."""
+        """Store the campaign, with its archived copy (HTML as the public archive serves it),
+        and snapshot its recipients (confirmed, active), in one transaction."""
         digest = hashlib.sha256(source.encode()).hexdigest()
         with self.database.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
-                " source_sha256, settings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " source_sha256, settings, created_at, archive_html)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (mailing_list.id, mailing_list.slug, subject, report_path, source, digest,
-                 json.dumps(settings), now()),
+                 json.dumps(settings), now(), archive_html),
             )  # fmt: skip
             campaign_id = int(cursor.lastrowid or 0)
             db.execute(
@@ -130,7 +133,8 @@ class Campaigns:
 
 @dataclass(frozen=True, slots=True)
 class ArchivedCampaign:
-    """A sent campaign of a public list, as the online archive shows it."""
+    """A sent campaign of a public list that has an archived copy (campaigns stored before copies
+    were have none), as the online archive shows it; ``html`` is read for one campaign only."""
 
     id: int
     subject: str
@@ -138,24 +142,28 @@ class ArchivedCampaign:
     source: str
     report_path: str
     list: MailingList
+    html: str = ""
 
 
 def public_campaigns(database: Database, limit: int = 100) -> list[ArchivedCampaign]:
-    """Campaigns of public lists that reached at least one reader, newest first."""
-    return _archived(database, "", (limit,))
+    """Campaigns of public lists that reached at least one reader, newest first (no HTML)."""
+    return _archived(database, "''", "", (limit,))
 
 
 def public_campaign(database: Database, campaign_id: int) -> ArchivedCampaign | None:
-    found = _archived(database, "AND c.id = ?", (campaign_id, 1))
+    """One of them, with its stored HTML copy."""
+    found = _archived(database, "c.archive_html", "AND c.id = ?", (campaign_id, 1))
     return found[0] if found else None
 
 
-def _archived(database: Database, where: str, params: Sequence[Any]) -> list[ArchivedCampaign]:
+def _archived(
+    database: Database, html: str, where: str, params: Sequence[Any]
+) -> list[ArchivedCampaign]:
     rows = database.query(
-        "SELECT c.id, c.subject, c.started_at, c.source, c.report_path,"
+        f"SELECT c.id, c.subject, c.started_at, c.source, c.report_path, {html},"
         " l.id, l.slug, l.name, l.opt_in, l.public_archive"
         " FROM campaigns c JOIN lists l ON l.id = c.list_id"
-        " WHERE l.public_archive = 1 AND c.status != 'cancelled'"
+        " WHERE l.public_archive = 1 AND c.status != 'cancelled' AND c.archive_html != ''"
         " AND c.started_at IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries d"
         f"  WHERE d.campaign_id = c.id AND d.status = 'sent') {where}"
         " ORDER BY c.started_at DESC, c.id DESC LIMIT ?",
@@ -163,7 +171,13 @@ def _archived(database: Database, where: str, params: Sequence[Any]) -> list[Arc
     )
     return [
         ArchivedCampaign(
-            r[0], r[1], r[2], r[3], r[4], MailingList(r[5], r[6], r[7], r[8] == "double", True)
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            MailingList(r[6], r[7], r[8], r[9] == "double", True),
+            r[5],
         )
         for r in rows
     ]

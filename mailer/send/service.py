@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailer import config
 from mailer.audience import lists
 from mailer.audience.addresses import Address
+from mailer.compose.preview import archive_copy
 from mailer.compose.report import Report, parse_report
 from mailer.db.database import Database
 from mailer.errors import FileInputError, InputError
-from mailer.models import PLACEHOLDER_READER, MailingList
+from mailer.models import PLACEHOLDER_READER, MailingList, Reader
 from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
     build_pool,
@@ -31,7 +32,6 @@ from mailer.send.deliveries import (
     PENDING,
     CampaignLog,
     MemoryLog,
-    count_eligible,
     eligible,
     find_reader,
 )
@@ -124,7 +124,8 @@ def _recipe(session: Session, report: Report, mailing_list: MailingList, key: st
 def plan_campaign(
     session: Session, report: Report, list_slug: str, overrides: Overrides = Overrides()
 ) -> Plan:
-    """Compile the report for a list: a template error or a bad setting stops it here."""
+    """Compile the report for a list and render it for every reader, as a dry run does: a
+    template error, a reader it fails for (a missing attribute) or a bad setting stops it here."""
     try:
         source = report.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -134,7 +135,8 @@ def plan_campaign(
     mailing_list = lists.get(session.database, list_slug)
     recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
-    readers = count_eligible(session.database, mailing_list)
+    with _streamed(eligible(session.database, mailing_list)) as everyone:
+        readers = factory.compiled.check(everyone)  # ends its query even when one fails
     return Plan(report, source, mailing_list, readers, transport, options, recipe, factory)
 
 
@@ -145,9 +147,10 @@ def check_campaign(session: Session, report: Report, list_slug: str) -> int:
     factory = MessageFactory(_recipe(session, report, mailing_list, "dry-run"))
     build = message_builder(factory, 0)
     count = 0
-    for reader in eligible(session.database, mailing_list):
-        build(reader)
-        count += 1
+    with _streamed(eligible(session.database, mailing_list)) as everyone:
+        for reader in everyone:
+            build(reader)
+            count += 1
     return count
 
 
@@ -155,6 +158,7 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
     """Start the build processes, check the server answers, store the campaign with its
     recipients, lock it, send. Until the server answers, a stop leaves nothing behind."""
     settings, database = session.settings, session.database
+    archived = archive_copy(plan.factory.compiled, settings.newsletter.base_url)
     pool = build_pool(settings, plan.recipe)
     async with pool or contextlib.nullcontext():
         first = await open_first(plan.transport, session.control)
@@ -168,7 +172,7 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
             campaigns = Campaigns(database)
             campaign_id = campaigns.create(plan.mailing_list, plan.report.subject,
                                            str(plan.report.path), plan.source,
-                                           recorded)  # fmt: skip
+                                           recorded, archived)  # fmt: skip
         except BaseException:
             await first.close()
             raise
@@ -203,6 +207,7 @@ async def continue_campaign(
         total = log.count()
         if total == 0:
             return RunResult(campaign_id, Progress(0))
+        _check_pending(factory, log)
         on_start(total, transport.description)
         options = _options(session, overrides)
         pool = build_pool(settings, recipe)
@@ -229,13 +234,34 @@ async def send_test(
                 email=a.email, smtputf8=a.smtputf8)
         for i, a in enumerate(addresses, start=1)
     ]  # fmt: skip
+    factory = MessageFactory(recipe)
+    factory.compiled.check(readers)
     transport = choose_transport(session.settings, overrides.outbox)
     options = _options(session, overrides)
     pool = build_pool(session.settings, recipe)
     async with pool or contextlib.nullcontext():
-        progress = await _run(session, transport, MemoryLog(readers), MessageFactory(recipe),
+        progress = await _run(session, transport, MemoryLog(readers), factory,
                               pool, None, options, len(readers), None)  # fmt: skip
     return RunResult(None, progress)
+
+
+@contextlib.contextmanager
+def _streamed(readers: Iterator[Reader]) -> Iterator[Iterator[Reader]]:
+    """``readers`` from a query that ends with the block, even when one of them fails."""
+    try:
+        yield readers
+    finally:
+        if isinstance(readers, Generator):
+            readers.close()
+
+
+def _check_pending(factory: MessageFactory, log: CampaignLog) -> None:
+    """Render the message of every reader still to be sent to, as a dry run does: a reader it
+    fails for (changed attributes, changed templates) stops the run before the first message."""
+    after = 0
+    while batch := log.pending(after, 1000):
+        factory.compiled.check(delivery.reader for delivery in batch if delivery.eligible)
+        after = batch[-1].reader.id
 
 
 async def _run(

@@ -1,4 +1,4 @@
-"""The public archive: /archive/, one campaign at /archive/{id}, and the Atom feed."""
+"""The public archive: /archive/, one campaign's stored copy at /archive/{id}, the Atom feed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mailer.send import campaigns
 from mailer.web.site import ARCHIVE_CSP, BASE_HEADERS, Site
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no campaign
 
 
 async def home(site: Site, request: Request) -> Response:
@@ -21,14 +23,17 @@ async def archive_index(site: Site, request: Request) -> Response:
 
 
 async def archive_page(site: Site, request: Request) -> Response:
+    """The copy stored when the campaign was created, as it is: nothing is rendered here. A
+    campaign stored before copies were has none, and is not shown."""
     campaign_id = request.path_params["campaign_id"]
-    campaign = await site.db(lambda database: campaigns.public_campaign(database, campaign_id))
-    if campaign is None:
+    if not 0 < campaign_id <= MAX_ID:
         return site.invalid()
-    html = await run_in_threadpool(site.archive.html, campaign)
+    campaign = await site.db(lambda database: campaigns.public_campaign(database, campaign_id))
+    if campaign is None or not campaign.html:
+        return site.invalid()
     headers = {**BASE_HEADERS, "Content-Security-Policy": ARCHIVE_CSP,
                "Cache-Control": "public, max-age=300"}  # fmt: skip
-    return HTMLResponse(html, 200, headers)
+    return HTMLResponse(campaign.html, 200, headers)
 
 
 async def feed(site: Site, request: Request) -> Response:

@@ -1,34 +1,28 @@
-"""Archived copies: sent campaigns rendered without personal data (cached), and the Atom feed."""
+"""The archive's Atom feed (archived copies are stored with their campaigns: compose.preview)."""
 
 from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mailer.compose.compiled import CompiledCampaign, Links
 from mailer.compose.report import Report, parse_report
-from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import now
-from mailer.models import PLACEHOLDER_READER
+from mailer.errors import FileInputError
 from mailer.send.campaigns import ArchivedCampaign
 
 ATOM = "http://www.w3.org/2005/Atom"
-# Archived copies speak to nobody in particular: the footer reads "because your address is ...".
-ARCHIVE_READER = replace(PLACEHOLDER_READER, email="your address", name="")
 
 
 class Archive:
-    """Renders stored campaigns for the public archive, once each (a small cache)."""
+    """The feed of the public archive; each campaign's front matter is read once (cached)."""
 
     def __init__(self, settings: Settings, prefix: str, size: int = 32) -> None:
         self.settings, self.prefix, self.size = settings, prefix, size
         self.base = settings.newsletter.base_url.rstrip("/")
-        self.pages: OrderedDict[int, str] = OrderedDict()
         self.reports: OrderedDict[int, Report] = OrderedDict()
 
     def report(self, campaign: ArchivedCampaign) -> Report:
@@ -37,24 +31,6 @@ class Archive:
             found = parse_report(campaign.source, Path(campaign.report_path))
             _remember(self.reports, campaign.id, found, self.size * 4)
         return found
-
-    def html(self, campaign: ArchivedCampaign) -> str:
-        """The campaign's HTML as readers saw it, minus anything personal: no address, no
-        token; its unsubscribe link leads to the list's subscribe page."""
-        found = self.pages.get(campaign.id)
-        if found is not None:
-            return found
-        compiled = CompiledCampaign(
-            self.report(campaign),
-            self.settings.newsletter,
-            campaign.list,
-            templates=template_dirs(self.settings.templates_dir),
-            campaign_id=f"archive{campaign.id}",
-        )
-        links = Links(unsubscribe=f"{self.base}/s/{campaign.list.slug}", view_online="")
-        html = compiled.parts(ARCHIVE_READER, links)[0]
-        _remember(self.pages, campaign.id, html, self.size)
-        return html
 
     def feed(self, campaigns: list[ArchivedCampaign]) -> bytes:
         """An Atom feed of the campaigns (newest first), each with its preheader as summary."""
@@ -69,7 +45,10 @@ class Archive:
         author = _sub(feed, "author")
         _sub(author, "name", newsletter.name)
         for campaign in campaigns:
-            report = self.report(campaign)
+            try:
+                writer, summary = self.report(campaign).author, self.report(campaign).preheader
+            except FileInputError:  # stored before front matter had its limits
+                writer, summary = "", ""
             entry = _sub(feed, "entry")
             url = f"{self.base}/archive/{campaign.id}"
             _sub(entry, "title", campaign.subject)
@@ -77,9 +56,9 @@ class Archive:
             _sub(entry, "link", rel="alternate", type="text/html", href=url)
             _sub(entry, "published", campaign.published)
             _sub(entry, "updated", campaign.published)
-            if report.author:
-                _sub(_sub(entry, "author"), "name", report.author)
-            _sub(entry, "summary", report.preheader or campaign.subject)
+            if writer:
+                _sub(_sub(entry, "author"), "name", writer)
+            _sub(entry, "summary", summary or campaign.subject)
             _sub(entry, "category", term=campaign.list.slug, label=campaign.list.name)
         body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=False)
         return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
@@ -92,7 +71,7 @@ def _sub(parent: ET.Element, tag: str, text: str = "", **attributes: str) -> ET.
     return element
 
 
-_CACHE_LOCK = threading.Lock()  # archive pages render in Starlette's thread pool
+_CACHE_LOCK = threading.Lock()  # the feed is made in Starlette's thread pool
 
 
 def _remember(cache: OrderedDict[int, Any], key: int, value: Any, size: int) -> None:
