@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,16 @@ def test_every_status_carries_the_security_headers(site: Site) -> None:
     assert answers[429].headers["retry-after"] == "3600"
     assert answers[503].headers["retry-after"] == "60"
     assert site.membership(site.weekly, "ada@example.org") == "confirmed"  # the 413 did nothing
+
+
+def test_a_body_too_big_is_refused_even_when_it_comes_in_chunks(site: Site) -> None:
+    """No Content-Length to check: the body is counted as it arrives."""
+    ada = site.token("u", site.ada, site.weekly)
+    address = site.live.url.removeprefix("http://")
+    connection = HTTPConnection(address, timeout=10)
+    chunks = (b"x=" + b"y" * 4096 for _ in range(8))  # 32 KiB, twice the limit
+    connection.request("POST", f"/u/{ada}", body=chunks, headers=FORM, encode_chunked=True)
+    answer = connection.getresponse()
+    assert answer.status == 413 and answer.getheader("X-Content-Type-Options") == "nosniff"
+    connection.close()
+    assert site.membership(site.weekly, "ada@example.org") == "confirmed"  # nothing changed

@@ -16,16 +16,17 @@ from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.types import Transport
 from mailer.web import archive, confirm, subscribe, unsubscribe
-from mailer.web.site import SecurityHeaders, Site
+from mailer.web.site import BodyLimit, SecurityHeaders, Site
 
 Handler = Callable[[Site, Request], Awaitable[Response]]
 
 
 class _SecuredStarlette(Starlette):
-    """Starlette with SecurityHeaders outside even its error middleware, so a 500 has them."""
+    """Starlette with SecurityHeaders outside even its error middleware, so a 500 has them,
+    and bodies capped however they are sent."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        return SecurityHeaders(BodyLimit(super().build_middleware_stack()))
 
 
 def create_app(

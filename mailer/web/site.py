@@ -72,6 +72,30 @@ class SecurityHeaders:
         await self.app(scope, receive, secured)
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over MAX_FORM_BYTES is a 413, whether it declares its
+    length or comes in chunks that do not."""
+
+    def __init__(self, app: ASGIApp, limit: int = 0) -> None:
+        self.app, self.limit = app, limit or MAX_FORM_BYTES
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """What a valid link names: the list, the member, when the link was issued (confirm)."""
@@ -141,7 +165,11 @@ class Site:
             raise HTTPException(413)
         try:
             return await request.form(max_files=0, max_fields=20)
-        except (HTTPException, ValueError, UnicodeDecodeError):
+        except HTTPException as error:
+            if error.status_code == 413:  # BodyLimit: too much, declared or not
+                raise
+            return FormData()
+        except (ValueError, UnicodeDecodeError):
             return FormData()
 
     async def member(self, request: Request, purpose: str) -> Found | None:
