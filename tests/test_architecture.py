@@ -178,3 +178,14 @@ def test_modules_stay_small() -> None:
 def test_every_module_says_what_it_is_in_one_docstring() -> None:
     missing = [n for n, p in modules() if not ast.get_docstring(ast.parse(p.read_text()))]
     assert missing == []
+
+
+def test_every_template_renders_in_the_sandbox() -> None:
+    """Reports, newsletters, confirmations and pages: one factory, the sandboxed one."""
+    plain = [
+        name
+        for name, path in modules()
+        if "Environment(" in path.read_text(encoding="utf-8")
+        and name != "mailer.compose.templates"
+    ]
+    assert plain == []

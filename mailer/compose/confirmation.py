@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from mailer.compose import mime
+from mailer.compose.templates import sandbox
 from mailer.config import NewsletterSettings
 from mailer.errors import FileInputError
 from mailer.models import MailingList, Member
@@ -77,12 +78,7 @@ def _render(
     templates: Sequence[Path], name: str, context: dict[str, Any], html: bool
 ) -> tuple[str, str]:
     """Return (the template's ``subject`` variable or '', its output)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(path) for path in templates]),
-        autoescape=html,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
+    env = sandbox(jinja2.FileSystemLoader([str(path) for path in templates]), html)
     try:
         module = env.get_template(name).make_module(context)
     except jinja2.TemplateNotFound:

@@ -6,7 +6,7 @@ from typing import Any
 
 import jinja2
 
-from mailer.compose.templates import template_dirs
+from mailer.compose.templates import sandbox, template_dirs
 from mailer.config import Settings
 from mailer.errors import FileInputError
 
@@ -15,11 +15,8 @@ class Pages:
     """Renders templates/web/NAME.html.j2 (a workspace may override them file by file)."""
 
     def __init__(self, settings: Settings, prefix: str) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(settings.templates_dir)]),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
+        dirs = [str(d) for d in template_dirs(settings.templates_dir)]
+        self.env = sandbox(jinja2.FileSystemLoader(dirs), html=True)
         self.globals = {"newsletter": settings.newsletter, "prefix": prefix}
 
     def render(self, name: str, /, **context: Any) -> str:
