@@ -185,7 +185,6 @@ def test_every_template_renders_in_the_sandbox() -> None:
     plain = [
         name
         for name, path in modules()
-        if "Environment(" in path.read_text(encoding="utf-8")
-        and name != "mailer.compose.templates"
+        if "Environment(" in path.read_text(encoding="utf-8") and name != "mailer.compose.templates"
     ]
     assert plain == []
