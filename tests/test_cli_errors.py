@@ -121,10 +121,15 @@ def test_a_campaign_id_no_campaign_can_have_is_no_campaign(
 
 
 @pytest.mark.parametrize(
+    "command", [["campaigns", "resume", "1"], ["send", "report.md", "--list", "weekly"]]
+)
+@pytest.mark.parametrize(
     "option", [["--rate", "nan"], ["--rate", "inf"], ["--concurrency", "1001"]]
 )
-def test_resume_options_out_of_range_are_usage_errors(mailer: Invoke, option: list[str]) -> None:
-    result = mailer("campaigns", "resume", "1", *option)
+def test_run_options_out_of_range_are_usage_errors(
+    mailer: Invoke, command: list[str], option: list[str]
+) -> None:
+    result = mailer(*command, *option)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "Invalid value for" in result.output

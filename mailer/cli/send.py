@@ -10,10 +10,11 @@ import typer
 
 from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
-from mailer.cli.common import app, confirm, err, open_db, out, settings
+from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
+from mailer.config.checks import MAX_CONCURRENCY
 from mailer.send import service
 from mailer.send.service import Overrides, RunResult, Session
 from mailer.send.types import StopReason
@@ -95,9 +96,12 @@ def send(
     test: Annotated[
         list[str] | None, typer.Option(help="Send only to this address; repeatable.")
     ] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, help="SMTP connections.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="SMTP connections.")
+    ] = None,
     rate: Annotated[
-        float | None, typer.Option(min=0, help="Messages per second (0: no limit).")
+        float | None,
+        typer.Option(min=0, callback=finite, help="Messages per second (0: no limit)."),
     ] = None,
     limit: Annotated[
         int, typer.Option(min=0, help="Send at most N now; resume the rest later.")
