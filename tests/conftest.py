@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
@@ -57,3 +61,43 @@ def smtp() -> Iterator[tuple[LoopbackController, Mailbox]]:
     controller = start(mailbox, enable_SMTPUTF8=True)
     yield controller, mailbox
     controller.stop()
+
+
+# Debian's chromium, which .ci/run installs; Playwright only drives it (no `playwright install`).
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A real full disk to be: a 3 MB tmpfs (the tests run as root), unmounted afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="mailer-full-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+        folder.rmdir()
+
+
+def fill(path: Path) -> None:
+    """Write zeros into ``path`` until its disk has not one byte left."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1):
+            try:
+                while True:
+                    os.write(descriptor, b"\0" * size)
+            except OSError:
+                continue
+    finally:
+        os.close(descriptor)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from mailer.audience import lists, subscriptions
 from mailer.compose.templates import packaged_templates
@@ -16,7 +16,7 @@ from mailer.models import Candidate
 from mailer.send.campaigns import Campaigns
 from tests.conftest import Invoke
 from tests.test_web import Live, http, start_web
-from tests.test_web_browser import CHROMIUM, FLAGS, run_mailer
+from tests.test_web_browser import run_mailer
 
 ACTIVE = """---
 subject: Active content
@@ -103,14 +103,6 @@ def test_campaigns_without_a_stored_copy_and_ids_past_sqlite_are_the_invalid_pag
         assert answer.status == 404 and "This link is not valid" in answer.body, path
     assert "Old issue" not in http("GET", f"{live.url}/archive/").body
     assert "Old issue" not in http("GET", f"{live.url}/archive/feed.xml").body
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def test_chromium_opens_the_archived_copy_and_nothing_acts(

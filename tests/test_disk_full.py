@@ -9,13 +9,9 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
-
-import pytest
 
 from mailer import config
 from mailer.compose.report import load_report
@@ -25,21 +21,9 @@ from mailer.send import service
 from mailer.send.campaigns import Campaigns
 from mailer.send.outbox import OutboxTransport
 from mailer.send.service import Overrides, Session
-from tests.conftest import EXAMPLE_REPORT
+from tests.conftest import EXAMPLE_REPORT, fill
 
 READERS = 400
-
-
-@pytest.fixture
-def small_disk() -> Iterator[Path]:
-    """A 3 MB tmpfs: room for the database and about a hundred messages."""
-    folder = Path(tempfile.mkdtemp(prefix="mailer-full-"))
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-        folder.rmdir()
 
 
 def grow(disk: Path, size: str) -> None:
@@ -97,20 +81,6 @@ def test_an_outbox_that_fills_the_disk_pauses_and_resume_sends_the_rest(
     everyone = delivered(outbox)
     assert len(everyone) == READERS and set(everyone.values()) == {1}
     assert recorded(small_disk) == {"sent": READERS}
-
-
-def fill(path: Path) -> None:
-    """Write zeros until the disk has not one byte left."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (1 << 16, 1 << 12, 1):
-            try:
-                while True:
-                    os.write(descriptor, b"\0" * size)
-            except OSError:
-                continue
-    finally:
-        os.close(descriptor)
 
 
 class FillsTheDatabaseDisk:

@@ -8,36 +8,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.conftest import fill
 
 ROWS = 60_000
-
-
-@pytest.fixture
-def small_disk() -> Iterator[Path]:
-    """A 3 MB tmpfs: room for the database and a few chunks of an import."""
-    folder = Path(tempfile.mkdtemp(prefix="mailer-full-"))
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-        folder.rmdir()
-
-
-def fill(disk: Path) -> None:
-    """Take every free byte of ``disk``."""
-    with (disk / "filler").open("wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 65536)
-                filler.flush()
-        except OSError:
-            pass
 
 
 def mailer(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -93,7 +68,7 @@ def test_an_export_to_a_full_disk_is_one_line_and_leaves_no_file(
     )
     imported = mailer(tmp_path, "subscribers", "import", "weekly", str(readers), "--create-list")
     assert imported.returncode == 0, imported.stderr
-    fill(small_disk)
+    fill(small_disk / "filler")
     output = small_disk / "readers.csv"
     result = mailer(tmp_path, "subscribers", "export", "weekly", "--output", str(output))
     assert result.returncode == 1
@@ -106,7 +81,7 @@ def test_an_export_to_a_full_disk_is_one_line_and_leaves_no_file(
 def test_a_dkim_key_on_a_full_disk_is_one_line_and_leaves_no_file(
     small_disk: Path, tmp_path: Path
 ) -> None:
-    fill(small_disk)
+    fill(small_disk / "filler")
     key = small_disk / "private.pem"
     result = mailer(tmp_path, "dkim", "keygen", "--domain", "example.org",
                     MAILER_DKIM_KEY_FILE=str(key))  # fmt: skip

@@ -15,27 +15,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from mailer.audience import lists, members, subscriptions
 from mailer.models import Candidate
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import confirm_link, http, smtp_environ, start_web
-
-# Debian's chromium, which .ci/run installs; Playwright only drives it (no `playwright install`).
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def run_mailer(

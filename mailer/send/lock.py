@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ def one_sender(database_path: Path, campaign_id: int) -> Iterator[None]:
     """Hold the campaign's lock, or raise InputError when another process holds it."""
     path = database_path.parent / f".campaign-{campaign_id}.lock"
     try:
-        handle = path.open("a")
+        handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
     except OSError as error:
         raise InputError(f"cannot lock {path}: {error.strerror}") from None
     with handle:
