@@ -60,13 +60,10 @@ def check_size(what: str, size: int) -> None:
 
 
 def joined(pieces: Iterable[str]) -> str:
-    """``"".join`` that stops as soon as the text passes MAX_SIZE."""
-    kept, total = [], 0
-    for piece in pieces:
-        total += len(piece)
-        if total > MAX_SIZE:
-            check_size("the rendered text", total)
-        kept.append(piece)
+    """``"".join`` that refuses a text over MAX_SIZE before making it (the pieces exist
+    already; only their sum is new)."""
+    kept = list(pieces)
+    check_size("the rendered text", sum(map(len, kept)))
     return "".join(kept)
 
 
