@@ -131,6 +131,10 @@ def phase_mailer(
         "MAILER_SMTP_PORT": str(port),
         "MAILER_SMTP_SECURITY": "none",
         "MAILER_SMTP_MAX_PER_CONNECTION": "100000000",
+        # a send over SMTP refuses `mailer init`'s placeholders
+        "MAILER_NEWSLETTER_SENDER": f"Bench <{SENDER}>",
+        "MAILER_NEWSLETTER_POSTAL_ADDRESS": "1 Bench Road, Oslo",
+        "MAILER_NEWSLETTER_BASE_URL": "https://bench.example.org",
     }
     if dkim:
         from mailer.send.dkim_keys import write_key
@@ -238,6 +242,8 @@ def phase_mailmerge(folder: Path, port: int, count: int) -> dict[str, float]:
 
 def child(args: argparse.Namespace) -> None:
     folder = Path(args.workspace)
+    if args.fail:
+        raise RuntimeError("forced failure (--fail-row)")
     if args.phase == "mailer":
         result = phase_mailer(folder, args.port, args.concurrency, args.loop)
     elif args.phase.startswith("dkim-"):
@@ -252,15 +258,47 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def in_child(args: argparse.Namespace, phase: str, folder: Path, port: int) -> dict[str, float]:
+class RowFailed(Exception):
+    """A phase's process failed; the message is the last line it wrote to stderr."""
+
+
+def in_child(
+    args: argparse.Namespace, phase: str, folder: Path, port: int, fail: bool = False
+) -> dict[str, float]:
     """Each phase runs in its own process so its CPU time and peak RSS are its own."""
     command = [sys.executable, __file__, "--phase", phase, "--workspace", str(folder),
                "--port", str(port), "-n", str(args.n), "--concurrency", str(args.concurrency),
                "--loop", args.loop, "--dkim-processes", str(args.dkim_processes)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command + ["--fail"] * fail, capture_output=True, text=True, check=False)
     if done.returncode:
-        sys.exit(f"{phase} phase failed:\n{done.stderr}")
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RowFailed(lines[-1])
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+ROWS = {"mailer": "mailer", "mailer + DKIM rsa": "dkim-rsa",
+        "mailer + DKIM ed25519": "dkim-ed25519", "bare aiosmtplib": "bare"}  # fmt: skip
+RATIOS = {"mailer_vs_bare": ("mailer", "bare aiosmtplib", "per_second"),
+          "mailer_sending_vs_bare": ("mailer", "bare aiosmtplib", "send_per_second"),
+          "rsa_signed_vs_unsigned": ("mailer + DKIM rsa", "mailer", "per_second"),
+          "ed25519_signed_vs_unsigned": ("mailer + DKIM ed25519", "mailer", "per_second"),
+          "mailer_vs_mailmerge": ("mailer", "mailmerge 2.3.0", "per_second")}  # fmt: skip
+
+
+def summarise(rounds: list[dict[str, dict[str, float]]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each row as in the round where its throughput was the median one, and each ratio per
+    round, from the rounds that have both rows (a failed row, or mailmerge after round 1)."""
+    rows = {}
+    for name in dict.fromkeys(name for r in rounds for name in r):
+        runs = sorted((r[name] for r in rounds if name in r), key=lambda row: row["per_second"])
+        rows[name] = runs[(len(runs) - 1) // 2]
+    ratios = {}
+    for label, (top, bottom, key) in RATIOS.items():
+        each = [round(r[top][key] / r[bottom]["per_second"], 3)
+                for r in rounds if top in r and bottom in r]  # fmt: skip
+        if each:
+            ratios[label] = each
+    return rows, ratios
 
 
 def main() -> None:
@@ -283,6 +321,8 @@ def main() -> None:
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--workspace", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--fail", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fail-row", default="", help=argparse.SUPPRESS)  # tests: fail NAME
     args = parser.parse_args()
     if args.phase:
         child(args)
@@ -293,44 +333,32 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
             make_workspace(folder, args.n)
-            rounds = []
-            for _ in range(args.rounds):  # interleaved, so each round's ratios share conditions
-                rounds.append({
-                    "mailer": in_child(args, "mailer", folder, port),
-                    "mailer + DKIM rsa": in_child(args, "dkim-rsa", folder, port),
-                    "mailer + DKIM ed25519": in_child(args, "dkim-ed25519", folder, port),
-                    "bare aiosmtplib": in_child(args, "bare", folder, port),
-                })  # fmt: skip
-            if args.peer_mailmerge:
-                rounds[0]["mailmerge 2.3.0"] = in_child(args, "mailmerge", folder, port)
+            rounds: list[dict[str, dict[str, float]]] = []
+            failures: list[str] = []
+            peers = {"mailmerge 2.3.0": "mailmerge"} if args.peer_mailmerge else {}
+            for number in range(1, args.rounds + 1):  # interleaved: a round's ratios share
+                rounds.append({})  # conditions; the peer installs itself, so it runs once
+                for name, phase in (ROWS | peers if number == 1 else ROWS).items():
+                    try:
+                        fail = name == args.fail_row
+                        rounds[-1][name] = in_child(args, phase, folder, port, fail)
+                    except RowFailed as error:
+                        failures.append(f"{name} failed in round {number}: {error}")
     finally:
         sink.terminate()
         sink.wait()
 
-    def ratios(top: str, bottom: str, key: str = "per_second") -> list[float]:
-        return [round(r[top][key] / r[bottom]["per_second"], 3)
-                for r in rounds if top in r]  # fmt: skip
-
-    # Each row as in the round where its throughput was the median one.
-    rows = {}
-    for name in rounds[0]:
-        runs = sorted((r[name] for r in rounds if name in r), key=lambda row: row["per_second"])
-        rows[name] = runs[(len(runs) - 1) // 2]
+    rows, ratios = summarise(rounds)
+    message_bytes = next((r["message_bytes"] for r in rows.values() if "message_bytes" in r), None)
     result: dict[str, Any] = {
         "recipients": args.n, "concurrency": args.concurrency, "loop": args.loop,
         "sink": sink_name, "cpus": os.cpu_count(), "python": sys.version.split()[0],
-        "message_bytes": rows["bare aiosmtplib"].get("message_bytes"), "rounds": args.rounds,
-        "rows": rows,
-        "mailer_vs_bare": ratios("mailer", "bare aiosmtplib"),
-        "mailer_sending_vs_bare": ratios("mailer", "bare aiosmtplib", "send_per_second"),
-        "rsa_signed_vs_unsigned": ratios("mailer + DKIM rsa", "mailer"),
-        "ed25519_signed_vs_unsigned": ratios("mailer + DKIM ed25519", "mailer"),
+        "message_bytes": message_bytes, "rounds": args.rounds, "rows": rows, **ratios,
+        "failures": failures,
     }  # fmt: skip
-    if "mailmerge 2.3.0" in rows:
-        result["mailer_vs_mailmerge"] = ratios("mailer", "mailmerge 2.3.0")
     if args.json:
         print(json.dumps(result))
-        return
+        sys.exit(1 if failures else 0)
     print(f"{args.n} recipients, {args.concurrency} connections, {args.loop} loop, {sink_name},"
           f" {result['message_bytes']} byte message, {os.cpu_count()} CPUs")  # fmt: skip
     print(f"{'':<22}{'msg/s':>10}{'CPU µs/msg':>12}{'+signers':>10}{'peak RSS MB':>13}"
@@ -341,8 +369,9 @@ def main() -> None:
               f"{signers:>10.0f}{row['peak_rss_mb']:>13.1f}{row['seconds']:>9.1f}")  # fmt: skip
     if args.rounds > 1:
         print(f"(each row: the round with its median throughput, of {args.rounds} rounds)")
-    check = rows["mailer"].get("check_seconds", 0.0)
-    print(f"mailer checked every reader before sending in {check:.2f} s (in the row above)")
+    if "mailer" in rows:
+        check = rows["mailer"].get("check_seconds", 0.0)
+        print(f"mailer checked every reader before sending in {check:.2f} s (in the row above)")
     for label, key in (("mailer / bare aiosmtplib", "mailer_vs_bare"),
                        ("mailer, sending only / bare", "mailer_sending_vs_bare"),
                        ("DKIM RSA 2048 signed / unsigned", "rsa_signed_vs_unsigned"),
@@ -351,7 +380,10 @@ def main() -> None:
         if key in result:
             each = ", ".join(f"{x:.2f}" for x in result[key])
             print(f"{label} = {statistics.median(result[key]):.2f}x (per round: {each})")
+    for failure in failures:
+        print(failure)
     print(json.dumps(result))
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # not VCHAR or WSP in a head
 ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 DOT_ATOM = rf"{ATEXT}(?:\.{ATEXT})*"
 MESSAGE_ID = re.compile(rf"<{DOT_ATOM}@(?:{DOT_ATOM}|\[[^\[\]\\\s]*\])>")  # RFC 5322 3.6.4
-LIST_ID = re.compile(rf"[^<>]*<{ATEXT}(?:\.{ATEXT})+>\s*")  # RFC 2919: [phrase] <label.domain>
+# RFC 2919: [phrase] <label.domain>; the phrase may be a quoted string holding < and >.
+QUOTED = r'"(?:[^"\\]|\\.)*"'
+LIST_ID = re.compile(rf"(?:{QUOTED}|[^<>\"])*<{ATEXT}(?:\.{ATEXT})+>\s*")
 BRACKETED = re.compile(r"<([^<>]*)>")
 WEB_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 MAILTO = re.compile(r"mailto:\S+", re.IGNORECASE)

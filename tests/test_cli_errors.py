@@ -113,6 +113,7 @@ TOO_BIG = "99999999999999999999999"
 def test_a_campaign_id_no_campaign_can_have_is_no_campaign(
     mailer: Invoke, command: str, campaign: str
 ) -> None:
+    assert mailer("lists", "create", "weekly").exit_code == 0  # a workspace, with no campaign
     result = mailer("campaigns", command, campaign)
     assert result.exit_code == 1
     assert one_clean_line(result.stderr) == (

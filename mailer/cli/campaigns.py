@@ -47,8 +47,12 @@ def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -
 @app.command("resume", epilog="Example: mailer campaigns resume 3")
 def campaigns_resume(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    concurrency: Annotated[int | None, typer.Option(min=1, max=MAX_CONCURRENCY)] = None,
-    rate: Annotated[float | None, typer.Option(min=0, callback=finite)] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="Default: the campaign's.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0, callback=finite, help="Default: the campaign's.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=0, max=MAX_ID)] = 0,
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
 ) -> None:
@@ -59,8 +63,12 @@ def campaigns_resume(
 @app.command("retry", epilog="Example: mailer campaigns retry 3")
 def campaigns_retry(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    concurrency: Annotated[int | None, typer.Option(min=1, max=MAX_CONCURRENCY)] = None,
-    rate: Annotated[float | None, typer.Option(min=0, callback=finite)] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="Default: the campaign's.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=0, callback=finite, help="Default: the campaign's.")
+    ] = None,
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
 ) -> None:
     """Try the deferred deliveries (temporary failures) of a campaign again."""
@@ -70,7 +78,7 @@ def campaigns_retry(
 @app.command("ls", epilog="Example: mailer campaigns ls")
 def campaigns_ls() -> None:
     """List campaigns with their status and counts per delivery state."""
-    with open_db() as database:
+    with open_db(create=False) as database:
         infos = Campaigns(database).all()
     if not infos:
         out.print("no campaigns yet: mailer send REPORT --list LIST")
@@ -87,7 +95,7 @@ def campaigns_ls() -> None:
 def campaigns_show(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Show a campaign: counts per state, failures with codes and replies, bounces and
     unsubscribes it caused."""
-    with open_db() as database:
+    with open_db(create=False) as database:
         campaigns = Campaigns(database)
         info = campaigns.get(_known(campaign_id))
         failures = campaigns.failures(campaign_id)

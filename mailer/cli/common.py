@@ -15,8 +15,9 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from mailer import __version__, config
+from mailer.config.loading import find_workspace
 from mailer.config.private import write_private
-from mailer.db.database import Database
+from mailer.db.database import Database, NoDatabaseError
 from mailer.errors import FileInputError, InputError, MailerError
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
@@ -51,6 +52,7 @@ app = typer.Typer(
 
 class State:
     workspace: Path = Path(".")
+    chosen: bool = False  # given with -w, not found from the current folder
     settings: config.Settings | None = None  # loaded once per command
 
 
@@ -66,14 +68,27 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     workspace: Annotated[
-        Path, typer.Option("--workspace", "-w", help="Workspace folder (default: current).")
-    ] = Path("."),
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (default: the nearest folder, from the current one up, with"
+            " mailer.toml or subscribers/mailer.db; else the current one).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
 ) -> None:
     """Self-hosted newsletters: subscriber lists, Markdown reports, SMTP delivery."""
-    state.workspace, state.settings = workspace, None
+    state.chosen, state.settings = workspace is not None, None
+    state.workspace = workspace if workspace is not None else here()
+
+
+def here() -> Path:
+    """The workspace the current folder is in, or the current folder (``.``) if none."""
+    found = find_workspace(Path("."))
+    return Path(".") if found is None or found == Path(".").absolute() else found
 
 
 def settings() -> config.Settings:
@@ -83,10 +98,25 @@ def settings() -> config.Settings:
 
 
 @contextmanager
-def open_db() -> Iterator[Database]:
+def open_db(create: bool = True) -> Iterator[Database]:
+    """The workspace's database; with ``create=False`` (commands that only read) a workspace
+    without one is an error instead of a new, empty database."""
     current = settings()
-    with Database(current.database_path, current.database.busy_timeout) as database:
+    try:
+        database = Database(current.database_path, current.database.busy_timeout, create=create)
+    except NoDatabaseError as error:
+        raise InputError(no_workspace(error)) from None
+    with database:
         yield database
+
+
+def no_workspace(error: NoDatabaseError) -> str:
+    """The one line for a read-only command where there is no database."""
+    if (state.workspace / config.CONFIG_NAME).is_file():
+        return f"{error}: nothing was created in workspace {state.workspace} yet"
+    if not state.chosen:
+        return "no workspace here: run `mailer init`, or use -w PATH"
+    return f"{error}: no workspace at {state.workspace} (run `mailer -w PATH init` to make one)"
 
 
 def finite(value: float | None) -> float | None:
@@ -110,6 +140,8 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing mailer.toml.")] = False,
 ) -> None:
     """Write a commented mailer.toml with every setting and create the database."""
+    if not state.chosen:  # as `git init`: here, even inside another workspace
+        state.workspace, state.settings = Path("."), None
     path = state.workspace / config.CONFIG_NAME
     if path.exists() and not force:
         raise InputError(f"{path} already exists (use --force to overwrite it)")

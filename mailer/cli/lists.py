@@ -88,7 +88,7 @@ def lists_set(
 @app.command("ls", epilog="Example: mailer lists ls")
 def lists_ls() -> None:
     """Show every list with its opt-in mode, its form and member counts per status."""
-    with open_db() as database:
+    with open_db(create=False) as database:
         summaries = lists.summaries(database)
     table = Table(
         "slug",

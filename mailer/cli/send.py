@@ -15,6 +15,7 @@ from mailer.cli.progress import Reporter, run_stoppable
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
 from mailer.config.checks import MAX_CONCURRENCY
+from mailer.errors import InputError
 from mailer.send import service
 from mailer.send.service import Overrides, RunResult, Session
 from mailer.send.types import StopReason
@@ -39,7 +40,7 @@ def render(
     if list_slug is None:
         paths = render_preview(report, current, out_dir, email=to)
     else:
-        with open_db() as database:
+        with open_db(create=False) as database:
             mailing_list = lists.get(database, list_slug)
             readers = members.stream(database, mailing_list)
             paths = render_preview(
@@ -47,6 +48,20 @@ def render(
             )
     for path in paths:
         out.print(str(path), markup=False)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 message``, ``2 messages``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def one_list(slugs: list[str]) -> list[str]:
+    """--list's check: one list per send, for now (a usage error, exit 2)."""
+    if len(slugs) > 1:
+        err.print("error: --list: several lists are not supported yet; give one --list",
+                  markup=False)  # fmt: skip
+        raise typer.Exit(2)
+    return slugs
 
 
 def run(session: Session, work: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult:
@@ -88,13 +103,19 @@ def summarise(outcome: RunResult) -> None:
 @app.command(epilog="Example: mailer send examples/report.md --list weekly --yes")
 def send(
     report_path: Annotated[Path, typer.Argument(metavar="REPORT", help="Markdown report.")],
-    list_slug: Annotated[str, typer.Option("--list", "-l", help="List to send to.")],
+    list_slugs: Annotated[
+        list[str], typer.Option("--list", "-l", callback=one_list, help="List to send to.")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
     dry_run: Annotated[
         bool, typer.Option(help="Render and check every message; send nothing.")
     ] = False,
     test: Annotated[
         list[str] | None, typer.Option(help="Send only to this address; repeatable.")
+    ] = None,
+    test_as: Annotated[
+        str | None,
+        typer.Option(metavar="READER_EMAIL", help="Render --test as this subscriber sees it."),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="SMTP connections.")
@@ -109,26 +130,32 @@ def send(
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
 ) -> None:
     """Send a report to the confirmed, active readers of a list."""
+    [list_slug] = list_slugs
     overrides = Overrides(concurrency, rate, limit, outbox)
+    reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
     addresses = [normalise(t) for t in test or ()]
+    if reader is not None and not addresses:
+        raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")
     with open_db() as database:
         session = Session(settings(), database)
         if addresses:
-            summarise(run(session, lambda: service.send_test(session, report, list_slug,
-                                                             addresses, overrides)))  # fmt: skip
+            summarise(run(session, lambda: service.send_test(
+                session, report, list_slug, addresses, overrides, reader)))  # fmt: skip
             return
         if dry_run:
             count = service.check_campaign(session, report, list_slug)
             out.print(
-                f"dry run: {count} messages rendered and checked for {list_slug}; nothing sent"
+                f"dry run: {plural(count, 'message')} rendered and checked for {list_slug};"
+                " nothing sent"
             )
             return
         plan = service.plan_campaign(session, report, list_slug, overrides)
-        out.print(f"subject:   {plan.report.subject}\nlist:      {list_slug} ({plan.readers}"
-                  f" readers)\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
+        readers = plural(plan.readers, "reader")
+        out.print(f"subject:   {plan.report.subject}\nlist:      {list_slug} ({readers})"
+                  f"\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
         plan.check()
-        confirm(f"Send to {plan.readers} readers?", yes, "refusing to send without --yes")
+        confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
         outcome = run(session, lambda: service.send_campaign(session, plan))
     if outcome.campaign_id is None:
         out.print("stopped before the server answered: nothing sent, no campaign created")

@@ -116,7 +116,7 @@ def subscribers_ls(
 ) -> None:
     """List the readers of a list."""
     statuses = _statuses(status)
-    with open_db() as database:
+    with open_db(create=False) as database:
         found = members.stream(database, lists.get(database, list_slug), statuses)
         if as_json:
             sys.stdout.write("[")
@@ -204,7 +204,7 @@ def subscribers_export(
 ) -> None:
     """Export a list's readers as CSV; importing the file elsewhere gives the same readers."""
     statuses = _statuses(status) or [MembershipStatus.CONFIRMED, MembershipStatus.UNCONFIRMED]
-    with open_db() as database:
+    with open_db(create=False) as database:
         mailing_list = lists.get(database, list_slug)
         if output is None:
             export_csv(database, mailing_list, sys.stdout, statuses)

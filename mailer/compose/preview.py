@@ -5,15 +5,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
+from email.headerregistry import AddressHeader, HeaderRegistry
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
+from email_validator import EmailNotValidError, validate_email
+
 from mailer.compose.compiled import CompiledCampaign, Links, compile_campaign, preview_links
 from mailer.compose.report import load_report
 from mailer.config import Settings
-from mailer.errors import FileInputError, NotFoundError
+from mailer.errors import AddressError, FileInputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
+
+CONTROLS = re.compile(r"[\x00-\x1f\x7f]")  # as mailer.audience.cleaning.has_controls
 
 
 def preview_list(settings: Settings) -> MailingList:
@@ -21,17 +27,42 @@ def preview_list(settings: Settings) -> MailingList:
     return MailingList(id=0, slug="preview", name=settings.newsletter.name, double_opt_in=False)
 
 
-def choose_reader(members: list[Member], email: str | None, list_slug: str) -> Reader:
-    """The named member, else the list's first member, else a placeholder reader."""
-    if email is not None:
-        wanted = email.strip().casefold()
-        for member in members:
-            if member.email.casefold() == wanted:
-                return member.reader
-        if list_slug:
-            raise NotFoundError("subscriber", email, f"not on list {list_slug!r}")
-        return replace(PLACEHOLDER_READER, email=email.strip())
-    return members[0].reader if members else PLACEHOLDER_READER
+def parse_reader(to: str) -> tuple[str, str, bool]:
+    """``--to``: one address, bare or as ``Name <address>``: (display name, address as
+    mailer.audience.addresses.normalise makes it, smtputf8), else AddressError."""
+    try:
+        header = HeaderRegistry()("To", to)
+    except (HeaderParseError, ValueError, IndexError) as error:
+        raise AddressError(to, str(error)) from None
+    addresses = header.addresses if isinstance(header, AddressHeader) else ()
+    if len(addresses) != 1:
+        raise AddressError(to, "more than one address" if addresses else "empty address")
+    [found] = addresses
+    if CONTROLS.search(to):
+        raise AddressError(to, "contains a line break or another control character")
+    # As normalise() does: compose may not import mailer.audience (tests/test_architecture.py).
+    try:
+        valid = validate_email(found.addr_spec, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as error:
+        raise AddressError(to, str(error)) from None
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if defects:
+        raise AddressError(to, str(defects[0]))
+    return " ".join(found.display_name.split()), valid.normalized.lower(), valid.smtputf8
+
+
+def choose_reader(members: list[Member], to: str | None, list_slug: str) -> Reader:
+    """The member ``to`` names (an address, with or without a display name), else the list's
+    first member, else a placeholder reader; a display name given is the reader's name."""
+    if to is None:
+        return members[0].reader if members else PLACEHOLDER_READER
+    name, email, smtputf8 = parse_reader(to)
+    for member in members:
+        if member.email.casefold() == email:
+            return replace(member.reader, name=name) if name else member.reader
+    if list_slug:
+        raise NotFoundError("subscriber", email, f"not on list {list_slug!r}")
+    return replace(PLACEHOLDER_READER, email=email, name=name, smtputf8=smtputf8)
 
 
 def render_preview(

@@ -1,10 +1,14 @@
-"""The commented mailer.toml that `mailer init` writes: every key, its default and what it does."""
+"""The commented mailer.toml that `mailer init` writes, and which settings block an SMTP send."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from mailer.config.loading import where_set
 from mailer.config.settings import SECTIONS, Settings
 
 DOCS: dict[str, dict[str, str]] = {
@@ -13,7 +17,8 @@ DOCS: dict[str, dict[str, str]] = {
         "sender": "From header: one address, with an optional display name.",
         "reply_to": "Optional Reply-To: one address (display name allowed); empty means none.",
         "postal_address": "Postal address printed in every footer (the law asks for one).",
-        "base_url": "Public http(s) address of `mailer serve`, for unsubscribe and archive links.",
+        "base_url": "Must be the public https address readers reach `mailer serve` at (unsubscribe"
+        " and archive links); plain http is refused for SMTP sends unless it is loopback.",
     },
     "database": {
         "path": "SQLite database, relative to the workspace.",
@@ -79,3 +84,26 @@ def _toml_value(value: object) -> str:
         return repr(value)
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def unfit_for_readers(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """What keeps [newsletter] from reaching real readers, on one line with where to change it:
+    a base_url over plain http on a host that is not loopback. None when there is nothing."""
+    url = settings.newsletter.base_url
+    if not _public_http(url):
+        return None
+    where = where_set(settings.workspace, "newsletter", "base_url", environ)
+    return f"newsletter.base_url is {url!r}, plain http on a host not loopback; use https ({where})"
+
+
+def _public_http(url: str) -> bool:
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True

@@ -11,12 +11,23 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from mailer.config.checks import Check, is_secret, rules
-from mailer.config.settings import SECTIONS, Settings
+from mailer.config.settings import SECTIONS, DatabaseSettings, Settings
 from mailer.errors import ConfigError
 
 CONFIG_NAME = "mailer.toml"
 ENV_PREFIX = "MAILER_"
+DEFAULT_DATABASE = Path(DatabaseSettings().path)  # a workspace's mark, as mailer.toml is
 SHOWN = 80  # characters of a bad value shown in an error
+
+
+def find_workspace(start: Path) -> Path | None:
+    """The workspace ``start`` is in, found as git finds a repository: ``start`` or the nearest
+    folder above it that holds mailer.toml or the default database; None if there is none."""
+    here = start.absolute()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file() or (folder / DEFAULT_DATABASE).is_file():
+            return folder
+    return None
 
 
 def environment_without_settings() -> dict[str, str]:
@@ -164,3 +175,20 @@ def _line_of(text: str, section: str | None, key: str) -> int | None:
         elif current == section and re.match(rf'["\']?{re.escape(key)}["\']?\s*=', line):
             return number
     return None
+
+
+def where_set(
+    workspace: Path, section: str, key: str, environ: Mapping[str, str] | None = None
+) -> str:
+    """Where a setting's value comes from, for a message that says where to change it: the
+    MAILER_* variable, mailer.toml:LINE, or "not set in mailer.toml" for its default."""
+    environ = os.environ if environ is None else environ
+    name = f"{ENV_PREFIX}{section}_{key}".upper()
+    if name in environ:
+        return name
+    path = workspace / CONFIG_NAME
+    try:
+        line = _line_of(path.read_text(encoding="utf-8"), section, key)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    return f"{CONFIG_NAME}:{line}" if line else f"not set in {CONFIG_NAME}"

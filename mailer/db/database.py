@@ -28,16 +28,27 @@ def as_json(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
 
 
+class NoDatabaseError(StoreError):
+    """A database opened only if it exists (``create=False``) that is not there."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "does not exist")
+
+
 class Database:
     """The workspace's database; ``transaction()`` is BEGIN IMMEDIATE ... COMMIT.
 
     A new database file is created 0600 in folders created 0700; SQLite gives its -wal and -shm
-    files the database file's mode. Existing files and folders keep theirs.
+    files the database file's mode. Existing files and folders keep theirs. With
+    ``create=False`` nothing is created: a missing file is a NoDatabaseError.
     """
 
-    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 5.0, *, create: bool = True) -> None:
         self.path = path
-        self._create(path)
+        if create:
+            self._create(path)
+        elif not path.is_file():
+            raise NoDatabaseError(path)
         try:
             self.connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             self.connection.execute("PRAGMA foreign_keys = ON")

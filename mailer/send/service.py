@@ -15,8 +15,9 @@ from mailer.audience import lists
 from mailer.audience.addresses import Address
 from mailer.compose.preview import archive_copy
 from mailer.compose.report import Report, parse_report
+from mailer.config.default_file import unfit_for_readers
 from mailer.db.database import Database
-from mailer.errors import FileInputError, InputError
+from mailer.errors import FileInputError, InputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER, MailingList, Reader
 from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
@@ -26,7 +27,7 @@ from mailer.send.builders import (
     send_options,
     with_verp,
 )
-from mailer.send.campaigns import Campaigns
+from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.connecting import open_first
 from mailer.send.deliveries import (
     PENDING,
@@ -38,6 +39,7 @@ from mailer.send.deliveries import (
 from mailer.send.engine import Pipeline
 from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory, Recipe
+from mailer.send.smtp import SmtpTransport
 from mailer.send.transports import choose_transport
 from mailer.send.types import (
     Connection,
@@ -117,6 +119,23 @@ def _options(session: Session, overrides: Overrides) -> SendOptions:
     return send_options(session.settings, overrides.concurrency, overrides.rate, overrides.limit)
 
 
+def ready_for_readers(session: Session, transport: Transport) -> None:
+    """Refuse, before connecting, an SMTP send while [newsletter] base_url is plain http on a
+    public host; the outbox takes anything."""
+    problems = unfit_for_readers(session.settings) if isinstance(transport, SmtpTransport) else ""
+    if problems:
+        raise InputError(f"refusing to send over SMTP: {problems}")
+
+
+def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -> SendOptions:
+    """A resumed or retried run's options: the campaign's stored rate and concurrency, unless
+    the run gives new ones."""
+    stored = info.settings
+    concurrency = overrides.concurrency or stored.get("concurrency")
+    rate = stored.get("rate") if overrides.rate is None else overrides.rate
+    return send_options(session.settings, concurrency, rate, overrides.limit)
+
+
 def _recipe(session: Session, report: Report, mailing_list: MailingList, key: str) -> Recipe:
     return Recipe(session.settings, report, mailing_list, key)
 
@@ -131,6 +150,7 @@ def plan_campaign(
     except (OSError, UnicodeDecodeError) as error:
         raise FileInputError(report.path, f"cannot read: {error}") from None
     transport = choose_transport(session.settings, overrides.outbox)
+    ready_for_readers(session, transport)
     options = _options(session, overrides)
     mailing_list = lists.get(session.database, list_slug)
     recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
@@ -159,6 +179,7 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
     recipients, lock it, send. Until the server answers, a stop leaves nothing behind."""
     settings, database = session.settings, session.database
     archived = archive_copy(plan.factory.compiled, settings.newsletter.base_url)
+    ready_for_readers(session, plan.transport)
     pool = build_pool(settings, plan.recipe)
     async with pool or contextlib.nullcontext():
         first = await open_first(plan.transport, session.control)
@@ -194,6 +215,7 @@ async def continue_campaign(
     the deferred ones). ``on_start`` hears how many and through what, before the first."""
     settings, database = session.settings, session.database
     transport = choose_transport(settings, overrides.outbox)
+    ready_for_readers(session, transport)
     with one_sender(settings.database_path, campaign_id):
         campaigns = Campaigns(database)
         info = campaigns.get(campaign_id)
@@ -209,7 +231,7 @@ async def continue_campaign(
             return RunResult(campaign_id, Progress(0))
         _check_pending(factory, log)
         on_start(total, transport.description)
-        options = _options(session, overrides)
+        options = resume_options(session, info, overrides)
         pool = build_pool(settings, recipe)
         async with pool or contextlib.nullcontext():
             progress = await _run(
@@ -224,19 +246,26 @@ async def send_test(
     list_slug: str,
     addresses: Sequence[Address],
     overrides: Overrides = Overrides(),
+    test_as: str | None = None,
 ) -> RunResult:
-    """Send the report only to ``addresses``, each as the subscriber of that address if there
-    is one, else as the placeholder reader; nothing is recorded."""
+    """Send the report, its subject marked [TEST], only to ``addresses``, each as the subscriber
+    ``test_as`` names, else as the subscriber of that address if there is one, else as the
+    placeholder reader; nothing is recorded."""
+    transport = choose_transport(session.settings, overrides.outbox)
+    ready_for_readers(session, transport)
+    shown_as = find_reader(session.database, test_as) if test_as is not None else None
+    if test_as is not None and shown_as is None:
+        raise NotFoundError("subscriber", test_as, "--test-as takes a reader's address")
     mailing_list = lists.get(session.database, list_slug)
-    recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
+    marked = replace(report, subject=f"[TEST] {report.subject}")
+    recipe = _recipe(session, marked, mailing_list, f"c{os.urandom(3).hex()}")
     readers = [
-        replace(find_reader(session.database, a.email) or PLACEHOLDER_READER, id=i,
-                email=a.email, smtputf8=a.smtputf8)
+        replace(shown_as or find_reader(session.database, a.email) or PLACEHOLDER_READER,
+                id=i, email=a.email, smtputf8=a.smtputf8)
         for i, a in enumerate(addresses, start=1)
     ]  # fmt: skip
     factory = MessageFactory(recipe)
     factory.compiled.check(readers)
-    transport = choose_transport(session.settings, overrides.outbox)
     options = _options(session, overrides)
     pool = build_pool(session.settings, recipe)
     async with pool or contextlib.nullcontext():

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import socket
 import ssl
 
 import aiosmtplib
 from aiosmtplib.errors import (
+    SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
     SMTPException,
     SMTPResponseException,
     SMTPServerDisconnected,
@@ -23,6 +27,9 @@ LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 # The fast DATA path writes through these aiosmtplib internals; tested with the aiosmtplib
 # versions pyproject.toml allows, and tests/test_smtp_transport.py fails loudly if they move.
 INTERNALS = ("_command_lock", "_response_pending", "write", "read_response")
+# What a client sees when it speaks plain SMTP to a TLS port: no greeting, a drop, or noise.
+NO_GREETING = (SMTPConnectTimeoutError, SMTPConnectResponseError, SMTPServerDisconnected)
+STARTTLS, TLS = "use security = starttls", "use security = tls"
 NO_SMTPUTF8 = Reply(553, "5.6.7 the server does not offer SMTPUTF8, needed for this address")
 
 
@@ -140,21 +147,44 @@ class SmtpTransport:
             validate_certs=s.verify_tls,
             local_hostname=self.local_hostname,
         )
+        greeted = False
         try:
             await client.connect()
+            greeted = True
             if client.is_ehlo_or_helo_needed:
                 await client.ehlo()
             if s.username:
                 await client.login(s.username, s.password)
         except aiosmtplib.SMTPAuthenticationError as error:
             client.close()
-            raise TransportError(
-                self.where, f"login refused for {s.username!r}: {error.code}"
-            ) from None
+            raise TransportError(self.where, _login_refused(s, error)) from None
         except (SMTPException, OSError) as error:
             client.close()
-            raise TransportError(self.where, _reason(error)) from None
+            reason = _reason(error)
+            if s.security == "tls" and "WRONG_VERSION_NUMBER" in reason:
+                reason = f"the server at {s.host}:{s.port} speaks plain SMTP first: {STARTTLS}"
+            elif s.security != "tls" and not greeted and await self._speaks_tls(error):
+                reason = f"the server at {s.host}:{s.port} expects TLS from the start: {TLS}"
+            raise TransportError(self.where, reason) from None
         return SmtpConnection(client, self.where)
+
+    async def _speaks_tls(self, error: BaseException) -> bool:
+        """After no greeting (a timeout, a drop, a line that is not SMTP): whether the port
+        completes a TLS handshake instead, as an implicit-TLS port (465) does."""
+        if not isinstance(error, NO_GREETING):
+            return False
+        probe = ssl.create_default_context()
+        probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE  # only asks: TLS at all?
+        s = self.settings
+        try:
+            opening = asyncio.open_connection(s.host, s.port, ssl=probe, server_hostname=s.host)
+            _, writer = await asyncio.wait_for(opening, s.timeout)
+        except (OSError, TimeoutError, ssl.SSLError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        return True
 
 
 def _reason(error: BaseException) -> str:
@@ -162,3 +192,10 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return f"TLS certificate not trusted ({text}); set verify_tls = false only for a test relay"
     return text or type(error).__name__
+
+
+def _login_refused(s: SmtpSettings, error: aiosmtplib.SMTPAuthenticationError) -> str:
+    """The server's refusal with its reply text; with no password set, says so first."""
+    reply = " ".join(f"{error.code} {error.message}".split())
+    unset = "" if s.password else "no password is set (set MAILER_SMTP_PASSWORD): "
+    return f"login refused for {s.username!r}: {unset}{reply}"

@@ -1,0 +1,25 @@
+"""CLI command backup: copy a running workspace into a new folder, ready to restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailer.cli.common import app, out, settings
+from mailer.db.backup import backup as backup_workspace
+
+
+@app.command(epilog="Example: mailer backup /srv/backups/mailer-2026-11-27")
+def backup(
+    destination: Annotated[
+        Path, typer.Argument(metavar="DEST", help="A new folder (or an empty one) to write.")
+    ],
+) -> None:
+    """Copy the database, mailer.toml, .mailer-secret, the DKIM key and templates/ into DEST,
+    consistently even while send or serve run. Restore: use DEST as the workspace."""
+    for written in backup_workspace(settings(), destination):
+        out.print(f"wrote {written.path} ({written.what})", markup=False)
+    out.print(f"restore: copy {destination} to a new workspace folder (or use -w {destination})",
+              markup=False)  # fmt: skip
