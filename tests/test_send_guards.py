@@ -89,6 +89,29 @@ def test_init_says_base_url_must_be_the_public_https_address() -> None:
     assert "must be the public https address readers reach" in comment.lower()
 
 
+def test_the_same_report_to_the_same_list_twice_is_refused_unless_again(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: Server
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port, **REAL)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=env).exit_code == 0
+    with Database(workspace / "subscribers" / "mailer.db") as database:
+        created = Campaigns(database).get(1).created_at[:10]
+    copy = workspace / "same.md"  # the same source under another name is the same report
+    copy.write_bytes(EXAMPLE_REPORT.read_bytes())
+    again = mailer("send", str(copy), "--list", example, "--yes", env=env)
+    assert again.exit_code == 1
+    line = one_error_line(again.stderr)
+    assert "campaign 1" in line and created in line and "--again" in line
+    assert len(recorder.received) == 20
+    for args in (["--dry-run"], ["--test", "me@vale.example"]):
+        assert mailer("send", str(copy), "--list", example, *args, env=env).exit_code == 0
+    assert len(recorder.received) == 21
+    forced = mailer("send", str(copy), "--list", example, "--yes", "--again", env=env)
+    assert forced.exit_code == 0, forced.output
+    assert "campaign 2" in forced.stdout and len(recorder.received) == 41
+
+
 def test_several_lists_are_a_usage_error(mailer: Invoke, example: str) -> None:
     assert mailer("lists", "create", "other", "--name", "Other").exit_code == 0
     both = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--list", "other", "--dry-run")

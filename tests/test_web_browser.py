@@ -79,7 +79,7 @@ def test_reader_unsubscribes_from_a_delivered_message_in_chromium(
         page.close()
         assert membership(workspace, reader) == ("unsubscribed", "web")
 
-        second = run_mailer(workspace, *send, env=env)
+        second = run_mailer(workspace, *send, "--again", env=env)  # the same report again
         assert second.returncode == 0, second.stderr
         assert "19 sent" in second.stdout
         again = mailbox.wait_for(39)[20:]

@@ -128,10 +128,13 @@ def send(
         int, typer.Option(min=0, help="Send at most N now; resume the rest later.")
     ] = 0,
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
+    again: Annotated[
+        bool, typer.Option("--again", help="Send even if this report already went to this list.")
+    ] = False,
 ) -> None:
     """Send a report to the confirmed, active readers of a list."""
     [list_slug] = list_slugs
-    overrides = Overrides(concurrency, rate, limit, outbox)
+    overrides = Overrides(concurrency, rate, limit, outbox, again)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
     addresses = [normalise(t) for t in test or ()]

@@ -86,6 +86,14 @@ class Campaigns:
     def all(self) -> list[CampaignInfo]:
         return self._select("", ())
 
+    def same_report(self, mailing_list: MailingList, source: str) -> CampaignInfo | None:
+        """The latest campaign that sent this very report source to this list, if any."""
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        found = self._select(
+            "WHERE c.list_id = ? AND c.source_sha256 = ?", (mailing_list.id, digest)
+        )
+        return found[-1] if found else None
+
     def _select(self, where: str, params: Sequence[Any]) -> list[CampaignInfo]:
         rows = self.database.query(
             "SELECT c.id, c.list_slug, c.subject, c.report_path, c.source, c.status, c.reason,"

@@ -64,6 +64,7 @@ class Overrides:
     rate: float | None = None
     limit: int = 0  # deliver at most this many now; the rest waits for a resume
     outbox: Path | None = None  # deliver into this Maildir instead
+    again: bool = False  # send a report its list already had
 
 
 @dataclass
@@ -153,6 +154,10 @@ def plan_campaign(
     ready_for_readers(session, transport)
     options = _options(session, overrides)
     mailing_list = lists.get(session.database, list_slug)
+    earlier = Campaigns(session.database).same_report(mailing_list, source)
+    if earlier is not None and not overrides.again:
+        raise InputError(f"{report.path}: already sent to {list_slug} as campaign {earlier.id}"
+                         f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
     recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
     with _streamed(eligible(session.database, mailing_list)) as everyone:
