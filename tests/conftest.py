@@ -20,6 +20,12 @@ EXAMPLE_CSV = ROOT / "subscribers" / "example.csv"
 EXAMPLE_REPORT = ROOT / "examples" / "report.md"
 
 Invoke = Callable[..., Result]
+# A publication's own settings: a send over SMTP refuses `mailer init`'s placeholders.
+PUBLICATION = {
+    "MAILER_NEWSLETTER_SENDER": "The Vale Bulletin <bulletin@example.org>",
+    "MAILER_NEWSLETTER_POSTAL_ADDRESS": "The Vale Bulletin, 2 Mill Lane, Lower Vale",
+    "MAILER_NEWSLETTER_BASE_URL": "http://127.0.0.1:8080",  # loopback: plain http is fine
+}
 
 
 @pytest.fixture

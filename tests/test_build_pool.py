@@ -34,7 +34,7 @@ from mailer.models import MailingList, Reader
 from mailer.send.build_processes import BuildPool, Frames, frame
 from mailer.send.dkim_keys import dns_record, generate_key, private_pem
 from mailer.send.messages import MessageFactory, Recipe
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke
 from tests.smtp_servers import Recorder, start
 from tests.test_dkim import dns_for
 
@@ -339,7 +339,7 @@ def import_example(mailer: Invoke) -> None:
 def signed_env(port: int, **extra: str) -> dict[str, str]:
     return {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(port),
             "MAILER_SMTP_SECURITY": "none", "MAILER_DKIM_DOMAIN": "example.org",
-            **extra}  # fmt: skip
+            **PUBLICATION, **extra}  # fmt: skip
 
 
 def send_watched(mailer: Invoke, report: Path, slug: str, **env: str) -> tuple[Result, WorkerWatch]:

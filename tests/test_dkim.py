@@ -19,7 +19,7 @@ from mailer.config import NewsletterSettings
 from mailer.models import MailingList, Reader
 from mailer.send.dkim import DkimSigner, canonical_headers
 from mailer.send.dkim_keys import dns_record, generate_key
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke
 from tests.smtp_servers import LoopbackController, Recorder
 
 
@@ -108,6 +108,7 @@ def test_keygen_then_send_signs_every_message(
     record = "".join(strings)
     assert record.startswith(f"v=DKIM1; k={kind}; p=") and all(len(s) <= 255 for s in strings)
     env = {
+        **PUBLICATION,
         "MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
         "MAILER_SMTP_SECURITY": "none", "MAILER_DKIM_DOMAIN": "example.org",
     }  # fmt: skip

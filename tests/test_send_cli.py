@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke
 from tests.message_checks import check_paths
 from tests.smtp_servers import LoopbackController, Recorder, closed_port, start
 
 
 def smtp_env(port: int) -> dict[str, str]:
     return {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(port),
-            "MAILER_SMTP_SECURITY": "none"}  # fmt: skip
+            "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
 
 
 @pytest.fixture

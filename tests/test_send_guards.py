@@ -42,6 +42,32 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+def test_smtp_send_refuses_placeholders_naming_each_and_where(
+    mailer: Invoke, workspace: Path, example: str
+) -> None:
+    (workspace / "mailer.toml").write_text(
+        '[newsletter]\nsender = "The Example Bulletin <bulletin@example.org>"\nname = "Vale"\n',
+        encoding="utf-8",
+    )
+    port = closed_port()  # refused before connecting: no connection error can show
+    env = smtp_env(
+        port, MAILER_NEWSLETTER_POSTAL_ADDRESS=config.NewsletterSettings().postal_address
+    )
+    for args in (["--yes"], ["--test", "me@vale.example"]):
+        refused = mailer("send", str(EXAMPLE_REPORT), "--list", example, *args, env=env)
+        assert refused.exit_code == 1, refused.output
+        line = one_error_line(refused.stderr)
+        assert "newsletter.sender is still `mailer init`'s placeholder (mailer.toml:2)" in line
+        assert "newsletter.postal_address" in line and "(MAILER_NEWSLETTER_POSTAL_ADDRESS)" in line
+        assert "newsletter.base_url" in line and "(not set in mailer.toml)" in line
+        assert "refused" not in line.lower().replace("refusing", "")
+    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    outbox = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes",
+                    "--outbox", str(workspace / "box"), env=env)  # fmt: skip
+    assert outbox.exit_code == 0, outbox.output
+    assert len(list((workspace / "box" / "new").iterdir())) == 20
+
+
 URLS = [("http://news.vale.example", True), ("http://192.0.2.7:8000", True),
         ("http://localhost:8000", False), ("http://127.0.0.2", False),
         ("http://[::1]:8000", False), ("https://news.vale.example", False)]  # fmt: skip
@@ -79,6 +105,22 @@ def test_resume_and_retry_refuse_a_public_http_base_url_before_connecting(
         refused = mailer("campaigns", command, "1", env=smtp_env(closed_port(), **public))
         assert refused.exit_code == 1, refused.output
         assert "newsletter.base_url is 'http://news.vale.example', plain http" in refused.stderr
+    assert len(recorder.received) == 2
+    assert mailer("campaigns", "resume", "1", env=env).exit_code == 0
+    assert len(recorder.received) == 20
+
+
+def test_resume_and_retry_refuse_placeholders_before_connecting(
+    mailer: Invoke, example: str, smtp_server: Server
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port, **REAL)
+    first = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", "--limit", "2", env=env)
+    assert first.exit_code == 0, first.output
+    for command in ("resume", "retry"):
+        refused = mailer("campaigns", command, "1", env=smtp_env(closed_port()))
+        assert refused.exit_code == 1, refused.output
+        assert "newsletter.sender is still `mailer init`'s placeholder" in refused.stderr
     assert len(recorder.received) == 2
     assert mailer("campaigns", "resume", "1", env=env).exit_code == 0
     assert len(recorder.received) == 20

@@ -22,7 +22,7 @@ from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory
 from mailer.send.service import Overrides, Session
 from mailer.send.types import Stop, StopReason
-from tests.conftest import EXAMPLE_REPORT
+from tests.conftest import EXAMPLE_REPORT, PUBLICATION
 
 
 def workspace_with(folder: Path, readers: int, env: dict[str, str] | None = None) -> Session:
@@ -73,7 +73,8 @@ def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) ->
     with socket.socket() as silent:  # accepts connections, never greets
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(silent.getsockname()[1]),
+        env = {**PUBLICATION,
+               "MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(silent.getsockname()[1]),
                "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_TIMEOUT": "30"}  # fmt: skip
         session = workspace_with(tmp_path, 3, env)
         plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), "weekly")

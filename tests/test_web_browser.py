@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from mailer.audience import lists, members, subscriptions
 from mailer.models import Candidate
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import confirm_link, http, smtp_environ, start_web
 
@@ -54,7 +54,8 @@ def test_reader_unsubscribes_from_a_delivered_message_in_chromium(
     controller, mailbox = smtp
     live = start_web(workspace, smtp_environ(controller.port))
     try:
-        env = {**smtp_environ(controller.port), "MAILER_NEWSLETTER_BASE_URL": live.url}
+        env = {**smtp_environ(controller.port), **PUBLICATION,
+               "MAILER_NEWSLETTER_BASE_URL": live.url}  # fmt: skip
         imported = run_mailer(workspace, "subscribers", "import", "example", str(EXAMPLE_CSV),
                               "--create-list", env=env)  # fmt: skip
         assert imported.returncode == 0, imported.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mailer.config.loading import where_set
-from mailer.config.settings import SECTIONS, Settings
+from mailer.config.settings import SECTIONS, NewsletterSettings, Settings
 
 DOCS: dict[str, dict[str, str]] = {
     "newsletter": {
@@ -86,14 +86,25 @@ def _toml_value(value: object) -> str:
     return f'"{escaped}"'
 
 
+PLACEHOLDERS = ("sender", "postal_address", "base_url")
+
+
 def unfit_for_readers(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
-    """What keeps [newsletter] from reaching real readers, on one line with where to change it:
-    a base_url over plain http on a host that is not loopback. None when there is nothing."""
-    url = settings.newsletter.base_url
-    if not _public_http(url):
-        return None
-    where = where_set(settings.workspace, "newsletter", "base_url", environ)
-    return f"newsletter.base_url is {url!r}, plain http on a host not loopback; use https ({where})"
+    """What keeps [newsletter] from reaching real readers, on one line: each setting that still
+    holds `mailer init`'s placeholder, or a base_url over plain http on a host that is not
+    loopback, with where to change it. None when there is nothing."""
+    defaults, problems = NewsletterSettings(), []
+    for key in PLACEHOLDERS:
+        value = getattr(settings.newsletter, key)
+        if value.strip() == getattr(defaults, key):
+            problem = "still `mailer init`'s placeholder"
+        elif key == "base_url" and _public_http(value):
+            problem = f"{value!r}, plain http on a host that is not loopback; use https"
+        else:
+            continue
+        where = where_set(settings.workspace, "newsletter", key, environ)
+        problems.append(f"newsletter.{key} is {problem} ({where})")
+    return "; ".join(problems) or None
 
 
 def _public_http(url: str) -> bool:
