@@ -53,7 +53,9 @@ def campaigns_resume(
     rate: Annotated[
         float | None, typer.Option(min=0, callback=finite, help="Default: the campaign's.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=0, max=MAX_ID)] = 0,
+    limit: Annotated[
+        int, typer.Option(min=0, max=MAX_ID, help="Send at most N now; resume the rest later.")
+    ] = 0,
     outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
 ) -> None:
     """Deliver exactly what is not yet sent (queued and deferred) of an interrupted campaign."""

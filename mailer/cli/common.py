@@ -41,12 +41,15 @@ class MailerGroup(TyperGroup):
             raise typer.Exit(130) from None
 
 
+# -h as well as --help, on every command (sub-apps take it from their parent's context).
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     cls=MailerGroup,
     help="Self-hosted newsletters: subscriber lists, Markdown reports, SMTP delivery.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    context_settings=HELP,
 )
 
 
