@@ -44,19 +44,25 @@ def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -
     summarise(outcome)
 
 
+CampaignId = Annotated[int, typer.Argument(metavar="ID")]
+Concurrency = Annotated[
+    int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="Default: the campaign's.")
+]
+Rate = Annotated[
+    float | None, typer.Option(min=0, callback=finite, help="Default: the campaign's.")
+]
+Outbox = Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")]
+
+
 @app.command("resume", epilog="Example: mailer campaigns resume 3")
 def campaigns_resume(
-    campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="Default: the campaign's.")
-    ] = None,
-    rate: Annotated[
-        float | None, typer.Option(min=0, callback=finite, help="Default: the campaign's.")
-    ] = None,
+    campaign_id: CampaignId,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
     limit: Annotated[
         int, typer.Option(min=0, max=MAX_ID, help="Send at most N now; resume the rest later.")
     ] = 0,
-    outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
+    outbox: Outbox = None,
 ) -> None:
     """Deliver exactly what is not yet sent (queued and deferred) of an interrupted campaign."""
     _continue(campaign_id, service.RESUME, Overrides(concurrency, rate, limit, outbox))
@@ -64,15 +70,9 @@ def campaigns_resume(
 
 @app.command("retry", epilog="Example: mailer campaigns retry 3")
 def campaigns_retry(
-    campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, max=MAX_CONCURRENCY, help="Default: the campaign's.")
-    ] = None,
-    rate: Annotated[
-        float | None, typer.Option(min=0, callback=finite, help="Default: the campaign's.")
-    ] = None,
-    outbox: Annotated[Path | None, typer.Option(help="Deliver into this Maildir instead.")] = None,
-) -> None:
+    campaign_id: CampaignId, concurrency: Concurrency = None, rate: Rate = None,
+    outbox: Outbox = None,
+) -> None:  # fmt: skip
     """Try the deferred deliveries (temporary failures) of a campaign again."""
     _continue(campaign_id, service.RETRY, Overrides(concurrency, rate, 0, outbox))
 
