@@ -39,7 +39,7 @@ class Spy:
 
     def __init__(self, factory: MessageFactory, session: Session) -> None:
         self.factory, self.session = factory, session
-        self.compiled = factory.compiled
+        self.compiled, self.tokens = factory.compiled, factory.tokens
         self.seen: list[tuple[int | None, str, bool]] = []
 
     def make(

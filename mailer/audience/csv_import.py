@@ -46,10 +46,6 @@ class RowProblem:
 class ImportSummary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_KEYS, 0))
 
-    @property
-    def rows(self) -> int:
-        return sum(self.counts.values())
-
 
 @dataclass(frozen=True, slots=True)
 class _Line:

@@ -187,18 +187,14 @@ class _Run:
         if found is None:
             return "unmatched", f"unsubscribe from {reading.list_slug!r}: no such list"
         subscriber_id = _subscriber(db, (reading.sender,))
-        member = None
-        if subscriber_id is not None:
-            member = db.execute(
-                "SELECT status FROM memberships WHERE list_id = ? AND subscriber_id = ?",
-                (found[0], subscriber_id),
-            ).fetchone()
         where = f"{reading.sender} from {reading.list_slug}"
-        if subscriber_id is None or member is None:
+        verdict = Verdict.MISSING
+        if subscriber_id is not None:  # change_membership says MISSING when not on the list
+            verdict = change_membership(
+                db, Change.UNSUBSCRIBE, subscriber_id, found[0], detail="mailto", at=self.stamp
+            )
+        if verdict is Verdict.MISSING:
             return "unmatched", f"unsubscribe {where}: not on the list"
-        verdict = change_membership(
-            db, Change.UNSUBSCRIBE, subscriber_id, found[0], detail="mailto", at=self.stamp
-        )
         if verdict is not Verdict.CHANGED:
             return "unsubscribed", f"{where}: already unsubscribed"
         return "unsubscribed", where

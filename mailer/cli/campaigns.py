@@ -10,9 +10,10 @@ import typer
 from rich.table import Table
 
 from mailer.bounces.fallout import campaign_fallout
-from mailer.cli.common import MAX_ID, finite, open_db, out, settings
+from mailer.cli.common import finite, open_db, out, settings
 from mailer.cli.send import run, summarise
 from mailer.config.checks import MAX_CONCURRENCY
+from mailer.db.database import MAX_ID
 from mailer.errors import NotFoundError
 from mailer.send import service
 from mailer.send.campaigns import Campaigns

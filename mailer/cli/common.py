@@ -24,7 +24,6 @@ from mailer.errors import FileInputError, InputError, MailerError
 WIDTH = None if sys.stdout.isatty() else 240
 out = Console(highlight=False, soft_wrap=True, width=WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
-MAX_ID = 2**63 - 1  # the largest key SQLite stores
 
 
 class MailerGroup(TyperGroup):

@@ -86,13 +86,8 @@ def subscribers_rm(list_slug: Annotated[str, typer.Argument(metavar="LIST")], em
     with open_db() as database:
         mailing_list = lists.get(database, list_slug)
         changed = subscriptions.unsubscribe(database, mailing_list, address.email, "by the editor")
-    verb = "unsubscribed" if changed else "was already unsubscribed:"
-    out.print(
-        f"{verb} {address.email} from {list_slug}"
-        if changed
-        else f"{address.email} {verb[:-1]} from {list_slug}",
-        markup=False,
-    )
+    done = "unsubscribed {} from {}" if changed else "{} was already unsubscribed from {}"
+    out.print(done.format(address.email, list_slug), markup=False)
 
 
 STATUSES = [s.value for s in MembershipStatus] + ["bounced", "blocklisted"]
@@ -165,10 +160,11 @@ def subscribers_import(
         err.print(str(problem), markup=False)
 
     with open_db() as database:
-        mailing_list = lists.find(database, list_slug) if create_list else None
-        if create_list and mailing_list is None:
-            mailing_list = lists.create(database, list_slug, list_slug)
-        mailing_list = mailing_list or lists.get(database, list_slug)
+        if create_list:
+            found = lists.find(database, list_slug)
+            mailing_list = found or lists.create(database, list_slug, list_slug)
+        else:
+            mailing_list = lists.get(database, list_slug)
         try:
             summary = import_csv(
                 database,

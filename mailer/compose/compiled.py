@@ -132,10 +132,10 @@ class CompiledCampaign:
 
     def check(self, readers: Iterable[Reader | Member]) -> int:
         """Render every reader's personal parts once (no encoding); raise on the first error."""
-        count = 0
+        count, links = 0, preview_links(self.newsletter.base_url)
         for item in readers:
             reader = item if isinstance(item, Reader) else item.reader
-            context = self._context(reader, preview_links(self.newsletter.base_url))
+            context = self._context(reader, links)
             who = "" if reader is PLACEHOLDER_READER else reader.email
             self.html.run(context, who)
             self.text.run(context, who)

@@ -244,10 +244,6 @@ class Part:
             pieces[i] = self.statics[int(pieces[i])]
         return "".join(pieces)
 
-    def encode(self, context: dict[str, Any], who: str = "") -> bytes:
-        """Return the part body, quoted-printable with CRLF line ends, for one reader."""
-        return b"".join(self.chunks(context, who)[0])
-
     def chunks(
         self, context: dict[str, Any], who: str = "", canonical: bool = False
     ) -> tuple[list[bytes], list[bytes] | None]:

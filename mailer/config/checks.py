@@ -136,23 +136,29 @@ def host(value: object) -> str | None:
     return None
 
 
-def address(value: object) -> str | None:
-    """One bare address (as in MAIL FROM), valid for email-validator."""
-    text = str(value)
-    if CONTROLS.search(text):
-        return "must not contain line breaks or control characters"
+def _not_an_address(text: str) -> str | None:
+    """Why email-validator refuses ``text``, or None."""
     try:
         validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as error:
-        return f"must be a bare address such as bounces@example.org ({str(error).rstrip('.')})"
+        return str(error).rstrip(".")
+    return None
+
+
+def address(value: object) -> str | None:
+    """One bare address (as in MAIL FROM), valid for email-validator."""
+    if (problem := line(value)) is not None:
+        return problem
+    if (why := _not_an_address(str(value))) is not None:
+        return f"must be a bare address such as bounces@example.org ({why})"
     return None
 
 
 def mailbox(value: object) -> str | None:
     """One address with an optional display name: ``Name <name@example.org>``."""
+    if (problem := line(value)) is not None:
+        return problem
     text = str(value).strip()
-    if CONTROLS.search(str(value)):
-        return "must not contain line breaks or control characters"
     name, addr = "", text
     if text.endswith(">") and "<" in text:
         name, _, addr = text[:-1].rpartition("<")
@@ -162,10 +168,8 @@ def mailbox(value: object) -> str | None:
     )
     if not quoted and any(mark in name for mark in '<>,;:@"'):
         return 'must be one address, as "Name <name@example.org>" (quote a name with , ; : or @)'
-    try:
-        validate_email(addr, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as error:
-        return f'must be one address, as "Name <name@example.org>" ({str(error).rstrip(".")})'
+    if (why := _not_an_address(addr)) is not None:
+        return f'must be one address, as "Name <name@example.org>" ({why})'
     return None
 
 

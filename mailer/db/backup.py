@@ -87,9 +87,10 @@ def _database(settings: Settings, destination: Path) -> Written:
 
 
 def _copy_error(database: Database, error: sqlite3.Error, target: Path) -> MailerError:
-    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(error):
+    found = database.error(error)  # the one place that knows what a sqlite error means
+    if isinstance(found, DiskFullError):
         return DiskFullError(f"backup {target}", "take the backup again into a new folder")
-    return database.error(error)
+    return found
 
 
 def _inside(workspace: Path, path: Path, default: Path) -> Path:

@@ -15,6 +15,8 @@ from mailer.config.private import private_file, private_folder
 from mailer.db.schema import MIGRATIONS, Migration
 from mailer.errors import DiskFullError, MailerError, StoreError
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names nothing
+
 # Bind a Python list as one parameter: `x IN (SELECT value FROM json_each(?))`.
 IN_JSON = "(SELECT value FROM json_each(?))"
 

@@ -13,7 +13,7 @@ from mailer.send.build_processes import BuildPool
 from mailer.send.messages import MessageFactory, Recipe
 from mailer.send.transports import return_path
 from mailer.send.types import Build, Ready, Render, SendOptions
-from mailer.tokens import Signer, load_secret, verp_local_part
+from mailer.tokens import Signer, verp_local_part
 
 
 def build_pool(settings: config.Settings, recipe: Recipe) -> BuildPool | None:
@@ -73,12 +73,14 @@ def send_options(
     )
 
 
-def with_verp(settings: config.Settings, options: SendOptions, campaign_id: int) -> SendOptions:
-    """With [bounces] verp, each reader's return path names them and the campaign, signed."""
+def with_verp(
+    settings: config.Settings, options: SendOptions, campaign_id: int, signer: Signer
+) -> SendOptions:
+    """With [bounces] verp, each reader's return path names them and the campaign, signed
+    with the workspace's ``signer`` (the run's message factory holds it)."""
     if not settings.bounces.verp:
         return options
     domain = settings.bounces.domain or options.sender.rpartition("@")[2]
-    signer = Signer(load_secret(settings.workspace))
 
     def sender_for(reader: Reader) -> str:
         return f"{verp_local_part(signer, reader.id, campaign_id)}@{domain}"

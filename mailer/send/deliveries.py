@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from mailer.audience.status import bounce_many
 from mailer.db.database import Database, now
@@ -68,10 +69,7 @@ class CampaignLog:
             " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
             (self.campaign_id, self.statuses, after, limit),
         )
-        return [
-            Delivery(Reader(r[0], r[1], r[2], json.loads(r[3]), bool(r[4])), r[5], bool(r[6]))
-            for r in rows
-        ]
+        return [Delivery(_reader(r), r[5], bool(r[6])) for r in rows]
 
     def record(self, results: Sequence[Result]) -> bool:
         return self._write(lambda: self._record(results))
@@ -115,6 +113,11 @@ class CampaignLog:
             )
 
 
+def _reader(row: Sequence[Any]) -> Reader:
+    """A reader from (id, email, name, attributes JSON, smtputf8) columns."""
+    return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]))
+
+
 ELIGIBLE = (
     " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ?"
     " AND m.status = 'confirmed' AND s.status = 'active'"
@@ -125,7 +128,7 @@ def eligible(database: Database, mailing_list: MailingList) -> Iterator[Reader]:
     """Stream the readers a new campaign would go to now (confirmed and active): a dry run."""
     sql = "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8" + ELIGIBLE + " ORDER BY s.id"
     for r in database.stream(sql, (mailing_list.id,)):
-        yield Reader(r[0], r[1], r[2], json.loads(r[3]), bool(r[4]))
+        yield _reader(r)
 
 
 def count_eligible(database: Database, mailing_list: MailingList) -> int:
@@ -137,7 +140,7 @@ def find_reader(database: Database, email: str) -> Reader | None:
     row = database.query_one(
         "SELECT id, email, name, attributes, smtputf8 FROM subscribers WHERE email = ?", (email,)
     )
-    return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4])) if row else None
+    return _reader(row) if row else None
 
 
 class MemoryLog:

@@ -312,7 +312,7 @@ async def _run(
     """One pass of the pipeline, over ``first`` and more connections; with ``pool`` (already
     started) the messages are built in its processes."""
     if campaign_id is not None:
-        options = with_verp(session.settings, options, campaign_id)
+        options = with_verp(session.settings, options, campaign_id, factory.tokens)
     build = campaign_builder(factory, pool, campaign_id)
     pipeline = Pipeline(log, transport, build, options, total, session.on_progress, session.control)
     try:

@@ -59,5 +59,4 @@ def create_app(
     ]
     handlers = {404: site.not_found, MailerError: site.failure}
     app = _SecuredStarlette(routes=routes, exception_handlers=handlers, lifespan=site.lifespan)
-    app.state.site = site
     return app

@@ -6,10 +6,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from mailer.db.database import MAX_ID
 from mailer.send import campaigns
-from mailer.web.site import ARCHIVE_CSP, BASE_HEADERS, Site
-
-MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no campaign
+from mailer.web.site import ARCHIVE_CSP, Site
 
 
 async def home(site: Site, request: Request) -> Response:
@@ -31,12 +30,11 @@ async def archive_page(site: Site, request: Request) -> Response:
     campaign = await site.db(lambda database: campaigns.public_campaign(database, campaign_id))
     if campaign is None or not campaign.html:
         return site.invalid()
-    headers = {**BASE_HEADERS, "Content-Security-Policy": ARCHIVE_CSP,
-               "Cache-Control": "public, max-age=300"}  # fmt: skip
+    headers = {"Content-Security-Policy": ARCHIVE_CSP, "Cache-Control": "public, max-age=300"}
     return HTMLResponse(campaign.html, 200, headers)
 
 
 async def feed(site: Site, request: Request) -> Response:
     published = await site.db(lambda database: campaigns.public_campaigns(database, 20))
     body = await run_in_threadpool(site.archive.feed, published)
-    return Response(body, 200, BASE_HEADERS, media_type="application/atom+xml")
+    return Response(body, 200, media_type="application/atom+xml")

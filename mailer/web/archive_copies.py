@@ -20,8 +20,8 @@ ATOM = "http://www.w3.org/2005/Atom"
 class Archive:
     """The feed of the public archive; each campaign's front matter is read once (cached)."""
 
-    def __init__(self, settings: Settings, prefix: str, size: int = 32) -> None:
-        self.settings, self.prefix, self.size = settings, prefix, size
+    def __init__(self, settings: Settings, size: int = 128) -> None:
+        self.settings, self.size = settings, size
         self.base = settings.newsletter.base_url.rstrip("/")
         self.reports: OrderedDict[int, Report] = OrderedDict()
 
@@ -29,7 +29,7 @@ class Archive:
         found = self.reports.get(campaign.id)
         if found is None:
             found = parse_report(campaign.source, Path(campaign.report_path))
-            _remember(self.reports, campaign.id, found, self.size * 4)
+            _remember(self.reports, campaign.id, found, self.size)
         return found
 
     def feed(self, campaigns: list[ArchivedCampaign]) -> bytes:
@@ -46,7 +46,8 @@ class Archive:
         _sub(author, "name", newsletter.name)
         for campaign in campaigns:
             try:
-                writer, summary = self.report(campaign).author, self.report(campaign).preheader
+                report = self.report(campaign)
+                writer, summary = report.author, report.preheader
             except FileInputError:  # stored before front matter had its limits
                 writer, summary = "", ""
             entry = _sub(feed, "entry")

@@ -76,8 +76,8 @@ class BodyLimit:
     """ASGI middleware: a request body over MAX_FORM_BYTES is a 413, whether it declares its
     length or comes in chunks that do not."""
 
-    def __init__(self, app: ASGIApp, limit: int = 0) -> None:
-        self.app, self.limit = app, limit or MAX_FORM_BYTES
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,7 +89,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > MAX_FORM_BYTES:
                 raise HTTPException(413)
             return message
 
@@ -120,7 +120,7 @@ class Site:
         self.prefix = urlsplit(settings.newsletter.base_url).path.rstrip("/")
         self.signer = Signer(load_secret(settings.workspace))
         self.pages = Pages(settings, self.prefix)
-        self.archive = Archive(settings, self.prefix)
+        self.archive = Archive(settings)
         self.per_ip = SlidingWindow(*ip_limit)
         self.per_address = SlidingWindow(*address_limit)
         self.transport: Transport = transport or choose_transport(settings)
