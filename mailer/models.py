@@ -38,6 +38,7 @@ class MailingList:
     double_opt_in: bool
     public_archive: bool = False
     public_form: bool = False
+    created_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ class Member:
     subscriber_status: str
     smtputf8: bool
     updated_at: str = ""  # when the membership last changed
+    joined_at: str = ""  # when the reader first joined this list
+    changed_at: str = ""  # the latest change on this list or of the reader (bounced, blocked)
 
     @property
     def reader(self) -> Reader:

@@ -18,6 +18,7 @@ LAYERS = {
     "mailer.models": 0,
     "mailer.config": 1,
     "mailer.tokens": 1,
+    "mailer.times": 1,
     "mailer.db": 2,
     "mailer.audience": 3,
     "mailer.compose": 3,

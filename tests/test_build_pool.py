@@ -440,6 +440,6 @@ def test_a_reader_the_report_fails_for_stops_the_signed_send_before_anything(
         rf"error: {re.escape(str(report))}:8: .*city.*\(for r7@example\.org\)\n", sent.stderr
     ), sent.stderr
     assert watch.received == [] and watch.alive == []
-    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
     assert build_children() == []
     assert warnings_logged(caplog) == []

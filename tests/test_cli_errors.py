@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_locked_database(mailer: Invoke, workspace: Path) -> None:
         holder.execute("ROLLBACK")
     assert result.exit_code == 1
     assert "locked by another process" in one_clean_line(result.stderr)
-    assert mailer("subscribers", "ls", "weekly").output == ""
+    assert json.loads(mailer("subscribers", "ls", "weekly", "--json").stdout) == []
 
 
 def test_unwritable_database_location(mailer: Invoke, workspace: Path) -> None:
@@ -82,7 +83,7 @@ def test_invalid_attr(mailer: Invoke, attr: str) -> None:
     result = mailer("subscribers", "add", "weekly", "a@example.org", "--attr", attr)
     assert result.exit_code == 1
     assert f"invalid --attr {attr!r}" in one_clean_line(result.stderr)
-    assert mailer("subscribers", "ls", "weekly").output == ""
+    assert json.loads(mailer("subscribers", "ls", "weekly", "--json").stdout) == []
 
 
 def test_invalid_address_and_status(mailer: Invoke) -> None:

@@ -37,10 +37,32 @@ def test_create_list_ls_and_counts(mailer: Invoke, workspace: Path) -> None:
     assert mailer("subscribers", "rm", "weekly", "b@example.org").exit_code == 0
     result = mailer("lists", "ls")
     assert result.exit_code == 0
-    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
-    # slug, name..., opt-in, form, confirmed, unconfirmed, unsubscribed, bounced, blocklisted
-    assert rows["weekly"][-7:] == ["single", "closed", "1", "0", "1", "0", "0"]
-    assert rows["confirmed"][-7:] == ["double", "closed", "0", "1", "0", "0", "0"]
+    header, *lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert header == ["slug", "name", "opt-in", "form", "archive", "confirmed", "unconfirmed",
+                      "unsubscribed", "bounced", "blocklisted"]  # fmt: skip
+    rows = {line[0]: line[1:] for line in lines}
+    assert rows["weekly"] == [
+        "Weekly report",
+        "single",
+        "closed",
+        "private",
+        "1",
+        "0",
+        "1",
+        "0",
+        "0",
+    ]
+    assert rows["confirmed"] == [
+        "confirmed",
+        "double",
+        "closed",
+        "private",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+    ]
     assert (workspace / "subscribers" / "mailer.db").exists()
 
 
@@ -71,8 +93,10 @@ def test_the_public_form_is_opened_and_closed_by_the_editor(
         "list letters: subscribe form closed",
     ]
     assert opened("letters") == 0
-    rows = {line.split()[0]: line.split() for line in mailer("lists", "ls").output.splitlines()}
+    listed = mailer("lists", "ls").stdout.splitlines()
+    rows = {line.split("\t")[0]: line.split("\t") for line in listed}
     assert rows["weekly"][3] == "open" and rows["letters"][3] == "closed"
+    assert rows["weekly"][4] == "private" and rows["letters"][4] == "public"
     nothing = mailer("lists", "set", "weekly")
     assert nothing.exit_code == 1 and "--public-form" in nothing.stderr
     assert mailer("lists", "set", "nope", "--public-form").exit_code == 1
@@ -135,8 +159,8 @@ def test_unsubscribe_keeps_the_row_and_records_an_event(mailer: Invoke, workspac
     again = mailer("subscribers", "rm", "weekly", "ada@example.org")
     assert again.exit_code == 0
     assert "already unsubscribed" in again.output
-    listed = mailer("subscribers", "ls", "weekly", "--status", "unsubscribed").output
-    assert listed.startswith("ada@example.org")
+    listed = mailer("subscribers", "ls", "weekly", "--status", "unsubscribed").stdout
+    assert listed.splitlines()[1].startswith("ada@example.org\t\tunsubscribed\t")
     db = sqlite3.connect(workspace / "subscribers" / "mailer.db")
     kinds = [r[0] for r in db.execute("SELECT kind FROM events ORDER BY id")]
     assert kinds == ["subscribed", "unsubscribed"]

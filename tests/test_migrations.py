@@ -1,5 +1,5 @@
 """Migrations keep what a database already holds: a version 4 database with readers, events and
-deliveries opens as the newest schema, every row and reference intact."""
+deliveries opens as the newest schema, every row and reference intact, old joins dated."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def test_a_populated_version_4_database_migrates_intact(tmp_path: Path) -> None:
         for table, rows in before.items():  # every row, with the columns added since after them
             now = database.query(f"SELECT * FROM {table} ORDER BY 1, 2")
             assert [row[: len(rows[0])] for row in now] == rows, table
+        joined = "SELECT subscriber_id, joined_at FROM memberships ORDER BY 1"
+        # the first event on the list where there is one, else the membership's last change
+        assert database.query(joined) == [(1, "2026-01-01"), (2, "2026-01-03")]
         assert database.query("PRAGMA foreign_key_check") == []
         assert database.query_one("PRAGMA foreign_keys") == (1,)
         with database.transaction() as db:  # the new status is allowed, references still hold

@@ -41,7 +41,7 @@ def test_send_refuses_without_yes_when_not_a_terminal(
     assert "refusing to send without --yes" in result.stderr
     assert "20 readers" in result.stdout
     assert recorder.received == []
-    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
 
 
 def test_send_delivers_one_copy_to_each_confirmed_active_reader(
@@ -83,7 +83,7 @@ def test_dry_run_and_test_sends_record_nothing(
                   "--test", "Zoe.Bronte@example.org", env=env)  # fmt: skip
     assert test.exit_code == 0, test.output
     assert sorted(recorder.counts()) == ["editor@example.org", "zoe.bronte@example.org"]
-    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
 
 
 def test_unreachable_server_is_one_line_and_no_campaign(mailer: Invoke, example: str) -> None:
@@ -92,7 +92,7 @@ def test_unreachable_server_is_one_line_and_no_campaign(mailer: Invoke, example:
     assert result.exit_code == 1
     assert result.stderr.strip().startswith(f"error: SMTP server 127.0.0.1:{port}: ")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
 
 
 def test_default_transport_is_the_outbox_maildir(
@@ -304,7 +304,7 @@ def test_a_reader_the_report_fails_for_stops_send_before_anything_is_stored(
         result = mailer("send", str(report), "--list", example, flag, env=smtp_env(controller.port))
         assert (result.exit_code, result.stderr) == (1, line), result.output
     assert recorder.received == []
-    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
 
 
 def test_resume_checks_the_readers_left_before_it_sends_again(

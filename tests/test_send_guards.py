@@ -61,7 +61,7 @@ def test_smtp_send_refuses_placeholders_naming_each_and_where(
         assert "newsletter.postal_address" in line and "(MAILER_NEWSLETTER_POSTAL_ADDRESS)" in line
         assert "newsletter.base_url" in line and "(not set in mailer.toml)" in line
         assert "refused" not in line.lower().replace("refusing", "")
-    assert "no campaigns yet" in mailer("campaigns", "ls").stdout
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
     outbox = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes",
                     "--outbox", str(workspace / "box"), env=env)  # fmt: skip
     assert outbox.exit_code == 0, outbox.output

@@ -12,11 +12,13 @@ from mailer.errors import InputError, NotFoundError
 from mailer.models import ListSummary, MailingList
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-COLUMNS = "id, slug, name, opt_in, public_archive, public_form"
+COLUMNS = "id, slug, name, opt_in, public_archive, public_form, created_at"
 
 
 def _list(row: tuple[Any, ...]) -> MailingList:
-    return MailingList(row[0], row[1], row[2], row[3] == "double", bool(row[4]), bool(row[5]))
+    return MailingList(
+        row[0], row[1], row[2], row[3] == "double", bool(row[4]), bool(row[5]), row[6]
+    )
 
 
 def create(
@@ -31,18 +33,20 @@ def create(
     if not SLUG.fullmatch(slug):
         raise InputError(f"invalid list slug {slug!r}: use lower-case letters, digits, '-' and '_'")
     opt_in = "double" if double_opt_in else "single"
+    stamp = now()
     with database.transaction() as db:
         try:
             cursor = db.execute(
                 "INSERT INTO lists (slug, name, opt_in, public_archive, public_form, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (slug, name or slug, opt_in, public_archive, public_form, now()),
+                (slug, name or slug, opt_in, public_archive, public_form, stamp),
             )
         except sqlite3.IntegrityError:
             raise InputError(f"list {slug!r} already exists") from None
     return MailingList(
-        cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive, public_form
-    )
+        cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive, public_form,
+        stamp,
+    )  # fmt: skip
 
 
 def find(database: Database, slug: str) -> MailingList | None:
@@ -62,22 +66,32 @@ def by_id(database: Database, list_id: int) -> MailingList | None:
     return None if row is None else _list(row)
 
 
-def summaries(database: Database) -> list[ListSummary]:
-    """Every list with its members counted per status (bounced and blocklisted apart)."""
+def summaries(database: Database, slug: str | None = None) -> list[ListSummary]:
+    """Every list (or the one with this slug) with its members counted per status (bounced
+    and blocklisted apart)."""
     rows = database.query(
-        "SELECT l.id, l.slug, l.name, l.opt_in, l.public_archive, l.public_form,"
+        "SELECT l.id, l.slug, l.name, l.opt_in, l.public_archive, l.public_form, l.created_at,"
         " SUM(m.status = 'confirmed' AND s.status = 'active'),"
         " SUM(m.status = 'unconfirmed' AND s.status = 'active'),"
         " SUM(m.status = 'unsubscribed'),"
         " SUM(m.status != 'unsubscribed' AND s.status = 'bounced'),"
         " SUM(m.status != 'unsubscribed' AND s.status = 'blocklisted')"
         " FROM lists l LEFT JOIN memberships m ON m.list_id = l.id"
-        " LEFT JOIN subscribers s ON s.id = m.subscriber_id GROUP BY l.id ORDER BY l.slug"
+        " LEFT JOIN subscribers s ON s.id = m.subscriber_id WHERE ? IS NULL OR l.slug = ?"
+        " GROUP BY l.id ORDER BY l.slug",
+        (slug, slug),
     )
     names = ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
     return [
-        ListSummary(_list(r), {name: r[6 + i] or 0 for i, name in enumerate(names)}) for r in rows
+        ListSummary(_list(r), {name: r[7 + i] or 0 for i, name in enumerate(names)}) for r in rows
     ]
+
+
+def summary(database: Database, slug: str) -> ListSummary:
+    found = summaries(database, slug)
+    if not found:
+        raise NotFoundError("list", slug, "see `mailer lists ls`")
+    return found[0]
 
 
 def remove(database: Database, slug: str) -> int:

@@ -10,14 +10,18 @@ from typing import Any
 from mailer.db.database import IN_JSON, Database, as_json, now
 from mailer.models import Candidate, MailingList, Member
 
+# A reader's own change (bounced, blocked) counts as a change on every list they are on.
+CHANGED = "CASE WHEN s.status = 'active' THEN m.updated_at ELSE MAX(m.updated_at, s.updated_at) END"
 SELECT = (
-    "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8, m.updated_at"
-    " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
+    "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8, m.updated_at,"
+    f" m.joined_at, {CHANGED} FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
 )
 
 
 def _member(row: tuple[Any, ...]) -> Member:
-    return Member(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]), row[7])
+    return Member(
+        row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]), *row[7:10]
+    )
 
 
 def _status_filter(statuses: Sequence[str]) -> tuple[str, list[Any]]:
@@ -28,10 +32,16 @@ def _status_filter(statuses: Sequence[str]) -> tuple[str, list[Any]]:
 
 
 def stream(
-    database: Database, mailing_list: MailingList, statuses: Sequence[str] = ()
+    database: Database,
+    mailing_list: MailingList,
+    statuses: Sequence[str] = (),
+    since: str | None = None,
 ) -> Iterator[Member]:
-    """The list's members in subscription order, optionally filtered by status."""
+    """The list's members in subscription order, optionally filtered by status and by a last
+    change at or after ``since`` (a stored time stamp)."""
     where, params = _status_filter(statuses)
+    if since is not None:
+        where, params = f"{where} AND {CHANGED} >= ?", [*params, since]
     sql = f"{SELECT} WHERE m.list_id = ?{where} ORDER BY s.id"
     for row in database.stream(sql, [mailing_list.id, *params]):
         yield _member(row)

@@ -8,10 +8,10 @@ import typer
 
 from mailer.bounces.apply import ProcessSummary, process
 from mailer.bounces.sources import open_source
-from mailer.cli.common import err, open_db, out, settings
+from mailer.cli.common import Typer, err, open_db, out, settings
 from mailer.tokens import Signer, load_secret
 
-app = typer.Typer(help="Process bounces and mailed unsubscribe requests.", no_args_is_help=True)
+app = Typer(help="Process bounces and mailed unsubscribe requests.", no_args_is_help=True)
 
 
 @app.command(

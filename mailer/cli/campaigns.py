@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mailer.bounces.fallout import campaign_fallout
-from mailer.cli.common import finite, open_db, out, settings
+from mailer.cli.common import Typer, err, finite, open_db, out, settings
+from mailer.cli.output import (
+    DELIVERY_COUNTS,
+    campaign_detail,
+    campaign_record,
+    local,
+    rows,
+    time_cell,
+    write_json,
+)
 from mailer.cli.send import run, summarise
 from mailer.config.checks import MAX_CONCURRENCY
 from mailer.db.database import MAX_ID
@@ -19,7 +27,7 @@ from mailer.send import service
 from mailer.send.campaigns import Campaigns
 from mailer.send.service import Overrides, Session
 
-app = typer.Typer(help="Follow, resume and retry campaigns.", no_args_is_help=True)
+app = Typer(help="Follow, resume and retry campaigns.", no_args_is_help=True)
 
 
 def _known(campaign_id: int) -> int:
@@ -78,38 +86,43 @@ def campaigns_retry(
     _continue(campaign_id, service.RETRY, Overrides(concurrency, rate, 0, outbox))
 
 
-@app.command("ls", epilog="Example: mailer campaigns ls")
-def campaigns_ls() -> None:
+AsJson = Annotated[bool, typer.Option("--json", help="JSON with stable keys, for scripts.")]
+
+
+@app.command("ls", epilog="Example: mailer campaigns ls --json")
+def campaigns_ls(as_json: AsJson = False) -> None:
     """List campaigns with their status and counts per delivery state."""
     with open_db(create=False) as database:
         infos = Campaigns(database).all()
-    if not infos:
-        out.print("no campaigns yet: mailer send REPORT --list LIST")
+    if as_json:
+        write_json([campaign_record(i) for i in infos])
         return
-    table = Table("id", "list", "status", "queued", "sent", "deferred", "failed", "skipped",
-                  "created", "subject", box=None, header_style="bold")  # fmt: skip
-    for i in infos:
-        counts = [str(i.counts[k]) for k in ("queued", "sent", "deferred", "failed", "skipped")]
-        table.add_row(str(i.id), i.list_slug, i.status, *counts, i.created_at, i.subject)
-    out.print(table)
+    if not infos:
+        err.print("no campaigns yet: mailer send REPORT --list LIST")
+    header = ("id", "list", "status", *DELIVERY_COUNTS, "created", "subject")
+    rows(header, ([str(i.id), i.list_slug, i.status, *(str(i.counts[k]) for k in DELIVERY_COUNTS),
+                   time_cell(i.created_at), i.subject] for i in infos))  # fmt: skip
 
 
 @app.command("show", epilog="Example: mailer campaigns show 3")
-def campaigns_show(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
     """Show a campaign: counts per state, failures with codes and replies, bounces and
     unsubscribes it caused."""
     with open_db(create=False) as database:
         campaigns = Campaigns(database)
         info = campaigns.get(_known(campaign_id))
-        failures = campaigns.failures(campaign_id)
+        failures = campaigns.failures(campaign_id, limit=None if as_json else 50)
         fallout = campaign_fallout(database, campaign_id)
+    if as_json:
+        write_json(campaign_detail(info, failures, fallout))
+        return
     lines = [
         f"campaign {info.id}: {info.subject}",
         f"list:     {info.list_slug}",
         f"status:   {info.status}" + (f" ({info.reason})" if info.reason else ""),
         f"report:   {info.report_path}",
-        f"created:  {info.created_at}; started {info.started_at or '-'};"
-        f" finished {info.finished_at or '-'}",
+        f"created:  {local(info.created_at)}; started {local(info.started_at)};"
+        f" finished {local(info.finished_at)}",
         "counts:   " + ", ".join(f"{n} {k}" for k, n in info.counts.items()),
     ]
     out.print("\n".join(lines), markup=False)
@@ -121,5 +134,5 @@ def campaigns_show(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) ->
     if fallout:
         out.print("bounces and unsubscribes:")
         for event in fallout:
-            line = f"  {event.at}\t{event.kind}\t{event.email}\t{event.detail}"
+            line = f"  {local(event.at)}\t{event.kind}\t{event.email}\t{event.detail}"
             out.print(line, markup=False)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from mailer import __version__, config
 from mailer.config.loading import find_workspace
@@ -26,7 +27,45 @@ out = Console(highlight=False, soft_wrap=True, width=WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
 
 
-class MailerGroup(TyperGroup):
+class _PlainFlags:
+    """Help that shows flags as flags (typer labels them ``<bool>``, which makes
+    ``--double-opt-in true`` look right) and names arguments in capitals."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if param.metavar is not None:
+                continue
+            if isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+            elif isinstance(param, TyperArgument):
+                param.metavar = param.name.upper()
+        return params
+
+
+class Command(_PlainFlags, TyperCommand):
+    pass
+
+
+class Group(_PlainFlags, TyperGroup):
+    pass
+
+
+class Typer(typer.Typer):
+    """``typer.Typer`` whose groups and commands show their flags as flags."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        super().__init__(**kwargs)
+
+    def command(
+        self, name: str | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", Command)
+        return super().command(name, **kwargs)
+
+
+class MailerGroup(Group):
     """Root group: the one place where a MailerError becomes one line on stderr and exit 1."""
 
     def invoke(self, ctx: Any) -> Any:  # click's Context; typer may vendor click
@@ -42,7 +81,7 @@ class MailerGroup(TyperGroup):
 
 # -h as well as --help, on every command (sub-apps take it from their parent's context).
 HELP = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(
+app = Typer(
     cls=MailerGroup,
     help="Self-hosted newsletters: subscriber lists, Markdown reports, SMTP delivery.",
     no_args_is_help=True,
@@ -139,7 +178,9 @@ def confirm(question: str, yes: bool, refusal: str) -> None:
 
 @app.command(epilog="Example: mailer init")
 def init(
-    force: Annotated[bool, typer.Option(help="Overwrite an existing mailer.toml.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing mailer.toml.")
+    ] = False,
 ) -> None:
     """Write a commented mailer.toml with every setting and create the database."""
     if not state.chosen:  # as `git init`: here, even inside another workspace

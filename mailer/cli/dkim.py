@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli.common import out, settings
+from mailer.cli.common import Typer, out, settings
 from mailer.errors import InputError
 from mailer.send.dkim_keys import dns_record, record_name, txt_strings, write_key
 
-app = typer.Typer(help="DKIM signing keys.", no_args_is_help=True)
+app = Typer(help="DKIM signing keys.", no_args_is_help=True)
 
 
 @app.command("keygen", epilog="Example: mailer dkim keygen --domain example.org")
@@ -22,7 +22,7 @@ def dkim_keygen(
     selector: Annotated[
         str | None, typer.Option(help="Selector (default: [dkim] selector).")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing key file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file.")] = False,
 ) -> None:
     """Write a DKIM private key to [dkim] key_file and print the DNS TXT record to publish."""
     current = settings()

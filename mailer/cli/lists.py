@@ -1,17 +1,18 @@
-"""CLI commands for mailing lists: lists create, set, ls, rm."""
+"""CLI commands for mailing lists: lists create, set, ls, show, rm."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mailer.audience import lists
-from mailer.cli.common import confirm, open_db, out
+from mailer.cli.common import Typer, confirm, err, open_db, out
+from mailer.cli.output import LIST_COUNTS, list_record, local, rows, write_json
 from mailer.errors import InputError
+from mailer.models import ListSummary
 
-app = typer.Typer(help="Create, list and remove mailing lists.", no_args_is_help=True)
+app = Typer(help="Create, list and remove mailing lists.", no_args_is_help=True)
 
 
 @app.command("create", epilog="Example: mailer lists create weekly --name 'Weekly report'")
@@ -85,40 +86,55 @@ def lists_set(
             out.print(f"list {changed.slug}: subscribe form {shown}", markup=False)
 
 
-@app.command("ls", epilog="Example: mailer lists ls")
-def lists_ls() -> None:
-    """Show every list with its opt-in mode, its form and member counts per status."""
+AsJson = Annotated[bool, typer.Option("--json", help="JSON with stable keys, for scripts.")]
+HEADER = ("slug", "name", "opt-in", "form", "archive", *LIST_COUNTS)
+
+
+def _row(summary: ListSummary) -> list[str]:
+    found = summary.list
+    return [
+        found.slug,
+        found.name,
+        "double" if found.double_opt_in else "single",
+        "open" if found.public_form else "closed",
+        "public" if found.public_archive else "private",
+        *(str(summary.counts[k]) for k in LIST_COUNTS),
+    ]
+
+
+@app.command("ls", epilog="Example: mailer lists ls --json")
+def lists_ls(as_json: AsJson = False) -> None:
+    """Show every list with its opt-in mode, form, archive and member counts per status."""
     with open_db(create=False) as database:
         summaries = lists.summaries(database)
-    table = Table(
-        "slug",
-        "name",
-        "opt-in",
-        "form",
-        "confirmed",
-        "unconfirmed",
-        "unsubscribed",
-        "bounced",
-        "blocklisted",
-        box=None,
-        header_style="bold",
-    )
-    for summary in summaries:
-        c = summary.counts
-        table.add_row(
-            summary.list.slug,
-            summary.list.name,
-            "double" if summary.list.double_opt_in else "single",
-            "open" if summary.list.public_form else "closed",
-            *(
-                str(c[k])
-                for k in ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
-            ),
-        )
-    if summaries:
-        out.print(table)
-    else:
-        out.print("no lists yet: mailer lists create SLUG")
+    if as_json:
+        write_json([list_record(s) for s in summaries])
+        return
+    if not summaries:
+        err.print("no lists yet: mailer lists create SLUG")
+    rows(HEADER, (_row(s) for s in summaries))
+
+
+@app.command("show", epilog="Example: mailer lists show weekly")
+def lists_show(
+    slug: Annotated[str, typer.Argument(help="The list's slug.")], as_json: AsJson = False
+) -> None:
+    """Show one list: its settings, when it was created and its members per status."""
+    with open_db(create=False) as database:
+        summary = lists.summary(database, slug)
+    if as_json:
+        write_json(list_record(summary))
+        return
+    found = summary.list
+    lines = [
+        f"list {found.slug}: {found.name}",
+        f"opt-in:   {'double' if found.double_opt_in else 'single'}",
+        "form:     " + (f"open at /s/{found.slug}" if found.public_form else "closed"),
+        "archive:  " + ("published at /archive/" if found.public_archive else "not published"),
+        f"created:  {local(found.created_at)}",
+        "members:  " + ", ".join(f"{summary.counts[k]} {k}" for k in LIST_COUNTS),
+    ]
+    out.print("\n".join(lines), markup=False)
 
 
 @app.command("rm", epilog="Example: mailer lists rm weekly --yes")

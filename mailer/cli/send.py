@@ -108,7 +108,7 @@ def send(
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
     dry_run: Annotated[
-        bool, typer.Option(help="Render and check every message; send nothing.")
+        bool, typer.Option("--dry-run", help="Render and check every message; send nothing.")
     ] = False,
     test: Annotated[
         list[str] | None, typer.Option(help="Send only to this address; repeatable.")

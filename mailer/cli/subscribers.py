@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mailer import times
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.addresses import normalise
 from mailer.audience.cleaning import clean
 from mailer.audience.csv_export import export_csv, export_file
 from mailer.audience.csv_import import SUMMARY_KEYS, RowProblem, import_csv
-from mailer.cli.common import err, open_db, out, settings
+from mailer.cli.common import Typer, err, open_db, out, settings
+from mailer.cli.output import member_record, rows, time_cell, write_json_array
 from mailer.errors import DiskFullError, InputError
 from mailer.models import Candidate, MembershipStatus, Outcome
 from mailer.send.confirmation import confirm_by_mail
 from mailer.send.event_loop import runner
 
-app = typer.Typer(help="Manage the readers of a list.", no_args_is_help=True)
+app = Typer(help="Manage the readers of a list.", no_args_is_help=True)
 
 
 def _attributes(pairs: list[str]) -> dict[str, str]:
@@ -50,7 +51,9 @@ def subscribers_add(
         bool | None,
         typer.Option("--check-dns/--no-check-dns", help="Check the domain accepts mail."),
     ] = None,
-    resubscribe: Annotated[bool, typer.Option(help="Re-add a reader who left or bounced.")] = False,
+    resubscribe: Annotated[
+        bool, typer.Option("--resubscribe", help="Re-add a reader who left or bounced.")
+    ] = False,
 ) -> None:
     """Add a reader to a list (or update their name and attributes)."""
     attributes = _attributes(attr or [])
@@ -101,55 +104,64 @@ def _statuses(status: str | None) -> list[str]:
     return [status]
 
 
-@app.command("ls", epilog="Example: mailer subscribers ls weekly --status confirmed --json")
+@app.command(
+    "ls",
+    epilog="Example: mailer subscribers ls weekly --status unsubscribed --since 7d --json",
+)
 def subscribers_ls(
     list_slug: Annotated[str, typer.Argument(metavar="LIST")],
     status: Annotated[
         str | None, typer.Option(help=f"Only this status: {', '.join(STATUSES)}.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for scripts.")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="Only readers whose status changed since then: 2026-11-23, 2026-11-23T08:00,"
+            " or an age such as 7d, 12h, 2w.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array with stable keys, for scripts.")
+    ] = False,
 ) -> None:
-    """List the readers of a list."""
+    """List the readers of a list: a table on a terminal, tab-separated with a header row when
+    piped."""
     statuses = _statuses(status)
+    after = None if since is None else times.stamp(times.since(since))
     with open_db(create=False) as database:
-        found = members.stream(database, lists.get(database, list_slug), statuses)
+        found = members.stream(database, lists.get(database, list_slug), statuses, after)
         if as_json:
-            sys.stdout.write("[")
-            for i, m in enumerate(found):
-                record = {
-                    "email": m.email,
-                    "name": m.name,
-                    "status": m.status,
-                    "subscriber_status": m.subscriber_status,
-                    "attributes": m.attributes,
-                }
-                sys.stdout.write(
-                    ("," if i else "") + "\n  " + json.dumps(record, ensure_ascii=False)
-                )
-            sys.stdout.write("\n]\n")
+            write_json_array(member_record(m) for m in found)
             return
-        for m in found:
-            shown = m.status if m.subscriber_status == "active" else m.subscriber_status
-            sys.stdout.write(f"{m.email}\t{m.name}\t{shown}\n")
+        shown = (
+            [m.email, m.name, m.status if m.subscriber_status == "active" else m.subscriber_status,
+             time_cell(m.joined_at), time_cell(m.changed_at)]
+            for m in found
+        )  # fmt: skip
+        rows(("address", "name", "status", "joined", "last change"), shown)
 
 
 @app.command("import", epilog="Example: mailer subscribers import weekly readers.csv --dry-run")
 def subscribers_import(
     list_slug: Annotated[str, typer.Argument(metavar="LIST")],
     file: Annotated[Path, typer.Argument(help="CSV with a header row and an email column.")],
-    dry_run: Annotated[bool, typer.Option(help="Check and count; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and count; change nothing.")
+    ] = False,
     resubscribe: Annotated[
-        bool, typer.Option(help="Re-add readers who left, bounced or were blocklisted.")
+        bool,
+        typer.Option("--resubscribe", help="Re-add readers who left, bounced or were blocklisted."),
     ] = False,
     confirmed: Annotated[
-        bool, typer.Option(help="On a double opt-in list, mark rows confirmed.")
+        bool, typer.Option("--confirmed", help="On a double opt-in list, mark rows confirmed.")
     ] = False,
     check_dns: Annotated[
         bool | None,
         typer.Option("--check-dns/--no-check-dns", help="Check each domain accepts mail."),
     ] = None,
     create_list: Annotated[
-        bool, typer.Option(help="Create the list first if it does not exist.")
+        bool, typer.Option("--create-list", help="Create the list first if it does not exist.")
     ] = False,
 ) -> None:
     """Import readers from CSV: good rows are imported, each bad row is reported with its line."""

@@ -14,6 +14,7 @@ from typing import Any
 from mailer.config.private import private_file, private_folder
 from mailer.db.schema import MIGRATIONS, Migration
 from mailer.errors import DiskFullError, MailerError, StoreError
+from mailer.times import stamp
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names nothing
 
@@ -23,7 +24,7 @@ IN_JSON = "(SELECT value FROM json_each(?))"
 
 def now() -> str:
     """The time stamps the database stores: UTC, to the second, ISO 8601."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return stamp(datetime.now(UTC))
 
 
 def as_json(values: Iterable[Any]) -> str:

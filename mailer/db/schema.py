@@ -117,6 +117,15 @@ SCHEMA = [
     ALTER TABLE memberships ADD COLUMN pending_name TEXT NOT NULL DEFAULT '';
     ALTER TABLE campaigns ADD COLUMN archive_html TEXT NOT NULL DEFAULT '';
     """,
+    # When each reader joined each list (`subscribers ls`), kept through later changes; older
+    # memberships take their first event on that list. `--since` reads changes by list and time.
+    """
+    ALTER TABLE memberships ADD COLUMN joined_at TEXT NOT NULL DEFAULT '';
+    UPDATE memberships SET joined_at = COALESCE((SELECT MIN(e.at) FROM events e
+        WHERE e.subscriber_id = memberships.subscriber_id AND e.list_id = memberships.list_id),
+        updated_at);
+    CREATE INDEX memberships_changed ON memberships(list_id, updated_at);
+    """,
 ]
 
 MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]

@@ -125,12 +125,13 @@ class Campaigns:
             )
         return infos
 
-    def failures(self, campaign_id: int, limit: int = 50) -> list[Failure]:
+    def failures(self, campaign_id: int, limit: int | None = 50) -> list[Failure]:
+        """Failed, then deferred deliveries, by address; the first ``limit`` (None: all)."""
         rows = self.database.query(
             "SELECT s.email, d.status, d.attempts, d.last_code, d.last_error FROM deliveries d"
             " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ?"
             " AND d.status IN ('failed', 'deferred') ORDER BY d.status, s.email LIMIT ?",
-            (campaign_id, limit),
+            (campaign_id, -1 if limit is None else limit),
         )
         return [Failure(*row) for row in rows]
 

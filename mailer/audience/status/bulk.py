@@ -93,11 +93,11 @@ def join_many(
         "UPDATE subscribers SET status = 'active', updated_at = ? WHERE email = ?", reactivated
     )
     db.executemany(
-        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at)"
-        " SELECT ?, id, ?, ? FROM subscribers WHERE email = ?"
+        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at, joined_at)"
+        " SELECT ?, id, ?, ?, ? FROM subscribers WHERE email = ?"
         " ON CONFLICT (list_id, subscriber_id)"
         " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-        [(mailing_list.id, str(status), stamp, email) for email, status in members],
+        [(mailing_list.id, str(status), stamp, stamp, email) for email, status in members],
     )
     db.executemany(
         "INSERT INTO events (at, kind, list_id, detail, subscriber_id)"

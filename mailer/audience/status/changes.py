@@ -70,10 +70,10 @@ def change_membership(
         return Verdict.REFUSED
     stamp = at or now()
     db.execute(
-        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (list_id, subscriber_id)"
+        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at, joined_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (list_id, subscriber_id)"
         " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-        (list_id, subscriber_id, str(target), stamp),
+        (list_id, subscriber_id, str(target), stamp, stamp),
     )
     record_event(db, change, subscriber_id, Where(list_id, campaign_id, detail), stamp)
     return Verdict.CHANGED
