@@ -63,6 +63,8 @@ def test_backup_while_another_process_holds_a_write_transaction(
     (workspace / "templates" / "partials" / "footer.html.j2").write_text("my footer")
     (workspace / "dkim").mkdir()
     (workspace / "dkim" / "private.pem").write_text("not a real key, but present")
+    (workspace / "media").mkdir()
+    (workspace / "media" / "3f2a.png").write_bytes(b"\x89PNG not a real image")
     token = Signer(load_secret(workspace)).make("u", 1, 1)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(workspace / "subscribers" / "mailer.db")],
@@ -77,7 +79,7 @@ def test_backup_while_another_process_holds_a_write_transaction(
     assert result.exit_code == 0, result.output
     files = {
         ".mailer-secret", "mailer.toml", "subscribers/mailer.db", "dkim/private.pem",
-        "templates/partials/footer.html.j2",
+        "templates/partials/footer.html.j2", "media/3f2a.png",
     }  # fmt: skip
     for name in files:
         assert f"wrote {dest / name} (" in result.stdout, name
@@ -85,6 +87,7 @@ def test_backup_while_another_process_holds_a_write_transaction(
     assert {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()} == files
     assert mode(dest) == 0o700
     assert (dest / "templates/partials/footer.html.j2").read_text() == "my footer"
+    assert (dest / "media/3f2a.png").read_bytes() == b"\x89PNG not a real image"
     db = check_copy(dest)
     assert db.execute("SELECT slug FROM lists").fetchall() == [("example",)]  # only committed
     assert Signer(load_secret(dest)).check(token) is not None

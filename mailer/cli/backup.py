@@ -17,8 +17,8 @@ def backup(
         Path, typer.Argument(metavar="DEST", help="A new folder (or an empty one) to write.")
     ],
 ) -> None:
-    """Copy the database, mailer.toml, .mailer-secret, the DKIM key and templates/ into DEST,
-    consistently even while send or serve run. Restore: use DEST as the workspace."""
+    """Copy the database, mailer.toml, .mailer-secret, the DKIM key, templates/ and media/
+    into DEST, consistently even while send or serve run. Restore: use DEST as the workspace."""
     for written in backup_workspace(settings(), destination):
         out.print(f"wrote {written.path} ({written.what})", markup=False)
     out.print(f"restore: copy {destination} to a new workspace folder (or use -w {destination})",

@@ -19,13 +19,16 @@ from mailer.tokens import SECRET_NAME, load_secret
 @dataclass(frozen=True, slots=True)
 class Written:
     path: Path  # in the backup folder
-    what: str  # "database", "settings", "secret", "dkim key", "template"
+    what: str  # "database", "settings", "secret", "dkim key", "template", "media"
+
+
+MEDIA = "media"  # the images reports carry, as `mailer serve` publishes them
 
 
 def backup(settings: Settings, destination: Path) -> list[Written]:
     """Copy the workspace into ``destination``, a new (or empty) folder made 0700, each file
     0600, laid out as a workspace: the database as one consistent snapshot, taken while other
-    processes read and write, mailer.toml, .mailer-secret, the DKIM key and templates/."""
+    processes read and write, mailer.toml, .mailer-secret, the DKIM key, templates/ and media/."""
     workspace = settings.workspace
     _new_folder(destination)
     written = [_database(settings, destination)]
@@ -41,11 +44,13 @@ def backup(settings: Settings, destination: Path) -> list[Written]:
         if key.is_file():
             inside = _inside(workspace, key, Path(DkimSettings().key_file))
             written.append(_copy(key, destination / inside, "dkim key"))
-        templates = settings.templates_dir
-        for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
-            if path.is_file():
-                target = destination / "templates" / path.relative_to(templates)
-                written.append(_copy(path, target, "template"))
+        folders = ((settings.templates_dir, "templates", "template"),
+                   (workspace / MEDIA, MEDIA, "media"))  # fmt: skip
+        for folder, inside_name, what in folders:
+            for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+                if path.is_file():
+                    target = destination / inside_name / path.relative_to(folder)
+                    written.append(_copy(path, target, what))
     except OSError as error:
         raise _os_error(error, getattr(error, "filename", None) or destination) from None
     return written
