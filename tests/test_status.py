@@ -391,7 +391,7 @@ def test_status_sql_has_one_home(sql: str) -> None:
     # The form's pending name waits in the membership, and a migration dates old joins: data,
     # not a status.
     data = re.compile(
-        r"""UPDATE[\s"']+memberships[\s"']+SET[\s"']+(pending_name|joined_at)""", re.I
+        r"""UPDATE[\s"']+memberships[\s"']+SET[\s"']+(pending_name|joined_at|confirmed_at)""", re.I
     )
     found = [
         p

@@ -14,13 +14,14 @@ from mailer.models import Candidate, MailingList, Member
 CHANGED = "CASE WHEN s.status = 'active' THEN m.updated_at ELSE MAX(m.updated_at, s.updated_at) END"
 SELECT = (
     "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8, m.updated_at,"
-    f" m.joined_at, {CHANGED} FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
+    f" m.joined_at, {CHANGED}, m.source, m.ip, m.confirmed_at, s.lang"
+    " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
 )
 
 
 def _member(row: tuple[Any, ...]) -> Member:
     return Member(
-        row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]), *row[7:10]
+        row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], bool(row[6]), *row[7:14]
     )
 
 

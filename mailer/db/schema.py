@@ -126,6 +126,37 @@ SCHEMA = [
         updated_at);
     CREATE INDEX memberships_changed ON memberships(list_id, updated_at);
     """,
+    # Consent as data (how and from where each reader joined, when they confirmed), the reader's
+    # language and tags, erased addresses kept only as keyed hashes, campaigns to several lists
+    # and to a segment of them.
+    """
+    ALTER TABLE memberships ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    ALTER TABLE memberships ADD COLUMN ip TEXT NOT NULL DEFAULT '';
+    ALTER TABLE memberships ADD COLUMN confirmed_at TEXT NOT NULL DEFAULT '';
+    UPDATE memberships SET confirmed_at = COALESCE((SELECT MIN(e.at) FROM events e
+        WHERE e.subscriber_id = memberships.subscriber_id AND e.list_id = memberships.list_id
+        AND e.kind = 'confirmed'), joined_at) WHERE status = 'confirmed';
+    ALTER TABLE subscribers ADD COLUMN lang TEXT NOT NULL DEFAULT '';
+    CREATE TABLE tags (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (subscriber_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_tag ON tags(tag, subscriber_id);
+    CREATE TABLE erased_addresses (
+        digest TEXT PRIMARY KEY,
+        erased_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE campaign_lists (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
+        list_slug TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, list_slug)
+    ) WITHOUT ROWID;
+    CREATE INDEX campaign_lists_list ON campaign_lists(list_id);
+    INSERT INTO campaign_lists SELECT id, list_id, list_slug FROM campaigns;
+    ALTER TABLE campaigns ADD COLUMN segment TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]
