@@ -125,6 +125,7 @@ def phase_mailer(
     from mailer.compose.report import load_report
     from mailer.db.database import Database
     from mailer.send import service
+    from mailer.send.recipients import audience
 
     env = {
         "MAILER_SMTP_HOST": "127.0.0.1",
@@ -155,7 +156,9 @@ def phase_mailer(
                 concurrency=concurrency, rate=0.0, again=True
             )  # one report, many rows
             start = time.perf_counter()
-            plan = service.plan_campaign(session, load_report(REPORT), "bench", overrides)
+            plan = service.plan_campaign(
+                session, load_report(REPORT), audience(database, ["bench"]), overrides
+            )
             checking[0] = time.perf_counter() - start
             outcome = run_loop(loop, lambda: service.send_campaign(session, plan))
             sent = int(outcome.progress.counts["sent"])

@@ -15,9 +15,11 @@ from mailer.errors import FileInputError
 
 SECRET_NAME = ".mailer-secret"
 MAC_BYTES = 16
-# Unsubscribe tokens never expire; confirm tokens carry the second they were issued.
+# Purposes: u (unsubscribe: reader, list), k (unsubscribe from every list of a campaign sent to
+# several: reader, campaign), c (confirm: reader, list). Unsubscribe tokens never expire;
+# confirm tokens carry the second they were issued.
 TOKEN = re.compile(
-    r"([uc])([0-9a-z]{1,13})\.([0-9a-z]{1,13})(?:\.([0-9a-z]{1,8}))?\.([A-Za-z0-9_-]{22})"
+    r"([uck])([0-9a-z]{1,13})\.([0-9a-z]{1,13})(?:\.([0-9a-z]{1,8}))?\.([A-Za-z0-9_-]{22})"
 )
 
 
@@ -25,7 +27,7 @@ TOKEN = re.compile(
 class TokenSubject:
     purpose: str
     subscriber_id: int
-    list_id: int
+    list_id: int  # the campaign's id for purpose k
     issued: int | None = None  # Unix seconds, for confirm tokens
 
 

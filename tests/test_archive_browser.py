@@ -14,6 +14,7 @@ from mailer.audience import lists, subscriptions
 from mailer.compose.templates import packaged_templates
 from mailer.models import Candidate
 from mailer.send.campaigns import Campaigns
+from mailer.send.recipients import Audience
 from tests.conftest import Invoke
 from tests.test_web import Live, http, start_web
 from tests.test_web_browser import run_mailer
@@ -92,7 +93,9 @@ def test_campaigns_without_a_stored_copy_and_ids_past_sqlite_are_the_invalid_pag
 ) -> None:
     with live.store() as store:  # a campaign stored before copies were: sent, but no copy
         weekly = lists.get(store, "weekly")
-        old = Campaigns(store).create(weekly, "Old issue", "old.md", "# Old issue\n", {})
+        old = Campaigns(store).create(
+            Audience((weekly,)), "Old issue", "old.md", "# Old issue\n", {}
+        )
     db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
     db.execute("UPDATE campaigns SET started_at = '2026-01-01T00:00:00+00:00', status = 'done'")
     db.execute("UPDATE deliveries SET status = 'sent'")

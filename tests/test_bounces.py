@@ -22,6 +22,7 @@ from mailer.db.database import Database
 from mailer.models import Candidate
 from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import PENDING, CampaignLog
+from mailer.send.recipients import Audience
 from mailer.send.types import Result
 from mailer.tokens import Signer, load_secret, verp_local_part
 from tests.conftest import Invoke
@@ -77,7 +78,9 @@ def seed(
     subscriptions.add(
         store, mailing_list, [Candidate(e, False) for e in message_ids], confirmed=True
     )
-    campaign = Campaigns(store).create(mailing_list, "This week", "report.md", "# Hi", {})
+    campaign = Campaigns(store).create(
+        Audience((mailing_list,)), "This week", "report.md", "# Hi", {}
+    )
     log = CampaignLog(store, campaign, PENDING)
     log.start()
     ids = {d.reader.email: d.reader.id for d in log.pending(0, 10_000)}

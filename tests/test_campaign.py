@@ -16,6 +16,7 @@ from mailer.models import Candidate, Reader
 from mailer.send.campaigns import Campaigns
 from mailer.send.engine import Pipeline
 from mailer.send.outbox import OutboxTransport
+from mailer.send.recipients import Audience
 from mailer.send.smtp import SmtpTransport
 from mailer.send.types import Ready, SendOptions
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
@@ -36,7 +37,7 @@ def store_with(tmp_path: Path, count: int, smtputf8: tuple[str, ...] = ()) -> tu
     candidates = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(count)]
     candidates += [Candidate(e, True, "Intl") for e in smtputf8]
     subscriptions.add(store, weekly, candidates)
-    campaign_id = Campaigns(store).create(weekly, "test", "report.md", "# test", {})
+    campaign_id = Campaigns(store).create(Audience((weekly,)), "test", "report.md", "# test", {})
     return store, campaign_id
 
 

@@ -24,8 +24,9 @@ LIST_KEYS = {"slug", "name", "opt_in", "public_archive", "public_form", "created
 LIST_COUNTS = {"confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted"}
 MEMBER_KEYS = {"email", "name", "status", "subscriber_status", "attributes", "joined_at",
                "changed_at"}  # fmt: skip
-CAMPAIGN_KEYS = {"id", "list", "subject", "status", "reason", "report", "rate", "concurrency",
-                 "created_at", "started_at", "finished_at", "counts"}  # fmt: skip
+CAMPAIGN_KEYS = {"id", "list", "lists", "segment", "subject", "status", "reason", "report",
+                 "rate", "concurrency", "created_at", "started_at", "finished_at",
+                 "counts"}  # fmt: skip
 DELIVERY_COUNTS = {"queued", "sent", "deferred", "failed", "skipped"}
 HEADER = "address\tname\tstatus\tjoined\tlast change"
 

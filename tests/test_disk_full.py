@@ -20,6 +20,7 @@ from mailer.models import Reply
 from mailer.send import service
 from mailer.send.campaigns import Campaigns
 from mailer.send.outbox import OutboxTransport
+from mailer.send.recipients import audience
 from mailer.send.service import Overrides, Session
 from tests.conftest import EXAMPLE_REPORT, fill
 
@@ -115,7 +116,9 @@ def test_a_database_disk_that_fills_up_still_records_everything_sent(
     settings = config.load(small_disk, {})
     with Database(settings.database_path) as database:
         session = Session(settings, database)
-        plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), "big", Overrides())
+        plan = service.plan_campaign(
+            session, load_report(EXAMPLE_REPORT), audience(database, ["big"]), Overrides()
+        )
         transport = FillsTheDatabaseDisk(tmp_path / "outbox", small_disk)
         plan = plan.__class__(**{**plan.__dict__, "transport": transport})
         result = asyncio.run(service.send_campaign(session, plan))

@@ -25,10 +25,18 @@ from mailer.db.database import Database
 from mailer.models import MailingList
 from tests.conftest import Invoke, write_csv
 
+SECRET = b"k" * 32  # the workspace secret that keys erased addresses, for direct calls
+
 
 def summary_line(output: str) -> dict[str, int]:
+    """The counts of an import's summary line (the rows it says left, and its format, aside)."""
     line = output.strip().splitlines()[-1].removeprefix("dry run, nothing changed: ")
-    return {part.split(" ", 1)[1]: int(part.split(" ", 1)[0]) for part in line.split(", ")}
+    counts = line.split("; ")[0]
+    return {part.split(" ", 1)[1]: int(part.split(" ", 1)[0]) for part in counts.split(", ")}
+
+
+def summary_format(output: str) -> str:
+    return output.strip().splitlines()[-1].rpartition("; format: ")[2]
 
 
 def emails(mailer: Invoke, slug: str) -> list[str]:
@@ -89,8 +97,9 @@ def test_partially_bad_file_imports_good_rows_and_reports_each_bad_one(
     counts = summary_line(result.stdout)
     assert counts == {
         "added": 2, "updated": 0, "unchanged": 0, "skipped": 0, "invalid": 3,
-        "duplicate-in-file": 1,
+        "duplicate-in-file": 1, "erased": 0,
     }  # fmt: skip
+    assert summary_format(result.stdout) == "generic CSV"
     assert emails(mailer, weekly) == ["good1@example.org", "good4@example.org"]
 
 
@@ -100,7 +109,11 @@ def test_partially_bad_file_imports_good_rows_and_reports_each_bad_one(
         (b"name,city\nAda,Paris\n", ":1: no email column in the header ['name', 'city']"),
         (b"", ":1: empty file"),
         (b"email,\xff\n", ":1: the header is not UTF-8 text"),
-        (b"email,name,Email\n", ":1: more than one email column"),
+        (
+            b"email,name,E-mail\n",
+            ":1: more than one email column in the header ('email', 'E-mail')",
+        ),
+        (b"email,name,Email\n", ":1: column 'email' appears twice in the header"),
     ],
 )
 def test_fatal_file_problems(
@@ -237,10 +250,10 @@ def test_round_trip_property(tmp_path: Path, people: list[tuple[str, str, str]])
         path = folder / "in.csv"
         path.write_text(buffer.getvalue(), encoding="utf-8")
         problems: list[RowProblem] = []
-        import_csv(store, source, path, on_problem=problems.append)
+        import_csv(store, source, path, on_problem=problems.append, secret=SECRET)
         assert problems == []
         first = export_of(store, source, folder / "first.csv")
-        import_csv(store, target, folder / "first.csv", on_problem=problems.append)
+        import_csv(store, target, folder / "first.csv", on_problem=problems.append, secret=SECRET)
         assert problems == []
         assert export_of(store, target, folder / "second.csv") == first
 
@@ -274,10 +287,12 @@ def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) 
     with Database(tmp_path / "db.sqlite") as store:
         weekly = lists.create(store, "weekly", "W")
         with pytest.raises(KeyboardInterrupt):
-            import_csv(store, weekly, path, on_problem=interrupt)
+            import_csv(store, weekly, path, on_problem=interrupt, secret=SECRET)
     assert consistent(tmp_path / "db.sqlite") == (5_000, 5_000, 5_000)  # first chunk only
     with Database(tmp_path / "db.sqlite") as store:
-        summary = import_csv(store, lists.get(store, "weekly"), path, on_problem=lambda p: None)
+        summary = import_csv(
+            store, lists.get(store, "weekly"), path, on_problem=lambda p: None, secret=SECRET
+        )
     assert (summary.counts["added"], summary.counts["unchanged"]) == (rows - 5_000, 5_000)
     assert consistent(tmp_path / "db.sqlite") == (rows, rows, rows)
 

@@ -154,14 +154,6 @@ def test_the_same_report_to_the_same_list_twice_is_refused_unless_again(
     assert "campaign 2" in forced.stdout and len(recorder.received) == 41
 
 
-def test_several_lists_are_a_usage_error(mailer: Invoke, example: str) -> None:
-    assert mailer("lists", "create", "other", "--name", "Other").exit_code == 0
-    both = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--list", "other", "--dry-run")
-    assert both.exit_code == 2
-    assert "several lists are not supported yet" in one_error_line(both.stderr)
-    assert "rendered" not in both.stdout
-
-
 def test_resume_and_retry_keep_the_campaigns_rate_and_concurrency(
     mailer: Invoke, workspace: Path, example: str, smtp_server: Server
 ) -> None:

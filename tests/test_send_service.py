@@ -20,6 +20,7 @@ from mailer.send import service
 from mailer.send.campaigns import Campaigns
 from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory
+from mailer.send.recipients import Audience, audience
 from mailer.send.service import Overrides, Session
 from mailer.send.types import Stop, StopReason
 from tests.conftest import EXAMPLE_REPORT, PUBLICATION
@@ -32,6 +33,10 @@ def workspace_with(folder: Path, readers: int, env: dict[str, str] | None = None
     people = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(readers)]
     subscriptions.add(database, weekly, people)
     return Session(settings, database)
+
+
+def weekly(session: Session) -> Audience:
+    return audience(session.database, ["weekly"])
 
 
 class Spy:
@@ -60,7 +65,7 @@ def test_the_campaign_exists_and_is_locked_before_the_first_message_is_built(
 ) -> None:
     session = workspace_with(tmp_path, 12)
     plan = service.plan_campaign(
-        session, load_report(EXAMPLE_REPORT), "weekly", Overrides(outbox=tmp_path / "o")
+        session, load_report(EXAMPLE_REPORT), weekly(session), Overrides(outbox=tmp_path / "o")
     )
     spy = Spy(plan.factory, session)
     outcome = asyncio.run(service.send_campaign(session, replace(plan, factory=spy)))  # type: ignore[arg-type]
@@ -77,7 +82,7 @@ def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) ->
                "MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(silent.getsockname()[1]),
                "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_TIMEOUT": "30"}  # fmt: skip
         session = workspace_with(tmp_path, 3, env)
-        plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), "weekly")
+        plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), weekly(session))
 
         async def main() -> service.Outcome:
             asyncio.get_running_loop().call_soon(session.control.stop)
@@ -92,7 +97,7 @@ def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) ->
 def test_continue_sends_only_what_is_pending_and_says_so_first(tmp_path: Path) -> None:
     session = workspace_with(tmp_path, 30)
     outbox = Overrides(outbox=tmp_path / "outbox", limit=10)
-    plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), "weekly", outbox)
+    plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), weekly(session), outbox)
     first = asyncio.run(service.send_campaign(session, plan))
     assert first.queued == 20 and first.stop is None
     heard: list[tuple[int, str]] = []

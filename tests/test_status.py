@@ -29,6 +29,7 @@ from mailer.models import MembershipStatus as M
 from mailer.models import SubscriberStatus as S
 from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import PENDING, CampaignLog
+from mailer.send.recipients import Audience
 from mailer.send.types import Result
 
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -210,7 +211,7 @@ def test_erase(database: Database, home: MailingList, target: MailingList) -> No
     bob = reader(database, home, "bob@example.org")
     set_membership(database, Change.UNSUBSCRIBE, sid, home.id, detail="ada@example.org left")
     set_membership(database, Change.RESUBSCRIBE, sid, home.id, to=M.CONFIRMED, detail="Ada back")
-    Campaigns(database).create(home, "s", "r.md", "# s", {})
+    Campaigns(database).create(Audience((home,)), "s", "r.md", "# s", {})
     set_membership(database, Change.UNSUBSCRIBE, bob, home.id, detail="bob left")
     with database.transaction() as db:
         db.execute("UPDATE deliveries SET last_error = '550 <' || subscriber_id || '>', reply = 1")
@@ -329,18 +330,21 @@ def test_form_request_from_a_known_reader(database: Database, double: bool, stat
         set_subscriber(database, Change(state), sid)
     rows = snapshot(database)
     member = subscriptions.request(database, mailing_list, Candidate("ada@example.org", False))
-    if state != M.UNSUBSCRIBED:
+    if state in (M.CONFIRMED, S.BLOCKLISTED):  # nothing to confirm; only the editor unblocks
         assert (member, snapshot(database)) == (None, rows)
         return
     # A confirmation goes out, even on a single opt-in list; nothing changes until it is used.
     assert member is not None
     assert (member.id, member.status) == (sid, M.UNSUBSCRIBED)
+    assert member.subscriber_status == (S.BOUNCED if state == S.BOUNCED else S.ACTIVE)
     assert snapshot(database) == rows
 
 
 def test_bounce_many_changes_only_active_readers(database: Database, home: MailingList) -> None:
     ada, bob, cy, dee = (reader(database, home, f"{n}@example.org") for n in "abcd")
-    campaign = [Campaigns(database).create(home, "s", "r.md", "# s", {}) for _ in "12"][1]
+    campaign = [
+        Campaigns(database).create(Audience((home,)), "s", "r.md", "# s", {}) for _ in "12"
+    ][1]
     set_subscriber(database, Change.BOUNCE, bob)
     set_subscriber(database, Change.BLOCK, cy)
     rows = snapshot(database)
@@ -364,7 +368,9 @@ def test_campaign_log_records_bounces_through_bounce_many(
     database: Database, home: MailingList
 ) -> None:
     ada, bob = (reader(database, home, f"{n}@example.org") for n in "ab")
-    campaign = [Campaigns(database).create(home, "s", "r.md", "# s", {}) for _ in "12"][1]
+    campaign = [
+        Campaigns(database).create(Audience((home,)), "s", "r.md", "# s", {}) for _ in "12"
+    ][1]
     set_subscriber(database, Change.BLOCK, bob)
     count = len(database.query(EVENT))
     CampaignLog(database, campaign, PENDING).record(

@@ -1,21 +1,26 @@
-"""Export a list's readers as CSV (RFC 4180, UTF-8): imported elsewhere, the same readers."""
+"""Export a list's readers as CSV (RFC 4180, UTF-8) with their status, tags, language and
+consent: imported elsewhere (as the "mailer export" format), the same readers."""
 
 from __future__ import annotations
 
 import csv
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from mailer.audience import members
 from mailer.audience.cleaning import clean
 from mailer.audience.formulas import inert
+from mailer.audience.import_formats import ATTRIBUTE
 from mailer.config.private import open_private, replacing_mode
 from mailer.db.database import Database
 from mailer.errors import DiskFullError, FileInputError
-from mailer.models import MailingList
+from mailer.models import MailingList, Member, SubscriberStatus
+
+# The columns before the attributes: what import reads as mailer's own export.
+COLUMNS = ("email", "name", "status", "lang", "tags", "source", "joined_at", "confirmed_at", "ip")
 
 
 def _cells(values: Sequence[str]) -> list[str]:
@@ -23,19 +28,62 @@ def _cells(values: Sequence[str]) -> list[str]:
     return [inert(clean(value)) for value in values]
 
 
+def _column(key: str) -> str:
+    """An attribute's column: its name, or attribute:NAME where that would read as another."""
+    clashes = key.lower() in COLUMNS or key.lower().startswith(ATTRIBUTE)
+    return ATTRIBUTE + key if clashes else key
+
+
+def _tags(database: Database, mailing_list: MailingList) -> Iterator[tuple[int, str]]:
+    """(subscriber id, tags) of the list's tagged members, in subscriber order."""
+    return (
+        (int(row[0]), str(row[1]))
+        for row in database.stream(
+            "SELECT t.subscriber_id, group_concat(t.tag, char(10)) FROM"
+            " (SELECT t.subscriber_id, t.tag FROM tags t JOIN memberships m"
+            " ON m.subscriber_id = t.subscriber_id AND m.list_id = ?"
+            " ORDER BY t.subscriber_id, t.tag) t GROUP BY t.subscriber_id ORDER BY t.subscriber_id",
+            (mailing_list.id,),
+        )
+    )
+
+
+def _tag_cell(tags: str) -> str:
+    """Tags as import reads them back: separated by commas, quoted where one holds a comma."""
+    quoted = (f'"{t.replace(chr(34), chr(34) * 2)}"' if "," in t or '"' in t else t
+              for t in tags.split("\n"))  # fmt: skip
+    return ", ".join(quoted)
+
+
 def export_csv(
     database: Database, mailing_list: MailingList, out: TextIO, statuses: Sequence[str] = ()
 ) -> int:
-    """Write the list's members as CSV (email, name, one column per attribute); return the count."""
+    """Write the list's members as CSV (email, name, status, language, tags, consent, one
+    column per attribute); return the count. Erased readers have nothing left to export."""
     keys = members.attribute_keys(database, mailing_list, statuses)
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
-    writer.writerow(_cells(["email", "name", *keys]))
+    writer.writerow(_cells([*COLUMNS, *map(_column, keys)]))
+    tags = _tags(database, mailing_list)
+    tagged = next(tags, None)
     count = 0
     for member in members.stream(database, mailing_list, statuses):
-        values = [member.email, member.name, *(member.attributes.get(k, "") for k in keys)]
-        writer.writerow(_cells(values))
+        while tagged is not None and tagged[0] < member.id:
+            tagged = next(tags, None)
+        if member.subscriber_status == SubscriberStatus.ERASED:
+            continue
+        cell = _tag_cell(tagged[1]) if tagged is not None and tagged[0] == member.id else ""
+        writer.writerow(
+            _cells([*_fixed(member, cell), *(member.attributes.get(k, "") for k in keys)])
+        )
         count += 1
     return count
+
+
+def _fixed(member: Member, tags: str) -> list[str]:
+    active = member.subscriber_status == SubscriberStatus.ACTIVE
+    status = member.status if active else member.subscriber_status
+    return [member.email, member.name, status, member.lang, tags, member.source,
+            member.joined_at, member.confirmed_at, member.ip]  # fmt: skip
 
 
 def export_file(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -120,3 +121,21 @@ def set_public_form(database: Database, slug: str, public: bool) -> MailingList:
     with database.transaction() as db:
         db.execute("UPDATE lists SET public_form = ? WHERE id = ?", (public, mailing_list.id))
     return replace(mailing_list, public_form=public)
+
+
+def together(found: Sequence[MailingList]) -> MailingList:
+    """Several lists as readers see them named at once (a campaign sent to several): the
+    first, named after all of them."""
+    if len(found) == 1:
+        return found[0]
+    return replace(found[0], name=" & ".join(each.name for each in found))
+
+
+def of_campaign(database: Database, campaign_id: int) -> list[MailingList]:
+    """The lists a campaign went to that still exist, in the order the editor gave them."""
+    rows = database.query(
+        f"SELECT {COLUMNS} FROM campaign_lists c JOIN lists l ON l.id = c.list_id"
+        " WHERE c.campaign_id = ? ORDER BY c.position",
+        (campaign_id,),
+    )
+    return [_list(row) for row in rows]

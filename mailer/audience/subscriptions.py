@@ -5,15 +5,51 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from mailer.audience import members
-from mailer.audience.status import Change, Verdict, change_membership, join_many
+from mailer.audience import erased, members
+from mailer.audience.status import (
+    Change,
+    Verdict,
+    Where,
+    change_membership,
+    change_subscriber,
+    join_many,
+    renew_consent,
+)
 from mailer.db.database import Database
 from mailer.db.database import now as timestamp
 from mailer.errors import NotFoundError
-from mailer.models import Candidate, MailingList, Member, MembershipStatus, Outcome
+from mailer.models import (
+    Candidate,
+    Consent,
+    MailingList,
+    Member,
+    MembershipStatus,
+    Outcome,
+    SubscriberStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A confirm link being followed: when it was issued (None: an old link that does not say),
+    the clock now, how long links stay good (seconds), the workspace secret (to forget an
+    erasure) and the IP the confirmation comes from."""
+
+    issued: int | None
+    now: float
+    max_age: float
+    secret: bytes
+    ip: str = ""
+
+
+class _Undone(Exception):
+    """Roll back a confirmation half done (the membership moved meanwhile)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
 
 
 def add(
@@ -53,37 +89,52 @@ def request(
     """The public form asks to subscribe an address: return the member to send a confirmation
     message to, or None. Always double opt-in, whatever the list's opt-in (that is for the
     editor's own additions). The form's name waits in the membership's pending_name until the
-    reader confirms. A reader who left stays unsubscribed until they confirm this new request;
-    a bounced, blocked or erased one gets nothing, and neither does a confirmed one."""
+    reader confirms; ``candidate.consent`` (source form, the requester's IP) is the new
+    membership's record. A reader who left, or whose address bounced, stays so until they
+    confirm this new request; a blocked one gets nothing (the editor or their complaint blocked
+    them: only the editor lifts it), and neither does one confirmed and active. An erased
+    address is a stranger: it comes back as a new subscriber."""
     with database.transaction() as db:
         subscriber, status = members.ensure_subscriber(db, replace(candidate, name=None))
-        if status != "active":
+        if status not in (SubscriberStatus.ACTIVE, SubscriberStatus.BOUNCED):
             return None
         change_membership(db, Change.SUBSCRIBE, subscriber, mailing_list.id,
-                          to=MembershipStatus.UNCONFIRMED, detail=detail)  # fmt: skip
+                          to=MembershipStatus.UNCONFIRMED, detail=detail,
+                          consent=candidate.consent)  # fmt: skip
         db.execute(
             "UPDATE memberships SET pending_name = ?"
             " WHERE list_id = ? AND subscriber_id = ? AND status != 'confirmed'",
             (candidate.name or "", mailing_list.id, subscriber),
         )
     member = members.by_id(database, mailing_list.id, subscriber)
-    if member is None or member.status == MembershipStatus.CONFIRMED:
+    if member is None or not _waits(member):
         return None
     return member
 
 
+def _waits(member: Member) -> bool:
+    """Whether a confirmation could change anything: not for one confirmed and active, nor for
+    a blocked or erased reader."""
+    if member.subscriber_status == SubscriberStatus.BOUNCED:
+        return True
+    active = member.subscriber_status == SubscriberStatus.ACTIVE
+    return active and member.status != MembershipStatus.CONFIRMED
+
+
 def confirmable(member: Member, issued: int | None, now: float, max_age: float) -> bool:
     """Whether a confirm link issued at ``issued`` (None: an old link that does not say) may
-    confirm ``member`` now: only within ``max_age`` seconds, and for a reader who left only if
-    the link was issued for a request made after they left."""
-    if member.subscriber_status != "active" or member.status == MembershipStatus.CONFIRMED:
+    confirm ``member`` now: only within ``max_age`` seconds, and for a reader who left or
+    bounced only if the link was issued for a request made after that."""
+    if not _waits(member):
         return False
+    left = member.status == MembershipStatus.UNSUBSCRIBED
+    left = left or member.subscriber_status == SubscriberStatus.BOUNCED
     if issued is None:
-        return member.status == MembershipStatus.UNCONFIRMED
+        return not left and member.status == MembershipStatus.UNCONFIRMED
     if not 0 <= now - issued <= max_age:
         return False
-    if member.status == MembershipStatus.UNSUBSCRIBED:
-        return issued >= datetime.fromisoformat(member.updated_at).timestamp()
+    if left:  # changed_at: the latest change on this list or of the reader (their bounce)
+        return issued >= datetime.fromisoformat(member.changed_at).timestamp()
     return True
 
 
@@ -91,24 +142,42 @@ def confirm(
     database: Database,
     member: Member,
     list_id: int,
-    issued: int | None,
-    now: float,
-    max_age: float,
+    link: Link,
 ) -> Verdict:
-    """The reader follows a confirm link: confirm the membership (or, for a reader who left and
-    asked again, resubscribe them), and give the reader the form's name if they have none;
-    REFUSED for a link that may not."""
-    if member.status == MembershipStatus.CONFIRMED:
+    """The reader follows a confirm link: confirm the membership (or, for a reader who left or
+    bounced and asked again, bring them back with this new consent), give the reader the form's
+    name if they have none, and forget that the address was once erased; REFUSED for a link
+    that may not."""
+    active = member.subscriber_status == SubscriberStatus.ACTIVE
+    if member.status == MembershipStatus.CONFIRMED and active:
         return Verdict.UNCHANGED
-    if not confirmable(member, issued, now, max_age):
+    if not confirmable(member, link.issued, link.now, link.max_age):
         return Verdict.REFUSED
-    change = Change.CONFIRM if member.status == MembershipStatus.UNCONFIRMED else Change.RESUBSCRIBE
-    with database.transaction() as db:
-        verdict = change_membership(db, change, member.id, list_id,
-                                    to=MembershipStatus.CONFIRMED, detail="web")  # fmt: skip
-        if verdict is Verdict.CHANGED:
+    returning = member.status != MembershipStatus.UNCONFIRMED
+    try:
+        with database.transaction() as db:
+            stamp = timestamp()
+            if member.subscriber_status == SubscriberStatus.BOUNCED:
+                now = db.execute("SELECT status FROM subscribers WHERE id = ?", (member.id,))
+                if now.fetchone()[0] != SubscriberStatus.BOUNCED:  # blocked meanwhile
+                    raise _Undone(Verdict.REFUSED)
+                where = Where(list_id, None, "web")
+                change_subscriber(db, Change.RESUBSCRIBE, member.id, where=where, at=stamp)
+            if member.status != MembershipStatus.CONFIRMED:
+                change = Change.RESUBSCRIBE if returning else Change.CONFIRM
+                to = MembershipStatus.CONFIRMED
+                verdict = change_membership(
+                    db, change, member.id, list_id, to=to, detail="web", at=stamp
+                )
+                if verdict is not Verdict.CHANGED:
+                    raise _Undone(verdict)
+            if returning:
+                renew_consent(db, member.id, list_id, Consent("form", ip=link.ip), stamp)
             _take_pending_name(db, member.id, list_id)
-    return verdict
+            erased.forget_erasure(db, link.secret, member.email)
+    except _Undone as undone:
+        return undone.verdict
+    return Verdict.CHANGED
 
 
 def _take_pending_name(db: sqlite3.Connection, subscriber_id: int, list_id: int) -> None:

@@ -100,8 +100,9 @@ def campaigns_ls(as_json: AsJson = False) -> None:
     if not infos:
         err.print("no campaigns yet: mailer send REPORT --list LIST")
     header = ("id", "list", "status", *DELIVERY_COUNTS, "created", "subject")
-    rows(header, ([str(i.id), i.list_slug, i.status, *(str(i.counts[k]) for k in DELIVERY_COUNTS),
-                   time_cell(i.created_at), i.subject] for i in infos))  # fmt: skip
+    rows(header, ([str(i.id), "+".join(i.lists), i.status,
+                   *(str(i.counts[k]) for k in DELIVERY_COUNTS), time_cell(i.created_at),
+                   i.subject] for i in infos))  # fmt: skip
 
 
 @app.command("show", epilog="Example: mailer campaigns show 3")
@@ -118,7 +119,10 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         return
     lines = [
         f"campaign {info.id}: {info.subject}",
-        f"list:     {info.list_slug}",
+        f"lists:    {' + '.join(info.lists)}"
+        if len(info.lists) > 1
+        else f"list:     {info.list_slug}",
+        *([f"segment:  {info.segment}"] if info.segment else []),
         f"status:   {info.status}" + (f" ({info.reason})" if info.reason else ""),
         f"report:   {info.report_path}",
         f"created:  {local(info.created_at)}; started {local(info.started_at)};"

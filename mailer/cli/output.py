@@ -94,6 +94,8 @@ def campaign_record(info: CampaignInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "list": info.list_slug,
+        "lists": list(info.lists),
+        "segment": info.segment,
         "subject": info.subject,
         "status": info.status,
         "reason": info.reason,

@@ -17,6 +17,7 @@ from mailer.compose.report import load_report
 from mailer.config.checks import MAX_CONCURRENCY
 from mailer.errors import InputError
 from mailer.send import service
+from mailer.send.recipients import audience
 from mailer.send.service import Overrides, RunResult, Session
 from mailer.send.types import StopReason
 
@@ -53,15 +54,6 @@ def render(
 def plural(count: int, noun: str) -> str:
     """``1 message``, ``2 messages``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def one_list(slugs: list[str]) -> list[str]:
-    """--list's check: one list per send, for now (a usage error, exit 2)."""
-    if len(slugs) > 1:
-        err.print("error: --list: several lists are not supported yet; give one --list",
-                  markup=False)  # fmt: skip
-        raise typer.Exit(2)
-    return slugs
 
 
 def run(session: Session, work: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult:
@@ -104,8 +96,21 @@ def summarise(outcome: RunResult) -> None:
 def send(
     report_path: Annotated[Path, typer.Argument(metavar="REPORT", help="Markdown report.")],
     list_slugs: Annotated[
-        list[str], typer.Option("--list", "-l", callback=one_list, help="List to send to.")
+        list[str],
+        typer.Option(
+            "--list",
+            "-l",
+            metavar="LIST",
+            help="List to send to; repeatable: each reader on any of them gets one copy.",
+        ),
     ],
+    where: Annotated[
+        str | None,
+        typer.Option(
+            metavar="EXPR",
+            help="Only the readers matching EXPR, e.g. \"city = 'Paris' and tag = 'steward'\".",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Render and check every message; send nothing.")
@@ -132,8 +137,7 @@ def send(
         bool, typer.Option("--again", help="Send even if this report already went to this list.")
     ] = False,
 ) -> None:
-    """Send a report to the confirmed, active readers of a list."""
-    [list_slug] = list_slugs
+    """Send a report to the confirmed, active readers of one or more lists, or a segment."""
     overrides = Overrides(concurrency, rate, limit, outbox, again)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
@@ -142,20 +146,20 @@ def send(
         raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")
     with open_db() as database:
         session = Session(settings(), database)
+        chosen = audience(database, list_slugs, where)
         if addresses:
             summarise(run(session, lambda: service.send_test(
-                session, report, list_slug, addresses, overrides, reader)))  # fmt: skip
+                session, report, chosen, addresses, overrides, reader)))  # fmt: skip
             return
         if dry_run:
-            count = service.check_campaign(session, report, list_slug)
-            out.print(
-                f"dry run: {plural(count, 'message')} rendered and checked for {list_slug};"
-                " nothing sent"
-            )
+            count = service.check_campaign(session, report, chosen)
+            out.print(f"dry run: {plural(count, 'message')} rendered and checked for"
+                      f" {chosen.describe()}; nothing sent", markup=False)  # fmt: skip
             return
-        plan = service.plan_campaign(session, report, list_slug, overrides)
+        plan = service.plan_campaign(session, report, chosen, overrides)
         readers = plural(plan.readers, "reader")
-        out.print(f"subject:   {plan.report.subject}\nlist:      {list_slug} ({readers})"
+        shown = "lists:    " if chosen.several else "list:     "
+        out.print(f"subject:   {plan.report.subject}\n{shown} {chosen.describe()} ({readers})"
                   f"\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
         plan.check()
         confirm(f"Send to {readers}?", yes, "refusing to send without --yes")

@@ -11,15 +11,18 @@ import typer
 from mailer import times
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.addresses import normalise
+from mailer.audience.arrivals import land
 from mailer.audience.cleaning import clean
 from mailer.audience.csv_export import export_csv, export_file
-from mailer.audience.csv_import import SUMMARY_KEYS, RowProblem, import_csv
+from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv, read_layout
+from mailer.audience.import_formats import FIELDS, FORCED
 from mailer.cli.common import Typer, err, open_db, out, settings
 from mailer.cli.output import member_record, rows, time_cell, write_json_array
 from mailer.errors import DiskFullError, InputError
-from mailer.models import Candidate, MembershipStatus, Outcome
+from mailer.models import Candidate, Consent, MembershipStatus, Outcome
 from mailer.send.confirmation import confirm_by_mail
 from mailer.send.event_loop import runner
+from mailer.tokens import load_secret
 
 app = Typer(help="Manage the readers of a list.", no_args_is_help=True)
 
@@ -60,17 +63,25 @@ def subscribers_add(
     current = settings()
     dns = current.addresses.check_dns if check_dns is None else check_dns
     address = normalise(email, check_dns=dns)
+    secret = load_secret(current.workspace)
     with open_db() as database:
         mailing_list = lists.get(database, list_slug)
         cleaned = None if name is None else clean(name).strip()
-        candidate = Candidate(address.email, address.smtputf8, cleaned, attributes)
-        [outcome] = subscriptions.add(database, mailing_list, [candidate], resubscribe=resubscribe)
+        candidate = Candidate(address.email, address.smtputf8, cleaned, attributes,
+                              consent=Consent("cli"))  # fmt: skip
+        landed = land(database, mailing_list, [candidate], secret=secret,
+                      resubscribe=resubscribe, unerase=True)  # fmt: skip
         member = members.find(database, mailing_list, address.email)
+    if address.email in landed.erased:
+        raise InputError(f"{address.email} was erased at the reader's request; only with their"
+                         " new consent: --resubscribe adds it again")  # fmt: skip
+    outcome = landed.outcomes[address.email]
     messages = {
         Outcome.ADDED: f"added {address.email} to {list_slug}",
         Outcome.UPDATED: f"updated {address.email} on {list_slug}",
         Outcome.UNCHANGED: f"{address.email} is already on {list_slug}",
-        Outcome.SKIPPED: f"{address.email} left {list_slug} or bounced (--resubscribe re-adds)",
+        Outcome.SKIPPED: f"{address.email} left {list_slug}, bounced or was blocked"
+        " (--resubscribe re-adds)",
     }
     if outcome is Outcome.SKIPPED:
         raise InputError(messages[outcome])
@@ -142,10 +153,36 @@ def subscribers_ls(
         rows(("address", "name", "status", "joined", "last change"), shown)
 
 
-@app.command("import", epilog="Example: mailer subscribers import weekly readers.csv --dry-run")
+MAP_HELP = (
+    "What a column holds, over the recognised format; repeatable. FIELD: "
+    f"{', '.join(FIELDS)}, attribute:NAME or ignore."
+)
+
+
+@app.command(
+    "import",
+    epilog="Example: mailer subscribers import weekly subscribed_members_export.csv; any other"
+    " CSV: mailer subscribers import weekly people.csv --map Mail=email --map Town=attribute:city",
+)
 def subscribers_import(
     list_slug: Annotated[str, typer.Argument(metavar="LIST")],
-    file: Annotated[Path, typer.Argument(help="CSV with a header row and an email column.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header row: an export of Mailchimp, listmonk, Substack, Buttondown,"
+            " Ghost or mailer, or any CSV with an email column (or --map)."
+        ),
+    ],
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", metavar="COLUMN=FIELD", help=MAP_HELP)
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help=f"The status of every row: {', '.join(FORCED)} (a row the file says left"
+            " stays so)."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and count; change nothing.")
     ] = False,
@@ -164,39 +201,37 @@ def subscribers_import(
         bool, typer.Option("--create-list", help="Create the list first if it does not exist.")
     ] = False,
 ) -> None:
-    """Import readers from CSV: good rows are imported, each bad row is reported with its line."""
+    """Import readers from CSV: good rows are imported with their status and consent, each bad
+    row is reported with its line."""
     current = settings()
-    dns = current.addresses.check_dns if check_dns is None else check_dns
+    options = ImportOptions(
+        tuple(mapping or ()), status, resubscribe, confirmed, dry_run,
+        current.addresses.check_dns if check_dns is None else check_dns,
+    )  # fmt: skip
 
     def report(problem: RowProblem) -> None:
         err.print(str(problem), markup=False)
 
+    secret = load_secret(current.workspace)
     with open_db() as database:
         if create_list:
+            read_layout(file, options)  # a bad header or option creates nothing
             found = lists.find(database, list_slug)
             mailing_list = found or lists.create(database, list_slug, list_slug)
         else:
             mailing_list = lists.get(database, list_slug)
         try:
             summary = import_csv(
-                database,
-                mailing_list,
-                file,
-                on_problem=report,
-                resubscribe=resubscribe,
-                confirmed=confirmed,
-                dry_run=dry_run,
-                check_dns=dns,
+                database, mailing_list, file, on_problem=report, secret=secret, options=options
             )
         except KeyboardInterrupt:
             err.print("interrupted: committed chunks are kept; run the same import again to finish")
             raise typer.Exit(130) from None
         except DiskFullError as full:  # committed chunks are kept here too
             raise DiskFullError(full.where, "run the same import again") from None
-    counts = summary.counts
     prefix = "dry run, nothing changed: " if dry_run else ""
-    out.print(prefix + ", ".join(f"{counts[k]} {k}" for k in SUMMARY_KEYS), markup=False)
-    if counts["invalid"]:
+    out.print(prefix + str(summary), markup=False)
+    if summary.counts["invalid"]:
         raise typer.Exit(1)
 
 

@@ -151,10 +151,11 @@ SCHEMA = [
         campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
         list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
         list_slug TEXT NOT NULL,
+        position INTEGER NOT NULL,  -- as the editor gave them; the first names the campaign
         PRIMARY KEY (campaign_id, list_slug)
     ) WITHOUT ROWID;
     CREATE INDEX campaign_lists_list ON campaign_lists(list_id);
-    INSERT INTO campaign_lists SELECT id, list_id, list_slug FROM campaigns;
+    INSERT INTO campaign_lists SELECT id, list_id, list_slug, 0 FROM campaigns;
     ALTER TABLE campaigns ADD COLUMN segment TEXT NOT NULL DEFAULT '';
     """,
 ]

@@ -12,7 +12,8 @@ from typing import Any
 from mailer.db.database import Database, now
 from mailer.errors import NotFoundError
 from mailer.models import MailingList
-from mailer.send.deliveries import ELIGIBLE, PENDING, CampaignLog
+from mailer.send.deliveries import PENDING, CampaignLog
+from mailer.send.recipients import Audience, snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class CampaignInfo:
     started_at: str | None
     finished_at: str | None
     counts: dict[str, int]
+    lists: tuple[str, ...] = ()  # every list it went to; list_slug is the first
+    segment: str = ""  # the --where expression, if one narrowed them
 
     @property
     def pending(self) -> int:
@@ -52,7 +55,7 @@ class Campaigns:
 
     def create(
         self,
-        mailing_list: MailingList,
+        chosen: Audience,
         subject: str,
         report_path: str,
         source: str,
@@ -60,21 +63,19 @@ class Campaigns:
         archive_html: str = "",
     ) -> int:
         """Store the campaign, with its archived copy (HTML as the public archive serves it),
-        and snapshot its recipients (confirmed, active), in one transaction."""
+        its lists and segment, and snapshot its recipients, in one transaction."""
         digest = hashlib.sha256(source.encode()).hexdigest()
+        first, segment = chosen.lists[0], chosen.segment.text if chosen.segment else ""
         with self.database.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
-                " source_sha256, settings, created_at, archive_html)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (mailing_list.id, mailing_list.slug, subject, report_path, source, digest,
-                 json.dumps(settings), now(), archive_html),
+                " source_sha256, settings, created_at, archive_html, segment)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (first.id, first.slug, subject, report_path, source, digest,
+                 json.dumps(settings), now(), archive_html, segment),
             )  # fmt: skip
             campaign_id = int(cursor.lastrowid or 0)
-            db.execute(
-                "INSERT INTO deliveries (campaign_id, subscriber_id) SELECT ?, s.id" + ELIGIBLE,
-                (campaign_id, mailing_list.id),
-            )
+            snapshot(db, campaign_id, chosen)
         return campaign_id
 
     def get(self, campaign_id: int) -> CampaignInfo:
@@ -86,11 +87,14 @@ class Campaigns:
     def all(self) -> list[CampaignInfo]:
         return self._select("", ())
 
-    def same_report(self, mailing_list: MailingList, source: str) -> CampaignInfo | None:
-        """The latest campaign that sent this very report source to this list, if any."""
+    def same_report(self, chosen: Audience, source: str) -> CampaignInfo | None:
+        """The latest campaign that sent this very report source to one of these lists."""
         digest = hashlib.sha256(source.encode()).hexdigest()
+        ids = json.dumps([found.id for found in chosen.lists])
         found = self._select(
-            "WHERE c.list_id = ? AND c.source_sha256 = ?", (mailing_list.id, digest)
+            "WHERE c.source_sha256 = ? AND EXISTS (SELECT 1 FROM campaign_lists l"
+            " WHERE l.campaign_id = c.id AND l.list_id IN (SELECT value FROM json_each(?)))",
+            (digest, ids),
         )
         return found[-1] if found else None
 
@@ -99,7 +103,10 @@ class Campaigns:
             "SELECT c.id, c.list_slug, c.subject, c.report_path, c.source, c.status, c.reason,"
             " c.settings, c.created_at, c.started_at, c.finished_at,"
             " (SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n"
-            "  FROM deliveries WHERE campaign_id = c.id GROUP BY status))"
+            "  FROM deliveries WHERE campaign_id = c.id GROUP BY status)),"
+            " (SELECT json_group_array(list_slug) FROM (SELECT list_slug FROM campaign_lists"
+            "  WHERE campaign_id = c.id ORDER BY position)),"
+            " c.segment"
             f" FROM campaigns c {where} ORDER BY c.id",
             params,
         )
@@ -121,6 +128,8 @@ class Campaigns:
                     r[9],
                     r[10],
                     counts,
+                    tuple(json.loads(r[12] or "[]")) or (r[1],),
+                    r[13],
                 )
             )
         return infos

@@ -1,17 +1,18 @@
-"""Deliveries in the database: the queue of pending ones, their results written in batches, the
-readers a campaign would reach now; and an in-memory log for test sends."""
+"""Deliveries in the database: the queue of pending ones (each still confirmed on one of the
+campaign's lists), their results written in batches; and an in-memory log for test sends."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from mailer.audience.status import bounce_many
 from mailer.db.database import Database, now
 from mailer.db.reserve import Reserve
 from mailer.errors import DiskFullError
 from mailer.models import MailingList, Reader
+from mailer.send import recipients
+from mailer.send.recipients import Audience, reader
 from mailer.send.types import Delivery, Result, Stop
 
 PENDING = ("queued", "deferred")
@@ -61,15 +62,15 @@ class CampaignLog:
     def pending(self, after: int, limit: int) -> list[Delivery]:
         rows = self.database.query(
             "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8, d.attempts,"
-            " COALESCE(m.status = 'confirmed', 0) AND s.status = 'active'"
+            " s.status = 'active' AND EXISTS (SELECT 1 FROM campaign_lists l JOIN memberships m"
+            "  ON m.list_id = l.list_id AND m.subscriber_id = s.id AND m.status = 'confirmed'"
+            "  WHERE l.campaign_id = d.campaign_id)"
             " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            " JOIN campaigns c ON c.id = d.campaign_id"
-            " LEFT JOIN memberships m ON m.list_id = c.list_id AND m.subscriber_id = s.id"
             " WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?))"
             " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
             (self.campaign_id, self.statuses, after, limit),
         )
-        return [Delivery(_reader(r), r[5], bool(r[6])) for r in rows]
+        return [Delivery(reader(r), r[5], bool(r[6])) for r in rows]
 
     def record(self, results: Sequence[Result]) -> bool:
         return self._write(lambda: self._record(results))
@@ -113,34 +114,15 @@ class CampaignLog:
             )
 
 
-def _reader(row: Sequence[Any]) -> Reader:
-    """A reader from (id, email, name, attributes JSON, smtputf8) columns."""
-    return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]))
-
-
-ELIGIBLE = (
-    " FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ?"
-    " AND m.status = 'confirmed' AND s.status = 'active'"
-)
-
-
-def eligible(database: Database, mailing_list: MailingList) -> Iterator[Reader]:
-    """Stream the readers a new campaign would go to now (confirmed and active): a dry run."""
-    sql = "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8" + ELIGIBLE + " ORDER BY s.id"
-    for r in database.stream(sql, (mailing_list.id,)):
-        yield _reader(r)
-
-
 def count_eligible(database: Database, mailing_list: MailingList) -> int:
-    row = database.query_one("SELECT COUNT(*)" + ELIGIBLE, (mailing_list.id,))
-    return int(row[0]) if row else 0
+    return recipients.count_eligible(database, Audience((mailing_list,)))
 
 
 def find_reader(database: Database, email: str) -> Reader | None:
     row = database.query_one(
         "SELECT id, email, name, attributes, smtputf8 FROM subscribers WHERE email = ?", (email,)
     )
-    return _reader(row) if row else None
+    return reader(row) if row else None
 
 
 class MemoryLog:

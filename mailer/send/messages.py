@@ -28,8 +28,9 @@ class Recipe:
 
     settings: config.Settings
     report: Report
-    mailing_list: MailingList
+    mailing_list: MailingList  # as templates name it (Audience.shown)
     key: str  # the campaign's key in Message-IDs
+    several: bool = False  # sent to several lists: unsubscribe links name the campaign
 
     def without_passwords(self) -> Recipe:
         """The same recipe with no password in it, to hand to another process."""
@@ -50,7 +51,7 @@ class MessageFactory:
         current = recipe.settings
         self.compiled = compile_campaign(current, recipe.report, recipe.mailing_list, recipe.key)
         self.dkim = dkim_signer(current)
-        self.mailing_list = recipe.mailing_list
+        self.mailing_list, self.several = recipe.mailing_list, recipe.several
         self.base = current.newsletter.base_url.rstrip("/")
         self.tokens = Signer(load_secret(current.workspace))
 
@@ -61,7 +62,9 @@ class MessageFactory:
         no real token."""
         listing = self.mailing_list
         token = "test"
-        if campaign_id is not None:
+        if campaign_id is not None and self.several:  # leave each of its lists at once
+            token = self.tokens.make("k", reader.id, campaign_id)
+        elif campaign_id is not None:
             token = self.tokens.make("u", reader.id, listing.id)
         view_online = ""
         if campaign_id is not None and listing.public_archive:

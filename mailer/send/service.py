@@ -18,7 +18,7 @@ from mailer.compose.report import Report, parse_report
 from mailer.config.default_file import unfit_for_readers
 from mailer.db.database import Database
 from mailer.errors import FileInputError, InputError, NotFoundError
-from mailer.models import PLACEHOLDER_READER, MailingList, Reader
+from mailer.models import PLACEHOLDER_READER, Reader
 from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
     build_pool,
@@ -29,16 +29,11 @@ from mailer.send.builders import (
 )
 from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.connecting import open_first
-from mailer.send.deliveries import (
-    PENDING,
-    CampaignLog,
-    MemoryLog,
-    eligible,
-    find_reader,
-)
+from mailer.send.deliveries import PENDING, CampaignLog, MemoryLog, find_reader
 from mailer.send.engine import Pipeline
 from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory, Recipe
+from mailer.send.recipients import Audience, eligible
 from mailer.send.smtp import SmtpTransport
 from mailer.send.transports import choose_transport
 from mailer.send.types import (
@@ -85,7 +80,7 @@ class Plan:
 
     report: Report
     source: str
-    mailing_list: MailingList
+    audience: Audience
     readers: int
     transport: Transport
     options: SendOptions
@@ -95,7 +90,7 @@ class Plan:
     def check(self) -> None:
         """Raise when the campaign would reach nobody."""
         if self.readers == 0:
-            raise InputError(f"list {self.mailing_list.slug!r} has no confirmed, active readers")
+            raise InputError(f"{self.audience.describe()}: no confirmed, active readers")
 
 
 @dataclass(frozen=True)
@@ -137,12 +132,12 @@ def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -
     return send_options(session.settings, concurrency, rate, overrides.limit)
 
 
-def _recipe(session: Session, report: Report, mailing_list: MailingList, key: str) -> Recipe:
-    return Recipe(session.settings, report, mailing_list, key)
+def _recipe(session: Session, report: Report, chosen: Audience, key: str) -> Recipe:
+    return Recipe(session.settings, report, chosen.shown, key, chosen.several)
 
 
 def plan_campaign(
-    session: Session, report: Report, list_slug: str, overrides: Overrides = Overrides()
+    session: Session, report: Report, chosen: Audience, overrides: Overrides = Overrides()
 ) -> Plan:
     """Compile the report for a list and render it for every reader, as a dry run does: a
     template error, a reader it fails for (a missing attribute) or a bad setting stops it here."""
@@ -153,26 +148,25 @@ def plan_campaign(
     transport = choose_transport(session.settings, overrides.outbox)
     ready_for_readers(session, transport)
     options = _options(session, overrides)
-    mailing_list = lists.get(session.database, list_slug)
-    earlier = Campaigns(session.database).same_report(mailing_list, source)
+    earlier = Campaigns(session.database).same_report(chosen, source)
     if earlier is not None and not overrides.again:
-        raise InputError(f"{report.path}: already sent to {list_slug} as campaign {earlier.id}"
+        sent_to = " + ".join(earlier.lists)
+        raise InputError(f"{report.path}: already sent to {sent_to} as campaign {earlier.id}"
                          f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
-    recipe = _recipe(session, report, mailing_list, f"c{os.urandom(3).hex()}")
+    recipe = _recipe(session, report, chosen, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
-    with _streamed(eligible(session.database, mailing_list)) as everyone:
+    with _streamed(eligible(session.database, chosen)) as everyone:
         readers = factory.compiled.check(everyone)  # ends its query even when one fails
-    return Plan(report, source, mailing_list, readers, transport, options, recipe, factory)
+    return Plan(report, source, chosen, readers, transport, options, recipe, factory)
 
 
-def check_campaign(session: Session, report: Report, list_slug: str) -> int:
+def check_campaign(session: Session, report: Report, chosen: Audience) -> int:
     """A dry run: build every reader's message, send nothing; raise on the first that fails."""
     _options(session, Overrides())  # the return path is checked as a send would
-    mailing_list = lists.get(session.database, list_slug)
-    factory = MessageFactory(_recipe(session, report, mailing_list, "dry-run"))
+    factory = MessageFactory(_recipe(session, report, chosen, "dry-run"))
     build = message_builder(factory, 0)
     count = 0
-    with _streamed(eligible(session.database, mailing_list)) as everyone:
+    with _streamed(eligible(session.database, chosen)) as everyone:
         for reader in everyone:
             build(reader)
             count += 1
@@ -196,7 +190,7 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
                         "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
                         "transport": plan.transport.description}  # fmt: skip
             campaigns = Campaigns(database)
-            campaign_id = campaigns.create(plan.mailing_list, plan.report.subject,
+            campaign_id = campaigns.create(plan.audience, plan.report.subject,
                                            str(plan.report.path), plan.source,
                                            recorded, archived)  # fmt: skip
         except BaseException:
@@ -226,9 +220,9 @@ async def continue_campaign(
         info = campaigns.get(campaign_id)
         if info.status == "cancelled":
             raise InputError(f"campaign {campaign_id} was cancelled")
-        mailing_list = lists.get(database, info.list_slug)
+        chosen = Audience(tuple(lists.get(database, slug) for slug in info.lists))
         report = parse_report(info.source, Path(info.report_path))
-        recipe = _recipe(session, report, mailing_list, str(info.settings.get("key", "c")))
+        recipe = _recipe(session, report, chosen, str(info.settings.get("key", "c")))
         factory = MessageFactory(recipe)
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
@@ -248,7 +242,7 @@ async def continue_campaign(
 async def send_test(
     session: Session,
     report: Report,
-    list_slug: str,
+    chosen: Audience,
     addresses: Sequence[Address],
     overrides: Overrides = Overrides(),
     test_as: str | None = None,
@@ -261,9 +255,8 @@ async def send_test(
     shown_as = find_reader(session.database, test_as) if test_as is not None else None
     if test_as is not None and shown_as is None:
         raise NotFoundError("subscriber", test_as, "--test-as takes a reader's address")
-    mailing_list = lists.get(session.database, list_slug)
     marked = replace(report, subject=f"[TEST] {report.subject}")
-    recipe = _recipe(session, marked, mailing_list, f"c{os.urandom(3).hex()}")
+    recipe = _recipe(session, marked, chosen, f"c{os.urandom(3).hex()}")
     readers = [
         replace(shown_as or find_reader(session.database, a.email) or PLACEHOLDER_READER,
                 id=i, email=a.email, smtputf8=a.smtputf8)

@@ -1,5 +1,5 @@
 """Double opt-in: GET /c/{token} shows a confirm button, POST confirms the membership. A link
-is good for [web] confirm_days, and for a reader who left only if issued after they left."""
+is good for [web] confirm_days, and for a reader who left or bounced only if issued after."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from mailer.audience import subscriptions
 from mailer.audience.status import Verdict
-from mailer.models import MembershipStatus
+from mailer.models import MembershipStatus, SubscriberStatus
 from mailer.web.site import PRIVATE, Site, mask
 
 DAY = 86_400.0
@@ -23,15 +23,17 @@ async def confirm(site: Site, request: Request) -> Response:
     max_age = site.settings.web.confirm_days * DAY
     done = site.page("confirmed", 200, PRIVATE, title="Your subscription is confirmed", **context)
     if request.method != "POST":  # GET and HEAD change nothing
-        if member.status == MembershipStatus.CONFIRMED:
+        active = member.subscriber_status == SubscriberStatus.ACTIVE
+        if member.status == MembershipStatus.CONFIRMED and active:
             return done
         if not subscriptions.confirmable(member, found.issued, site.clock(), max_age):
             return site.invalid()
         title = f"Confirm your subscription to {mailing_list.name}"
         return site.page("confirm", 200, PRIVATE, title=title, **context)
+    # As in the form: X-Forwarded-For from a proxy on this machine, else the peer itself.
+    ip = request.client.host if request.client else ""
+    link = subscriptions.Link(found.issued, site.clock(), max_age, site.signer.secret, ip)
     verdict = await site.db(
-        lambda database: subscriptions.confirm(
-            database, member, mailing_list.id, found.issued, site.clock(), max_age
-        )
+        lambda database: subscriptions.confirm(database, member, mailing_list.id, link)
     )
     return done if verdict in (Verdict.CHANGED, Verdict.UNCHANGED) else site.invalid()

@@ -185,6 +185,24 @@ class Site:
 
         return await self.db(load)
 
+    async def unsubscribing(self, request: Request) -> list[Found]:
+        """Each list an unsubscribe link names that the reader is on: its list (u), or every
+        list of its campaign, when it went to several (k). Empty when the link is not ours."""
+        subject = self.signer.check(request.path_params["token"])
+        if subject is None or subject.purpose not in ("u", "k"):
+            return []
+
+        def load(database: Database) -> list[Found]:
+            if subject.purpose == "k":
+                named = lists.of_campaign(database, subject.list_id)
+            else:
+                named = [found] if (found := lists.by_id(database, subject.list_id)) else []
+            reader = subject.subscriber_id
+            return [Found(each, member, None) for each in named
+                    if (member := members.by_id(database, each.id, reader))]  # fmt: skip
+
+        return await self.db(load)
+
     async def move(
         self,
         mailing_list: MailingList,

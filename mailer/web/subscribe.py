@@ -14,7 +14,7 @@ from starlette.responses import Response
 from mailer.audience import lists, subscriptions
 from mailer.audience.addresses import normalise
 from mailer.errors import AddressError
-from mailer.models import Candidate, MailingList, Member
+from mailer.models import Candidate, Consent, MailingList, Member
 from mailer.web.ratelimit import address_key
 from mailer.web.site import Site
 
@@ -35,8 +35,10 @@ async def subscribe(site: Site, request: Request) -> Response:
         return site.page("subscribe", 200, FORM_HEADERS, error="", email="", name="", **context)
     if not from_here(site, request):
         return site.refused()  # another site's page cannot sign its readers up
-    client = request.client.host if request.client else "unknown"
-    if not site.per_ip.allow(client):
+    # The client as Starlette sees it: uvicorn takes X-Forwarded-For from a proxy on this
+    # machine (127.0.0.1, ::1); behind a proxy elsewhere, this is the proxy.
+    client = request.client.host if request.client else ""
+    if not site.per_ip.allow(client or "unknown"):
         headers = {"Retry-After": str(int(site.per_ip.period))}
         return site.page("busy", 429, headers, title="Too many attempts")
     form = await site.form(request)
@@ -56,7 +58,8 @@ async def subscribe(site: Site, request: Request) -> Response:
                          name=name, **context)  # fmt: skip
     if not site.per_address.allow(address_key(address.email)):
         return done  # the same answer: the address is not bombed, the sender learns nothing
-    candidate = Candidate(address.email, address.smtputf8, name or None)
+    consent = Consent("form", ip=client)  # joined when the request is stored
+    candidate = Candidate(address.email, address.smtputf8, name or None, consent=consent)
     site.confirmations.put(mailing_list, lambda: _request(site, mailing_list, candidate))
     return done  # the database hears of it after this answer: the same work for every address
 

@@ -14,6 +14,7 @@ from mailer.audience.status.changes import (
     change_membership,
     change_subscriber,
     record_event,
+    renew_consent,
     set_membership,
     set_subscriber,
 )
@@ -29,5 +30,5 @@ from mailer.audience.status.table import (
 __all__ = [
     "LEADS_TO", "MEMBERSHIP", "SUBSCRIBER", "Change", "Verdict", "Where", "bounce", "bounce_many",
     "change_membership", "change_subscriber", "join_many", "membership_target", "record_event",
-    "set_membership", "set_subscriber",
+    "renew_consent", "set_membership", "set_subscriber",
 ]  # fmt: skip

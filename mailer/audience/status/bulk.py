@@ -1,16 +1,34 @@
-"""An editor's batch of readers joining a list (CLI, CSV import): the same transitions, written
-in bulk, so a million rows import in under a minute."""
+"""An editor's batch of readers arriving on a list (CLI, CSV import): the same transitions,
+written in bulk, so a million rows import in under a minute. A row may bring its own status
+(another tool's export says who left): it lands there when that is further from being mailed."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailer.audience.status.table import SUBSCRIBER, Change, M, S, membership_target
-from mailer.db.database import IN_JSON, now
-from mailer.models import Candidate, MailingList, MembershipStatus, Outcome, SubscriberStatus
+from mailer.db.database import IN_JSON, as_json, now
+from mailer.models import Candidate, Consent, MailingList, MembershipStatus, Outcome
+
+# A row's own status, beyond joining the list, and the change that takes a reader there.
+LEAVING = {"unsubscribed": Change.UNSUBSCRIBE, "bounced": Change.BOUNCE,
+           "blocklisted": Change.BLOCK}  # fmt: skip
+JOINING = {"confirmed": M.CONFIRMED, "unconfirmed": M.UNCONFIRMED}
+NO_CONSENT = Consent("")
+Row = tuple[Any, ...]  # email, id, name, attributes, status, lang, membership status
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a row says its reader stands: confirmed or unconfirmed, unsubscribed (from this
+    list), bounced or blocklisted (everywhere), and since when (a stored time; '' is now)."""
+
+    status: str
+    at: str = ""
 
 
 def join_many(
@@ -21,87 +39,237 @@ def join_many(
     resubscribe: bool = False,
     confirmed: bool = False,
     dry_run: bool = False,
+    standings: Mapping[str, Standing] | None = None,
+    detail: str | None = None,
 ) -> list[Outcome]:
     """The editor adds a batch of distinct addresses to a list (CLI, CSV import), with their
-    names and attributes. Readers who left, bounced or were blocked are skipped unless
-    ``resubscribe``: an import is not consent. The same TRANSITIONS, written in bulk."""
-    stamp = now()
-    joined = M.CONFIRMED if confirmed or not mailing_list.double_opt_in else M.UNCONFIRMED
+    names, attributes, tags, language and consent. Readers who left, bounced or were blocked
+    are skipped unless ``resubscribe``: an import is not consent. A reader whose ``standings``
+    entry says they left (unsubscribed, bounced, blocklisted) is moved there, always, with
+    the time it gives; one it says confirmed is confirmed. Events carry ``detail`` (default:
+    the candidate's consent source). The same TRANSITIONS, written in bulk."""
+    batch = _Batch(mailing_list, now(), confirmed, detail)
     existing = {
         row[0]: row
         for row in db.execute(
-            "SELECT s.email, s.id, s.name, s.attributes, s.status, m.status"
+            "SELECT s.email, s.id, s.name, s.attributes, s.status, s.lang, m.status"
             " FROM subscribers s LEFT JOIN memberships m"
             f" ON m.subscriber_id = s.id AND m.list_id = ? WHERE s.email IN {IN_JSON}",
-            (mailing_list.id, json.dumps([c.email for c in candidates])),
+            (mailing_list.id, as_json(sorted(c.email for c in candidates))),  # index order
         )
     }
+    tagged = as_json(c.email for c in candidates if c.tags and c.email in existing)
+    tags: dict[str, set[str]] = {}
+    for email, tag in db.execute(
+        "SELECT s.email, t.tag FROM tags t JOIN subscribers s ON s.id = t.subscriber_id"
+        f" WHERE s.email IN {IN_JSON}",
+        (tagged,),
+    ):
+        tags.setdefault(email, set()).add(tag)
     outcomes: list[Outcome] = []
-    new: list[tuple[Any, ...]] = []
-    edits: list[tuple[Any, ...]] = []
-    members: list[tuple[Any, ...]] = []  # (subscriber email, membership status)
-    reactivated: list[tuple[Any, ...]] = []
-    events: list[tuple[Any, ...]] = []  # (kind, list id, email)
     for c in candidates:
+        standing = (standings or {}).get(c.email)
         row = existing.get(c.email)
         if row is None:
-            attributes = json.dumps(c.attributes, ensure_ascii=False, sort_keys=True)
-            new.append((c.email, c.name or "", attributes, c.smtputf8, stamp, stamp))
-            members.append((c.email, joined))
-            events.append((Change.SUBSCRIBE, mailing_list.id, c.email))
-            outcomes.append(Outcome.ADDED)
-            continue
-        _, _, name, attributes_json, status, membership = row
-        before = MembershipStatus(membership) if membership else None
-        left = before is M.UNSUBSCRIBED or status != S.ACTIVE
-        if left and not resubscribe:
+            outcomes.append(batch.new(c, standing))
+        elif row[4] == S.ERASED:  # an erased reader's stand-in address: nothing to change
             outcomes.append(Outcome.SKIPPED)
-            continue
-        if status != S.ACTIVE:
-            if SUBSCRIBER.get((Change.RESUBSCRIBE, SubscriberStatus(status))) is None:
-                outcomes.append(Outcome.SKIPPED)  # erased: only their own new consent
-                continue
-            reactivated.append((stamp, c.email))
-            events.append((Change.RESUBSCRIBE, None, c.email))
-        attributes = json.loads(attributes_json)
-        merged = {**attributes, **c.attributes}
-        new_name = c.name or name
-        edited = new_name != name or merged != attributes
-        if edited:
-            edits.append((new_name, json.dumps(merged, ensure_ascii=False, sort_keys=True),
-                          stamp, c.email))  # fmt: skip
+        elif standing is not None and standing.status in LEAVING:
+            outcomes.append(batch.leave(c, standing, row, tags.get(c.email, set())))
+        else:
+            outcomes.append(batch.join(c, standing, row, tags.get(c.email, set()), resubscribe))
+    if not dry_run:
+        batch.write(db, existing)
+    return outcomes
+
+
+_attributes = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # one, not one a row
+
+
+@dataclass
+class _Batch:
+    """What the batch changes, decided row by row and written statement by statement."""
+
+    mailing_list: MailingList
+    stamp: str
+    confirmed: bool
+    detail: str | None
+    subscribers: list[Row] = field(default_factory=list)
+    edits: list[Row] = field(default_factory=list)
+    statuses: list[Row] = field(default_factory=list)
+    joins: list[Row] = field(default_factory=list)
+    rejoins: list[Row] = field(default_factory=list)
+    confirms: list[Row] = field(default_factory=list)
+    leaves: list[Row] = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
+    tags: list[Row] = field(default_factory=list)
+    default: MembershipStatus = field(init=False)  # how a reader joins when the row says not
+
+    def __post_init__(self) -> None:
+        double = self.mailing_list.double_opt_in and not self.confirmed  # or --confirmed
+        self.default = M.UNCONFIRMED if double else M.CONFIRMED
+
+    def event(self, at: str, change: Change, c: Candidate, on_list: bool = True) -> None:
+        why = self.detail if self.detail is not None else (c.consent or NO_CONSENT).source
+        self.events.append((at, str(change), self.mailing_list.id if on_list else None, why,
+                            c.email))  # fmt: skip
+
+    def membership(self, c: Candidate, joined: MembershipStatus, at: str, leaves: bool) -> None:
+        """A new membership, joined as ``joined`` when its consent says (else now); with
+        ``leaves``, unsubscribed at ``at`` too."""
+        consent = c.consent or NO_CONSENT
+        joined_at = consent.joined_at or self.stamp
+        confirmed_at = consent.confirmed_at or (joined_at if joined is M.CONFIRMED else "")
+        status = membership_target(Change.UNSUBSCRIBE, joined) if leaves else joined
+        self.joins.append((c.email, str(status), self.stamp, joined_at,
+                           consent.source, consent.ip, confirmed_at))  # fmt: skip
+        self.event(joined_at, Change.SUBSCRIBE, c)
+        if leaves:
+            self.event(at, Change.UNSUBSCRIBE, c)
+
+    def new(self, c: Candidate, standing: Standing | None) -> Outcome:
+        wanted = standing.status if standing else ""
+        at = (standing.at if standing else "") or self.stamp
+        change = LEAVING.get(wanted)
+        status = S.ACTIVE
+        if change is not None and change is not Change.UNSUBSCRIBE:
+            status = SUBSCRIBER[(change, S.ACTIVE)]
+        attributes = _attributes(c.attributes) if c.attributes else "{}"
+        self.subscribers.append((c.email, c.name or "", attributes, c.smtputf8, str(status),
+                                 c.lang, self.stamp, self.stamp))  # fmt: skip
+        self.membership(c, JOINING.get(wanted, self.default), at, change is Change.UNSUBSCRIBE)
+        if status is not S.ACTIVE and change is not None:
+            self.event(at, change, c)
+        if c.tags:
+            self.tags.extend((c.email, tag) for tag in c.tags)
+        return Outcome.ADDED
+
+    def leave(self, c: Candidate, standing: Standing, row: Row, tags: set[str]) -> Outcome:
+        """Towards not being mailed, always: an import needs no consent for that."""
+        before = M(row[6]) if row[6] else None
+        at = standing.at or self.stamp
+        change = LEAVING[standing.status]
+        added = changed = False
+        if before is None and row[4] == S.ACTIVE:  # on the list first, as the file says
+            self.membership(c, self.default, at, change is Change.UNSUBSCRIBE)
+            added = True
+        elif change is Change.UNSUBSCRIBE and membership_target(change, before) is not None:
+            self.leaves.append((self.stamp, self.mailing_list.id, c.email))
+            self.event(at, change, c)
+            changed = True
+        target = SUBSCRIBER.get((change, S(row[4])))
+        if change is not Change.UNSUBSCRIBE and target is not None:
+            self.statuses.append((str(target), self.stamp, c.email))
+            self.event(at, change, c)
+            changed = True
+        edited = self.edit(c, row, tags)
+        if added:
+            return Outcome.ADDED
+        return Outcome.UPDATED if changed or edited else Outcome.UNCHANGED
+
+    def join(
+        self, c: Candidate, standing: Standing | None, row: Row, tags: set[str], back: bool
+    ) -> Outcome:
+        """Onto the list; one who left comes back only with ``back`` (--resubscribe)."""
+        before = M(row[6]) if row[6] else None
+        status = S(row[4])
+        wanted = JOINING.get(standing.status) if standing else None
+        joined = wanted or self.default
+        if (before is M.UNSUBSCRIBED or status is not S.ACTIVE) and not back:
+            return Outcome.SKIPPED
+        if status is not S.ACTIVE:
+            target = SUBSCRIBER.get((Change.RESUBSCRIBE, status))
+            if target is None:
+                return Outcome.SKIPPED  # erased: only their own new consent
+            self.statuses.append((str(target), self.stamp, c.email))
+            self.event(self.stamp, Change.RESUBSCRIBE, c, on_list=False)
+        edited = self.edit(c, row, tags)
         change = Change.SUBSCRIBE if before is None else Change.RESUBSCRIBE
         if membership_target(change, before, joined) is not None:
-            members.append((c.email, joined))
-            events.append((change, mailing_list.id, c.email))
-            outcomes.append(Outcome.ADDED)
-        elif edited or status != S.ACTIVE:
-            outcomes.append(Outcome.UPDATED)
-        else:
-            outcomes.append(Outcome.UNCHANGED)
-    if dry_run:
-        return outcomes
-    db.executemany(
-        "INSERT INTO subscribers (email, name, attributes, smtputf8, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        new,
-    )
-    db.executemany(
-        "UPDATE subscribers SET name = ?, attributes = ?, updated_at = ? WHERE email = ?", edits
-    )
-    db.executemany(
-        "UPDATE subscribers SET status = 'active', updated_at = ? WHERE email = ?", reactivated
-    )
-    db.executemany(
-        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at, joined_at)"
-        " SELECT ?, id, ?, ?, ? FROM subscribers WHERE email = ?"
-        " ON CONFLICT (list_id, subscriber_id)"
-        " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-        [(mailing_list.id, str(status), stamp, stamp, email) for email, status in members],
-    )
-    db.executemany(
-        "INSERT INTO events (at, kind, list_id, detail, subscriber_id)"
-        " SELECT ?, ?, ?, '', id FROM subscribers WHERE email = ?",
-        [(stamp, str(kind), list_id, email) for kind, list_id, email in events],
-    )
-    return outcomes
+            if before is None:
+                self.membership(c, joined, self.stamp, leaves=False)
+                return Outcome.ADDED
+            consent = c.consent or NO_CONSENT
+            confirmed_at = consent.confirmed_at or (self.stamp if joined is M.CONFIRMED else "")
+            self.rejoins.append((str(joined), self.stamp, consent.source, consent.ip, confirmed_at,
+                                 c.consent is not None, self.mailing_list.id, c.email))  # fmt: skip
+            self.event(self.stamp, change, c)
+            return Outcome.ADDED
+        if wanted is M.CONFIRMED and membership_target(Change.CONFIRM, before, wanted) is not None:
+            at = (c.consent or NO_CONSENT).confirmed_at or self.stamp
+            self.confirms.append((self.stamp, at, self.mailing_list.id, c.email))
+            self.event(at, Change.CONFIRM, c)
+            return Outcome.UPDATED
+        return Outcome.UPDATED if edited or status is not S.ACTIVE else Outcome.UNCHANGED
+
+    def edit(self, c: Candidate, row: Row, tags: set[str]) -> bool:
+        """Name, attributes, language and tags: the row's are added to what is known."""
+        name, lang = c.name or row[2], c.lang or row[5]
+        attributes = merged = None
+        if c.attributes:
+            attributes = json.loads(row[3])
+            merged = {**attributes, **c.attributes}
+        fresh = [tag for tag in c.tags if tag not in tags]
+        self.tags.extend((c.email, tag) for tag in fresh)
+        if name != row[2] or lang != row[5] or merged != attributes:
+            shown = row[3] if merged is None else _attributes(merged)
+            self.edits.append((name, shown, lang, self.stamp, c.email))
+            return True
+        return bool(fresh)
+
+    def write(self, db: sqlite3.Connection, existing: Mapping[str, Row]) -> None:
+        """Inside the caller's transaction, which holds the write lock: new subscribers take
+        the ids after the largest, so that no statement has to look an address up."""
+        ids = {email: row[1] for email, row in existing.items()}
+        last = db.execute("SELECT COALESCE(MAX(id), 0) FROM subscribers").fetchone()[0]
+        ids.update((row[0], last + n) for n, row in enumerate(self.subscribers, start=1))
+        db.executemany(
+            "INSERT INTO subscribers"
+            " (id, email, name, attributes, smtputf8, status, lang, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(ids[row[0]], *row) for row in sorted(self.subscribers)],  # the index's order
+        )
+
+        def by_id(rows: list[Row]) -> list[Row]:
+            """Each row with its last value, an address, as the subscriber's id."""
+            return [(*row[:-1], ids[row[-1]]) for row in rows]
+
+        db.executemany(
+            "UPDATE subscribers SET name = ?, attributes = ?, lang = ?, updated_at = ?"
+            " WHERE id = ?",
+            by_id(self.edits),
+        )
+        db.executemany(
+            "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?", by_id(self.statuses)
+        )
+        list_id = self.mailing_list.id
+        db.executemany(
+            "INSERT INTO memberships (list_id, subscriber_id, status, updated_at, joined_at,"
+            " source, ip, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(list_id, ids[email], *rest) for email, *rest in self.joins],
+        )
+        db.executemany(
+            "UPDATE memberships SET status = ?1, updated_at = ?2,"
+            " source = CASE WHEN ?6 THEN ?3 ELSE source END, ip = CASE WHEN ?6 THEN ?4 ELSE ip END,"
+            " confirmed_at = CASE WHEN ?5 != '' THEN ?5 ELSE confirmed_at END"
+            " WHERE list_id = ?7 AND subscriber_id = ?8",
+            by_id(self.rejoins),
+        )
+        db.executemany(
+            "UPDATE memberships SET status = 'confirmed', updated_at = ?, confirmed_at = ?"
+            " WHERE list_id = ? AND subscriber_id = ?",
+            by_id(self.confirms),
+        )
+        db.executemany(
+            "UPDATE memberships SET status = 'unsubscribed', updated_at = ?"
+            " WHERE list_id = ? AND subscriber_id = ?",
+            by_id(self.leaves),
+        )
+        db.executemany(
+            "INSERT INTO events (at, kind, list_id, detail, subscriber_id) VALUES (?, ?, ?, ?, ?)",
+            by_id(self.events),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO tags (subscriber_id, tag) VALUES (?, ?)",
+            [(ids[email], tag) for email, tag in self.tags],
+        )

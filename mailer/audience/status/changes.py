@@ -10,13 +10,14 @@ from mailer.audience.status.table import (
     LEADS_TO,
     SUBSCRIBER,
     Change,
+    M,
     S,
     Verdict,
     membership_target,
     settled,
 )
 from mailer.db.database import Database, now
-from mailer.models import MembershipStatus, SubscriberStatus
+from mailer.models import Consent, MembershipStatus, SubscriberStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +51,13 @@ def change_membership(
     detail: str = "",
     campaign_id: int | None = None,
     at: str | None = None,
+    consent: Consent | None = None,
 ) -> Verdict:
     """Move one membership (``to`` picks between allowed targets) and record the event. Only
-    an active reader joins or confirms: never one who bounced, was blocked or erased."""
+    an active reader joins or confirms: never one who bounced, was blocked or erased; but a
+    bounced reader's own request through the form may wait, unconfirmed, for their
+    confirmation. ``consent`` (how they joined) is written with the change; a membership that
+    becomes confirmed is dated confirmed then (a new one added confirmed: when it joined)."""
     found = db.execute(
         "SELECT s.status, m.status FROM subscribers s LEFT JOIN memberships m"
         " ON m.subscriber_id = s.id AND m.list_id = ? WHERE s.id = ?",
@@ -63,18 +68,28 @@ def change_membership(
         return Verdict.MISSING
     before = MembershipStatus(found[1]) if found[1] else None
     target = membership_target(change, before, to)
+    waits = found[0] == S.BOUNCED and target is M.UNCONFIRMED  # nothing goes out but a request
+    if change is not Change.UNSUBSCRIBE and found[0] != S.ACTIVE and not waits:
+        return Verdict.REFUSED  # even where it would be done: they receive nothing
     if target is None:
         done = before is not None and settled(change, before) and to in (None, before)
         return Verdict.UNCHANGED if done else Verdict.REFUSED
-    if change is not Change.UNSUBSCRIBE and found[0] != S.ACTIVE:
-        return Verdict.REFUSED
     stamp = at or now()
+    given = consent or Consent("")
+    joined = given.joined_at or stamp
+    confirmed = ""
+    if target is M.CONFIRMED:
+        confirmed = given.confirmed_at or (joined if before is None else stamp)
     db.execute(
-        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at, joined_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (list_id, subscriber_id)"
-        " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-        (list_id, subscriber_id, str(target), stamp, stamp),
-    )
+        "INSERT INTO memberships (list_id, subscriber_id, status, updated_at, joined_at, source,"
+        " ip, confirmed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        " ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = ?3, updated_at = ?4,"
+        " confirmed_at = CASE WHEN ?8 != '' THEN ?8 ELSE memberships.confirmed_at END,"
+        " source = CASE WHEN ?9 THEN ?6 ELSE memberships.source END,"
+        " ip = CASE WHEN ?9 THEN ?7 ELSE memberships.ip END",
+        (list_id, subscriber_id, str(target), stamp, joined, given.source, given.ip, confirmed,
+         consent is not None),
+    )  # fmt: skip
     record_event(db, change, subscriber_id, Where(list_id, campaign_id, detail), stamp)
     return Verdict.CHANGED
 
@@ -108,19 +123,35 @@ def change_subscriber(
     return Verdict.CHANGED
 
 
-def _erase(db: sqlite3.Connection, subscriber_id: int, stamp: str) -> None:
-    """Remove what identifies the reader; the row stays so that counts stay right."""
+def renew_consent(
+    db: sqlite3.Connection, subscriber_id: int, list_id: int, consent: Consent, at: str
+) -> None:
+    """A reader who had left consents again (their confirmation of a form request): the
+    membership's record becomes this consent; when they first joined stays."""
     db.execute(
-        "UPDATE subscribers SET email = ?, name = '', attributes = '{}' WHERE id = ?",
+        "UPDATE memberships SET source = ?, ip = ?, confirmed_at = ?"
+        " WHERE list_id = ? AND subscriber_id = ?",
+        (consent.source, consent.ip, consent.confirmed_at or at, list_id, subscriber_id),
+    )
+
+
+def _erase(db: sqlite3.Connection, subscriber_id: int, stamp: str) -> None:
+    """Remove what identifies the reader (address, name, attributes, tags, language, the IPs
+    of their consent, what servers answered about them); the rows stay, so counts stay right."""
+    db.execute(
+        "UPDATE subscribers SET email = ?, name = '', attributes = '{}', lang = '', smtputf8 = 0"
+        " WHERE id = ?",
         (f"erased-{subscriber_id}@erased.invalid", subscriber_id),
     )
+    db.execute("DELETE FROM tags WHERE subscriber_id = ?", (subscriber_id,))
     db.execute("UPDATE events SET detail = '' WHERE subscriber_id = ?", (subscriber_id,))
     db.execute(
         "UPDATE deliveries SET last_error = '', reply = '' WHERE subscriber_id = ?",
         (subscriber_id,),
     )
     db.execute(
-        "UPDATE memberships SET status = 'unsubscribed', updated_at = ? WHERE subscriber_id = ?",
+        "UPDATE memberships SET status = 'unsubscribed', updated_at = ?, ip = '',"
+        " pending_name = '' WHERE subscriber_id = ?",
         (stamp, subscriber_id),
     )
 

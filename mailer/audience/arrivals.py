@@ -1,0 +1,53 @@
+"""Readers arriving on a list from outside, a batch at a time (an import's chunk, the editor's
+add): erased addresses stay out, the rest land through the status module in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mailer.audience.erased import erased_among, forget_erasure
+from mailer.audience.status.bulk import Standing, join_many
+from mailer.db.database import Database
+from mailer.models import Candidate, MailingList, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    """What a batch did: each address's outcome; erased addresses have none."""
+
+    outcomes: dict[str, Outcome]
+    erased: frozenset[str]
+
+
+def land(
+    database: Database,
+    mailing_list: MailingList,
+    candidates: Sequence[Candidate],
+    *,
+    secret: bytes,
+    standings: Mapping[str, Standing] | None = None,
+    resubscribe: bool = False,
+    confirmed: bool = False,
+    dry_run: bool = False,
+    detail: str | None = None,
+    unerase: bool = False,
+) -> Landed:
+    """Add a batch of distinct addresses to a list (``status.join_many``), leaving out those
+    erased at their request (their keyed hash, made with the workspace's ``secret``, is in
+    erased_addresses). With ``unerase`` and ``resubscribe``, the editor's explicit
+    ``--resubscribe`` of one address, an erased address comes back and its erasure record goes;
+    an import never does that."""
+    with database.transaction() as db:
+        erased: set[str] = set()
+        if db.execute("SELECT 1 FROM erased_addresses LIMIT 1").fetchone():
+            erased = erased_among(db, secret, [c.email for c in candidates])
+        if unerase and resubscribe and erased:
+            if not dry_run:
+                for email in erased:
+                    forget_erasure(db, secret, email)
+            erased = set()
+        kept = [c for c in candidates if c.email not in erased]
+        outcomes = join_many(db, mailing_list, kept, resubscribe=resubscribe, confirmed=confirmed,
+                             dry_run=dry_run, standings=standings, detail=detail)  # fmt: skip
+    return Landed(dict(zip((c.email for c in kept), outcomes, strict=True)), frozenset(erased))

@@ -1,0 +1,219 @@
+"""Other tools' subscriber exports, recognised from their header row, and ``--map COLUMN=FIELD``
+for any CSV: which column of a file holds which field of a reader (its ``Layout``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailer.audience.cleaning import clean
+from mailer.audience.formulas import live
+from mailer.errors import FileInputError, InputError
+
+# What a column may hold (--map COLUMN=FIELD); --map also takes attribute:NAME and ignore.
+FIELDS = ("email", "name", "first_name", "last_name", "status", "status_at", "tags", "lang",
+          "joined_at", "confirmed_at", "ip")  # fmt: skip
+ATTRIBUTE, IGNORE = "attribute:", "ignore"
+FORCED = ("confirmed", "unconfirmed", "unsubscribed", "blocklisted")  # what --status may force
+LEAVING = frozenset({"unsubscribed", "bounced", "blocklisted"})  # never mailed, whatever forced
+# The words a status column may hold (any case), and the status each stands for; '' joins as
+# a reader added by the editor does (the list's opt-in, or --confirmed).
+STATUS_WORDS: Mapping[str, str | None] = {
+    "": None, "confirmed": "confirmed", "subscribed": "confirmed", "unconfirmed": "unconfirmed",
+    "pending": "unconfirmed", "unsubscribed": "unsubscribed", "bounced": "bounced",
+    "cleaned": "bounced", "blocklisted": "blocklisted", "blocked": "blocklisted",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """A tool's export: the columns its header always has, and what its columns hold."""
+
+    name: str
+    signature: frozenset[str]  # lower-case columns a header must all have
+    columns: tuple[tuple[str, str], ...]  # (lower-case column, field); first non-empty wins
+    any_of: frozenset[str] = frozenset()  # ... and at least one of these, when given
+    status: str | None = None  # the status of every row, when the file is of one status
+    words: Mapping[str, str | None] = field(default_factory=lambda: STATUS_WORDS)
+    tag_separator: str = ","
+    json_columns: frozenset[str] = frozenset()  # a JSON object whose keys become attributes
+    gone_domain: str = ""  # addresses there stand for readers who asked to be erased
+    prefixed: bool = False  # attribute:NAME columns (mailer's export of clashing names)
+
+    def recognises(self, present: set[str]) -> bool:
+        return self.signature <= present and (not self.any_of or bool(self.any_of & present))
+
+
+def _formats() -> tuple[Format, ...]:
+    mailchimp = (("email address", "email"), ("first name", "first_name"),
+                 ("last name", "last_name"), ("optin_time", "joined_at"),
+                 ("confirm_time", "confirmed_at"), ("optin_ip", "ip"),
+                 ("tags", "tags"))  # fmt: skip
+    chimp = frozenset({"email address", "member_rating", "optin_time", "confirm_time"})
+    paying = dict.fromkeys(("regular", "premium", "gifted", "trialed", "churning", "churned",
+                            "past_due", "paused", "unpaid", "upgraded"), "confirmed")  # fmt: skip
+    mailer = ("email", "name", "status", "lang", "tags", "source", "joined_at", "confirmed_at",
+              "ip")  # fmt: skip
+    return (
+        Format("mailer export", frozenset(mailer), tuple((c, c) for c in mailer), prefixed=True),
+        Format("Mailchimp (unsubscribed export)", chimp | {"unsub_time"},
+               (*mailchimp, ("unsub_time", "status_at")), status="unsubscribed"),
+        Format("Mailchimp (cleaned export)", chimp | {"clean_time"},
+               (*mailchimp, ("clean_time", "status_at")), status="bounced"),
+        Format("Mailchimp (subscribed export)", chimp, mailchimp, status="confirmed"),
+        Format("listmonk", frozenset({"uuid", "email", "name", "attributes", "status",
+                                      "created_at", "updated_at"}),
+               (("email", "email"), ("name", "name"), ("status", "status"),
+                ("created_at", "joined_at"), ("updated_at", "status_at")),
+               words={"": None, "enabled": None, "disabled": "unsubscribed",
+                      "blocklisted": "blocklisted"},
+               json_columns=frozenset({"attributes"})),
+        Format("Substack", frozenset({"email", "email_disabled"}),
+               (("email", "email"), ("name", "name"), ("created_at", "joined_at"),
+                ("email_disabled", "status")),
+               any_of=frozenset({"active_subscription", "expiry", "plan", "first_payment_at"}),
+               words={"": None, "false": None, "true": "unsubscribed"},
+               gone_domain="deletion-request.substack.com"),
+        Format("Buttondown", frozenset({"email", "subscriber_type", "creation_date"}),
+               (("email", "email"), ("subscriber_type", "status"),
+                ("subscription_date", "joined_at"), ("creation_date", "joined_at"),
+                ("ip_address", "ip"), ("unsubscription_date", "status_at"), ("tags", "tags")),
+               words={"": None, **paying, "unactivated": "unconfirmed",
+                      "unsubscribed": "unsubscribed", "removed": "unsubscribed",
+                      "undeliverable": "bounced", "complained": "blocklisted",
+                      "spammy": "blocklisted"},
+               tag_separator=";", json_columns=frozenset({"metadata"})),
+        Format("Ghost", frozenset({"email", "subscribed_to_emails"}),
+               (("email", "email"), ("name", "name"), ("created_at", "joined_at"),
+                ("labels", "tags"), ("subscribed_to_emails", "status")),
+               any_of=frozenset({"complimentary_plan", "stripe_customer_id", "labels", "tiers",
+                                 "products"}),
+               words={"": None, "true": None, "false": "unsubscribed"}),
+    )  # fmt: skip
+
+
+FORMATS = _formats()
+EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "emailaddress",
+                 "email_address", "mail")  # fmt: skip
+GENERIC = Format(
+    "generic CSV",
+    frozenset(),
+    (*((h, "email") for h in EMAIL_HEADERS), ("name", "name"), ("full name", "name"),
+     ("fullname", "name"), ("first name", "first_name"), ("first_name", "first_name"),
+     ("last name", "last_name"), ("last_name", "last_name"), ("surname", "last_name")),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What each column of one file holds: made once from its header, used for every row."""
+
+    format: str  # the name the summary shows
+    names: tuple[str, ...]  # the header, cleaned
+    fields: Mapping[str, tuple[int, ...]]  # field -> its columns; the first non-empty wins
+    attributes: tuple[tuple[int, str], ...]  # (column, attribute name)
+    json_columns: tuple[int, ...] = ()
+    status: str | None = None  # the format's status of every row
+    forced: str | None = None  # --status
+    words: Mapping[str, str | None] = field(default_factory=lambda: STATUS_WORDS)
+    tag_separator: str = ","
+    gone_domain: str = ""
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    @property
+    def email(self) -> int:
+        return self.fields["email"][0]
+
+
+def plan(
+    path: Path, header: Sequence[str], mapping: Sequence[str] = (), forced: str | None = None
+) -> Layout:
+    """The layout of a file with this header: a known tool's export, else a generic CSV (an
+    email column, a name or first and last name, attributes), and ``mapping`` (COLUMN=FIELD)
+    over either. Raises FileInputError for a header without an email column, InputError for a
+    bad ``--map`` or ``--status``: before anything is written."""
+    names = [clean(live(h)).strip() for h in header]
+    lowered = [n.lower() for n in names]
+    if "" in names:
+        raise FileInputError(path, f"column {names.index('') + 1} of the header has no name", 1)
+    duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
+    if duplicates:
+        raise FileInputError(path, f"column {duplicates[0]!r} appears twice in the header", 1)
+    if forced is not None and forced not in FORCED:
+        raise InputError(f"invalid --status {forced!r}: choose from {', '.join(FORCED)}")
+    mapped = _mapping(path, mapping, names, lowered)
+    found = next((f for f in FORMATS if f.recognises(set(lowered))), GENERIC)
+    fields: dict[str, list[int]] = {}
+    for index, target in mapped.items():
+        if target in FIELDS:
+            fields[target] = [index]
+    given = set(fields)
+    position = {n: i for i, n in enumerate(lowered)}
+    for column, name in found.columns:
+        at = position.get(column)
+        if at is not None and at not in mapped and name not in given:
+            fields.setdefault(name, []).append(at)
+    if found is GENERIC and "name" in fields:  # a name column: first and last stay attributes
+        for part in {"first_name", "last_name"} - given:
+            fields.pop(part, None)
+    _check_email(path, fields.get("email", []), names)
+    used = {i for columns in fields.values() for i in columns}
+    json_columns = tuple(position[c] for c in sorted(found.json_columns) if c in position)
+    used.update(json_columns, (i for i, target in mapped.items() if target == IGNORE))
+    attributes = [(i, mapped[i].removeprefix(ATTRIBUTE)) if i in mapped else (i, names[i])
+                  for i in range(len(names)) if i not in used]  # fmt: skip
+    if found.prefixed:
+        attributes = [(i, n[len(ATTRIBUTE) :] if n.lower().startswith(ATTRIBUTE) else n)
+                      for i, n in attributes]  # fmt: skip
+    return Layout(
+        found.name + (" with --map" if mapping else ""), tuple(names),
+        {k: tuple(v) for k, v in fields.items()}, tuple(attributes), json_columns,
+        found.status, forced, STATUS_WORDS if "status" in given else found.words,
+        found.tag_separator, found.gone_domain,
+    )  # fmt: skip
+
+
+def _check_email(path: Path, columns: list[int], names: list[str]) -> None:
+    if not columns:
+        raise FileInputError(
+            path,
+            f"no email column in the header {names}: expected one named email, e-mail or"
+            ' Email Address, or name it with --map "COLUMN=email"',
+            1,
+        )
+    if len(columns) > 1:
+        shown = ", ".join(repr(names[i]) for i in columns)
+        raise FileInputError(path, f"more than one email column in the header ({shown})", 1)
+
+
+def _mapping(
+    path: Path, entries: Sequence[str], names: list[str], lowered: list[str]
+) -> dict[int, str]:
+    """``--map COLUMN=FIELD`` entries as {column index: field, attribute:NAME or ignore}."""
+    result: dict[int, str] = {}
+    for entry in entries:
+        column, sep, target = (clean(part).strip() for part in entry.partition("="))
+        if not sep or not column or not target:
+            raise InputError(f"invalid --map {entry!r}: expected COLUMN=FIELD")
+        if target.lower().startswith(ATTRIBUTE) and target[len(ATTRIBUTE) :].strip():
+            target = ATTRIBUTE + target[len(ATTRIBUTE) :].strip()
+        elif target.lower() in (*FIELDS, IGNORE):
+            target = target.lower()
+        else:
+            known = ", ".join((*FIELDS, "attribute:NAME", IGNORE))
+            raise InputError(f"invalid --map {entry!r}: unknown field {target!r} ({known})")
+        if column.lower() not in lowered:
+            raise InputError(
+                f"invalid --map {entry!r}: {path} has no column {column!r} (its columns: {names})"
+            )
+        index = lowered.index(column.lower())
+        if index in result:
+            raise InputError(f"invalid --map {entry!r}: column {column!r} is mapped twice")
+        if target in FIELDS and target in result.values():
+            raise InputError(f"invalid --map {entry!r}: two columns are mapped to {target}")
+        result[index] = target
+    return result
