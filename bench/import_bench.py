@@ -100,6 +100,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--layout", choices=("both", "plain", "mailchimp"), default="both")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--segments",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then time --where segments over as many readers (bench/segment_bench.py)",
+    )
     options = parser.parse_args()
     result: dict[str, object] = {"rows": options.rows}
     if options.layout in ("both", "plain"):
@@ -115,14 +121,17 @@ def main() -> None:
         )
     if options.json:
         print(json.dumps(result))
-        return
-    for key, value in result.items():
-        if isinstance(value, dict):
-            print(key)
-            for name, figure in value.items():
-                print(f"{name:>22}  {figure}")
-        else:
-            print(f"{key}  {value}")
+    else:
+        for key, value in result.items():
+            if isinstance(value, dict):
+                print(key)
+                for name, figure in value.items():
+                    print(f"{name:>22}  {figure}")
+            else:
+                print(f"{key}  {value}")
+    if options.segments:  # picking a segment's readers, over a database of the same size
+        segments = Path(__file__).with_name("segment_bench.py")
+        subprocess.run([sys.executable, str(segments), "--rows", str(options.rows)], check=True)
 
 
 if __name__ == "__main__":

@@ -216,3 +216,25 @@ def test_joined_is_kept_through_later_changes(mailer: Invoke, workspace: Path) -
     zoe = members["zoe.bronte@example.org"]
     assert zoe["joined_at"] == old and zoe["changed_at"] > old and zoe["status"] == "confirmed"
     assert members["jose.alvarez@example.com"]["changed_at"] == old
+
+
+def test_an_imported_departure_is_dated_as_its_source_dates_it(
+    mailer: Invoke, workspace: Path
+) -> None:
+    """Mailchimp's unsubscribed export: who unsubscribed this week is not who was imported."""
+    header = ("Email Address,First Name,Last Name,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,"
+              "CONFIRM_IP,LATITUDE,LONGITUDE,GMTOFF,DSTOFF,TIMEZONE,CC,REGION,UNSUB_TIME,"
+              "UNSUB_CAMPAIGN_TITLE,UNSUB_CAMPAIGN_ID,UNSUB_REASON,UNSUB_REASON_OTHER,LEID,EUID,"
+              "NOTES,TAGS")  # fmt: skip
+    row = ("ann@example.org,Ann,Lee,2,2021-03-01 10:00:00,,2021-03-01 10:05:00,,,,,,,,,"
+           "2024-05-02 08:00:00,May issue,abc,NO_LONGER_INTERESTED,,1,e1,,")  # fmt: skip
+    export = workspace / "unsubscribed_members_export_1.csv"
+    export.write_text(f"{header}\n{row}\n")
+    mailer("lists", "create", "weekly")
+    assert mailer("subscribers", "import", "weekly", str(export)).exit_code == 0
+    [ann] = parsed(mailer, "subscribers", "ls", "weekly")  # type: ignore[misc]
+    assert ann["status"] == "unsubscribed"
+    assert ann["joined_at"] == "2021-03-01T10:00:00+00:00"
+    assert ann["changed_at"] == "2024-05-02T08:00:00+00:00"
+    this_week = ("--since", "7d", "--status", "unsubscribed")
+    assert parsed(mailer, "subscribers", "ls", "weekly", *this_week) == []

@@ -121,7 +121,8 @@ class _Batch:
         joined_at = consent.joined_at or self.stamp
         confirmed_at = consent.confirmed_at or (joined_at if joined is M.CONFIRMED else "")
         status = membership_target(Change.UNSUBSCRIBE, joined) if leaves else joined
-        self.joins.append((c.email, str(status), self.stamp, joined_at,
+        changed_at = at if leaves else joined_at  # the last change, as the source dates it
+        self.joins.append((c.email, str(status), changed_at, joined_at,
                            consent.source, consent.ip, confirmed_at))  # fmt: skip
         self.event(joined_at, Change.SUBSCRIBE, c)
         if leaves:
@@ -154,7 +155,7 @@ class _Batch:
             self.membership(c, self.default, at, change is Change.UNSUBSCRIBE)
             added = True
         elif change is Change.UNSUBSCRIBE and membership_target(change, before) is not None:
-            self.leaves.append((self.stamp, self.mailing_list.id, c.email))
+            self.leaves.append((at, self.mailing_list.id, c.email))
             self.event(at, change, c)
             changed = True
         target = SUBSCRIBER.get((change, S(row[4])))
