@@ -30,7 +30,8 @@ READERS = [
 EVERYONE = {"ada", "zoe", "jose", "li"}
 KNOWN = (
     "email, domain, name, lang, tag, status, source, subscribed, subscribed_before,"
-    " subscribed_after, joined, confirmed, confirmed_before, confirmed_after"
+    " subscribed_after, joined, confirmed, confirmed_before, confirmed_after, changed,"
+    " changed_before, changed_after"
 )
 
 
@@ -214,6 +215,10 @@ def test_tags(database: Database, text: str, expected: set[str]) -> None:
         ("confirmed >= 2000-01-01", {"ada", "zoe", "jose"}),
         ("confirmed < 9999-12-31", {"ada", "zoe", "jose"}),
         ("confirmed <= 9999-12-31", {"ada", "zoe", "jose"}),
+        # The last change (here when each joined), of the membership or of the reader.
+        ("changed_before = 2025-01-01", {"ada", "jose"}),
+        ("changed_after = 2024-12-31", {"zoe", "li"}),
+        ("changed = 2024-06-01", {"ada"}),
     ],
 )
 def test_dates_are_utc_days(database: Database, text: str, expected: set[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from lark import Token, Tree
 
+from mailer.audience.members import CHANGED
 from mailer.audience.segment_grammar import SegmentError, parse, unquote
 
 __all__ = ["BUILT_IN", "Segment", "SegmentError", "compile_segment"]
@@ -67,6 +68,9 @@ BUILT_IN = {
     "confirmed": Field("date", "m.confirmed_at"),
     "confirmed_before": Field("date", "m.confirmed_at", bound="<"),
     "confirmed_after": Field("date", "m.confirmed_at", bound=">"),
+    "changed": Field("date", CHANGED),
+    "changed_before": Field("date", CHANGED, bound="<"),
+    "changed_after": Field("date", CHANGED, bound=">"),
 }
 # The readers with a tag, as a set the index tags(tag, subscriber_id) builds once.
 TAGGED = "s.id IN (SELECT t.subscriber_id FROM tags t WHERE {})"
