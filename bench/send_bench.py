@@ -1,7 +1,7 @@
 """Send throughput: mailer's pipeline vs bare aiosmtplib (and optionally mailmerge) into one sink.
 
 Run by hand, not in tests:  python bench/send_bench.py [-n 20000] [--concurrency 16]
-[--rounds 5] [--json]
+[--rounds 5] [--report example|heavy] [--json]
 """
 
 from __future__ import annotations
@@ -70,7 +70,16 @@ def start_sink(kind: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
     return process, name
 
 
-def make_workspace(folder: Path, count: int) -> None:
+def report_path(folder: Path, kind: str) -> Path:
+    """examples/report.md, or the heavy one (a 500 KB PDF, two images) made in the workspace."""
+    return folder / "heavy" / "report.md" if kind == "heavy" else REPORT
+
+
+def make_workspace(folder: Path, count: int, kind: str = "example") -> None:
+    if kind == "heavy":
+        from render_bench import write_heavy_report  # beside this file
+
+        write_heavy_report(folder / "heavy")
     from mailer.audience import lists, subscriptions
     from mailer.db.database import Database
     from mailer.models import Candidate
@@ -119,7 +128,13 @@ def measured(work: Callable[[], int], who: int = resource.RUSAGE_SELF) -> dict[s
 
 
 def phase_mailer(
-    folder: Path, port: int, concurrency: int, loop: str, dkim: str = "", processes: int = 0
+    folder: Path,
+    port: int,
+    concurrency: int,
+    loop: str,
+    dkim: str = "",
+    processes: int = 0,
+    kind: str = "example",
 ) -> dict[str, float]:
     from mailer import config
     from mailer.compose.report import load_report
@@ -157,7 +172,10 @@ def phase_mailer(
             )  # one report, many rows
             start = time.perf_counter()
             plan = service.plan_campaign(
-                session, load_report(REPORT), audience(database, ["bench"]), overrides
+                session,
+                load_report(report_path(folder, kind)),
+                audience(database, ["bench"]),
+                overrides,
             )
             checking[0] = time.perf_counter() - start
             outcome = run_loop(loop, lambda: service.send_campaign(session, plan))
@@ -171,7 +189,7 @@ def phase_mailer(
     return result
 
 
-def sample_message(folder: Path) -> bytes:
+def sample_message(folder: Path, kind: str = "example") -> bytes:
     from mailer import config
     from mailer.compose.report import load_report
     from mailer.models import MailingList, Reader
@@ -179,16 +197,16 @@ def sample_message(folder: Path) -> bytes:
 
     current = config.load(folder, {})
     bench = MailingList(1, "bench", "Bench", False)
-    factory = MessageFactory(Recipe(current, load_report(REPORT), bench, "b"))
+    factory = MessageFactory(Recipe(current, load_report(report_path(folder, kind)), bench, "b"))
     return factory.make(Reader(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}), 1)[0]
 
 
 def phase_bare(
-    folder: Path, port: int, concurrency: int, count: int, loop: str
+    folder: Path, port: int, concurrency: int, count: int, loop: str, kind: str = "example"
 ) -> dict[str, float]:
     import aiosmtplib
 
-    message = sample_message(folder)
+    message = sample_message(folder, kind)
 
     async def worker(share: int) -> int:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
@@ -250,14 +268,14 @@ def child(args: argparse.Namespace) -> None:
     if args.fail:
         raise RuntimeError("forced failure (--fail-row)")
     if args.phase == "mailer":
-        result = phase_mailer(folder, args.port, args.concurrency, args.loop)
+        result = phase_mailer(folder, args.port, args.concurrency, args.loop, kind=args.report)
     elif args.phase.startswith("dkim-"):
         dkim = args.phase.removeprefix("dkim-")
         result = phase_mailer(
-            folder, args.port, args.concurrency, args.loop, dkim, args.dkim_processes
+            folder, args.port, args.concurrency, args.loop, dkim, args.dkim_processes, args.report
         )
     elif args.phase == "bare":
-        result = phase_bare(folder, args.port, args.concurrency, args.n, args.loop)
+        result = phase_bare(folder, args.port, args.concurrency, args.n, args.loop, args.report)
     else:
         result = phase_mailmerge(folder, args.port, args.n)
     print(json.dumps(result))
@@ -273,7 +291,8 @@ def in_child(
     """Each phase runs in its own process so its CPU time and peak RSS are its own."""
     command = [sys.executable, __file__, "--phase", phase, "--workspace", str(folder),
                "--port", str(port), "-n", str(args.n), "--concurrency", str(args.concurrency),
-               "--loop", args.loop, "--dkim-processes", str(args.dkim_processes)]  # fmt: skip
+               "--loop", args.loop, "--dkim-processes", str(args.dkim_processes),
+               "--report", args.report]  # fmt: skip
     done = subprocess.run(command + ["--fail"] * fail, capture_output=True, text=True, check=False)
     if done.returncode:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
@@ -321,6 +340,9 @@ def main() -> None:
                         help="[dkim] processes for the signed rows (0: automatic)")  # fmt: skip
     parser.add_argument("--sink", choices=["auto", "postfix", "aiosmtpd"], default="auto")
     parser.add_argument("--peer-mailmerge", action="store_true", help="add mailmerge 2.3.0")
+    parser.add_argument("--report", choices=["example", "heavy"], default="example",
+                        help="heavy: examples/report.md with a 500 KB PDF and two images,"
+                        " hosted (mailmerge still sends the example)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=1, help="repeat all rows, interleaved")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
@@ -337,7 +359,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
-            make_workspace(folder, args.n)
+            make_workspace(folder, args.n, args.report)
             rounds: list[dict[str, dict[str, float]]] = []
             failures: list[str] = []
             peers = {"mailmerge 2.3.0": "mailmerge"} if args.peer_mailmerge else {}
@@ -358,6 +380,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "recipients": args.n, "concurrency": args.concurrency, "loop": args.loop,
         "sink": sink_name, "cpus": os.cpu_count(), "python": sys.version.split()[0],
+        "report": args.report,
         "message_bytes": message_bytes, "rounds": args.rounds, "rows": rows, **ratios,
         "failures": failures,
     }  # fmt: skip
@@ -365,7 +388,8 @@ def main() -> None:
         print(json.dumps(result))
         sys.exit(1 if failures else 0)
     print(f"{args.n} recipients, {args.concurrency} connections, {args.loop} loop, {sink_name},"
-          f" {result['message_bytes']} byte message, {os.cpu_count()} CPUs")  # fmt: skip
+          f" {result['message_bytes']} byte message ({args.report} report),"
+          f" {os.cpu_count()} CPUs")  # fmt: skip
     print(f"{'':<22}{'msg/s':>10}{'CPU µs/msg':>12}{'+signers':>10}{'peak RSS MB':>13}"
           f"{'seconds':>9}")  # fmt: skip
     for name, row in rows.items():

@@ -75,13 +75,16 @@ class Consent:
 @dataclass(frozen=True, slots=True)
 class Reader:
     """One reader, as every message is composed and sent for them (``subscriber`` in
-    templates). ``id`` 0 is a reader who is not in the database (a preview, a test send)."""
+    templates). ``id`` 0 is a reader who is not in the database (a preview, a test send).
+    ``lang`` is the language they read (BCP 47, '' when unknown): it picks their edition, and
+    for a stored campaign's delivery it is the edition chosen when the campaign was created."""
 
     id: int
     email: str
     name: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     smtputf8: bool = False
+    lang: str = ""
 
 
 class AnyAttributes(dict[str, Any]):
@@ -116,7 +119,7 @@ class Member:
 
     @property
     def reader(self) -> Reader:
-        return Reader(self.id, self.email, self.name, self.attributes, self.smtputf8)
+        return Reader(self.id, self.email, self.name, self.attributes, self.smtputf8, self.lang)
 
 
 @dataclass(frozen=True, slots=True)

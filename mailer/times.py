@@ -25,9 +25,12 @@ def since(text: str, option: str = "--since", *, now: datetime | None = None) ->
             f"invalid {option} {text!r}: expected a date (2026-11-23), a date and time"
             " (2026-11-23T08:00) or an age (7d, 12h, 2w)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # the machine's zone, as the editor reads a wall clock
-    return moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # the machine's zone, as the editor reads a wall clock
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"invalid {option} {text!r}: outside the years 1 to 9999") from None
 
 
 def stamp(moment: datetime) -> str:

@@ -153,7 +153,7 @@ def test_since_reads_dates_times_and_ages() -> None:
     assert times.since("2026-11-23T08:00+01:00") == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
     local_midnight = datetime(2026, 11, 23).astimezone()
     assert times.since("2026-11-23") == local_midnight
-    for bad in ("", "7", "d7", "2026-13-01", "-3d"):
+    for bad in ("", "7", "d7", "2026-13-01", "-3d", "0001-01-01T00:00:00+01:00"):
         with pytest.raises(InputError, match="invalid --since"):
             times.since(bad)
 
@@ -179,7 +179,7 @@ def test_campaigns_ls_and_show_json(mailer: Invoke, workspace: Path) -> None:
     assert record["report"] == str(EXAMPLE_REPORT)
     shown = parsed(mailer, "campaigns", "show", "1")
     assert isinstance(shown, dict)
-    assert set(shown) == CAMPAIGN_KEYS | {"failures", "fallout"}
+    assert set(shown) == CAMPAIGN_KEYS | {"failures", "fallout", "editions"}
     assert {k: shown[k] for k in CAMPAIGN_KEYS} == record
     [failure] = shown["failures"]
     assert set(failure) == {"email", "status", "code", "attempts", "error"}

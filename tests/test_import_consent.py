@@ -132,11 +132,10 @@ def test_an_erased_address_is_never_added_again_by_an_import(
     refused = mailer("subscribers", "add", "weekly", "ada@example.org")
     assert refused.exit_code == 1
     assert "erased at the reader's request" in refused.stderr
-    # The editor's explicit --resubscribe, with the reader's new consent, brings them back.
-    assert mailer("subscribers", "add", "weekly", "ada@example.org", "--resubscribe").exit_code == 0
-    again = mailer("subscribers", "import", "weekly", str(export))
-    assert summary_line(again.stdout)["erased"] == 0
-    assert readers(workspace)["ada@example.org"]["membership"] == "confirmed"
+    # Not even the editor's --resubscribe: only the reader's own new consent, through the form.
+    forced = mailer("subscribers", "add", "weekly", "ada@example.org", "--resubscribe")
+    assert forced.exit_code == 1 and "through the subscribe form" in forced.stderr
+    assert list(readers(workspace)) == ["bob@example.org"]
 
 
 Imported = tuple[list[RowProblem], str, list[tuple[Any, ...]]]

@@ -129,7 +129,14 @@ def test_text_structure_headings_lists_quotes_tables_and_references() -> None:
     _, text = campaign().parts(READERS[0], LINKS)
     lines = text.splitlines()
     title = "Lower Vale Water Survey: Autumn 2026 Quarterly Report"
-    assert lines[:2] == [title, "=" * len(title)]
+    assert lines[:6] == [
+        "View in your browser: https://bulletin.example.org/a/7",
+        "",
+        title,
+        "=" * len(title),
+        "",
+        "By Zoë Brontë · November 20, 2026",
+    ]
     assert "Summary of the quarter\n----------------------" in text
     assert "> 1. We publish all results, including those that are inconvenient to" in text
     assert ">    any party." in text
@@ -502,6 +509,7 @@ def test_bare_urls_and_personal_headings(tmp_path: Path) -> None:
     assert '<a href="mailto:editor@example.org"' in html
     assert "https://example.org/data?id=4 and mail editor@example.org." in " ".join(text.split())
     assert "[1]" not in text  # a URL shown as itself needs no reference
-    heading = text.split("\n\n", 1)[0].splitlines()
+    view_online, heading = (block.splitlines() for block in text.split("\n\n", 2)[:2])
+    assert view_online == ["View in your browser: https://bulletin.example.org/a/7"]
     assert all(len(line) <= 72 for line in heading)
     assert set(heading[-1]) == {"="} and len(heading[-1]) == max(map(len, heading[:-1]))

@@ -348,3 +348,19 @@ def test_nesting_has_a_limit() -> None:
     with pytest.raises(SegmentError, match="nested more than 40 levels deep"):
         compile_segment("not " * 60 + "city = 'x'", ["city"])
     assert compile_segment("not " * 20 + "city = 'x'", ["city"]).sql.count("NOT") == 20
+
+
+@pytest.mark.parametrize("value", ["2025-01-01", "1 2", "n/a", "", "12abc", "0x10"])
+def test_only_a_number_matches_a_number(database: Database, value: str) -> None:
+    with database.transaction() as db:  # every reader has it: none of them is a number
+        db.execute("UPDATE subscribers SET attributes = json_set(attributes, '$.since', ?)",
+                   (value,))  # fmt: skip
+    for text in ("since > 2000", "since = 1", "since < 99999", "since >= -5", "since in (1, 2)"):
+        assert pick(database, text) == set(), text
+
+
+def test_too_many_conditions_is_one_clear_line() -> None:
+    text = " or ".join(f"city = 'c{i}'" for i in range(501))
+    with pytest.raises(SegmentError, match="501 conditions; at most 500"):
+        compile_segment(text, ["city"])
+    assert compile_segment(" or ".join(["city = 'x'"] * 500), ["city"]).sql

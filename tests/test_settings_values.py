@@ -18,6 +18,8 @@ TOO_MANY_PROCESSES = min(os.cpu_count() or 1, 16) + 1
 
 # (section.key, TOML literal) that must be refused; the value sits on line 3 of the file.
 BAD = [
+    ("send.max_attachment_mb", "-1"),
+    ("images.mode", '"embedded"'),
     ("newsletter.name", '"Two\\nLines"'),
     ("newsletter.sender", '"a@example.org, b@example.org"'),
     ("newsletter.sender", '"Ada <a@example.org>, Bob <b@example.org>"'),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mailer.audience.erased import erased_among, forget_erasure
+from mailer.audience.erased import erased_among
 from mailer.audience.status.bulk import Standing, join_many
 from mailer.db.database import Database
 from mailer.models import Candidate, MailingList, Outcome
@@ -31,22 +31,15 @@ def land(
     confirmed: bool = False,
     dry_run: bool = False,
     detail: str | None = None,
-    unerase: bool = False,
 ) -> Landed:
     """Add a batch of distinct addresses to a list (``status.join_many``), leaving out those
     erased at their request (their keyed hash, made with the workspace's ``secret``, is in
-    erased_addresses). With ``unerase`` and ``resubscribe``, the editor's explicit
-    ``--resubscribe`` of one address, an erased address comes back and its erasure record goes;
-    an import never does that."""
+    erased_addresses), even with ``resubscribe``: only their own new consent, through the
+    form, brings them back."""
     with database.transaction() as db:
         erased: set[str] = set()
         if db.execute("SELECT 1 FROM erased_addresses LIMIT 1").fetchone():
             erased = erased_among(db, secret, [c.email for c in candidates])
-        if unerase and resubscribe and erased:
-            if not dry_run:
-                for email in erased:
-                    forget_erasure(db, secret, email)
-            erased = set()
         kept = [c for c in candidates if c.email not in erased]
         outcomes = join_many(db, mailing_list, kept, resubscribe=resubscribe, confirmed=confirmed,
                              dry_run=dry_run, standings=standings, detail=detail)  # fmt: skip

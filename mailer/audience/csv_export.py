@@ -13,14 +13,13 @@ from typing import TextIO
 from mailer.audience import members
 from mailer.audience.cleaning import clean
 from mailer.audience.formulas import inert
-from mailer.audience.import_formats import ATTRIBUTE
+from mailer.audience.import_formats import ATTRIBUTE, EXPORTED
 from mailer.config.private import open_private, replacing_mode
 from mailer.db.database import Database
 from mailer.errors import DiskFullError, FileInputError
 from mailer.models import MailingList, Member, SubscriberStatus
 
-# The columns before the attributes: what import reads as mailer's own export.
-COLUMNS = ("email", "name", "status", "lang", "tags", "source", "joined_at", "confirmed_at", "ip")
+COLUMNS = EXPORTED  # the columns before the attributes
 
 
 def _cells(values: Sequence[str]) -> list[str]:

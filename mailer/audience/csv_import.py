@@ -16,6 +16,7 @@ from mailer.audience.csv_lines import MAX_LINE, FieldError, Line, cells, lines
 from mailer.audience.import_formats import LEAVING, Layout, plan
 from mailer.audience.import_reading import Reading, read_rows, workers_for
 from mailer.audience.import_rows import Arrival
+from mailer.audience.status.bulk import LEAVING as CHANGES
 from mailer.audience.status.bulk import Standing
 from mailer.db.database import IN_JSON, Database, as_json
 from mailer.errors import FileInputError, InputError
@@ -25,7 +26,7 @@ DELIMITERS = (",", ";", "\t")
 CHUNK = 5000
 SUMMARY_KEYS = ("added", "updated", "unchanged", "skipped", "invalid", "duplicate-in-file",
                 "erased")  # fmt: skip
-LEFT = ("unsubscribed", "bounced", "blocklisted")  # as the summary names them
+LEFT = tuple(CHANGES)  # unsubscribed, bounced, blocklisted: as the summary names them
 CHECKPOINT_PAGES = 16 * 1024  # the WAL may grow to 64 MiB while an import writes
 
 

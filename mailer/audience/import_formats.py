@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mailer.audience.cleaning import clean
 from mailer.audience.formulas import live
+from mailer.audience.status.bulk import LEAVING as CHANGES
 from mailer.errors import FileInputError, InputError
 
 # What a column may hold (--map COLUMN=FIELD); --map also takes attribute:NAME and ignore.
@@ -16,7 +17,9 @@ FIELDS = ("email", "name", "first_name", "last_name", "status", "status_at", "ta
           "joined_at", "confirmed_at", "ip")  # fmt: skip
 ATTRIBUTE, IGNORE = "attribute:", "ignore"
 FORCED = ("confirmed", "unconfirmed", "unsubscribed", "blocklisted")  # what --status may force
-LEAVING = frozenset({"unsubscribed", "bounced", "blocklisted"})  # never mailed, whatever forced
+LEAVING = frozenset(CHANGES)  # never mailed, whatever forced
+# mailer's own export: these columns, then one per attribute (csv_export writes them).
+EXPORTED = ("email", "name", "status", "lang", "tags", "source", "joined_at", "confirmed_at", "ip")
 # The words a status column may hold (any case), and the status each stands for; '' joins as
 # a reader added by the editor does (the list's opt-in, or --confirmed).
 STATUS_WORDS: Mapping[str, str | None] = {
@@ -53,8 +56,7 @@ def _formats() -> tuple[Format, ...]:
     chimp = frozenset({"email address", "member_rating", "optin_time", "confirm_time"})
     paying = dict.fromkeys(("regular", "premium", "gifted", "trialed", "churning", "churned",
                             "past_due", "paused", "unpaid", "upgraded"), "confirmed")  # fmt: skip
-    mailer = ("email", "name", "status", "lang", "tags", "source", "joined_at", "confirmed_at",
-              "ip")  # fmt: skip
+    mailer = EXPORTED
     return (
         Format("mailer export", frozenset(mailer), tuple((c, c) for c in mailer), prefixed=True),
         Format("Mailchimp (unsubscribed export)", chimp | {"unsub_time"},
@@ -103,6 +105,8 @@ GENERIC = Format(
      ("fullname", "name"), ("first name", "first_name"), ("first_name", "first_name"),
      ("last name", "last_name"), ("last_name", "last_name"), ("surname", "last_name")),
 )  # fmt: skip
+# A reader's language, in a file of any format: the first of these columns with a value.
+LANGUAGE_COLUMNS = (("language", "lang"), ("lang", "lang"), ("locale", "lang"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +157,11 @@ def plan(
             fields[target] = [index]
     given = set(fields)
     position = {n: i for i, n in enumerate(lowered)}
-    for column, name in found.columns:
+    for column, name in (*found.columns, *LANGUAGE_COLUMNS):
         at = position.get(column)
-        if at is not None and at not in mapped and name not in given:
-            fields.setdefault(name, []).append(at)
+        if at is None or at in mapped or name in given or at in fields.get(name, []):
+            continue
+        fields.setdefault(name, []).append(at)
     if found is GENERIC and "name" in fields:  # a name column: first and last stay attributes
         for part in {"first_name", "last_name"} - given:
             fields.pop(part, None)

@@ -24,6 +24,14 @@ from mailer.times import stamp
 # Go's time.Time.String(), as listmonk writes its times: "2024-03-14 09:12:31.5 +0000 UTC".
 GO_TIME = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)(?: \S+)?")
 LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+MAX_LANG = 35  # characters of a language tag (BCP 47 advises room for at least 35)
+
+
+def language_tag(written: str) -> str | None:
+    """A reader's language as stored, a BCP 47 tag (fr, pt-BR): a locale column's spelling
+    (fr_FR, de_DE.UTF-8) becomes one; None when it is not a language tag."""
+    tag = written.strip().split(".", 1)[0].split("@", 1)[0].replace("_", "-")
+    return tag if len(tag) <= MAX_LANG and LANG.fullmatch(tag) else None
 
 
 class RowError(Exception):
@@ -49,7 +57,10 @@ def time_stamp(text: str) -> str:
         day, clock, fraction, hours, minutes = go.groups()
         fraction = fraction[:7].ljust(7, "0") if fraction else ""  # Go trims, ISO wants 6 digits
         moment = datetime.fromisoformat(f"{day}T{clock}{fraction}{hours}:{minutes}")
-    return stamp(moment)
+    try:
+        return stamp(moment)
+    except OverflowError:  # 9999-12-31T23:59-01:00 is past the last day UTC can hold
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 @functools.lru_cache(maxsize=4096)  # a list has few distinct sets of tags
@@ -135,9 +146,10 @@ class RowReader:
         confirmed_at = self._time(cells, self.confirmed_at)
         ip = self._ip(cells) if self.ip else ""
         source = clean(first(cells, self.sources)[1]).strip() if self.sources else ""
-        lang = clean(first(cells, self.lang)[1]).strip() if self.lang else ""
-        if lang and not LANG.fullmatch(lang):
-            raise RowError("invalid language tag (BCP 47, such as en or pt-BR)", lang)
+        written = clean(first(cells, self.lang)[1]).strip() if self.lang else ""
+        lang = language_tag(written) if written else ""
+        if lang is None:
+            raise RowError("invalid language tag (BCP 47, such as en or pt-BR)", written)
         tags = tags_of(first(cells, self.tags)[1], self.layout.tag_separator) if self.tags else ()
         # clean() inlined: most cells are printable, and there are many of them
         attributes = {name: value for name, column in self.attributes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from mailer.db.database import IN_JSON, Database, as_json, now
@@ -74,9 +74,9 @@ def ensure_subscriber(db: sqlite3.Connection, candidate: Candidate) -> tuple[int
         return int(row[0]), str(row[1])
     stamp = now()
     cursor = db.execute(
-        "INSERT INTO subscribers (email, name, smtputf8, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (candidate.email, candidate.name or "", candidate.smtputf8, stamp, stamp),
+        "INSERT INTO subscribers (email, name, smtputf8, lang, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (candidate.email, candidate.name or "", candidate.smtputf8, candidate.lang, stamp, stamp),
     )
     return int(cursor.lastrowid or 0), "active"
 
@@ -90,6 +90,34 @@ def attribute_keys(
         f" json_each(s.attributes) j WHERE m.list_id = ?{where}"
     )
     return sorted(row[0] for row in database.query(sql, [mailing_list.id, *params]))
+
+
+class AttributeNames(Collection[str]):
+    """The attribute names the readers of some lists have, asked one name at a time: a segment
+    names a few, while listing them all reads every reader (only an unknown name needs that)."""
+
+    def __init__(self, database: Database, lists: Sequence[MailingList]) -> None:
+        self.database, self.ids = database, as_json(found.id for found in lists)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or '"' in name:
+            return False
+        row = self.database.query_one(
+            "SELECT 1 FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
+            f" WHERE m.list_id IN {IN_JSON} AND json_type(s.attributes, ?) IS NOT NULL LIMIT 1",
+            (self.ids, f'$."{name}"'),
+        )
+        return row is not None
+
+    def __iter__(self) -> Iterator[str]:
+        sql = (
+            "SELECT DISTINCT j.key FROM memberships m JOIN subscribers s"
+            f" ON s.id = m.subscriber_id, json_each(s.attributes) j WHERE m.list_id IN {IN_JSON}"
+        )
+        return iter(sorted(row[0] for row in self.database.query(sql, (self.ids,))))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def events_for(database: Database, email: str) -> list[tuple[str, str, str]]:

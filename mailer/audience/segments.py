@@ -27,9 +27,13 @@ TAKES = {
     "status": "=, !=, in or not in",
     "tag": "=, !=, in, not in or contains",
 }
-# A text that reads as a number (digits, sign, point, exponent), as an attribute to compare
-# numerically must; anything else never matches a number.
-NUMERIC = "CAST({v} AS REAL) {op} ? AND {v} GLOB '*[0-9]*' AND {v} NOT GLOB '*[^0-9.eE+ -]*'"
+# A value that reads as a JSON number (-2.5, 30, 1e3), as an attribute compared numerically
+# must be; anything else (a date, "1 2", "n/a") never matches a number.
+NUMERIC = (
+    "(CASE WHEN json_valid({v}) THEN json_type({v}) IN ('integer', 'real')"
+    " AND CAST({v} AS REAL) {op} ? ELSE 0 END)"
+)
+MAX_TERMS = 500  # comparisons in one expression: SQLite's expression tree has a limit
 
 
 @dataclass(frozen=True)
@@ -80,15 +84,15 @@ def compile_segment(text: str, attributes: Collection[str]) -> Segment:
     """The expression as SQL over ``s`` and ``m`` with its values bound. ``attributes`` are the
     attribute keys the list's readers have: any other name that is not a built-in field is an
     error naming the known ones, as is a syntax error (with its column)."""
-    sql, params = _Compiler(text, frozenset(attributes)).node(parse(text), 0)
+    sql, params = _Compiler(text, attributes).node(parse(text), 0)
     return Segment(text, sql, params)
 
 
-def _known(attributes: frozenset[str]) -> str:
+def _known(attributes: Collection[str]) -> str:
     built_in = ", ".join(BUILT_IN)
-    if not attributes:
-        return f"{built_in}; the list's readers have no attributes"
     shown = [_written(key) for key in sorted(attributes)]
+    if not shown:
+        return f"{built_in}; the list's readers have no attributes"
     return f"{built_in}, and the list's attributes: {', '.join(shown)}"
 
 
@@ -106,7 +110,7 @@ def _day_after(day: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, text: str, attributes: frozenset[str]) -> None:
+    def __init__(self, text: str, attributes: Collection[str]) -> None:
         self.text, self.attributes = text, attributes
 
     def fail(self, reason: str, token: Token | None) -> SegmentError:
@@ -117,6 +121,10 @@ class _Compiler:
         if depth > MAX_DEPTH:
             raise SegmentError(self.text, f"nested more than {MAX_DEPTH} levels deep")
         kind, children = tree.data, tree.children
+        if depth == 0:
+            terms = sum(1 for _ in tree.find_data("field"))
+            if terms > MAX_TERMS:
+                raise SegmentError(self.text, f"{terms} conditions; at most {MAX_TERMS}")
         if kind in ("disjunction", "conjunction"):
             parts = [self.node(child, depth + 1) for child in children if isinstance(child, Tree)]
             joiner = " OR " if kind == "disjunction" else " AND "

@@ -188,14 +188,17 @@ class _Run:
             return "unmatched", f"unsubscribe from {reading.list_slug!r}: no such list"
         subscriber_id = _subscriber(db, (reading.sender,))
         where = f"{reading.sender} from {reading.list_slug}"
-        verdict = Verdict.MISSING
-        if subscriber_id is not None:  # change_membership says MISSING when not on the list
-            verdict = change_membership(
-                db, Change.UNSUBSCRIBE, subscriber_id, found[0], detail="mailto", at=self.stamp
-            )
-        if verdict is Verdict.MISSING:
+        verdicts = {Verdict.MISSING}
+        if subscriber_id is not None:  # change_membership says MISSING when not on a list
+            verdicts = {
+                change_membership(
+                    db, Change.UNSUBSCRIBE, subscriber_id, list_id, detail="mailto", at=self.stamp
+                )
+                for list_id in _lists_left(db, subscriber_id, found[0])
+            }
+        if verdicts == {Verdict.MISSING}:
             return "unmatched", f"unsubscribe {where}: not on the list"
-        if verdict is not Verdict.CHANGED:
+        if Verdict.CHANGED not in verdicts:
             return "unsubscribed", f"{where}: already unsubscribed"
         return "unsubscribed", where
 
@@ -204,6 +207,20 @@ def _known(db: sqlite3.Connection, subscriber_id: int) -> bool:
     """A subscriber we still know: an erased one is not matched, so nothing is said of them."""
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
     return row is not None and row[0] != "erased"
+
+
+def _lists_left(db: sqlite3.Connection, subscriber_id: int, list_id: int) -> list[int]:
+    """The lists a mailed unsubscribe leaves: the one its address names and, when the latest
+    campaign named after that list to reach the reader went to several (its mailto names the
+    first), every list of that campaign."""
+    rows = db.execute(
+        "SELECT l.list_id FROM campaign_lists l WHERE l.list_id IS NOT NULL AND l.campaign_id ="
+        " (SELECT c.id FROM campaigns c JOIN deliveries d ON d.campaign_id = c.id"
+        "  WHERE d.subscriber_id = ? AND c.list_id = ? AND d.sent_at IS NOT NULL"
+        "  ORDER BY d.sent_at DESC, c.id DESC LIMIT 1)",
+        (subscriber_id, list_id),
+    )
+    return list(dict.fromkeys([list_id, *(int(row[0]) for row in rows)]))
 
 
 def _list_of(db: sqlite3.Connection, campaign_id: int | None) -> int | None:

@@ -43,4 +43,5 @@ def campaign_fallout(database: Database, campaign_id: int) -> list[Fallout]:
     reached them and before any later campaign of that list did (web and mailto unsubscribes
     name no campaign). Oldest first."""
     rows = database.query(FALLOUT_SQL, (campaign_id,))
-    return [Fallout(r[0], r[1], r[2], r[3]) for r in rows]
+    # One click that left several of its lists wrote an event per list: one fallout.
+    return list(dict.fromkeys(Fallout(r[0], r[1], r[2], r[3]) for r in rows))

@@ -23,7 +23,8 @@ from mailer.cli.send import run, summarise
 from mailer.config.checks import MAX_CONCURRENCY
 from mailer.db.database import MAX_ID
 from mailer.errors import NotFoundError
-from mailer.send import service
+from mailer.send import campaign_editions, service
+from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import Campaigns
 from mailer.send.service import Overrides, Session
 
@@ -105,17 +106,30 @@ def campaigns_ls(as_json: AsJson = False) -> None:
                    i.subject] for i in infos))  # fmt: skip
 
 
+def _editions(editions: Sequence[EditionCounts]) -> list[str]:
+    """One line per edition when there are several: its language, counts and subject."""
+    if len(editions) < 2:
+        return []
+    lines = ["editions:"]
+    for e in editions:
+        counts = ", ".join(f"{e.counts[k]} {k}" for k in DELIVERY_COUNTS)
+        mark = " (default)" if e.default else ""
+        lines.append(f"  {e.lang}{mark}\t{counts}\t{e.subject}")
+    return lines
+
+
 @app.command("show", epilog="Example: mailer campaigns show 3")
 def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
-    """Show a campaign: counts per state, failures with codes and replies, bounces and
-    unsubscribes it caused."""
+    """Show a campaign: counts per state (and per edition, when it has several languages),
+    failures with codes and replies, bounces and unsubscribes it caused."""
     with open_db(create=False) as database:
         campaigns = Campaigns(database)
         info = campaigns.get(_known(campaign_id))
         failures = campaigns.failures(campaign_id, limit=None if as_json else 50)
         fallout = campaign_fallout(database, campaign_id)
+        editions = campaign_editions.counts(database, campaign_id)
     if as_json:
-        write_json(campaign_detail(info, failures, fallout))
+        write_json(campaign_detail(info, failures, fallout, editions))
         return
     lines = [
         f"campaign {info.id}: {info.subject}",
@@ -128,6 +142,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         f"created:  {local(info.created_at)}; started {local(info.started_at)};"
         f" finished {local(info.finished_at)}",
         "counts:   " + ", ".join(f"{n} {k}" for k, n in info.counts.items()),
+        *_editions(editions),
     ]
     out.print("\n".join(lines), markup=False)
     if failures:

@@ -14,6 +14,7 @@ from rich.table import Table
 from mailer.bounces.fallout import Fallout
 from mailer.cli.common import out
 from mailer.models import ListSummary, Member
+from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import CampaignInfo, Failure
 
 LIST_COUNTS = ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
@@ -119,11 +120,24 @@ def failure_record(failure: Failure) -> dict[str, Any]:
     }
 
 
+def edition_record(edition: EditionCounts) -> dict[str, Any]:
+    return {
+        "lang": edition.lang,
+        "subject": edition.subject,
+        "default": edition.default,
+        "counts": {k: edition.counts[k] for k in DELIVERY_COUNTS},
+    }
+
+
 def campaign_detail(
-    info: CampaignInfo, failures: Sequence[Failure], fallout: Sequence[Fallout]
+    info: CampaignInfo,
+    failures: Sequence[Failure],
+    fallout: Sequence[Fallout],
+    editions: Sequence[EditionCounts] = (),
 ) -> dict[str, Any]:
     return {
         **campaign_record(info),
+        "editions": [edition_record(e) for e in editions],
         "failures": [failure_record(f) for f in failures],
         "fallout": [
             {"at": e.at, "kind": e.kind, "email": e.email, "detail": e.detail} for e in fallout

@@ -12,6 +12,8 @@ from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
+from mailer.compose.assets import inspect_report
+from mailer.compose.notices import Notice
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
 from mailer.config.checks import MAX_CONCURRENCY
@@ -20,6 +22,8 @@ from mailer.send import service
 from mailer.send.recipients import audience
 from mailer.send.service import Overrides, RunResult, Session
 from mailer.send.types import StopReason
+
+STRICT = "Refuse on any warning: an image without alt text, over plain http, heavy attachments."
 
 
 @app.command(epilog="Example: mailer render examples/report.md --list weekly --out preview")
@@ -35,20 +39,43 @@ def render(
     out_dir: Annotated[
         Path, typer.Option("--out", metavar="DIR", help="Where the three files go.")
     ] = Path("."),
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT)] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            metavar="LANG",
+            help="Preview the edition in this language (issue.fr.md beside issue.md).",
+        ),
+    ] = None,
 ) -> None:
-    """Render REPORT for one reader into message.eml, message.html and message.txt."""
+    """Render REPORT for one reader into message.eml, message.html and message.txt (and its
+    images into DIR/media/, which message.html shows)."""
     current = settings()
+    warn(inspect_report(load_report(report), current, strict=strict))
     if list_slug is None:
-        paths = render_preview(report, current, out_dir, email=to)
+        paths = render_preview(report, current, out_dir, email=to, language=language)
     else:
         with open_db(create=False) as database:
             mailing_list = lists.get(database, list_slug)
             readers = members.stream(database, mailing_list)
             paths = render_preview(
-                report, current, out_dir, mailing_list=mailing_list, members=readers, email=to
+                report,
+                current,
+                out_dir,
+                mailing_list=mailing_list,
+                members=readers,
+                email=to,
+                language=language,
             )
     for path in paths:
         out.print(str(path), markup=False)
+
+
+def warn(notices: list[Notice]) -> None:
+    """Print each warning about a report on one line of stderr."""
+    for notice in notices:
+        err.print(f"warning: {notice}", markup=False)
 
 
 def plural(count: int, noun: str) -> str:
@@ -136,11 +163,13 @@ def send(
     again: Annotated[
         bool, typer.Option("--again", help="Send even if this report already went to this list.")
     ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT)] = False,
 ) -> None:
     """Send a report to the confirmed, active readers of one or more lists, or a segment."""
     overrides = Overrides(concurrency, rate, limit, outbox, again)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
+    warn(inspect_report(report, settings(), strict=strict))
     addresses = [normalise(t) for t in test or ()]
     if reader is not None and not addresses:
         raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")

@@ -16,6 +16,7 @@ from mailer.audience.cleaning import clean
 from mailer.audience.csv_export import export_csv, export_file
 from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv, read_layout
 from mailer.audience.import_formats import FIELDS, FORCED
+from mailer.audience.import_rows import language_tag
 from mailer.cli.common import Typer, err, open_db, out, settings
 from mailer.cli.output import member_record, rows, time_cell, write_json_array
 from mailer.errors import DiskFullError, InputError
@@ -43,7 +44,8 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
 
 @app.command(
     "add",
-    epilog="Example: mailer subscribers add weekly ada@example.org --name 'Ada' --attr city=Paris",
+    epilog="Example: mailer subscribers add weekly ada@example.org --name 'Ada' --attr city=Paris"
+    " --language fr",
 )
 def subscribers_add(
     list_slug: Annotated[str, typer.Argument(metavar="LIST")],
@@ -57,9 +59,16 @@ def subscribers_add(
     resubscribe: Annotated[
         bool, typer.Option("--resubscribe", help="Re-add a reader who left or bounced.")
     ] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(metavar="LANG", help="Reader's language (BCP 47: fr, pt-BR): their edition."),
+    ] = None,
 ) -> None:
-    """Add a reader to a list (or update their name and attributes)."""
+    """Add a reader to a list (or update their name, attributes and language)."""
     attributes = _attributes(attr or [])
+    lang = language_tag(language) if language is not None else ""
+    if lang is None:
+        raise InputError(f"invalid --language {language!r}: a language tag such as fr or pt-BR")
     current = settings()
     dns = current.addresses.check_dns if check_dns is None else check_dns
     address = normalise(email, check_dns=dns)
@@ -68,13 +77,13 @@ def subscribers_add(
         mailing_list = lists.get(database, list_slug)
         cleaned = None if name is None else clean(name).strip()
         candidate = Candidate(address.email, address.smtputf8, cleaned, attributes,
-                              consent=Consent("cli"))  # fmt: skip
+                              consent=Consent("cli"), lang=lang)  # fmt: skip
         landed = land(database, mailing_list, [candidate], secret=secret,
-                      resubscribe=resubscribe, unerase=True)  # fmt: skip
+                      resubscribe=resubscribe)  # fmt: skip
         member = members.find(database, mailing_list, address.email)
     if address.email in landed.erased:
-        raise InputError(f"{address.email} was erased at the reader's request; only with their"
-                         " new consent: --resubscribe adds it again")  # fmt: skip
+        raise InputError(f"{address.email} was erased at the reader's request; only their own"
+                         " new consent, through the subscribe form, brings them back")  # fmt: skip
     outcome = landed.outcomes[address.email]
     messages = {
         Outcome.ADDED: f"added {address.email} to {list_slug}",

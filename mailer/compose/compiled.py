@@ -13,16 +13,15 @@ import jinja2
 from markupsafe import Markup
 
 from mailer.compose import mime
+from mailer.compose.assets import AssetOptions, prepare_body
 from mailer.compose.personal import (
     CONTROLS,
-    PLACEHOLDER,
     Lit,
     Part,
     Spans,
     finalize,
     traceback_line,
 )
-from mailer.compose.plaintext import markdown, to_text
 from mailer.compose.report import Report
 from mailer.compose.templates import sandbox, template_dirs
 from mailer.config import NewsletterSettings, Settings
@@ -71,6 +70,7 @@ class CompiledCampaign:
         *,
         templates: Sequence[Path] | None = None,
         campaign_id: str = "preview",
+        assets: AssetOptions | None = None,
     ) -> None:
         self.report, self.newsletter, self.list = report, newsletter, mailing_list
         dirs = list(templates) if templates is not None else template_dirs(None)
@@ -78,9 +78,12 @@ class CompiledCampaign:
         spans = Spans()
         path = str(report.path)
         body = spans.protect(report.body_source, path, report.body_line_offset + 1)
-        parser = markdown()
-        text_body = to_text(body, parser, PLACEHOLDER)
         sender_name, sender_addr = parseaddr(mime.clean(newsletter.sender))
+        domain = mime.domain_of(sender_addr)
+        made = prepare_body(report, body, assets or AssetOptions(), newsletter.base_url, domain)
+        self.images, self.attachments = made.images, made.attachments
+        self.warnings = made.notices  # for the caller to show: the core prints nothing
+        text_body = made.text
         self.context: dict[str, Any] = {
             "report": {
                 "subject": report.subject,
@@ -89,7 +92,7 @@ class CompiledCampaign:
                 "date": report.date,
                 "lang": report.lang,
                 "meta": report.meta,
-                "html": Markup(parser.render(body)),
+                "html": Markup(made.html),
                 "text": Lit(text_body.text),
             },
             "list": mailing_list,
@@ -124,6 +127,8 @@ class CompiledCampaign:
             list_slug=mailing_list.slug,
             reply_to=newsletter.reply_to,
             campaign=campaign_id,
+            related=made.images.parts,
+            attached=[attachment.part for attachment in made.attachments],
         )
         self.check([PLACEHOLDER_READER])
 
@@ -280,10 +285,13 @@ def _clean(value: Any) -> Any:
 
 
 def compile_campaign(
-    current: Settings, report: Report, mailing_list: MailingList, key: str
+    current: Settings, report: Report, mailing_list: MailingList, key: str, publish: bool = True
 ) -> CompiledCampaign:
-    """The campaign compiled with the workspace's templates; ``key`` goes into Message-IDs."""
+    """The campaign compiled with the workspace's templates and its [images] and [send]
+    settings; ``key`` goes into Message-IDs. With ``publish``, hosted images are written into
+    the workspace's media folder, for `mailer serve` to answer with."""
     dirs = template_dirs(current.templates_dir)
+    assets = AssetOptions.of(current, publish)
     return CompiledCampaign(
-        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key
+        report, current.newsletter, mailing_list, templates=dirs, campaign_id=key, assets=assets
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from mailer.compose import mime
+from mailer.compose import mime, translations
 from mailer.compose.templates import sandbox
 from mailer.config import NewsletterSettings
 from mailer.errors import FileInputError
@@ -37,11 +37,15 @@ def build_confirmation(
     member: Member,
     url: str,
     templates: Sequence[Path],
+    lang: str = "",
 ) -> bytes:
     """Return the confirmation message for ``member`` as CRLF bytes, ready for SMTP DATA. It
     greets nobody by name: whoever filled in the form chose it, so it is not the reader's word
-    (``subscriber.name`` stays empty, for templates a workspace overrode)."""
+    (``subscriber.name`` stays empty, for templates a workspace overrode). It is written in
+    ``lang`` (the form page's language), else the reader's, else English."""
+    shown = translations.best_language([lang or member.lang]) or translations.SOURCE
     context: dict[str, Any] = {
+        "lang": shown,
         "newsletter": newsletter,
         "list": mailing_list,
         "subscriber": {"email": mime.clean(member.email), "name": ""},
@@ -54,7 +58,10 @@ def build_confirmation(
     sender_name, sender_addr = parseaddr(mime.clean(newsletter.sender))
     message["From"] = _address(sender_name, sender_addr)
     message["To"] = _address("", member.email)
-    message["Subject"] = mime.clean(subject or f"Confirm your subscription to {mailing_list.name}")
+    asking = "Please confirm your subscription to %(list)s"  # as templates/confirm.txt.j2
+    message["Subject"] = mime.clean(
+        subject or translations.text(shown, asking, list=mailing_list.name)
+    )
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid("confirm", domain=mime.domain_of(sender_addr))
     message["Auto-Submitted"] = "auto-generated"

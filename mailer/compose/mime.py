@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
 from urllib.parse import quote
@@ -14,11 +15,19 @@ MAX_LINE = 78
 BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 SPACES = re.compile(r"\s+")
 ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # atext words and spaces: no quoting
-Q_SAFE = re.compile(r"[A-Za-z0-9!*+/-]")
+Q_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+/-"
+Q_PIECES = {" ": "_", **{char: char for char in Q_SAFE}}  # what Q encoding writes for each
 ENCODED_WORD = re.compile(r"=\?.*\?=")
 NAME_ADDR = re.compile(r"(.*)<([^<>]*)>")
 LONG_WORD = re.compile(r"[^ ]{60}")  # a word too long to fold: encode it, to split it
 CRLF = b"\r\n"
+TEXT_HEAD = b'Content-Type: text/plain; charset="utf-8"\r\n' + (
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+HTML_HEAD = b'Content-Type: text/html; charset="utf-8"\r\n' + (
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+FrameBytes = tuple[bytes, bytes, bytes]
 
 
 def clean(value: str) -> str:
@@ -34,20 +43,23 @@ def encoded_words(text: str, room: int = 75) -> list[str]:
     The first word is at most ``room`` characters, so that it fits after the header's name.
     """
     words: list[str] = []
-    current = ""
+    current, limit = "", min(room, 75) - 12
     for char in text:
-        if char == " ":
-            piece = "_"
-        elif Q_SAFE.fullmatch(char):
-            piece = char
-        else:
-            piece = "".join(f"={byte:02X}" for byte in char.encode("utf-8"))
-        if len(current) + len(piece) > (75 if words else min(room, 75)) - 12 and current:
+        piece = Q_PIECES.get(char) or _q_piece(char)
+        if len(current) + len(piece) > limit and current:
             words.append(f"=?utf-8?q?{current}?=")
-            current = ""
+            current, limit = "", 75 - 12
         current += piece
     words.append(f"=?utf-8?q?{current}?=")
     return words
+
+
+def _q_piece(char: str) -> str:
+    """``char`` as Q encoding writes it; remembered (a few hundred letters make most names)."""
+    piece = "".join(f"={byte:02X}" for byte in char.encode("utf-8"))
+    if len(Q_PIECES) < 10_000:
+        Q_PIECES[char] = piece
+    return piece
 
 
 def fold(name: str, tokens: list[str]) -> bytes:
@@ -153,6 +165,37 @@ def _compress_runs(body: bytes) -> bytes:
     return b"".join(pieces)
 
 
+def boundary() -> str:
+    """A new multipart boundary: "=_" can occur in neither quoted-printable nor base64, and
+    all boundaries have one length, so none is the start of another."""
+    return "=_mailer_" + os.urandom(12).hex()
+
+
+def frame(alternative: str, related: Sequence[bytes], attached: Sequence[bytes]) -> FrameBytes:
+    """The MIME frame around a message's two text parts: (its Content-Type, the blank line
+    and every opening up to the text part's body; what comes between the text and the html
+    part; everything after the html part). The alternative part sits in multipart/related
+    with inline images, and that in multipart/mixed with attachments after it."""
+    header = multipart("alternative", alternative)
+    opening = f"--{alternative}\r\n".encode() + TEXT_HEAD
+    middle = f"\r\n--{alternative}\r\n".encode() + HTML_HEAD
+    end = f"\r\n--{alternative}--\r\n".encode()
+    for kind, parts in (("related", related), ("mixed", attached)):
+        if parts:
+            outer = boundary()
+            opening = f"--{outer}\r\n".encode() + header + b"\r\n" + opening
+            end += b"".join(f"--{outer}\r\n".encode() + part + CRLF for part in parts)
+            end += f"--{outer}--\r\n".encode()
+            header = multipart(kind, outer, "multipart/alternative" if kind == "related" else "")
+    return header + b"\r\n" + opening, middle, end
+
+
+def multipart(kind: str, boundary: str, root: str = "") -> bytes:
+    """A multipart Content-Type header; ``root`` names a related part's first part."""
+    tokens = [f"multipart/{kind};", f'boundary="{boundary}"' + (";" if root else "")]
+    return fold("Content-Type", tokens + ([f'type="{root}"'] if root else []))
+
+
 def domain_of(addr: str) -> str:
     return address(addr).rpartition("@")[2] or "localhost"
 
@@ -169,7 +212,11 @@ class Skeleton:
         list_slug: str,
         reply_to: str = "",
         campaign: str = "campaign",
+        related: Sequence[bytes] = (),
+        attached: Sequence[bytes] = (),
     ) -> None:
+        """``related`` are inline image parts and ``attached`` attachments, each a whole MIME
+        part (headers, blank line, body without its last CRLF), encoded once for all readers."""
         self.sender = split_mailbox(sender)
         self.domain = domain_of(self.sender[1])
         self.campaign = re.sub(r"[^A-Za-z0-9.-]", "-", campaign) or "campaign"
@@ -178,31 +225,21 @@ class Skeleton:
         # The list rides in the address; the sender's From names the reader (as Mailman's -leave).
         self.mailto = f"mailto:{local}+unsubscribe-{slug}@{self.domain}?subject=unsubscribe"
         self.list_id = f"{slug}.{self.domain}"
-        self.boundary = "=_mailer_" + os.urandom(12).hex()
+        self.boundary = boundary()
         self.from_header = mailbox("From", *self.sender)
         self.subject_header = unstructured("Subject", subject)
         self.reply_to = split_mailbox(reply_to) if clean(reply_to) else None
+        opening, self.middle, self.end = frame(self.boundary, related, attached)
         self.tail = b"".join(
             [
                 b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                 mailbox("Reply-To", *self.reply_to) if self.reply_to else b"",
                 b"MIME-Version: 1.0\r\n",
-                b"Content-Type: multipart/alternative;\r\n",
-                f' boundary="{self.boundary}"\r\n'.encode(),
-                b"\r\n",
-                f"--{self.boundary}\r\n".encode(),
-                b'Content-Type: text/plain; charset="utf-8"\r\n',
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                opening,
             ]
         )
         list_phrase = phrase(list_name, MAX_LINE - len("List-Id: "))
         self.list_id_header = fold("List-Id", [*list_phrase, f"<{self.list_id}>"])
-        self.middle = (
-            f"\r\n--{self.boundary}\r\n".encode()
-            + b'Content-Type: text/html; charset="utf-8"\r\n'
-            + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        )
-        self.end = f"\r\n--{self.boundary}--\r\n".encode()
         # The frame's pieces each end a line, so their relaxed forms are fixed per campaign.
         opening = relaxed_lines(self.tail.partition(b"\r\n\r\n")[2])
         self.relaxed_frame = (opening, relaxed_lines(self.middle), relaxed_lines(self.end))

@@ -1,13 +1,17 @@
-"""Markdown tokens to plain text: wrapped at 72 columns, links as numbered references."""
+"""Markdown tokens to plain text: wrapped at 72 columns, links as numbered references, notes."""
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
+from markdown_it.utils import EnvType, OptionsDict
+from mdit_py_plugins.footnote import footnote_plugin
 
 WIDTH = 72
 # A paragraph holding personal values is wrapped per reader: "\x01{spec}\x02{text}\x03" marks it,
@@ -20,13 +24,23 @@ TAG = re.compile(r"<[^>]*>")
 
 
 def markdown() -> MarkdownIt:
-    """Return the parser: CommonMark, tables, bare-URL autolinks, typographic quotes."""
+    """Return the parser: CommonMark, tables, bare-URL autolinks, typographic quotes, [^1]
+    footnotes (numbered notes at the end, with links back)."""
     parser = MarkdownIt("commonmark", {"typographer": True, "linkify": True}).enable(
         ["table", "replacements", "smartquotes", "linkify"]
     )
     if parser.linkify is not None:  # link http(s):// URLs and e-mail addresses, not "e.g"
         parser.linkify.set({"fuzzy_link": False})
+    parser.use(footnote_plugin)
+    parser.add_render_rule("footnote_caption", _caption)
     return parser
+
+
+def _caption(
+    self: object, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """A note's number as readers see it: [1] wherever it is cited (not the plugin's [1:1])."""
+    return f"[{tokens[idx].meta['id'] + 1}]"
 
 
 @dataclass(frozen=True)
@@ -80,10 +94,14 @@ def rewrap(text: str, specs: list[WrapSpec]) -> str:
     )
 
 
-def to_text(tokens_source: str, parser: MarkdownIt, dynamic: re.Pattern[str] | None) -> PlainText:
-    """Render Markdown to text; paragraphs matching ``dynamic`` become wrap regions."""
+def to_text(
+    source: str | Sequence[Token], parser: MarkdownIt, dynamic: re.Pattern[str] | None
+) -> PlainText:
+    """Render Markdown (or its tokens) to text; paragraphs matching ``dynamic`` become wrap
+    regions. Footnotes end the text under Notes, then the links under Links."""
+    tokens = parser.parse(source) if isinstance(source, str) else source
     renderer = _Renderer(dynamic)
-    lines = renderer.blocks(SyntaxTreeNode(parser.parse(tokens_source)).children, "", "")
+    lines = renderer.blocks(SyntaxTreeNode(tokens).children, "", "")
     if renderer.links:
         lines += ["", "Links", "-----"]
         lines += [f"[{number}] {url}" for url, number in renderer.links.items()]
@@ -130,7 +148,21 @@ class _Renderer:
         if kind == "html_block":
             text = " ".join(html.unescape(TAG.sub(" ", node.content)).split())
             return self.paragraph(text, first, rest) if text else []
+        if kind == "footnote_block":
+            return [first + "Notes", rest + "-----", *self.notes(node, rest)]
+        if kind == "footnote_anchor":
+            return []
         return self.blocks(node.children, first, rest)
+
+    def notes(self, block: SyntaxTreeNode, rest: str) -> list[str]:
+        """Each note as ``[^N] text``, its later lines indented under the text."""
+        lines: list[str] = []
+        for note in block.children:
+            marker = f"[^{note.meta['id'] + 1}] "
+            if lines:
+                lines.append(rest.rstrip())
+            lines += self.blocks(note.children, rest + marker, rest + " " * len(marker))
+        return lines
 
     def paragraph(self, text: str, first: str, rest: str, underline: str = "") -> list[str]:
         spec = WrapSpec(first, rest, underline)
@@ -214,8 +246,10 @@ class _Renderer:
             elif kind == "link":
                 parts.append(self.link(self.inline(child), str(child.attrs.get("href", ""))))
             elif kind == "image":
-                alt = self.inline(child) or "image"
-                parts.append(self.link(alt, str(child.attrs.get("src", ""))))
+                alt = " ".join(self.inline(child).split())
+                parts.append(f"[image: {alt}]" if alt else "[image]")
+            elif kind == "footnote_ref":
+                parts.append(f"[^{child.meta['id'] + 1}]")
             elif kind == "html_inline":
                 continue
             else:

@@ -12,8 +12,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
+from markdown_it.common.utils import escapeHtml
 
 from mailer.compose.compiled import CompiledCampaign, Links, compile_campaign, preview_links
+from mailer.compose.editions import choose_edition, read_editions
+from mailer.compose.images import publish
 from mailer.compose.report import load_report
 from mailer.config import Settings
 from mailer.errors import AddressError, FileInputError, NotFoundError
@@ -73,11 +76,15 @@ def render_preview(
     mailing_list: MailingList | None = None,
     members: Iterable[Member] = (),
     email: str | None = None,
+    language: str | None = None,
 ) -> list[Path]:
-    """Compile the report, check it for every member given, write the three files for one."""
+    """Compile the report (the edition of ``language``), check it for every member given,
+    write the three files for one."""
     report = load_report(report_path)
+    if language is not None:
+        report = choose_edition(read_editions(report), language)
     listing = mailing_list or preview_list(settings)
-    campaign = compile_campaign(settings, report, listing, "preview")
+    campaign = compile_campaign(settings, report, listing, "preview", publish=False)
     everyone = list(members)
     campaign.check(everyone)
     reader = choose_reader(everyone, email, mailing_list.slug if mailing_list else "")
@@ -88,11 +95,28 @@ def render_preview(
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = [out_dir / "message.eml", out_dir / "message.html", out_dir / "message.txt"]
         paths[0].write_bytes(message)
-        paths[1].write_text(html, encoding="utf-8")
+        paths[1].write_text(_with_local_images(html, campaign, out_dir), encoding="utf-8")
         paths[2].write_text(text, encoding="utf-8")
     except OSError as error:
         raise FileInputError(out_dir, error.strerror or str(error)) from None
     return paths
+
+
+def _with_local_images(html: str, campaign: CompiledCampaign, out_dir: Path) -> str:
+    """``html`` showing the campaign's images from files written beside it (media/NAME),
+    exactly as readers get them, whether the message links to them or carries them."""
+    for placed in campaign.images.placed:
+        publish(out_dir / "media", placed.picture)
+        html = html.replace(f'"{escapeHtml(placed.reference)}"', f'"media/{placed.picture.name}"')
+    return html
+
+
+def _with_hosted_images(html: str, campaign: CompiledCampaign) -> str:
+    """``html`` with inline (cid:) images shown from `mailer serve`, as a web page can."""
+    for placed in campaign.images.placed:
+        if placed.reference != placed.url:
+            html = html.replace(f'"{escapeHtml(placed.reference)}"', f'"{escapeHtml(placed.url)}"')
+    return html
 
 
 # Archived copies speak to nobody in particular: the footer reads "because your address is ...".
@@ -112,7 +136,7 @@ def archive_copy(campaign: CompiledCampaign, base_url: str) -> str:
     """The campaign's HTML as readers saw it, minus anything personal (no address, no token; the
     unsubscribe link leads to the list's subscribe page) and anything that acts on a visitor."""
     links = Links(unsubscribe=f"{base_url.rstrip('/')}/s/{campaign.list.slug}", view_online="")
-    return strip_active(campaign.parts(ARCHIVE_READER, links)[0])
+    return strip_active(_with_hosted_images(campaign.parts(ARCHIVE_READER, links)[0], campaign))
 
 
 def strip_active(html: str) -> str:

@@ -24,6 +24,14 @@ ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 @dataclass(frozen=True)
+class Listed:
+    """A file the front matter names (an attachment), with the line that names it."""
+
+    name: str
+    line: int | None
+
+
+@dataclass(frozen=True)
 class Report:
     """A report as written: metadata from the front matter, the body still Markdown + Jinja."""
 
@@ -36,6 +44,7 @@ class Report:
     meta: dict[str, Any] = field(hash=False)
     body_source: str = ""
     body_line_offset: int = 0  # body line N is line body_line_offset + N of the file
+    attachments: tuple[Listed, ...] = ()  # paths relative to the report
 
     @property
     def padded_body(self) -> str:
@@ -78,6 +87,7 @@ def parse_report(text: str, path: Path) -> Report:
         meta=meta,
         body_source=body,
         body_line_offset=offset,
+        attachments=_files(meta, "attachments", path, text),
     )
 
 
@@ -143,6 +153,26 @@ def _text(meta: dict[str, Any], key: str, path: Path, text: str) -> str:
         )
         raise FileInputError(path, f"front matter '{key}' must be text", line)
     return " ".join(str(value).split())
+
+
+def _files(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[Listed, ...]:
+    """The file names of a front matter list (or of one name), each with its line."""
+    value = meta.get(key)
+    if value is None:
+        return ()
+    lines = text.splitlines()
+    start = next((n for n, raw in enumerate(lines, 1) if raw.startswith(f"{key}:")), 1)
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(name, str | int | float) for name in names):
+        raise FileInputError(path, f"front matter '{key}' must be a list of file names", start)
+    listed, after = [], start
+    for name in map(str, names):
+        if not name.strip():
+            raise FileInputError(path, f"front matter '{key}' has an empty file name", start)
+        found = next((n for n in range(after, len(lines) + 1) if name in lines[n - 1]), None)
+        after = found or after
+        listed.append(Listed(name, found or start))
+    return tuple(listed)
 
 
 def _first_heading(body: str) -> str:

@@ -18,6 +18,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
 import mailer
+from mailer.compose import translations
+from mailer.compose.byline import split_title
 
 MAX_SIZE = 10_000_000  # characters (or items) of any value a template makes, and of any part
 MAX_BITS = 1_000_000  # bits of any integer a template computes
@@ -42,15 +44,20 @@ def template_dirs(workspace_templates: Path | None) -> list[Path]:
 def sandbox(
     loader: jinja2.BaseLoader | None, html: bool, finalize: Callable[[Any], Any] | None = None
 ) -> Sandbox:
-    """The environment every report and newsletter template is parsed and rendered in."""
-    return Sandbox(
+    """The environment every report and newsletter template is parsed and rendered in, with
+    ``_()`` and ``{% trans %}`` in the language of what it renders (compose.translations)."""
+    environment = Sandbox(
         loader=loader,
         autoescape=html,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         finalize=finalize,
         auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    translations.install(environment)
+    environment.filters["split_title"] = split_title
+    return environment
 
 
 def check_size(what: str, size: int) -> None:

@@ -212,6 +212,8 @@ def rules() -> dict[str, Check]:
         "send.max_attempts": whole(1, 100),
         "send.retry_delay": number(0, 86400),
         "send.max_consecutive_failures": whole(1),
+        "send.max_attachment_mb": number(0, 1000),
+        "images.mode": one_of("hosted", "inline"),
         "dkim.domain": optional(dns_name),
         "dkim.selector": dns_name,
         "dkim.key_file": path,

@@ -42,6 +42,10 @@ DOCS: dict[str, dict[str, str]] = {
         "max_attempts": "Tries per reader on temporary (4xx) failures, then deferred (1-100).",
         "retry_delay": "Seconds before the first retry of a deferred message, doubled (0-86400).",
         "max_consecutive_failures": "Pause the campaign after this many failures in a row (1+).",
+        "max_attachment_mb": "Refuse a report whose attachments add up to more megabytes (0-1000).",
+    },
+    "images": {
+        "mode": "hosted (served by `mailer serve` at BASE_URL/media/) or inline (in each message).",
     },
     "dkim": {
         "domain": "Signing domain (d=); empty turns DKIM signing off.",

@@ -51,11 +51,19 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class SendSettings:
-    """[send]: retries and the circuit breaker of the send pipeline."""
+    """[send]: retries, the circuit breaker of the send pipeline, the attachments' limit."""
 
     max_attempts: int = 4
     retry_delay: float = 30.0
     max_consecutive_failures: int = 50
+    max_attachment_mb: float = 10.0
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """[images]: how a report's own images reach readers."""
+
+    mode: str = "hosted"
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class Settings:
     addresses: AddressSettings = AddressSettings()
     smtp: SmtpSettings = SmtpSettings()
     send: SendSettings = SendSettings()
+    images: ImageSettings = ImageSettings()
     dkim: DkimSettings = DkimSettings()
     bounces: BounceSettings = BounceSettings()
     outbox: OutboxSettings = OutboxSettings()
@@ -120,7 +129,13 @@ class Settings:
     def templates_dir(self) -> Path:
         return self.workspace / "templates"
 
+    @property
+    def media_dir(self) -> Path:
+        """Where hosted images are kept, for `mailer serve` to answer at /media/NAME."""
+        return self.workspace / "media"
+
 
 SECTIONS = (
-    "newsletter", "database", "addresses", "smtp", "send", "dkim", "bounces", "outbox", "web",
+    "newsletter", "database", "addresses", "smtp", "send", "images", "dkim", "bounces", "outbox",
+    "web",
 )  # fmt: skip

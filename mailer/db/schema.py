@@ -158,6 +158,22 @@ SCHEMA = [
     INSERT INTO campaign_lists SELECT id, list_id, list_slug, 0 FROM campaigns;
     ALTER TABLE campaigns ADD COLUMN segment TEXT NOT NULL DEFAULT '';
     """,
+    # One campaign in several languages: each edition's report, subject and archived copy
+    # (position 0 is the default edition, the campaign's own report), and the edition each
+    # delivery was given ('' for deliveries made before: the default).
+    """
+    CREATE TABLE campaign_editions (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        lang TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        report_path TEXT NOT NULL,
+        source TEXT NOT NULL,
+        archive_html TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (campaign_id, lang)
+    ) WITHOUT ROWID;
+    ALTER TABLE deliveries ADD COLUMN edition TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]

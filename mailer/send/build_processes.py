@@ -87,7 +87,7 @@ class BuildPool:
         worker = min(self.workers, key=_Worker.outstanding)
         stand_in = isinstance(reader.attributes, AnyAttributes)  # keeps its blank-for-any-key
         request = [reader.id, reader.email, reader.name, dict(reader.attributes), stand_in,
-                   campaign_id, message_id]  # fmt: skip
+                   campaign_id, message_id, reader.lang]  # fmt: skip
         return worker.request(json.dumps(request).encode())
 
     async def __aenter__(self) -> BuildPool:
@@ -205,7 +205,8 @@ def _reject(future: asyncio.Future[bytes], error: MailerError) -> None:
 
 def serve() -> None:
     """The worker: the first frame is the pickled Recipe; every later frame is a JSON request
-    [subscriber id, email, name, attributes, stand-in?, campaign id, Message-ID], answered
+    [subscriber id, email, name, attributes, stand-in?, campaign id, Message-ID, language],
+    answered
     with b"+" and the message, b"!" and why it cannot be rendered, or b"-" and any other
     failure."""
     frames = Frames()
@@ -236,11 +237,12 @@ def _write_all(data: bytes) -> None:
 def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> bytes:
     if factory is None:
         return b"-" + broken.encode()
-    sid, email, name, attributes, stand_in, campaign_id, message_id = json.loads(payload)
+    sid, email, name, attributes, stand_in, campaign_id, message_id, lang = json.loads(payload)
     if stand_in:
         attributes = AnyAttributes(attributes)
+    reader = Reader(sid, email, name, attributes, lang=lang)
     try:
-        message, _ = factory.make(Reader(sid, email, name, attributes), campaign_id, message_id)
+        message, _ = factory.make(reader, campaign_id, message_id)
     except MailerError as error:
         return b"!" + str(error).encode()
     except Exception as error:  # a bug: the campaign stops with the reason

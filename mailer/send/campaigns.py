@@ -1,17 +1,20 @@
-"""Campaigns in the database: created with their recipient snapshot, read back for `campaigns
-ls/show`, and the public archive's sent campaigns."""
+"""Campaigns in the database: created with their editions and recipient snapshot, read back for
+`campaigns ls/show`, and the public archive's sent campaigns."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from mailer.compose.translations import best_language
 from mailer.db.database import Database, now
 from mailer.errors import NotFoundError
 from mailer.models import MailingList
+from mailer.send import campaign_editions
+from mailer.send.campaign_editions import ArchivedEdition, StoredEdition
 from mailer.send.deliveries import PENDING, CampaignLog
 from mailer.send.recipients import Audience, snapshot
 
@@ -61,9 +64,12 @@ class Campaigns:
         source: str,
         settings: dict[str, Any],
         archive_html: str = "",
+        editions: Sequence[StoredEdition] = (),
+        edition_of: tuple[str, Sequence[str]] = ("''", ()),
     ) -> int:
         """Store the campaign, with its archived copy (HTML as the public archive serves it),
-        its lists and segment, and snapshot its recipients, in one transaction."""
+        its lists and segment, its editions, and snapshot its recipients, each with the
+        edition ``edition_of`` (an SQL expression of ``s.lang``) picks, in one transaction."""
         digest = hashlib.sha256(source.encode()).hexdigest()
         first, segment = chosen.lists[0], chosen.segment.text if chosen.segment else ""
         with self.database.transaction() as db:
@@ -75,7 +81,8 @@ class Campaigns:
                  json.dumps(settings), now(), archive_html, segment),
             )  # fmt: skip
             campaign_id = int(cursor.lastrowid or 0)
-            snapshot(db, campaign_id, chosen)
+            campaign_editions.store(db, campaign_id, editions)
+            snapshot(db, campaign_id, chosen, edition_of)
         return campaign_id
 
     def get(self, campaign_id: int) -> CampaignInfo:
@@ -161,17 +168,33 @@ class ArchivedCampaign:
     report_path: str
     list: MailingList
     html: str = ""
+    editions: tuple[ArchivedEdition, ...] = ()  # each language; none for older campaigns
+
+    def edition(self, lang: str) -> ArchivedEdition:
+        """The edition a visitor reading ``lang`` is shown first (else the default)."""
+        default = ArchivedEdition("", self.subject, "")
+        found = best_language([lang], [e.lang for e in self.editions]) if lang else None
+        chosen = next((e for e in self.editions if e.lang == found), None)
+        return chosen or (self.editions[0] if self.editions else default)
 
 
 def public_campaigns(database: Database, limit: int = 100) -> list[ArchivedCampaign]:
-    """Campaigns of public lists that reached at least one reader, newest first (no HTML)."""
-    return _archived(database, "''", "", (limit,))
+    """Campaigns of public lists that reached at least one reader, newest first (no HTML),
+    with their editions."""
+    found = _archived(database, "''", "", (limit,))
+    editions = campaign_editions.archived(database, [c.id for c in found])
+    return [replace(c, editions=editions.get(c.id, ())) for c in found]
 
 
-def public_campaign(database: Database, campaign_id: int) -> ArchivedCampaign | None:
-    """One of them, with its stored HTML copy."""
+def public_campaign(
+    database: Database, campaign_id: int, lang: str = ""
+) -> ArchivedCampaign | None:
+    """One of them, with the stored HTML copy of its edition in ``lang`` ('': the default)."""
     found = _archived(database, "c.archive_html", "AND c.id = ?", (campaign_id, 1))
-    return found[0] if found else None
+    if not found or not lang:
+        return found[0] if found else None
+    html = campaign_editions.archived_html(database, campaign_id, lang)
+    return replace(found[0], html=html) if html else None
 
 
 def _archived(

@@ -60,8 +60,11 @@ class CampaignLog:
             )
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
+        # The reader's language is the edition the campaign gave them (older campaigns: none,
+        # so their own, which finds the one edition those had).
         rows = self.database.query(
-            "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8, d.attempts,"
+            "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8,"
+            " CASE WHEN d.edition != '' THEN d.edition ELSE s.lang END, d.attempts,"
             " s.status = 'active' AND EXISTS (SELECT 1 FROM campaign_lists l JOIN memberships m"
             "  ON m.list_id = l.list_id AND m.subscriber_id = s.id AND m.status = 'confirmed'"
             "  WHERE l.campaign_id = d.campaign_id)"
@@ -70,7 +73,7 @@ class CampaignLog:
             " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
             (self.campaign_id, self.statuses, after, limit),
         )
-        return [Delivery(reader(r), r[5], bool(r[6])) for r in rows]
+        return [Delivery(reader(r), r[6], bool(r[7])) for r in rows]
 
     def record(self, results: Sequence[Result]) -> bool:
         return self._write(lambda: self._record(results))
@@ -120,7 +123,8 @@ def count_eligible(database: Database, mailing_list: MailingList) -> int:
 
 def find_reader(database: Database, email: str) -> Reader | None:
     row = database.query_one(
-        "SELECT id, email, name, attributes, smtputf8 FROM subscribers WHERE email = ?", (email,)
+        "SELECT id, email, name, attributes, smtputf8, lang FROM subscribers WHERE email = ?",
+        (email,),
     )
     return reader(row) if row else None
 

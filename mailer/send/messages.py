@@ -1,12 +1,14 @@
-"""One reader's finished message: the compiled campaign, the reader's links, the DKIM signature."""
+"""One reader's finished message: their edition of the compiled campaign, their links, DKIM."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mailer import config
-from mailer.compose.compiled import Links, compile_campaign
+from mailer.compose.compiled import Links
+from mailer.compose.editions import CompiledEditions, Compiler, Edition
 from mailer.compose.report import Report
 from mailer.models import MailingList, Reader
 from mailer.send.dkim import DkimSigner
@@ -31,6 +33,20 @@ class Recipe:
     mailing_list: MailingList  # as templates name it (Audience.shown)
     key: str  # the campaign's key in Message-IDs
     several: bool = False  # sent to several lists: unsubscribe links name the campaign
+    editions: tuple[Report, ...] = ()  # the other languages' reports (``report``: the default)
+
+    @classmethod
+    def of(
+        cls,
+        settings: config.Settings,
+        editions: Sequence[Edition],
+        mailing_list: MailingList,
+        key: str,
+        several: bool = False,
+    ) -> Recipe:
+        """The recipe of a campaign's editions, the default first."""
+        reports = tuple(edition.report for edition in editions)
+        return cls(settings, reports[0], mailing_list, key, several, reports[1:])
 
     def without_passwords(self) -> Recipe:
         """The same recipe with no password in it, to hand to another process."""
@@ -49,7 +65,9 @@ class MessageFactory:
 
     def __init__(self, recipe: Recipe) -> None:
         current = recipe.settings
-        self.compiled = compile_campaign(current, recipe.report, recipe.mailing_list, recipe.key)
+        compiler = Compiler(current, recipe.mailing_list, recipe.key)
+        self.editions = CompiledEditions((recipe.report, *recipe.editions), compiler)
+        self.compiled = self.editions.default.campaign
         self.dkim = dkim_signer(current)
         self.mailing_list, self.several = recipe.mailing_list, recipe.several
         self.base = current.newsletter.base_url.rstrip("/")
@@ -66,13 +84,14 @@ class MessageFactory:
             token = self.tokens.make("k", reader.id, campaign_id)
         elif campaign_id is not None:
             token = self.tokens.make("u", reader.id, listing.id)
+        edition = self.editions.for_reader(reader)
         view_online = ""
         if campaign_id is not None and listing.public_archive:
-            view_online = f"{self.base}/archive/{campaign_id}"
+            view_online = f"{self.base}/archive/{campaign_id}{edition.archive_path}"
         links = Links(unsubscribe=f"{self.base}/u/{token}", view_online=view_online)
         if self.dkim is None:
-            return self.compiled.build(reader, links, message_id=message_id)
-        message, message_id, relaxed = self.compiled.build_relaxed(
+            return edition.campaign.build(reader, links, message_id=message_id)
+        message, message_id, relaxed = edition.campaign.build_relaxed(
             reader, links, message_id=message_id
         )
         body_hash = hashlib.sha256(relaxed).digest() if relaxed is not None else None

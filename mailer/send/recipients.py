@@ -14,7 +14,7 @@ from mailer.audience.segments import Segment, compile_segment
 from mailer.db.database import Database
 from mailer.models import MailingList, Reader
 
-READER = "s.id, s.email, s.name, s.attributes, s.smtputf8"
+READER = "s.id, s.email, s.name, s.attributes, s.smtputf8, s.lang"
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,12 @@ def audience(database: Database, slugs: Sequence[str], where: str | None = None)
     found = tuple(lists.get(database, slug) for slug in dict.fromkeys(slugs))
     if where is None:
         return Audience(found)
-    keys = sorted({key for each in found for key in members.attribute_keys(database, each)})
-    return Audience(found, compile_segment(where, keys))
+    return Audience(found, compile_segment(where, members.AttributeNames(database, found)))
 
 
 def reader(row: Sequence[Any]) -> Reader:
-    """A reader from (id, email, name, attributes JSON, smtputf8) columns."""
-    return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]))
+    """A reader from (id, email, name, attributes JSON, smtputf8, lang) columns."""
+    return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]), row[5])
 
 
 def eligible(database: Database, chosen: Audience) -> Iterator[Reader]:
@@ -85,10 +84,20 @@ def count_eligible(database: Database, chosen: Audience) -> int:
     return int(row[0]) if row else 0
 
 
-def snapshot(db: sqlite3.Connection, campaign_id: int, chosen: Audience) -> None:
-    """The campaign's deliveries, one queued per reader it goes to, and its lists."""
-    sql, params = chosen.query("?, s.id")
-    db.execute(f"INSERT INTO deliveries (campaign_id, subscriber_id) {sql}", [campaign_id, *params])
+def snapshot(
+    db: sqlite3.Connection,
+    campaign_id: int,
+    chosen: Audience,
+    edition: tuple[str, Sequence[str]] = ("''", ()),
+) -> None:
+    """The campaign's deliveries, one queued per reader it goes to, each with its ``edition``
+    (an SQL expression of the reader's ``s.lang``, and its parameters), and its lists."""
+    expression, values = edition
+    sql, params = chosen.query(f"?, s.id, {expression}")
+    db.execute(
+        f"INSERT INTO deliveries (campaign_id, subscriber_id, edition) {sql}",
+        [campaign_id, *values, *params],
+    )
     db.executemany(
         "INSERT INTO campaign_lists (campaign_id, list_id, list_slug, position)"
         " VALUES (?, ?, ?, ?)",

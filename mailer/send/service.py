@@ -13,12 +13,13 @@ from pathlib import Path
 from mailer import config
 from mailer.audience import lists
 from mailer.audience.addresses import Address
-from mailer.compose.preview import archive_copy
-from mailer.compose.report import Report, parse_report
+from mailer.compose.editions import Edition, read_editions, stored_editions
+from mailer.compose.report import Report
 from mailer.config.default_file import unfit_for_readers
 from mailer.db.database import Database
-from mailer.errors import FileInputError, InputError, NotFoundError
+from mailer.errors import InputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER, Reader
+from mailer.send import campaign_editions
 from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
     build_pool,
@@ -27,6 +28,7 @@ from mailer.send.builders import (
     send_options,
     with_verp,
 )
+from mailer.send.campaign_editions import StoredEdition, to_store
 from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.connecting import open_first
 from mailer.send.deliveries import PENDING, CampaignLog, MemoryLog, find_reader
@@ -86,6 +88,8 @@ class Plan:
     options: SendOptions
     recipe: Recipe
     factory: MessageFactory
+    editions: tuple[StoredEdition, ...] = ()  # every language, the default first
+    edition_of: tuple[str, Sequence[str]] = ("''", ())  # SQL: a reader's edition from s.lang
 
     def check(self) -> None:
         """Raise when the campaign would reach nobody."""
@@ -132,19 +136,18 @@ def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -
     return send_options(session.settings, concurrency, rate, overrides.limit)
 
 
-def _recipe(session: Session, report: Report, chosen: Audience, key: str) -> Recipe:
-    return Recipe(session.settings, report, chosen.shown, key, chosen.several)
+def _recipe(session: Session, editions: Sequence[Edition], chosen: Audience, key: str) -> Recipe:
+    return Recipe.of(session.settings, editions, chosen.shown, key, chosen.several)
 
 
 def plan_campaign(
     session: Session, report: Report, chosen: Audience, overrides: Overrides = Overrides()
 ) -> Plan:
-    """Compile the report for a list and render it for every reader, as a dry run does: a
-    template error, a reader it fails for (a missing attribute) or a bad setting stops it here."""
-    try:
-        source = report.path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FileInputError(report.path, f"cannot read: {error}") from None
+    """Compile the report and its editions for a list and render each reader's edition, as a
+    dry run does: a template error in any edition, a reader it fails for (a missing attribute)
+    or a bad setting stops it here."""
+    editions = read_editions(report)
+    source = editions[0].source
     transport = choose_transport(session.settings, overrides.outbox)
     ready_for_readers(session, transport)
     options = _options(session, overrides)
@@ -153,17 +156,19 @@ def plan_campaign(
         sent_to = " + ".join(earlier.lists)
         raise InputError(f"{report.path}: already sent to {sent_to} as campaign {earlier.id}"
                          f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
-    recipe = _recipe(session, report, chosen, f"c{os.urandom(3).hex()}")
+    recipe = _recipe(session, editions, chosen, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
     with _streamed(eligible(session.database, chosen)) as everyone:
-        readers = factory.compiled.check(everyone)  # ends its query even when one fails
-    return Plan(report, source, chosen, readers, transport, options, recipe, factory)
+        readers = factory.editions.check(everyone)  # ends its query even when one fails
+    stored = to_store(editions, factory.editions, session.settings.newsletter.base_url)
+    return Plan(report, source, chosen, readers, transport, options, recipe, factory,
+                tuple(stored), factory.editions.chooser.sql())  # fmt: skip
 
 
 def check_campaign(session: Session, report: Report, chosen: Audience) -> int:
     """A dry run: build every reader's message, send nothing; raise on the first that fails."""
     _options(session, Overrides())  # the return path is checked as a send would
-    factory = MessageFactory(_recipe(session, report, chosen, "dry-run"))
+    factory = MessageFactory(_recipe(session, read_editions(report), chosen, "dry-run"))
     build = message_builder(factory, 0)
     count = 0
     with _streamed(eligible(session.database, chosen)) as everyone:
@@ -177,7 +182,6 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
     """Start the build processes, check the server answers, store the campaign with its
     recipients, lock it, send. Until the server answers, a stop leaves nothing behind."""
     settings, database = session.settings, session.database
-    archived = archive_copy(plan.factory.compiled, settings.newsletter.base_url)
     ready_for_readers(session, plan.transport)
     pool = build_pool(settings, plan.recipe)
     async with pool or contextlib.nullcontext():
@@ -191,8 +195,9 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
                         "transport": plan.transport.description}  # fmt: skip
             campaigns = Campaigns(database)
             campaign_id = campaigns.create(plan.audience, plan.report.subject,
-                                           str(plan.report.path), plan.source,
-                                           recorded, archived)  # fmt: skip
+                                           str(plan.report.path), plan.source, recorded,
+                                           plan.editions[0].archive_html, plan.editions,
+                                           plan.edition_of)  # fmt: skip
         except BaseException:
             await first.close()
             raise
@@ -220,9 +225,15 @@ async def continue_campaign(
         info = campaigns.get(campaign_id)
         if info.status == "cancelled":
             raise InputError(f"campaign {campaign_id} was cancelled")
-        chosen = Audience(tuple(lists.get(database, slug) for slug in info.lists))
-        report = parse_report(info.source, Path(info.report_path))
-        recipe = _recipe(session, report, chosen, str(info.settings.get("key", "c")))
+        remaining = tuple(lists.of_campaign(database, campaign_id))  # a deleted one is skipped
+        if not remaining:
+            raise InputError(
+                f"campaign {campaign_id}: its lists were deleted ({', '.join(info.lists)})"
+            )
+        chosen = Audience(remaining)
+        rows = campaign_editions.sources(database, campaign_id)
+        editions = stored_editions(rows or [("", info.report_path, info.source)])
+        recipe = _recipe(session, editions, chosen, str(info.settings.get("key", "c")))
         factory = MessageFactory(recipe)
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
@@ -255,7 +266,8 @@ async def send_test(
     shown_as = find_reader(session.database, test_as) if test_as is not None else None
     if test_as is not None and shown_as is None:
         raise NotFoundError("subscriber", test_as, "--test-as takes a reader's address")
-    marked = replace(report, subject=f"[TEST] {report.subject}")
+    marked = [replace(e, report=replace(e.report, subject=f"[TEST] {e.report.subject}"))
+              for e in read_editions(report)]  # fmt: skip
     recipe = _recipe(session, marked, chosen, f"c{os.urandom(3).hex()}")
     readers = [
         replace(shown_as or find_reader(session.database, a.email) or PLACEHOLDER_READER,
@@ -263,7 +275,7 @@ async def send_test(
         for i, a in enumerate(addresses, start=1)
     ]  # fmt: skip
     factory = MessageFactory(recipe)
-    factory.compiled.check(readers)
+    factory.editions.check(readers)
     options = _options(session, overrides)
     pool = build_pool(session.settings, recipe)
     async with pool or contextlib.nullcontext():
@@ -287,7 +299,7 @@ def _check_pending(factory: MessageFactory, log: CampaignLog) -> None:
     fails for (changed attributes, changed templates) stops the run before the first message."""
     after = 0
     while batch := log.pending(after, 1000):
-        factory.compiled.check(delivery.reader for delivery in batch if delivery.eligible)
+        factory.editions.check(delivery.reader for delivery in batch if delivery.eligible)
         after = batch[-1].reader.id
 
 

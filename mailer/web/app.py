@@ -16,6 +16,7 @@ from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.types import Transport
 from mailer.web import archive, confirm, subscribe, unsubscribe
+from mailer.web.media import media
 from mailer.web.site import BodyLimit, SecurityHeaders, Site
 
 Handler = Callable[[Site, Request], Awaitable[Response]]
@@ -56,6 +57,8 @@ def create_app(
         route("/archive/", archive.archive_index),
         route("/archive/feed.xml", archive.feed),
         route("/archive/{campaign_id:int}", archive.archive_page),
+        route("/archive/{campaign_id:int}/{lang}", archive.archive_page),
+        route("/media/{name}", media),
     ]
     handlers = {404: site.not_found, MailerError: site.failure}
     app = _SecuredStarlette(routes=routes, exception_handlers=handlers, lifespan=site.lifespan)

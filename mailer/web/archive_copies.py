@@ -1,4 +1,5 @@
-"""The archive's Atom feed (archived copies are stored with their campaigns: compose.preview)."""
+"""The archive's Atom feed, each entry linking every edition with its language (hreflang);
+archived copies are stored with their campaigns (compose.preview)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,11 @@ class Archive:
             url = f"{self.base}/archive/{campaign.id}"
             _sub(entry, "title", campaign.subject)
             _sub(entry, "id", url)
-            _sub(entry, "link", rel="alternate", type="text/html", href=url)
+            if not campaign.editions:  # stored before editions: its one copy
+                _sub(entry, "link", rel="alternate", type="text/html", href=url)
+            for edition in campaign.editions:  # one link per language (RFC 4287 4.2.7.4)
+                _sub(entry, "link", rel="alternate", type="text/html", href=url + edition.path,
+                     hreflang=edition.lang, title=edition.subject)  # fmt: skip
             _sub(entry, "published", campaign.published)
             _sub(entry, "updated", campaign.published)
             if writer:

@@ -17,23 +17,23 @@ DAY = 86_400.0
 async def confirm(site: Site, request: Request) -> Response:
     found = await site.member(request, "c")
     if found is None:
-        return site.invalid()
+        return site.invalid(request)
     mailing_list, member = found.list, found.member
     context = {"list": mailing_list, "address": mask(member.email)}
     max_age = site.settings.web.confirm_days * DAY
-    done = site.page("confirmed", 200, PRIVATE, title="Your subscription is confirmed", **context)
+    lang = site.language(request, member.lang)
+    done = site.page("confirmed", 200, PRIVATE, lang, **context)
     if request.method != "POST":  # GET and HEAD change nothing
         active = member.subscriber_status == SubscriberStatus.ACTIVE
         if member.status == MembershipStatus.CONFIRMED and active:
             return done
         if not subscriptions.confirmable(member, found.issued, site.clock(), max_age):
-            return site.invalid()
-        title = f"Confirm your subscription to {mailing_list.name}"
-        return site.page("confirm", 200, PRIVATE, title=title, **context)
+            return site.invalid(request)
+        return site.page("confirm", 200, PRIVATE, lang, **context)
     # As in the form: X-Forwarded-For from a proxy on this machine, else the peer itself.
     ip = request.client.host if request.client else ""
     link = subscriptions.Link(found.issued, site.clock(), max_age, site.signer.secret, ip)
     verdict = await site.db(
         lambda database: subscriptions.confirm(database, member, mailing_list.id, link)
     )
-    return done if verdict in (Verdict.CHANGED, Verdict.UNCHANGED) else site.invalid()
+    return done if verdict in (Verdict.CHANGED, Verdict.UNCHANGED) else site.invalid(request)

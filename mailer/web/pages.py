@@ -1,4 +1,4 @@
-"""The readers' pages: templates/web/NAME.html.j2, which a workspace may override file by file."""
+"""The readers' pages: templates/web/NAME.html.j2 (a workspace may override them), translated."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ class Pages:
         self.env = sandbox(jinja2.FileSystemLoader(dirs), html=True)
         self.globals = {"newsletter": settings.newsletter, "prefix": prefix}
 
-    def render(self, name: str, /, **context: Any) -> str:
+    def render(self, name: str, lang: str, /, **context: Any) -> str:
+        """The page ``name`` in ``lang``, one of compose.translations.languages()."""
         try:
             template = self.env.get_template(f"web/{name}.html.j2")
         except jinja2.TemplateNotFound:
@@ -27,4 +28,4 @@ class Pages:
         except jinja2.TemplateSyntaxError as error:
             where = error.filename or name
             raise FileInputError(where, error.message or "", error.lineno) from None
-        return template.render({**self.globals, **context})
+        return template.render({**self.globals, **context, "lang": lang})

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.audience import lists, members
 from mailer.audience.status import Change, Verdict, set_membership
+from mailer.compose import translations
 from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import Database
@@ -146,18 +147,27 @@ class Site:
         status: int = 200,
         headers: dict[str, str] | None = None,
         /,
+        lang: str = translations.SOURCE,
         **context: Any,
     ) -> HTMLResponse:
-        """A page; SecurityHeaders adds what ``headers`` does not say."""
-        return HTMLResponse(self.pages.render(template, **context), status, headers)
+        """A page in ``lang``; SecurityHeaders adds what ``headers`` does not say. Pages are
+        shown in the browser's language: caches keep one copy per Accept-Language."""
+        body = self.pages.render(template, lang, **context)
+        return HTMLResponse(body, status, {**(headers or {}), "Vary": "Accept-Language"})
 
-    def invalid(self) -> HTMLResponse:
+    @staticmethod
+    def language(request: Request | None, reader: str = "") -> str:
+        """The language of a page: the reader's (a link's subscriber), else the browser's."""
+        accept = request.headers.get("accept-language", "") if request is not None else ""
+        return translations.page_language(accept, reader)
+
+    def invalid(self, request: Request | None = None) -> HTMLResponse:
         """The one answer to every bad token, unknown list or campaign: nothing to learn."""
-        return self.page("invalid", 404, PRIVATE, title="This link is not valid")
+        return self.page("invalid", 404, PRIVATE, self.language(request))
 
-    def refused(self) -> HTMLResponse:
+    def refused(self, request: Request | None = None) -> HTMLResponse:
         """The answer to a form sent from another site's page: nothing changes."""
-        return self.page("refused", 403, PRIVATE, title="Please use the form on our own page")
+        return self.page("refused", 403, PRIVATE, self.language(request))
 
     async def form(self, request: Request) -> FormData:
         """The posted fields; a body we cannot parse is an empty form (one-click still works)."""
@@ -223,12 +233,12 @@ class Site:
         await self.confirmations.drain(30.0)  # finish what was promised, within reason
 
     async def not_found(self, request: Request, error: Exception) -> Response:
-        return self.invalid()
+        return self.invalid(request)
 
     async def failure(self, request: Request, error: Exception) -> Response:
         log.error("%s %s: %s", request.method, request.url.path, error)
         headers = {"Retry-After": "60"}
-        return self.page("busy", 503, headers, title="Please try again in a minute")
+        return self.page("busy", 503, headers, self.language(request), too_many=False)
 
 
 def _log_problem(who: str, problem: str) -> None:

@@ -4,6 +4,7 @@ pages, always double opt-in, and an answer that never says whether an address wa
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,12 +14,15 @@ from starlette.responses import Response
 
 from mailer.audience import lists, subscriptions
 from mailer.audience.addresses import normalise
+from mailer.compose import translations
+from mailer.compose.report import LANG
 from mailer.errors import AddressError
 from mailer.models import Candidate, Consent, MailingList, Member
 from mailer.web.ratelimit import address_key
 from mailer.web.site import Site
 
 MAX_NAME = 200
+MAX_LANG = 35  # characters of a language tag (BCP 47 advises supporting at least 35)
 # The form's page lets the browser send its Origin with the form (no-referrer would make it
 # "null"); other sites still learn nothing of where a reader came from.
 FORM_HEADERS = {"Referrer-Policy": "same-origin"}
@@ -29,20 +33,24 @@ async def subscribe(site: Site, request: Request) -> Response:
     slug = request.path_params["slug"]
     mailing_list = await site.db(lambda database: lists.find(database, slug))
     if mailing_list is None or not mailing_list.public_form:
-        return site.invalid()  # a closed form answers exactly as an unknown list does
-    context: dict[str, Any] = {"list": mailing_list, "title": f"Subscribe to {mailing_list.name}"}
+        return site.invalid(request)  # a closed form answers exactly as an unknown list does
+    context: dict[str, Any] = {"list": mailing_list}
+    lang = site.language(request)
     if request.method != "POST":  # GET and HEAD change nothing, not even the rate limits
-        return site.page("subscribe", 200, FORM_HEADERS, error="", email="", name="", **context)
+        return site.page("subscribe", 200, FORM_HEADERS, lang, error="", email="", name="",
+                         **context)  # fmt: skip
     if not from_here(site, request):
-        return site.refused()  # another site's page cannot sign its readers up
+        return site.refused(request)  # another site's page cannot sign its readers up
     # The client as Starlette sees it: uvicorn takes X-Forwarded-For from a proxy on this
     # machine (127.0.0.1, ::1); behind a proxy elsewhere, this is the proxy.
     client = request.client.host if request.client else ""
     if not site.per_ip.allow(client or "unknown"):
         headers = {"Retry-After": str(int(site.per_ip.period))}
-        return site.page("busy", 429, headers, title="Too many attempts")
+        return site.page("busy", 429, headers, lang, too_many=True)
     form = await site.form(request)
-    done = site.page("subscribed", **context)
+    reader_lang = form_language(str(form.get("lang") or ""), lang)
+    lang = translations.best_language([reader_lang]) or lang
+    done = site.page("subscribed", 200, None, lang, **context)
     if str(form.get("website") or ""):
         return done  # the honeypot: only robots fill in a field that humans never see
     email, name = str(form.get("email") or ""), clean_name(str(form.get("name") or ""))
@@ -54,19 +62,29 @@ async def subscribe(site: Site, request: Request) -> Response:
         )
     except AddressError as error:
         shown = "".join(c for c in email if not _control(c))
-        return site.page("subscribe", 400, FORM_HEADERS, error=error.reason, email=shown,
+        return site.page("subscribe", 400, FORM_HEADERS, lang, error=error.reason, email=shown,
                          name=name, **context)  # fmt: skip
     if not site.per_address.allow(address_key(address.email)):
         return done  # the same answer: the address is not bombed, the sender learns nothing
     consent = Consent("form", ip=client)  # joined when the request is stored
-    candidate = Candidate(address.email, address.smtputf8, name or None, consent=consent)
+    candidate = Candidate(address.email, address.smtputf8, name or None, consent=consent,
+                          lang=reader_lang)  # fmt: skip
     site.confirmations.put(mailing_list, lambda: _request(site, mailing_list, candidate))
     return done  # the database hears of it after this answer: the same work for every address
 
 
+def form_language(sent: str, page: str) -> str:
+    """The reader's language as the form says it (its hidden ``lang`` field: the page's
+    language, or a language a workspace's own form offers), else the page's."""
+    sent = sent.strip()
+    return sent if len(sent) <= MAX_LANG and LANG.fullmatch(sent) else page
+
+
 def _request(site: Site, mailing_list: MailingList, candidate: Candidate) -> Member | None:
-    """The form's database work, done by the confirmation task after the answer went out."""
-    return site.run(lambda database: subscriptions.request(database, mailing_list, candidate))
+    """The form's database work, done by the confirmation task after the answer went out. The
+    confirmation message is written in the language of the form."""
+    member = site.run(lambda database: subscriptions.request(database, mailing_list, candidate))
+    return replace(member, lang=candidate.lang or member.lang) if member is not None else None
 
 
 def clean_name(raw: str) -> str:

@@ -109,8 +109,13 @@ class _Batch:
         double = self.mailing_list.double_opt_in and not self.confirmed  # or --confirmed
         self.default = M.UNCONFIRMED if double else M.CONFIRMED
 
-    def event(self, at: str, change: Change, c: Candidate, on_list: bool = True) -> None:
+    def event(
+        self, at: str, change: Change, c: Candidate, on_list: bool = True, dated: str = ""
+    ) -> None:
+        """``dated``: the source's own time for a change made now (kept in the detail)."""
         why = self.detail if self.detail is not None else (c.consent or NO_CONSENT).source
+        if dated and dated != at:
+            why = f"{why}, dated {dated}"
         self.events.append((at, str(change), self.mailing_list.id if on_list else None, why,
                             c.email))  # fmt: skip
 
@@ -155,13 +160,14 @@ class _Batch:
             self.membership(c, self.default, at, change is Change.UNSUBSCRIBE)
             added = True
         elif change is Change.UNSUBSCRIBE and membership_target(change, before) is not None:
-            self.leaves.append((at, self.mailing_list.id, c.email))
-            self.event(at, change, c)
+            # Known here, they leave now: dated by the source, it could precede their joining.
+            self.leaves.append((self.stamp, self.mailing_list.id, c.email))
+            self.event(self.stamp, change, c, dated=at)
             changed = True
         target = SUBSCRIBER.get((change, S(row[4])))
         if change is not Change.UNSUBSCRIBE and target is not None:
             self.statuses.append((str(target), self.stamp, c.email))
-            self.event(at, change, c)
+            self.event(self.stamp, change, c, dated=at)
             changed = True
         edited = self.edit(c, row, tags)
         if added:

@@ -47,7 +47,6 @@ SUBSCRIBER: dict[tuple[Change, SubscriberStatus], SubscriberStatus] = {
     (Change.BLOCK, S.ACTIVE): S.BLOCKLISTED,
     (Change.BLOCK, S.BOUNCED): S.BLOCKLISTED,
     (Change.UNBLOCK, S.BLOCKLISTED): S.ACTIVE,
-    (Change.UNBLOCK, S.BOUNCED): S.ACTIVE,
     (Change.RESUBSCRIBE, S.BOUNCED): S.ACTIVE,
     (Change.RESUBSCRIBE, S.BLOCKLISTED): S.ACTIVE,
     (Change.ERASE, S.ACTIVE): S.ERASED,

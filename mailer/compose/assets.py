@@ -1,0 +1,79 @@
+"""A report's body rendered once per campaign with its images and attachments; their checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from markdown_it.token import Token
+
+from mailer.compose import attachments, images
+from mailer.compose.attachments import Attached
+from mailer.compose.images import Images
+from mailer.compose.notices import Notice
+from mailer.compose.personal import PLACEHOLDER, Spans
+from mailer.compose.plaintext import PlainText, markdown, to_text
+from mailer.compose.report import Report
+from mailer.config import Settings
+
+
+@dataclass(frozen=True)
+class AssetOptions:
+    """How a campaign's images and attachments are made: [images] mode, where hosted
+    images are written (None: nowhere, as for a preview) and [send] max_attachment_mb."""
+
+    mode: str = "hosted"
+    media: Path | None = None
+    max_attachment_mb: float = 10.0
+
+    @classmethod
+    def of(cls, settings: Settings, publish: bool = True) -> AssetOptions:
+        media = settings.media_dir if publish else None
+        return cls(settings.images.mode, media, settings.send.max_attachment_mb)
+
+
+@dataclass(frozen=True)
+class Body:
+    """The body rendered once: HTML (images pointing where readers get them), the text part,
+    the pictures, the attachments, and every warning."""
+
+    html: str
+    text: PlainText
+    images: Images
+    attachments: list[Attached]
+    notices: list[Notice]
+
+
+def prepare_body(
+    report: Report, body: str, options: AssetOptions, base_url: str, domain: str
+) -> Body:
+    """Render ``body`` (the report's, its Jinja spans protected) with its images placed, and
+    read its attachments; a missing or unreadable file is an error naming its line."""
+    parser = markdown()
+    env: dict[str, Any] = {}  # the footnotes found by parsing, for rendering
+    tokens = parser.parse(body, env)
+    placed = images.place(tokens, report, mode=options.mode, base_url=base_url, domain=domain,
+                          media=options.media)  # fmt: skip
+    files, heavy = attachments.attach(report, options.max_attachment_mb)
+    html = parser.renderer.render(tokens, parser.options, env)
+    text = to_text(tokens, parser, PLACEHOLDER)
+    return Body(html, text, placed, files, [*placed.notices, *heavy])
+
+
+def inspect_report(report: Report, settings: Settings, *, strict: bool = False) -> list[Notice]:
+    """Check the report's images and attachments without reading them: a missing file or
+    attachments over [send] max_attachment_mb are errors; what readers would miss is a
+    warning, returned, or (``strict``) the error raised."""
+    tokens = _tokens(report)
+    _, notices = images.survey(tokens, images.find(tokens, report), report)
+    _, heavy = attachments.survey(report, settings.send.max_attachment_mb)
+    notices += heavy
+    if strict and notices:
+        raise notices[0].error()
+    return notices
+
+
+def _tokens(report: Report) -> list[Token]:
+    body = Spans().protect(report.body_source, str(report.path), report.body_line_offset + 1)
+    return markdown().parse(body, {})

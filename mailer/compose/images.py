@@ -1,0 +1,180 @@
+"""A report's own images: found with their lines, fitted, then hosted at /media/ or sent inline."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from markdown_it.token import Token
+
+from mailer.compose.imaging import ImageError, Picture, fit
+from mailer.compose.notices import Notice
+from mailer.compose.parts import leaf
+from mailer.compose.personal import PLACEHOLDER
+from mailer.compose.report import Report
+from mailer.errors import FileInputError
+
+MODES = ("hosted", "inline")
+MEDIA_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg|gif)")  # what Picture.name makes
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+RAW_LOCAL = re.compile(
+    r"<img\b[^>]*?\bsrc\s*=\s*[\"']?(?![\"'>\s]|[A-Za-z][A-Za-z0-9+.-]*:|//|#)", re.IGNORECASE
+)
+MAX_FILE = 50 * 1024 * 1024  # bytes of one image file
+STYLE = "max-width: 100%; height: auto;"  # narrower screens shrink it, in proportion
+
+
+@dataclass(eq=False)
+class Found:
+    """An image the Markdown shows: its token, its source and alt text, its line in the file."""
+
+    token: Token
+    src: str
+    alt: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One picture of the campaign and how messages refer to it."""
+
+    picture: Picture
+    filename: str  # the file's own name, with the extension of what is sent
+    reference: str  # what the HTML's src says: the hosted URL, or cid:...
+    url: str  # where `mailer serve` answers with it (the archive uses it in either mode)
+    content_id: str = ""  # inline mode
+
+
+@dataclass
+class Images:
+    """A campaign's pictures (each once, however often it is shown), its inline parts and
+    the warnings found."""
+
+    placed: list[Placed] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+
+def find(tokens: Sequence[Token], report: Report) -> list[Found]:
+    """Every image in the body's tokens, with the line of the report file it is written on."""
+    found = []
+    for block in tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        line = report.body_line_offset + (block.map[0] if block.map else 0) + 1
+        for child in block.children:
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type == "image":
+                src = str(child.attrs.get("src", ""))
+                found.append(Found(child, src, " ".join(child.content.split()), line))
+    return found
+
+
+def local_path(src: str) -> str | None:
+    """The file path ``src`` names; None for a URL (https:, cid:, data:, //host) or a value
+    written with Jinja (rendered later, per reader)."""
+    if not src or PLACEHOLDER.search(src) or src.startswith(("//", "#")) or SCHEME.match(src):
+        return None
+    return unquote(urlsplit(src).path) or None
+
+
+def survey(
+    tokens: Sequence[Token], found: list[Found], report: Report
+) -> tuple[list[tuple[Found, Path]], list[Notice]]:
+    """Each local image with its file (an error naming the line if there is none), and the
+    warnings: no alt text, plain http, a local file named in raw HTML."""
+    local, notices = [], []
+    for item in found:
+        if not item.alt:
+            notices.append(Notice(report.path, item.line, f"image {item.src} has no alt text:"
+                                  " readers who do not load images, and screen readers, get"
+                                  " nothing (write ![what it shows](...))"))  # fmt: skip
+        if item.src.lower().startswith("http://"):
+            notices.append(Notice(report.path, item.line, f"image {item.src} loads over plain"
+                                  " http, which many mail clients block: use https"))  # fmt: skip
+        written = local_path(item.src)
+        if written is None:
+            continue
+        path = report.path.parent / written
+        if not path.is_file():
+            why = "is not a file" if path.exists() else "not found"
+            raise FileInputError(report.path, f"image {item.src} {why} ({path})", item.line)
+        local.append((item, path))
+    for token in tokens:
+        inline = [child.content for child in token.children or [] if child.type == "html_inline"]
+        raw = [token.content] if token.type == "html_block" else inline
+        if any(RAW_LOCAL.search(html) for html in raw):
+            line = report.body_line_offset + (token.map[0] if token.map else 0) + 1
+            why = "an <img> in HTML names a local file, which readers cannot load: use ![alt](path)"
+            notices.append(Notice(report.path, line, why))
+    return local, notices
+
+
+def place(
+    tokens: Sequence[Token],
+    report: Report,
+    *,
+    mode: str,
+    base_url: str,
+    domain: str,
+    media: Path | None,
+) -> Images:
+    """Find, check and fit every local image, write it into ``media`` (if given) and point
+    its token at the hosted URL or, inline, at its cid: part; other images stay as written."""
+    local, notices = survey(tokens, find(tokens, report), report)
+    images = Images(notices=notices)
+    done: dict[Path, Placed] = {}
+    for item, path in local:
+        placed = done.get(path.resolve())
+        if placed is None:
+            picture = _picture(item, path, report)
+            url = f"{base_url.rstrip('/')}/media/{picture.name}"
+            filename = f"{path.stem}.{picture.ext}"
+            if mode == "inline":
+                content_id = f"{picture.name}@{domain}"
+                placed = Placed(picture, filename, f"cid:{content_id}", url, content_id)
+                images.parts.append(leaf(picture.content_type, picture.data, filename,
+                                         disposition="inline", content_id=content_id))  # fmt: skip
+            else:
+                placed = Placed(picture, filename, url, url)
+            if media is not None:
+                publish(media, picture)
+            done[path.resolve()] = placed
+            images.placed.append(placed)
+        width, height = placed.picture.shown
+        for name, value in (("src", placed.reference), ("width", str(width)),
+                            ("height", str(height)), ("style", STYLE)):  # fmt: skip
+            item.token.attrSet(name, value)
+    return images
+
+
+def _picture(item: Found, path: Path, report: Report) -> Picture:
+    try:
+        if path.stat().st_size > MAX_FILE:
+            raise ImageError(f"is larger than {MAX_FILE // 1024 // 1024} MB")
+        return fit(path.read_bytes())
+    except ImageError as error:
+        raise FileInputError(report.path, f"image {item.src} {error}", item.line) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise FileInputError(report.path, f"image {item.src}: {reason}", item.line) from None
+
+
+def publish(media: Path, picture: Picture) -> None:
+    """Write ``picture`` into ``media`` under its content-hash name, whole or not at all."""
+    target = media / picture.name
+    try:
+        if target.is_file() and target.stat().st_size == len(picture.data):
+            return  # the same name is the same content
+        media.mkdir(parents=True, exist_ok=True)
+        partial = media / f".{picture.name}.{os.getpid()}.part"
+        partial.write_bytes(picture.data)
+        os.replace(partial, target)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise FileInputError(media, f"cannot write {picture.name}: {reason}") from None

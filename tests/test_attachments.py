@@ -1,0 +1,191 @@
+"""Attachments named in the front matter: multipart/mixed, byte for byte, limits, DKIM."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+from email.message import EmailMessage
+from hashlib import sha256
+from pathlib import Path
+
+import dkim
+import pytest
+from dkim.canonicalization import Relaxed
+
+from mailer.compose import parts
+from mailer.compose.compiled import CompiledCampaign, compile_campaign, preview_links
+from mailer.compose.report import load_report
+from mailer.config import NewsletterSettings, SendSettings, Settings
+from mailer.config.settings import ImageSettings
+from mailer.errors import FileInputError
+from mailer.models import MailingList, Reader
+from mailer.send.dkim import DkimSigner
+from mailer.send.dkim_keys import dns_record, generate_key
+from tests.conftest import EXAMPLE_CSV, PUBLICATION, Invoke
+from tests.message_checks import check_message
+from tests.smtp_servers import LoopbackController, Recorder
+
+LIST = MailingList(1, "survey", "Lower Vale Water Survey", False)
+READERS = [Reader(i, f"reader{i}@example.org", f"Reader {i}", {}) for i in range(1, 4)]
+LINKS = preview_links("https://news.example.org")
+BODY = "# The annual report\n\nDear {{ subscriber.name }}, the full report is attached.\n"
+FILES = {
+    "annex.pdf": b"%PDF-1.4\n" + os.urandom(300_000) + b"\n%%EOF\n",
+    "Données été 2026 — séries complètes des quarante sites de mesure.csv": (
+        b"site;nitrate\nMillbrook;0,13\n"
+    ),
+    "notes.txt": b"caf\xe9 in Latin-1, not UTF-8\n",
+}
+
+
+def write_report(folder: Path, names: list[str], sizes: dict[str, int] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        size = (sizes or {}).get(name)
+        (folder / name).write_bytes(FILES[name] if size is None else os.urandom(size))
+    listed = "".join(f"  - {name}\n" for name in names)
+    path = folder / "report.md"
+    path.write_text(f"---\nsubject: The annual report\nattachments:\n{listed}---\n{BODY}")
+    return path
+
+
+def compiled(report: Path, mode: str = "hosted", max_mb: float = 10.0) -> CompiledCampaign:
+    settings = Settings(
+        workspace=report.parent,
+        newsletter=NewsletterSettings(base_url="https://news.example.org"),
+        send=SendSettings(max_attachment_mb=max_mb),
+        images=ImageSettings(mode=mode),
+    )
+    return compile_campaign(settings, load_report(report), LIST, "c9")
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_each_attachment_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    names = list(FILES)
+    campaign = compiled(write_report(tmp_path, names))
+    raw = campaign.message(READERS[0], LINKS)
+    assert check_message(raw) == []
+    message = parse(raw)
+    assert message.get_content_type() == "multipart/mixed"
+    first, *attached = message.iter_parts()
+    assert first.get_content_type() == "multipart/alternative"
+    assert [part.get_filename() for part in attached] == names
+    for part, name in zip(attached, names, strict=True):
+        assert part.get_content_disposition() == "attachment"
+        assert part.get_payload(decode=True) == FILES[name]
+    types = [part.get_content_type() for part in attached]
+    assert types == ["application/pdf", "text/csv", "application/octet-stream"]
+    assert attached[1].get_content_charset() == "utf-8"
+    assert "filename*0*=utf-8''Donn%C3%A9es" in raw.decode("ascii")  # RFC 2231, over lines
+    assert 'filename="annex.pdf"' in raw.decode("ascii")
+
+
+def test_attachments_are_encoded_once_per_campaign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = compiled(write_report(tmp_path, ["annex.pdf"]))
+    encoded = parts.base64_lines(FILES["annex.pdf"])
+
+    def refuse(data: bytes) -> bytes:
+        raise AssertionError("encoded again for a reader")
+
+    monkeypatch.setattr(parts, "base64_lines", refuse)
+    messages = [campaign.message(reader, LINKS) for reader in READERS]
+    for reader, raw in zip(READERS, messages, strict=True):
+        assert encoded in raw and raw.count(encoded) == 1
+        assert reader.email.encode() in raw
+    assert encoded in campaign.skeleton.end  # held in the shared frame, once
+
+
+def test_inline_images_and_attachments_nest_related_in_mixed(tmp_path: Path) -> None:
+    from PIL import Image
+
+    report = write_report(tmp_path, ["annex.pdf"])
+    Image.new("RGB", (50, 20), "teal").save(tmp_path / "chart.png")
+    report.write_text(report.read_text() + "\n![A chart](chart.png)\n")
+    message = parse(compiled(report, "inline").message(READERS[0], LINKS))
+    shape = [part.get_content_type() for part in message.walk()]
+    assert shape == ["multipart/mixed", "multipart/related", "multipart/alternative",
+                     "text/plain", "text/html", "image/png", "application/pdf"]  # fmt: skip
+    related = next(message.iter_parts())
+    assert related.get_param("type") == "multipart/alternative"
+
+
+def test_more_than_1_mb_is_a_warning(tmp_path: Path) -> None:
+    report = write_report(tmp_path, ["annex.pdf"], {"annex.pdf": 1_200_000})
+    campaign = compiled(report)
+    [warning] = [str(notice) for notice in campaign.warnings]
+    assert warning.startswith(f"{report}:4: attachments are 1.2 MB in all (annex.pdf 1.2 MB)")
+    assert check_message(campaign.message(READERS[0], LINKS)) == []
+
+
+def test_over_max_attachment_mb_is_refused_naming_the_sizes(tmp_path: Path) -> None:
+    report = write_report(tmp_path, ["annex.pdf", "notes.txt"], {"annex.pdf": 2_500_000})
+    with pytest.raises(FileInputError) as caught:
+        compiled(report, max_mb=2)
+    assert str(caught.value) == (
+        f"{report}:4: attachments are 2.5 MB in all (annex.pdf 2.5 MB, notes.txt 27 B),"
+        " over [send] max_attachment_mb = 2"
+    )
+
+
+def test_a_missing_attachment_names_its_front_matter_line(mailer: Invoke, workspace: Path) -> None:
+    report = write_report(workspace, ["annex.pdf"])
+    report.write_text(
+        report.read_text().replace("  - annex.pdf\n", "  - annex.pdf\n  - gone.pdf\n")
+    )
+    done = mailer("render", str(report), "--out", str(workspace / "out"))
+    assert done.exit_code == 1
+    assert done.stderr == f"error: {report}:5: attachment gone.pdf: not found\n"
+
+
+@pytest.mark.parametrize("mode", ["hosted", "inline"])
+def test_a_signed_message_with_an_attachment_verifies_with_dkimpy(
+    tmp_path: Path, mode: str
+) -> None:
+    from PIL import Image
+
+    report = write_report(tmp_path, ["annex.pdf", "notes.txt"])
+    Image.new("RGB", (50, 20), "teal").save(tmp_path / "chart.png")
+    report.write_text(report.read_text() + "\n![A chart](chart.png)\n")
+    campaign = compiled(report, mode)
+    key = generate_key("ed25519")
+    record = dns_record(key).encode()
+    for reader in READERS:
+        message, _, relaxed = campaign.build_relaxed(reader, LINKS)
+        assert relaxed == Relaxed.canonicalize_body(message.partition(b"\r\n\r\n")[2])
+        assert relaxed is not None  # shared chunks canonicalised once, joined per reader
+        signed = DkimSigner("example.org", "mailer", key).sign(message, sha256(relaxed).digest())
+        assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
+        tampered = signed.replace(b"JVBERi0xLjQK", b"JVBERi0xLjUK", 1)  # "%PDF-1.4" -> 1.5
+        assert tampered != signed and not dkim.verify(
+            tampered, dnsfunc=lambda name, timeout=5: record
+        )
+
+
+def test_a_signed_send_delivers_the_attachment_intact(
+    mailer: Invoke, workspace: Path, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    made = mailer("dkim", "keygen", "--domain", "example.org", "--type", "ed25519")
+    assert made.exit_code == 0, made.output
+    record = "".join(re.findall(r'"([^"]*)"', made.stdout)).encode()
+    report = write_report(workspace / "issue", ["annex.pdf"])
+    env = {**PUBLICATION, "MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+           "MAILER_SMTP_SECURITY": "none", "MAILER_DKIM_DOMAIN": "example.org"}  # fmt: skip
+    mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    sent = mailer("send", str(report), "--list", "example", "--yes", env=env)
+    assert sent.exit_code == 0, sent.output
+    assert len(recorder.received) == 20
+    for received in recorder.received:
+        assert dkim.verify(received.data, dnsfunc=lambda name, timeout=5: record)
+        assert check_message(received.data) == []
+        [annex] = list(received.message.iter_attachments())
+        assert annex.get_payload(decode=True) == FILES["annex.pdf"]
