@@ -160,7 +160,9 @@ def test_each_reader_gets_their_language_and_their_unsubscribe_page(
 def test_campaigns_show_counts_deliveries_per_edition(mailer: Invoke, workspace: Path) -> None:
     report = write_issue(workspace / "issues", fr=FRENCH, de=GERMAN)
     add_readers(mailer)
-    assert mailer("send", str(report), "--list", "weekly", "--yes").exit_code == 0
+    sent = mailer("send", str(report), "--list", "weekly", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert "editions:  en, de, fr (the first is the default)" in sent.stdout
     shown = json.loads(mailer("campaigns", "show", "1", "--json").stdout)
     editions = {e["lang"]: e for e in shown["editions"]}
     assert [e["lang"] for e in shown["editions"]] == ["en", "de", "fr"]
@@ -250,7 +252,9 @@ def test_files_beside_the_report_that_are_no_language_are_not_editions(
     for name in ("issue.old.md", "issue.v2.md", "issue.fr.txt", "other.de.md"):
         (workspace / "issues" / name).write_text("# {{ broken", encoding="utf-8")
     add_readers(mailer)
-    assert mailer("send", str(report), "--list", "weekly", "--yes").exit_code == 0
+    sent = mailer("send", str(report), "--list", "weekly", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert "editions:  en, fr (the first is the default)" in sent.stdout
     shown = json.loads(mailer("campaigns", "show", "1", "--json").stdout)
     assert [e["lang"] for e in shown["editions"]] == ["en", "fr"]
 
@@ -362,3 +366,15 @@ def test_render_language_previews_that_edition(mailer: Invoke, workspace: Path) 
     none = mailer("render", str(report), "--language", "it", "--out", str(out))
     assert none.exit_code == 1 and "no edition in 'it'" in none.stderr
     assert len(none.stderr.strip().splitlines()) == 1
+
+
+def test_send_warns_for_every_edition(mailer: Invoke, workspace: Path) -> None:
+    french = FRENCH + "\n![](https://example.org/carte.png)\n"
+    report = write_issue(workspace / "issues", fr=french)
+    add_readers(mailer)
+    strict = mailer("send", str(report), "--list", "weekly", "--dry-run", "--strict")
+    assert strict.exit_code == 1
+    assert strict.stderr.startswith(f"error: {report.with_name('issue.fr.md')}:")
+    assert "image https://example.org/carte.png has no alt text" in strict.stderr
+    plain = mailer("send", str(report), "--list", "weekly", "--dry-run")
+    assert plain.exit_code == 0 and plain.stderr.startswith("warning: ")

@@ -13,6 +13,7 @@ from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.compose.assets import inspect_report
+from mailer.compose.editions import read_editions
 from mailer.compose.notices import Notice
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
@@ -169,7 +170,8 @@ def send(
     overrides = Overrides(concurrency, rate, limit, outbox, again)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
-    warn(inspect_report(report, settings(), strict=strict))
+    for edition in read_editions(report):  # every language's images, alt texts, attachments
+        warn(inspect_report(edition.report, settings(), strict=strict))
     addresses = [normalise(t) for t in test or ()]
     if reader is not None and not addresses:
         raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")
@@ -190,6 +192,9 @@ def send(
         shown = "lists:    " if chosen.several else "list:     "
         out.print(f"subject:   {plan.report.subject}\n{shown} {chosen.describe()} ({readers})"
                   f"\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
+        if len(plan.editions) > 1:
+            languages = ", ".join(edition.lang for edition in plan.editions)
+            out.print(f"editions:  {languages} (the first is the default)", markup=False)
         plan.check()
         confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
         outcome = run(session, lambda: service.send_campaign(session, plan))
