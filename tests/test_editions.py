@@ -378,3 +378,24 @@ def test_send_warns_for_every_edition(mailer: Invoke, workspace: Path) -> None:
     assert "image https://example.org/carte.png has no alt text" in strict.stderr
     plain = mailer("send", str(report), "--list", "weekly", "--dry-run")
     assert plain.exit_code == 0 and plain.stderr.startswith("warning: ")
+
+
+def test_an_edition_without_attachments_sends_the_defaults(mailer: Invoke, workspace: Path) -> None:
+    folder = workspace / "issues"
+    german = GERMAN.replace("---\n#", "attachments: [anlage.pdf]\n---\n#")
+    report = write_issue(folder, fr=FRENCH, de=german)
+    annex, anlage = b"%PDF-1.4\n% the annual accounts\n", b"%PDF-1.4\n% der Jahresabschluss\n"
+    (folder / "annex.pdf").write_bytes(annex)
+    (folder / "anlage.pdf").write_bytes(anlage)
+    report.write_text(ENGLISH.replace("---\n#", "attachments: [annex.pdf]\n---\n#", 1))
+    add_readers(mailer)
+    sent = mailer("send", str(report), "--list", "weekly", "--yes")
+    assert sent.exit_code == 0, sent.output
+    got = delivered(workspace / "outbox")
+
+    def annexes(message: EmailMessage) -> list[bytes]:
+        return [part.get_content() for part in message.iter_attachments()]
+
+    assert annexes(got["ada@example.org"]) == [annex]
+    assert annexes(got["zoe@example.org"]) == [annex]  # French: takes the default's
+    assert annexes(got["jonas@example.org"]) == [anlage]  # German names its own

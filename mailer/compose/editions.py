@@ -16,7 +16,9 @@ from mailer.config import Settings
 from mailer.errors import FileInputError, InputError
 from mailer.models import MailingList, Member, Reader
 
-INHERITED = ("author", "date")  # front matter an edition takes from the default when it has none
+# Front matter an edition takes from the default when it gives none (attachments: the same
+# files, beside the report, as an edition sits beside it).
+INHERITED = ("author", "date", "attachments")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def read_editions(report: Report) -> list[Edition]:
 def find_editions(report: Report, source: str) -> list[Edition]:
     """The report (the default edition) and every edition beside it, default first, then by
     language. An edition's ``lang`` is its file's; its front matter may repeat it, not change
-    it; it takes the default's author and date when it gives none."""
+    it; it takes the default's author, date and attachments when it gives none."""
     editions = [Edition(report.lang, report, source)]
     seen = {report.lang.lower(): report.path}
     folder = report.path.parent
