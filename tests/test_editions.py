@@ -226,6 +226,8 @@ def test_a_resumed_campaign_sends_the_editions_it_stored(mailer: Invoke, workspa
     assert "la rivière est haute" in text_of(messages["zoe@example.org"])
     assert "la rivière est haute" in text_of(messages["camille@example.org"])
     assert all("river is dry" not in text_of(m) for m in messages.values())
+    # resumed, the French edition still takes the default's byline, as the first run did
+    assert "Ada Lovelace" in text_of(messages["camille@example.org"])
 
 
 @pytest.mark.parametrize(
@@ -249,7 +251,8 @@ def test_files_beside_the_report_that_are_no_language_are_not_editions(
     mailer: Invoke, workspace: Path
 ) -> None:
     report = write_issue(workspace / "issues", fr=FRENCH)
-    for name in ("issue.old.md", "issue.v2.md", "issue.fr.txt", "other.de.md"):
+    for name in ("issue.old.md", "issue.bak.md", "issue.fin.md", "issue.v2.md", "issue.fr.txt",
+                 "other.de.md"):  # fmt: skip
         (workspace / "issues" / name).write_text("# {{ broken", encoding="utf-8")
     add_readers(mailer)
     sent = mailer("send", str(report), "--list", "weekly", "--yes")
@@ -378,6 +381,8 @@ def test_send_warns_for_every_edition(mailer: Invoke, workspace: Path) -> None:
     assert "image https://example.org/carte.png has no alt text" in strict.stderr
     plain = mailer("send", str(report), "--list", "weekly", "--dry-run")
     assert plain.exit_code == 0 and plain.stderr.startswith("warning: ")
+    preview = mailer("render", str(report), "--out", str(workspace / "p"), "--strict")
+    assert preview.exit_code == 1 and "carte.png has no alt text" in preview.stderr
 
 
 def test_an_edition_without_attachments_sends_the_defaults(mailer: Invoke, workspace: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from PIL import ExifTags, Image, ImageCms
 
 from mailer.compose.compiled import CompiledCampaign, compile_campaign, preview_links
+from mailer.compose.imaging import fit
 from mailer.compose.preview import archive_copy
 from mailer.compose.report import load_report
 from mailer.config import NewsletterSettings, Settings
@@ -297,3 +298,31 @@ def test_an_image_pillow_cannot_read_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(FileInputError, match=r"image images/weir\.jpg is not an image") as caught:
         compiled(tmp_path, "hosted", report)
     assert caught.value.line == line
+
+
+def test_a_16_bit_grey_image_keeps_its_tones() -> None:
+    ramp = Image.new("I;16", (256, 2))
+    for x in range(256):
+        for y in range(2):
+            ramp.putpixel((x, y), x * 257)  # black to white across 0..65535
+    out = BytesIO()
+    ramp.save(out, format="PNG")
+    picture = fit(out.getvalue())
+    with Image.open(BytesIO(picture.data)) as seen:
+        grey = seen.convert("L")
+        tones = [grey.getpixel((x, 0)) for x in (0, 64, 128, 192, 255)]
+    assert tones == [0, 64, 128, 192, 255]
+
+
+def test_two_files_with_the_same_bytes_are_one_inline_part(tmp_path: Path) -> None:
+    report = write_report(tmp_path, BODY + "\n![The weir again](images/weir-copy.jpg)\n")
+    (tmp_path / "images" / "weir-copy.jpg").write_bytes(
+        (tmp_path / "images" / "weir.jpg").read_bytes()
+    )
+    message = parse(
+        compiled(tmp_path, "inline", report).message(
+            READER, preview_links("https://news.example.org")
+        )
+    )
+    ids = [str(part["Content-ID"]) for part in message.walk() if part["Content-ID"]]
+    assert len(ids) == len(set(ids)) == 2  # the weir (one part for both files) and the logo

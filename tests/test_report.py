@@ -153,3 +153,11 @@ def test_front_matter_nesting_and_size_are_bounded(tmp_path: Path) -> None:
     with pytest.raises(FileInputError, match="longer than 64 KiB") as caught:
         load_report(write(tmp_path, f"---\n{fits}{'y' * 40}: z\n---\nB\n"))
     assert caught.value.line == 1
+
+
+@pytest.mark.parametrize("day", ["2026-02-30", "2026-13-01"])
+def test_an_impossible_date_is_one_line_naming_its_line(tmp_path: Path, day: str) -> None:
+    path = write(tmp_path, f"---\nsubject: S\nauthor: A\ndate: {day}\n---\n# T\n")
+    with pytest.raises(FileInputError, match="impossible date") as caught:
+        load_report(path)
+    assert caught.value.line == 4

@@ -53,7 +53,8 @@ def render(
     """Render REPORT for one reader into message.eml, message.html and message.txt (and its
     images into DIR/media/, which message.html shows)."""
     current = settings()
-    warn(inspect_report(load_report(report), current, strict=strict))
+    for edition in read_editions(load_report(report)):  # every language's images and files
+        warn(inspect_report(edition.report, current, strict=strict))
     if list_slug is None:
         paths = render_preview(report, current, out_dir, email=to, language=language)
     else:

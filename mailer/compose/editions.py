@@ -40,7 +40,8 @@ def edition_tag(path: Path, base: Path) -> str | None:
     if path.suffix != base.suffix or not path.name.startswith(base.stem + "."):
         return None
     tag = path.name[len(base.stem) + 1 : len(path.name) - len(path.suffix)]
-    if not LANG.fullmatch(tag) or not re.fullmatch(r"[A-Za-z]{2,3}(?:-.+)?", tag):
+    # Two-letter languages (ISO 639-1) only: issue.bak.md, .old, .fin are copies, not Bashkir.
+    if not LANG.fullmatch(tag) or not re.fullmatch(r"[A-Za-z]{2}(?:-.+)?", tag):
         return None
     try:
         Locale.parse(tag, sep="-")
@@ -103,11 +104,14 @@ def _edition(found: Report, tag: str, default: Report, source: str) -> Edition:
 def stored_editions(rows: Iterable[tuple[str, str, str]]) -> list[Edition]:
     """Editions read back from a campaign: (lang, report path, source), default first; from
     the stored text, never the files (they may have changed since)."""
-    editions = []
+    editions: list[Edition] = []
     for lang, path, source in rows:
         report = parse_report(source, Path(path))
-        report = replace(report, lang=lang or report.lang)  # '': stored before editions were
-        editions.append(Edition(report.lang, report, source))
+        if not editions:
+            report = replace(report, lang=lang or report.lang)  # '': stored before editions
+            editions.append(Edition(report.lang, report, source))
+        else:  # as a fresh send read it: what it takes from the default included
+            editions.append(_edition(report, lang, editions[0].report, source))
     return editions
 
 

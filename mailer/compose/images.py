@@ -129,10 +129,13 @@ def place(
     local, notices = survey(tokens, find(tokens, report), report)
     images = Images(notices=notices)
     done: dict[Path, Placed] = {}
+    same: dict[str, Placed] = {}  # by content: two files with the same bytes are one part
     for item, path in local:
         placed = done.get(path.resolve())
         if placed is None:
             picture = _picture(item, path, report)
+            placed = same.get(picture.name)
+        if placed is None:
             url = f"{base_url.rstrip('/')}/media/{picture.name}"
             filename = f"{path.stem}.{picture.ext}"
             if mode == "inline":
@@ -144,8 +147,9 @@ def place(
                 placed = Placed(picture, filename, url, url)
             if media is not None:
                 publish(media, picture)
-            done[path.resolve()] = placed
+            same[picture.name] = placed
             images.placed.append(placed)
+        done[path.resolve()] = placed
         width, height = placed.picture.shown
         for name, value in (("src", placed.reference), ("width", str(width)),
                             ("height", str(height)), ("style", STYLE)):  # fmt: skip

@@ -79,6 +79,8 @@ def _fit(source: Image.Image) -> Picture:
         if resized is source and kind == "JPEG":  # as it was: keep its own quantisation
             return _encode(source, "jpg", "JPEG", quality="keep")
         return _encode(resized, "jpg", "JPEG", quality=JPEG_QUALITY, optimize=True)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scaled, not clipped
+        image = image.point(lambda value: value / 256).convert("L")
     if image.mode not in ("1", "L", "LA", "RGB", "RGBA"):
         image = image.convert("RGBA" if alpha else "RGB")
     return _encode(_narrow(image), "png", "PNG", optimize=True)

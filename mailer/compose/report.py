@@ -111,12 +111,27 @@ def _split(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
         line = yaml_offset + mark.line + 1 if mark is not None else yaml_offset + 1
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise FileInputError(path, f"front matter is not valid YAML: {problem}", line) from None
+    except ValueError as error:  # a date YAML reads as one but the calendar has not: 2026-02-30
+        line = yaml_offset + 1 + _failing_line(yaml_text)
+        raise FileInputError(
+            path, f"front matter holds an impossible date: {error}", line
+        ) from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
         raise FileInputError(path, "front matter must be key: value pairs", yaml_offset + 1)
     meta = {str(key): _plain(value) for key, value in loaded.items()}
     return meta, text[closing.end() :], text[: closing.end()].count("\n")
+
+
+def _failing_line(yaml_text: str) -> int:
+    """The index of the first line that YAML cannot turn into a value on its own."""
+    for index, line in enumerate(yaml_text.splitlines()):
+        try:
+            yaml.safe_load(line)
+        except (ValueError, yaml.YAMLError):
+            return index
+    return 0
 
 
 def _scan(yaml_text: str, path: Path, offset: int) -> None:
