@@ -388,12 +388,14 @@ def test_send_warns_for_every_edition(mailer: Invoke, workspace: Path) -> None:
 def test_an_edition_without_attachments_sends_the_defaults(mailer: Invoke, workspace: Path) -> None:
     folder = workspace / "issues"
     german = GERMAN.replace("---\n#", "attachments: [anlage.pdf]\n---\n#")
-    report = write_issue(folder, fr=FRENCH, de=german)
+    spanish = FRENCH.replace("---\n#", "attachments: []\n---\n#")  # none, on purpose
+    report = write_issue(folder, fr=FRENCH, de=german, es=spanish)
     annex, anlage = b"%PDF-1.4\n% the annual accounts\n", b"%PDF-1.4\n% der Jahresabschluss\n"
     (folder / "annex.pdf").write_bytes(annex)
     (folder / "anlage.pdf").write_bytes(anlage)
     report.write_text(ENGLISH.replace("---\n#", "attachments: [annex.pdf]\n---\n#", 1))
     add_readers(mailer)
+    mailer("subscribers", "add", "weekly", "sol@example.org", "--language", "es")
     sent = mailer("send", str(report), "--list", "weekly", "--yes")
     assert sent.exit_code == 0, sent.output
     got = delivered(workspace / "outbox")
@@ -404,3 +406,4 @@ def test_an_edition_without_attachments_sends_the_defaults(mailer: Invoke, works
     assert annexes(got["ada@example.org"]) == [annex]
     assert annexes(got["zoe@example.org"]) == [annex]  # French: takes the default's
     assert annexes(got["jonas@example.org"]) == [anlage]  # German names its own
+    assert annexes(got["sol@example.org"]) == []  # an empty list: the Spanish edition has none

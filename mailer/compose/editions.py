@@ -97,7 +97,8 @@ def _edition(found: Report, tag: str, default: Report, source: str) -> Edition:
     written = found.meta.get("lang")
     if written is not None and str(written).strip().lower() != tag.lower():
         raise FileInputError(found.path, f"lang {written!r} differs from the file name's {tag!r}")
-    kept = {key: getattr(default, key) for key in INHERITED if not getattr(found, key)}
+    kept = {key: getattr(default, key) for key in INHERITED
+            if key not in found.meta and not getattr(found, key)}  # fmt: skip
     return Edition(tag, replace(found, lang=tag, **kept), source)
 
 

@@ -178,7 +178,7 @@ def _files(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[Liste
     lines = text.splitlines()
     start = next((n for n, raw in enumerate(lines, 1) if raw.startswith(f"{key}:")), 1)
     names = value if isinstance(value, list) else [value]
-    if not names or not all(isinstance(name, str | int | float) for name in names):
+    if not all(isinstance(name, str | int | float) for name in names):  # []: none at all
         raise FileInputError(path, f"front matter '{key}' must be a list of file names", start)
     listed, after = [], start
     for name in map(str, names):
