@@ -329,7 +329,7 @@ def mime_problems(message: Message) -> list[str]:
             f"top level is {message.get_content_type()}, and no multipart/alternative in it"
         )
     else:
-        kinds = [part.get_content_type() for part in subparts(alternative)]
+        kinds = [_shown_as(part) for part in subparts(alternative)]
         if not kinds or kinds[0] != "text/plain":
             problems.append(f"first alternative is {(kinds or ['nothing'])[0]}, not text/plain")
         if len(kinds) < 2 or kinds[-1] != "text/html":
@@ -338,6 +338,16 @@ def mime_problems(message: Message) -> list[str]:
     for label, part, boundaries in walk(message, "top level", ()):
         problems += part_problems(label, part, boundaries)
     return problems
+
+
+def _shown_as(part: Message) -> str:
+    """An alternative's type as a client shows it: a multipart/related is its root (its first
+    part, the html with its inline images after it)."""
+    kind = part.get_content_type()
+    if kind == "multipart/related":
+        inside = subparts(part)
+        return f"{inside[0].get_content_type()}" if inside else kind
+    return kind
 
 
 def find_alternative(part: Message) -> Message | None:

@@ -104,7 +104,7 @@ def test_attachments_are_encoded_once_per_campaign(
     assert encoded in campaign.skeleton.end  # held in the shared frame, once
 
 
-def test_inline_images_and_attachments_nest_related_in_mixed(tmp_path: Path) -> None:
+def test_inline_images_sit_beside_the_html_and_attachments_after_it_all(tmp_path: Path) -> None:
     from PIL import Image
 
     report = write_report(tmp_path, ["annex.pdf"])
@@ -112,10 +112,11 @@ def test_inline_images_and_attachments_nest_related_in_mixed(tmp_path: Path) -> 
     report.write_text(report.read_text() + "\n![A chart](chart.png)\n")
     message = parse(compiled(report, "inline").message(READERS[0], LINKS))
     shape = [part.get_content_type() for part in message.walk()]
-    assert shape == ["multipart/mixed", "multipart/related", "multipart/alternative",
-                     "text/plain", "text/html", "image/png", "application/pdf"]  # fmt: skip
-    related = next(message.iter_parts())
-    assert related.get_param("type") == "multipart/alternative"
+    assert shape == ["multipart/mixed", "multipart/alternative", "text/plain",
+                     "multipart/related", "text/html", "image/png", "application/pdf"]  # fmt: skip
+    alternative = next(message.iter_parts())
+    related = list(alternative.iter_parts())[1]
+    assert related.get_param("type") == "text/html"
 
 
 def test_more_than_1_mb_is_a_warning(tmp_path: Path) -> None:

@@ -113,7 +113,10 @@ def clean_of_metadata(data: bytes) -> Image.Image:
 def test_inline_every_cid_reference_has_its_part(tmp_path: Path) -> None:
     campaign = compiled(tmp_path, "inline", write_report(tmp_path))
     message = parse(campaign.message(READER, preview_links("https://news.example.org")))
-    assert message.get_content_type() == "multipart/related"
+    assert message.get_content_type() == "multipart/alternative"
+    plain, related = message.iter_parts()
+    assert plain.get_content_type() == "text/plain"
+    assert related.get_content_type() == "multipart/related"  # the html, then its images
     html = html_of(message)
     cids = set(re.findall(r'src="cid:([^"]+)"', html))
     parts = {str(part["Content-ID"]).strip("<>"): part for part in message.walk()

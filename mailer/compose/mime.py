@@ -174,19 +174,25 @@ def boundary() -> str:
 def frame(alternative: str, related: Sequence[bytes], attached: Sequence[bytes]) -> FrameBytes:
     """The MIME frame around a message's two text parts: (its Content-Type, the blank line
     and every opening up to the text part's body; what comes between the text and the html
-    part; everything after the html part). The alternative part sits in multipart/related
-    with inline images, and that in multipart/mixed with attachments after it."""
+    part; everything after the html part). With inline images the html part and they form a
+    multipart/related, the alternative's second part (RFC 2387's usual form, which clients
+    show inline); with attachments all of it sits in multipart/mixed, the files after it."""
     header = multipart("alternative", alternative)
     opening = f"--{alternative}\r\n".encode() + TEXT_HEAD
-    middle = f"\r\n--{alternative}\r\n".encode() + HTML_HEAD
+    middle = f"\r\n--{alternative}\r\n".encode()
     end = f"\r\n--{alternative}--\r\n".encode()
-    for kind, parts in (("related", related), ("mixed", attached)):
-        if parts:
-            outer = boundary()
-            opening = f"--{outer}\r\n".encode() + header + b"\r\n" + opening
-            end += b"".join(f"--{outer}\r\n".encode() + part + CRLF for part in parts)
-            end += f"--{outer}--\r\n".encode()
-            header = multipart(kind, outer, "multipart/alternative" if kind == "related" else "")
+    if related:
+        inner = boundary()
+        middle += multipart("related", inner, "text/html") + f"\r\n--{inner}\r\n".encode()
+        images = b"".join(f"\r\n--{inner}\r\n".encode() + part for part in related)
+        end = images + f"\r\n--{inner}--\r\n--{alternative}--\r\n".encode()
+    middle += HTML_HEAD
+    if attached:
+        outer = boundary()
+        opening = f"--{outer}\r\n".encode() + header + b"\r\n" + opening
+        end += b"".join(f"--{outer}\r\n".encode() + part + CRLF for part in attached)
+        end += f"--{outer}--\r\n".encode()
+        header = multipart("mixed", outer)
     return header + b"\r\n" + opening, middle, end
 
 
