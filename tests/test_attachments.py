@@ -190,3 +190,34 @@ def test_a_signed_send_delivers_the_attachment_intact(
         assert check_message(received.data) == []
         [annex] = list(received.message.iter_attachments())
         assert annex.get_payload(decode=True) == FILES["annex.pdf"]
+
+
+def test_a_resume_sends_the_files_the_campaign_read_first(mailer: Invoke, workspace: Path) -> None:
+    """Files changed or deleted after the first run change nothing for the readers after."""
+    from PIL import Image
+
+    folder = workspace / "issue"
+    folder.mkdir()
+    annex = b"%PDF-1.4\n% the first annex\n" + os.urandom(2000)
+    (folder / "annex.pdf").write_bytes(annex)
+    Image.new("RGB", (40, 20), "teal").save(folder / "chart.png")
+    report = folder / "issue.md"
+    report.write_text("---\nsubject: Files\nattachments: [annex.pdf]\n---\n# Files\n\n"
+                      "![A chart](chart.png)\n", encoding="utf-8")  # fmt: skip
+    mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    outbox = workspace / "sent"
+    first = mailer("send", str(report), "--list", "example", "--yes", "--limit", "5",
+                   "--outbox", str(outbox))  # fmt: skip
+    assert first.exit_code == 0, first.output
+    (folder / "annex.pdf").unlink()
+    Image.new("RGB", (40, 20), "red").save(folder / "chart.png")
+    rest = mailer("campaigns", "resume", "1", "--outbox", str(outbox))
+    assert rest.exit_code == 0, rest.output
+    sent = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in (outbox / "new").iterdir()]  # fmt: skip
+    assert len(sent) == 20
+    annexes = {part.get_content() for m in sent for part in m.iter_attachments()}  # type: ignore[union-attr]
+    assert annexes == {annex}
+    images = {re.search(r"/media/([0-9a-f]+\.png)", str(m.get_body(("html",)).get_content()))[1]  # type: ignore[union-attr, index]
+              for m in sent}  # fmt: skip
+    assert len(images) == 1  # the chart as it was when the campaign began

@@ -44,7 +44,7 @@ class Spy:
 
     def __init__(self, factory: MessageFactory, session: Session) -> None:
         self.factory, self.session = factory, session
-        self.compiled, self.tokens = factory.compiled, factory.tokens
+        self.compiled, self.tokens, self.files = factory.compiled, factory.tokens, factory.files
         self.seen: list[tuple[int | None, str, bool]] = []
 
     def make(

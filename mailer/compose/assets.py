@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from mailer.compose.notices import Notice
 from mailer.compose.personal import PLACEHOLDER, Spans
 from mailer.compose.plaintext import PlainText, markdown, to_text
 from mailer.compose.report import Report
+from mailer.compose.report_files import ReportFiles
 from mailer.config import Settings
 
 
@@ -26,11 +27,15 @@ class AssetOptions:
     mode: str = "hosted"
     media: Path | None = None
     max_attachment_mb: float = 10.0
+    files: ReportFiles = field(default_factory=ReportFiles)
 
     @classmethod
-    def of(cls, settings: Settings, publish: bool = True) -> AssetOptions:
+    def of(
+        cls, settings: Settings, publish: bool = True, files: ReportFiles | None = None
+    ) -> AssetOptions:
         media = settings.media_dir if publish else None
-        return cls(settings.images.mode, media, settings.send.max_attachment_mb)
+        mode, most = settings.images.mode, settings.send.max_attachment_mb
+        return cls(mode, media, most, files or ReportFiles())
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,8 @@ def prepare_body(
     env: dict[str, Any] = {}  # the footnotes found by parsing, for rendering
     tokens = parser.parse(body, env)
     placed = images.place(tokens, report, mode=options.mode, base_url=base_url, domain=domain,
-                          media=options.media)  # fmt: skip
-    files, heavy = attachments.attach(report, options.max_attachment_mb)
+                          media=options.media, files=options.files)  # fmt: skip
+    files, heavy = attachments.attach(report, options.max_attachment_mb, options.files)
     html = parser.renderer.render(tokens, parser.options, env)
     text = to_text(tokens, parser, PLACEHOLDER)
     return Body(html, text, placed, files, [*placed.notices, *heavy])

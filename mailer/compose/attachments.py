@@ -9,6 +9,7 @@ from pathlib import Path
 from mailer.compose.notices import Notice
 from mailer.compose.parts import leaf
 from mailer.compose.report import Listed, Report
+from mailer.compose.report_files import ReportFiles
 from mailer.errors import FileInputError
 
 MB = 1_000_000
@@ -27,43 +28,47 @@ class Attached:
     part: bytes
 
 
-def survey(report: Report, max_mb: float) -> tuple[list[tuple[Listed, Path, int]], list[Notice]]:
+def survey(
+    report: Report, max_mb: float, files: ReportFiles | None = None
+) -> tuple[list[tuple[Listed, Path, int]], list[Notice]]:
     """Each attachment with its file and size (an error naming its line when there is none),
     without reading it; an error above ``max_mb`` in all, a warning above 1 MB."""
-    files = []
+    reader, found = files or ReportFiles(), []
     for listed in report.attachments:
         path = report.path.parent / listed.name
         try:
-            size = path.stat().st_size
+            size = reader.size(path)
         except OSError as error:
             reason = "not found" if isinstance(error, FileNotFoundError) else error.strerror
             raise FileInputError(
                 report.path, f"attachment {listed.name}: {reason}", listed.line
             ) from None
-        if not path.is_file():
+        if not reader.is_file(path):
             why = f"attachment {listed.name} is not a file"
             raise FileInputError(report.path, why, listed.line)
-        files.append((listed, path, size))
-    total = sum(size for _, _, size in files)
-    if not files or total <= min(HEAVY, max_mb * MB):
-        return files, []
-    sizes = ", ".join(f"{listed.name} {megabytes(size)}" for listed, _, size in files)
-    line = files[0][0].line
+        found.append((listed, path, size))
+    total = sum(size for _, _, size in found)
+    if not found or total <= min(HEAVY, max_mb * MB):
+        return found, []
+    sizes = ", ".join(f"{listed.name} {megabytes(size)}" for listed, _, size in found)
+    line = found[0][0].line
     if total > max_mb * MB:
         raise FileInputError(report.path, f"attachments are {megabytes(total)} in all ({sizes}),"
                              f" over [send] max_attachment_mb = {max_mb:g}", line)  # fmt: skip
     heavy = (f"attachments are {megabytes(total)} in all ({sizes}), sent with every message:"
              " a link to the files may serve readers better")  # fmt: skip
-    return files, [Notice(report.path, line, heavy)]
+    return found, [Notice(report.path, line, heavy)]
 
 
-def attach(report: Report, max_mb: float) -> tuple[list[Attached], list[Notice]]:
+def attach(
+    report: Report, max_mb: float, files: ReportFiles
+) -> tuple[list[Attached], list[Notice]]:
     """Read, type and encode every attachment of ``report``; the warnings found."""
-    files, notices = survey(report, max_mb)
+    found, notices = survey(report, max_mb, files)
     attached = []
-    for listed, path, _ in files:
+    for listed, path, _ in found:
         try:
-            data = path.read_bytes()
+            data = files.data(path)
         except OSError as error:
             reason = error.strerror or str(error)
             raise FileInputError(

@@ -23,6 +23,7 @@ from mailer.compose.personal import (
     traceback_line,
 )
 from mailer.compose.report import Report
+from mailer.compose.report_files import ReportFiles
 from mailer.compose.templates import sandbox, template_dirs
 from mailer.config import NewsletterSettings, Settings
 from mailer.errors import FileInputError
@@ -285,13 +286,19 @@ def _clean(value: Any) -> Any:
 
 
 def compile_campaign(
-    current: Settings, report: Report, mailing_list: MailingList, key: str, publish: bool = True
+    current: Settings,
+    report: Report,
+    mailing_list: MailingList,
+    key: str,
+    publish: bool = True,
+    files: ReportFiles | None = None,
 ) -> CompiledCampaign:
     """The campaign compiled with the workspace's templates and its [images] and [send]
     settings; ``key`` goes into Message-IDs. With ``publish``, hosted images are written into
-    the workspace's media folder, for `mailer serve` to answer with."""
+    the workspace's media folder, for `mailer serve` to answer with; ``files`` reads (and
+    records) the images and attachments, or serves a stored campaign's."""
     dirs = template_dirs(current.templates_dir)
-    assets = AssetOptions.of(current, publish)
+    assets = AssetOptions.of(current, publish, files)
     return CompiledCampaign(
         report, current.newsletter, mailing_list, templates=dirs, campaign_id=key, assets=assets
     )

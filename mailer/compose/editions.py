@@ -12,6 +12,7 @@ from babel.core import Locale, UnknownLocaleError
 
 from mailer.compose.compiled import CompiledCampaign, compile_campaign
 from mailer.compose.report import LANG, MAX_REPORT, Report, parse_report
+from mailer.compose.report_files import ReportFiles
 from mailer.config import Settings
 from mailer.errors import FileInputError, InputError
 from mailer.models import MailingList, Member, Reader
@@ -207,8 +208,15 @@ class CompiledEditions:
 class Compiler:
     """Compiles one edition's report for a campaign: the workspace's templates, its list."""
 
-    def __init__(self, settings: Settings, mailing_list: MailingList, key: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        mailing_list: MailingList,
+        key: str,
+        files: ReportFiles | None = None,
+    ) -> None:
         self.settings, self.list, self.key = settings, mailing_list, key
+        self.files = files or ReportFiles()  # shared by the editions: each file read once
 
     def __call__(self, report: Report) -> CompiledCampaign:
-        return compile_campaign(self.settings, report, self.list, self.key)
+        return compile_campaign(self.settings, report, self.list, self.key, files=self.files)

@@ -16,6 +16,7 @@ from mailer.compose.notices import Notice
 from mailer.compose.parts import leaf
 from mailer.compose.personal import PLACEHOLDER
 from mailer.compose.report import Report
+from mailer.compose.report_files import ReportFiles
 from mailer.errors import FileInputError
 
 MODES = ("hosted", "inline")
@@ -84,10 +85,11 @@ def local_path(src: str) -> str | None:
 
 
 def survey(
-    tokens: Sequence[Token], found: list[Found], report: Report
+    tokens: Sequence[Token], found: list[Found], report: Report, files: ReportFiles | None = None
 ) -> tuple[list[tuple[Found, Path]], list[Notice]]:
     """Each local image with its file (an error naming the line if there is none), and the
     warnings: no alt text, plain http, a local file named in raw HTML."""
+    files = files or ReportFiles()
     local, notices = [], []
     for item in found:
         if not item.alt:
@@ -101,8 +103,8 @@ def survey(
         if written is None:
             continue
         path = report.path.parent / written
-        if not path.is_file():
-            why = "is not a file" if path.exists() else "not found"
+        if not files.is_file(path):
+            why = "is not a file" if files.exists(path) else "not found"
             raise FileInputError(report.path, f"image {item.src} {why} ({path})", item.line)
         local.append((item, path))
     for token in tokens:
@@ -123,17 +125,18 @@ def place(
     base_url: str,
     domain: str,
     media: Path | None,
+    files: ReportFiles,
 ) -> Images:
     """Find, check and fit every local image, write it into ``media`` (if given) and point
     its token at the hosted URL or, inline, at its cid: part; other images stay as written."""
-    local, notices = survey(tokens, find(tokens, report), report)
+    local, notices = survey(tokens, find(tokens, report), report, files)
     images = Images(notices=notices)
     done: dict[Path, Placed] = {}
     same: dict[str, Placed] = {}  # by content: two files with the same bytes are one part
     for item, path in local:
         placed = done.get(path.resolve())
         if placed is None:
-            picture = _picture(item, path, report)
+            picture = _picture(item, path, report, files)
             placed = same.get(picture.name)
         if placed is None:
             url = f"{base_url.rstrip('/')}/media/{picture.name}"
@@ -157,11 +160,11 @@ def place(
     return images
 
 
-def _picture(item: Found, path: Path, report: Report) -> Picture:
+def _picture(item: Found, path: Path, report: Report, files: ReportFiles) -> Picture:
     try:
-        if path.stat().st_size > MAX_FILE:
+        if files.size(path) > MAX_FILE:
             raise ImageError(f"is larger than {MAX_FILE // 1024 // 1024} MB")
-        return fit(path.read_bytes())
+        return fit(files.data(path))
     except ImageError as error:
         raise FileInputError(report.path, f"image {item.src} {error}", item.line) from None
     except OSError as error:

@@ -174,6 +174,16 @@ SCHEMA = [
     ) WITHOUT ROWID;
     ALTER TABLE deliveries ADD COLUMN edition TEXT NOT NULL DEFAULT '';
     """,
+    # The images and attachments a campaign's editions read, as they were read: a resume and
+    # every build process send those bytes, whatever became of the files.
+    """
+    CREATE TABLE campaign_files (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (campaign_id, path)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]

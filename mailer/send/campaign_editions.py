@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,21 @@ def store(db: sqlite3.Connection, campaign_id: int, editions: Sequence[StoredEdi
         [(campaign_id, e.lang, i, e.subject, e.report_path, e.source, e.archive_html)
          for i, e in enumerate(editions)],
     )  # fmt: skip
+
+
+def store_files(db: sqlite3.Connection, campaign_id: int, files: Mapping[str, bytes]) -> None:
+    """The images and attachments the editions read, kept with the campaign."""
+    db.executemany(
+        "INSERT INTO campaign_files (campaign_id, path, data) VALUES (?, ?, ?)",
+        [(campaign_id, path, data) for path, data in files.items()],
+    )
+
+
+def stored_files(database: Database, campaign_id: int) -> dict[str, bytes]:
+    rows = database.query(
+        "SELECT path, data FROM campaign_files WHERE campaign_id = ?", (campaign_id,)
+    )
+    return {str(path): bytes(data) for path, data in rows}
 
 
 def sources(database: Database, campaign_id: int) -> list[tuple[str, str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,6 +66,7 @@ class Campaigns:
         archive_html: str = "",
         editions: Sequence[StoredEdition] = (),
         edition_of: tuple[str, Sequence[str]] = ("''", ()),
+        files: Mapping[str, bytes] | None = None,
     ) -> int:
         """Store the campaign, with its archived copy (HTML as the public archive serves it),
         its lists and segment, its editions, and snapshot its recipients, each with the
@@ -82,6 +83,8 @@ class Campaigns:
             )  # fmt: skip
             campaign_id = int(cursor.lastrowid or 0)
             campaign_editions.store(db, campaign_id, editions)
+            if files is not None:
+                campaign_editions.store_files(db, campaign_id, files)
             snapshot(db, campaign_id, chosen, edition_of)
         return campaign_id
 

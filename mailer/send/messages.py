@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from mailer import config
 from mailer.compose.compiled import Links
 from mailer.compose.editions import CompiledEditions, Compiler, Edition
 from mailer.compose.report import Report
+from mailer.compose.report_files import ReportFiles
 from mailer.models import MailingList, Reader
 from mailer.send.dkim import DkimSigner
 from mailer.tokens import Signer, load_secret
@@ -34,6 +35,7 @@ class Recipe:
     key: str  # the campaign's key in Message-IDs
     several: bool = False  # sent to several lists: unsubscribe links name the campaign
     editions: tuple[Report, ...] = ()  # the other languages' reports (``report``: the default)
+    files: Mapping[str, bytes] | None = None  # a stored campaign's images and attachments
 
     @classmethod
     def of(
@@ -43,10 +45,12 @@ class Recipe:
         mailing_list: MailingList,
         key: str,
         several: bool = False,
+        files: Mapping[str, bytes] | None = None,
     ) -> Recipe:
-        """The recipe of a campaign's editions, the default first."""
+        """The recipe of a campaign's editions, the default first; ``files``: what it stored
+        (None: read from disk)."""
         reports = tuple(edition.report for edition in editions)
-        return cls(settings, reports[0], mailing_list, key, several, reports[1:])
+        return cls(settings, reports[0], mailing_list, key, several, reports[1:], files)
 
     def without_passwords(self) -> Recipe:
         """The same recipe with no password in it, to hand to another process."""
@@ -65,7 +69,8 @@ class MessageFactory:
 
     def __init__(self, recipe: Recipe) -> None:
         current = recipe.settings
-        compiler = Compiler(current, recipe.mailing_list, recipe.key)
+        self.files = ReportFiles(recipe.files)
+        compiler = Compiler(current, recipe.mailing_list, recipe.key, self.files)
         self.editions = CompiledEditions((recipe.report, *recipe.editions), compiler)
         self.compiled = self.editions.default.campaign
         self.dkim = dkim_signer(current)

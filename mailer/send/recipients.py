@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +71,7 @@ def reader(row: Sequence[Any]) -> Reader:
     return Reader(row[0], row[1], row[2], json.loads(row[3]), bool(row[4]), row[5])
 
 
-def eligible(database: Database, chosen: Audience) -> Iterator[Reader]:
+def eligible(database: Database, chosen: Audience) -> Generator[Reader, None, None]:
     """Stream the readers a new campaign would go to now: a dry run, the check before a send."""
     sql, params = chosen.query(READER)
     for row in database.stream(sql, params):

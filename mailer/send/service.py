@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from mailer.compose.report import Report
 from mailer.config.default_file import unfit_for_readers
 from mailer.db.database import Database
 from mailer.errors import InputError, NotFoundError
-from mailer.models import PLACEHOLDER_READER, Reader
+from mailer.models import PLACEHOLDER_READER
 from mailer.send import campaign_editions
 from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
@@ -136,8 +136,14 @@ def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -
     return send_options(session.settings, concurrency, rate, overrides.limit)
 
 
-def _recipe(session: Session, editions: Sequence[Edition], chosen: Audience, key: str) -> Recipe:
-    return Recipe.of(session.settings, editions, chosen.shown, key, chosen.several)
+def _recipe(
+    session: Session,
+    editions: Sequence[Edition],
+    chosen: Audience,
+    key: str,
+    files: Mapping[str, bytes] | None = None,
+) -> Recipe:
+    return Recipe.of(session.settings, editions, chosen.shown, key, chosen.several, files)
 
 
 def plan_campaign(
@@ -158,7 +164,7 @@ def plan_campaign(
                          f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
     recipe = _recipe(session, editions, chosen, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
-    with _streamed(eligible(session.database, chosen)) as everyone:
+    with contextlib.closing(eligible(session.database, chosen)) as everyone:
         readers = factory.editions.check(everyone)  # ends its query even when one fails
     stored = to_store(editions, factory.editions, session.settings.newsletter.base_url)
     return Plan(report, source, chosen, readers, transport, options, recipe, factory,
@@ -171,7 +177,7 @@ def check_campaign(session: Session, report: Report, chosen: Audience) -> int:
     factory = MessageFactory(_recipe(session, read_editions(report), chosen, "dry-run"))
     build = message_builder(factory, 0)
     count = 0
-    with _streamed(eligible(session.database, chosen)) as everyone:
+    with contextlib.closing(eligible(session.database, chosen)) as everyone:
         for reader in everyone:
             build(reader)
             count += 1
@@ -183,7 +189,8 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
     recipients, lock it, send. Until the server answers, a stop leaves nothing behind."""
     settings, database = session.settings, session.database
     ready_for_readers(session, plan.transport)
-    pool = build_pool(settings, plan.recipe)
+    files = plan.factory.files.snapshot()  # what the check read: stored, and what workers use
+    pool = build_pool(settings, replace(plan.recipe, files=files))
     async with pool or contextlib.nullcontext():
         first = await open_first(plan.transport, session.control)
         if first is None:
@@ -192,12 +199,12 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
             options = plan.options
             recorded = {"concurrency": options.concurrency, "rate": options.rate,
                         "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
-                        "transport": plan.transport.description}  # fmt: skip
+                        "transport": plan.transport.description, "files": True}  # fmt: skip
             campaigns = Campaigns(database)
             campaign_id = campaigns.create(plan.audience, plan.report.subject,
                                            str(plan.report.path), plan.source, recorded,
                                            plan.editions[0].archive_html, plan.editions,
-                                           plan.edition_of)  # fmt: skip
+                                           plan.edition_of, files)  # fmt: skip
         except BaseException:
             await first.close()
             raise
@@ -233,7 +240,10 @@ async def continue_campaign(
         chosen = Audience(remaining)
         rows = campaign_editions.sources(database, campaign_id)
         editions = stored_editions(rows or [("", info.report_path, info.source)])
-        recipe = _recipe(session, editions, chosen, str(info.settings.get("key", "c")))
+        # The files as the first run read them (a campaign from before they were kept: disk).
+        files = campaign_editions.stored_files(database, campaign_id)
+        kept = files if info.settings.get("files") else None
+        recipe = _recipe(session, editions, chosen, str(info.settings.get("key", "c")), kept)
         factory = MessageFactory(recipe)
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
@@ -282,16 +292,6 @@ async def send_test(
         progress = await _run(session, transport, MemoryLog(readers), factory,
                               pool, None, options, len(readers), None)  # fmt: skip
     return RunResult(None, progress)
-
-
-@contextlib.contextmanager
-def _streamed(readers: Iterator[Reader]) -> Iterator[Iterator[Reader]]:
-    """``readers`` from a query that ends with the block, even when one of them fails."""
-    try:
-        yield readers
-    finally:
-        if isinstance(readers, Generator):
-            readers.close()
 
 
 def _check_pending(factory: MessageFactory, log: CampaignLog) -> None:
