@@ -142,6 +142,7 @@ def test_each_reader_gets_their_language_and_their_unsubscribe_page(
         assert '<html lang="fr"' in copy.body and "zoe@example.org" not in copy.body
         assert "the river is high" in http("GET", f"{live.url}/archive/1").body
         assert http("GET", f"{live.url}/archive/1/it").status == 404
+        assert http("GET", f"{live.url}/archive/1/en").status == 404  # the default: /archive/1
         atom = "{http://www.w3.org/2005/Atom}"
         feed = ET.fromstring(http("GET", f"{live.url}/archive/feed.xml").body.encode())
         [entry] = feed.findall(f"{atom}entry")
@@ -407,3 +408,26 @@ def test_an_edition_without_attachments_sends_the_defaults(mailer: Invoke, works
     assert annexes(got["zoe@example.org"]) == [annex]  # French: takes the default's
     assert annexes(got["jonas@example.org"]) == [anlage]  # German names its own
     assert annexes(got["sol@example.org"]) == []  # an empty list: the Spanish edition has none
+
+
+def test_the_archive_index_shows_the_visitors_language_among_the_campaigns_own(
+    mailer: Invoke, workspace: Path
+) -> None:
+    """Italian has no page catalog but this campaign has an Italian edition; a French visitor
+    gets the campaign's fr-CA edition, as a French reader would be sent it."""
+    italian = FRENCH.replace("Le numéro du printemps", "Il numero di primavera")
+    canadian = FRENCH.replace("Le numéro du printemps", "Le numéro printanier")
+    report = write_issue(workspace / "issues", it=italian, **{"fr-CA": canadian})
+    live = start_web(workspace, {})
+    try:
+        env = {"MAILER_NEWSLETTER_BASE_URL": live.url}
+        add_readers(mailer, env=env)
+        sent = mailer("send", str(report), "--list", "weekly", "--yes", env=env)
+        assert sent.exit_code == 0, sent.output
+        for accept, subject in (("it", "Il numero di primavera"),
+                                ("fr, en;q=0.5", "Le numéro printanier"),
+                                ("de", "The spring issue")):  # fmt: skip
+            index = http("GET", f"{live.url}/archive/", headers={"Accept-Language": accept})
+            assert f">{subject}</a>" in index.body, accept
+    finally:
+        live.stop()

@@ -146,9 +146,11 @@ def archived(database: Database, ids: Sequence[int]) -> dict[int, tuple[Archived
 
 
 def archived_html(database: Database, campaign_id: int, lang: str) -> str:
-    """The archived copy of one edition ('' when it has none)."""
+    """The archived copy of one edition other than the default ('' when it has none): the
+    default is at /archive/{id} only, so that each copy has one address."""
     row = database.query_one(
-        "SELECT archive_html FROM campaign_editions WHERE campaign_id = ? AND lang = ?",
+        "SELECT archive_html FROM campaign_editions WHERE campaign_id = ? AND lang = ?"
+        " AND position > 0",
         (campaign_id, lang),
     )
     return str(row[0]) if row else ""

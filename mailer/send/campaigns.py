@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mailer.compose.translations import best_language
+from mailer.compose.editions import primary
 from mailer.db.database import Database, now
 from mailer.errors import NotFoundError
 from mailer.models import MailingList
@@ -173,12 +173,16 @@ class ArchivedCampaign:
     html: str = ""
     editions: tuple[ArchivedEdition, ...] = ()  # each language; none for older campaigns
 
-    def edition(self, lang: str) -> ArchivedEdition:
-        """The edition a visitor reading ``lang`` is shown first (else the default)."""
-        default = ArchivedEdition("", self.subject, "")
-        found = best_language([lang], [e.lang for e in self.editions]) if lang else None
-        chosen = next((e for e in self.editions if e.lang == found), None)
-        return chosen or (self.editions[0] if self.editions else default)
+    def edition(self, wanted: Sequence[str]) -> ArchivedEdition:
+        """The edition a visitor who reads ``wanted`` (most preferred first) is shown: for the
+        first language it has, the same tag, else the same primary language (as a reader is
+        sent theirs); else the default."""
+        for tag in wanted:
+            exact = [e for e in self.editions if e.lang.lower() == tag.lower()]
+            near = [e for e in self.editions if primary(e.lang) == primary(tag)]
+            if exact or near:
+                return (exact or near)[0]
+        return self.editions[0] if self.editions else ArchivedEdition("", self.subject, "")
 
 
 def public_campaigns(database: Database, limit: int = 100) -> list[ArchivedCampaign]:

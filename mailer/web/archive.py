@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from mailer.compose.translations import accepted
 from mailer.db.database import MAX_ID
 from mailer.send import campaigns
 from mailer.web.site import ARCHIVE_CSP, Site
@@ -22,7 +23,9 @@ async def archive_index(site: Site, request: Request) -> Response:
     """Every published campaign, in the visitor's language where it has an edition in it."""
     published = await site.db(campaigns.public_campaigns)
     headers = {"Cache-Control": "public, max-age=300"}
-    return site.page("archive", 200, headers, site.language(request), campaigns=published)
+    wanted = accepted(request.headers.get("accept-language", ""))  # the campaigns' own editions
+    return site.page("archive", 200, headers, site.language(request), campaigns=published,
+                     wanted=wanted)  # fmt: skip
 
 
 async def archive_page(site: Site, request: Request) -> Response:

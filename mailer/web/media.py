@@ -17,6 +17,6 @@ async def media(site: Site, request: Request) -> Response:
     name = request.path_params["name"]
     path = site.settings.media_dir / name
     if not MEDIA_NAME.fullmatch(name) or not path.is_file():
-        return site.invalid()
+        return site.invalid(request)
     kind = TYPES[name.rpartition(".")[2]]
     return FileResponse(path, media_type=kind, headers=CACHED)
