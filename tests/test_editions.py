@@ -431,3 +431,13 @@ def test_the_archive_index_shows_the_visitors_language_among_the_campaigns_own(
             assert f">{subject}</a>" in index.body, accept
     finally:
         live.stop()
+
+
+def test_an_edition_written_right_to_left_says_so(mailer: Invoke, workspace: Path) -> None:
+    arabic = FRENCH.replace("Le numéro du printemps", "عدد الربيع")
+    report = write_issue(workspace / "issues", ar=arabic)
+    out = workspace / "preview"
+    assert mailer("render", str(report), "--language", "ar", "--out", str(out)).exit_code == 0
+    assert '<html lang="ar" dir="rtl">' in (out / "message.html").read_text(encoding="utf-8")
+    assert mailer("render", str(report), "--out", str(out)).exit_code == 0
+    assert '<html lang="en" dir="ltr">' in (out / "message.html").read_text(encoding="utf-8")

@@ -152,6 +152,11 @@ def language_name(tag: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def direction(tag: str) -> str:
+    """``{{ report.lang | direction }}``: ltr, or rtl for a language written right to left."""
+    return "rtl" if babel_locale(tag).character_order == "right-to-left" else "ltr"
+
+
 def install(environment: jinja2.Environment) -> None:
     """Give a sandbox ``_()``, ``{% trans %}`` and the Babel filters, in the language of what
     it renders (see ``language_of``). The environment must have jinja2.ext.i18n."""
@@ -160,3 +165,4 @@ def install(environment: jinja2.Environment) -> None:
     install_callables(_gettext, _ngettext, newstyle=True)
     environment.filters["format_date"] = format_date
     environment.filters["language_name"] = language_name
+    environment.filters["direction"] = direction
