@@ -329,3 +329,15 @@ def test_two_files_with_the_same_bytes_are_one_inline_part(tmp_path: Path) -> No
     )
     ids = [str(part["Content-ID"]) for part in message.walk() if part["Content-ID"]]
     assert len(ids) == len(set(ids)) == 2  # the weir (one part for both files) and the logo
+
+
+def test_an_image_path_with_a_space_is_a_warning(mailer: Invoke, workspace: Path) -> None:
+    report = write_report(workspace, BODY + "\nThe map: ![Our map](my pics/map one.png).\n")
+    done = mailer("render", str(report), "--out", str(workspace / "out"))
+    assert done.exit_code == 0, done.output
+    line = len(report.read_text().splitlines())
+    said = (f"warning: {report}:{line}: ![Our map](my pics/map one.png) is shown as text:"
+            " a path with a space is written <my pics/map one.png> or with %20")  # fmt: skip
+    assert said in done.stderr
+    strict = mailer("render", str(report), "--out", str(workspace / "o2"), "--strict")
+    assert strict.exit_code == 1

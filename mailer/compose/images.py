@@ -22,6 +22,7 @@ from mailer.errors import FileInputError
 MODES = ("hosted", "inline")
 MEDIA_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg|gif)")  # what Picture.name makes
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+SPACED = re.compile(r"!\[([^\]\n]*)\]\(([^()<>\s]+ [^()<>]*?)\)")  # ![a](my pics/x.png)
 RAW_LOCAL = re.compile(
     r"<img\b[^>]*?\bsrc\s*=\s*[\"']?(?![\"'>\s]|[A-Za-z][A-Za-z0-9+.-]*:|//|#)", re.IGNORECASE
 )
@@ -110,9 +111,14 @@ def survey(
     for token in tokens:
         inline = [child.content for child in token.children or [] if child.type == "html_inline"]
         raw = [token.content] if token.type == "html_block" else inline
+        line = report.body_line_offset + (token.map[0] if token.map else 0) + 1
         if any(RAW_LOCAL.search(html) for html in raw):
-            line = report.body_line_offset + (token.map[0] if token.map else 0) + 1
             why = "an <img> in HTML names a local file, which readers cannot load: use ![alt](path)"
+            notices.append(Notice(report.path, line, why))
+        text = "".join(child.content for child in token.children or [] if child.type == "text")
+        if spaced := SPACED.search(text):  # Markdown reads it as text, not as an image
+            why = (f"![{spaced[1]}]({spaced[2]}) is shown as text: a path with a space is"
+                   f" written <{spaced[2]}> or with %20")  # fmt: skip
             notices.append(Notice(report.path, line, why))
     return local, notices
 
