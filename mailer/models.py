@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+MAX_LANG = 35  # characters of a language tag (BCP 47 advises room for at least 35)
+
 
 class MembershipStatus(StrEnum):
     UNCONFIRMED = "unconfirmed"

@@ -18,13 +18,12 @@ from mailer.audience.addresses import Address
 from mailer.audience.cleaning import clean
 from mailer.audience.import_formats import LEAVING, Layout
 from mailer.audience.status.bulk import Standing
-from mailer.models import Candidate, Consent
+from mailer.models import MAX_LANG, Candidate, Consent
 from mailer.times import stamp
 
 # Go's time.Time.String(), as listmonk writes its times: "2024-03-14 09:12:31.5 +0000 UTC".
 GO_TIME = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)(?: \S+)?")
 LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
-MAX_LANG = 35  # characters of a language tag (BCP 47 advises room for at least 35)
 
 
 def language_tag(written: str) -> str | None:

@@ -9,10 +9,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mailer.compose.translations import accepted
 from mailer.db.database import MAX_ID
+from mailer.models import MAX_LANG
 from mailer.send import campaigns
 from mailer.web.site import ARCHIVE_CSP, Site
-
-MAX_LANG = 35  # characters of a language tag in an address
 
 
 async def home(site: Site, request: Request) -> Response:

@@ -17,12 +17,11 @@ from mailer.audience.addresses import normalise
 from mailer.compose import translations
 from mailer.compose.report import LANG
 from mailer.errors import AddressError
-from mailer.models import Candidate, Consent, MailingList, Member
+from mailer.models import MAX_LANG, Candidate, Consent, MailingList, Member
 from mailer.web.ratelimit import address_key
 from mailer.web.site import Site
 
 MAX_NAME = 200
-MAX_LANG = 35  # characters of a language tag (BCP 47 advises supporting at least 35)
 # The form's page lets the browser send its Origin with the form (no-referrer would make it
 # "null"); other sites still learn nothing of where a reader came from.
 FORM_HEADERS = {"Referrer-Policy": "same-origin"}
