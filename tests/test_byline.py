@@ -115,3 +115,19 @@ def test_view_in_your_browser_is_at_the_top_when_the_archive_is_public(
         link = f'<a href="{url}"'
         assert html.index(link) < html.index('class="masthead"'), email
         assert words in html[html.index(link) : html.index('class="masthead"')]
+
+
+@pytest.mark.usefixtures("readers")
+def test_a_personal_title_has_the_byline_under_it_in_both_parts(
+    mailer: Invoke, workspace: Path
+) -> None:
+    report = workspace / "notes.md"
+    body = REPORT.replace("# Autumn notes", "# Autumn notes for {{ subscriber.email }}")
+    report.write_text(body + "\n# A second heading\n\nMore.\n", encoding="utf-8")
+    messages = sent(mailer, workspace, report, "closed")
+    html, text = parts(messages["ada@example.org"])
+    lines = text.splitlines()
+    title = lines.index("Autumn notes for ada@example.org")
+    assert set(lines[title + 1]) == {"="}
+    assert lines[title + 2 : title + 4] == ["", "By Zoë Brontë · November 20, 2026"]
+    assert html.index('class="byline"') < html.index("A second heading")

@@ -8,7 +8,8 @@ from typing import Any
 from markupsafe import Markup
 
 HTML_TITLE_END = re.compile(r"</h1\s*>", re.IGNORECASE)
-TEXT_UNDERLINE = re.compile(r"^[^\n]+\n=+\n", re.MULTILINE)  # the text part's "# title"
+# The text part's "# title": underlined, or (personal) a wrap region marked "=" (plaintext.py)
+TEXT_UNDERLINE = re.compile(r"^(?:[^\n]+\n=+\n|\x01\d+=\x02[^\x03]*\x03\n)", re.MULTILINE)
 
 
 def split_title(body: Any) -> tuple[Any, Any]:

@@ -18,7 +18,7 @@ WIDTH = 72
 # and "\x04" stands for a hard line break inside it (so the marked region stays one line).
 # "\x05" glues a link label to its reference number so that "[3]" never starts a line.
 WRAP_OPEN, WRAP_MID, WRAP_CLOSE, HARD_BREAK, GLUE = "\x01", "\x02", "\x03", "\x04", "\x05"
-WRAP_REGION = re.compile("\x01(\\d+)\x02([^\x03]*)\x03")
+WRAP_REGION = re.compile("\x01(\\d+)=?\x02([^\x03]*)\x03")  # "=": a level-one heading
 SPACES = re.compile(r"[ \t\n]+")
 TAG = re.compile(r"<[^>]*>")
 
@@ -168,7 +168,8 @@ class _Renderer:
         spec = WrapSpec(first, rest, underline)
         if self.dynamic is not None and self.dynamic.search(text):
             self.specs.append(spec)
-            return [f"{WRAP_OPEN}{len(self.specs) - 1}{WRAP_MID}{text}{WRAP_CLOSE}"]
+            title = "=" if underline == "=" else ""  # so that the byline finds the title
+            return [f"{WRAP_OPEN}{len(self.specs) - 1}{title}{WRAP_MID}{text}{WRAP_CLOSE}"]
         return wrap_block(text, spec)
 
     def list_block(self, node: SyntaxTreeNode, first: str, rest: str) -> list[str]:
