@@ -34,6 +34,7 @@ from mailer.models import Candidate, MailingList, Member
 from mailer.send.deliveries import count_eligible
 from mailer.tokens import TOKEN, Signer, load_secret
 from mailer.web.app import create_app
+from mailer.web.site import mask
 from tests.conftest import EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import LoopbackController, Mailbox
 
@@ -167,7 +168,7 @@ def test_get_never_unsubscribes_and_the_button_does(site: Site) -> None:
         assert page.status == 200
         assert site.membership(site.weekly, "ada@example.org") == "confirmed"
     assert '<form method="post"' in page.body and "<button" in page.body
-    assert "a…@example.org" in page.body and "ada@example.org" not in page.body
+    assert "a…\u2060@example.org" in page.body and "ada@example.org" not in page.body
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
     action = re.search(r'action="([^"]+)"', page.body)
@@ -425,7 +426,7 @@ def test_archive_shows_public_campaigns_without_personal_data(
     assert http("GET", f"{site.live.url}/archive/2").status == 404  # private list
     assert http("GET", f"{site.live.url}/archive/99").status == 404
     feed = http("GET", f"{site.live.url}/archive/feed.xml")
-    assert feed.headers["content-type"].startswith("application/atom+xml")
+    assert feed.headers["content-type"] == "application/atom+xml; charset=utf-8"  # not Latin-1
     atom = "{http://www.w3.org/2005/Atom}"
     root = ET.fromstring(feed.body.encode())
     entries = root.findall(f"{atom}entry")
@@ -506,3 +507,17 @@ def test_mailer_serve_prints_its_address_and_stops_on_ctrl_c(workspace: Path) ->
     assert sqlite3.connect(workspace / "subscribers" / "mailer.db").execute(
         "PRAGMA user_version"
     ).fetchone() == (len(SCHEMA),)  # serve migrates the database it opens
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("reader1@example.net", "re…\u2060r1@example.net"),
+        ("ada@example.org", "a…\u2060@example.org"),
+        ("jean-luc.picard@star-fleet.example", "je…\u2060rd@star\u2011fleet.example"),
+    ],
+)
+def test_a_masked_address_is_recognisable_and_in_one_piece(address: str, shown: str) -> None:
+    assert mask(address) == shown
+    local = address.partition("@")[0]
+    assert local not in shown or len(local) <= 2  # never the whole name

@@ -245,7 +245,14 @@ def _log_problem(who: str, problem: str) -> None:
     log.warning("confirmation for %s: %s", who, problem)
 
 
+WORD_JOINER, NO_BREAK_HYPHEN = "\u2060", "\u2011"
+
+
 def mask(address: str) -> str:
-    """Show enough of an address for its owner to recognise it: a…@example.org."""
+    """Show enough of an address for its owner to recognise it, and no more (re…r1@example.net;
+    a…@example.org when the name is short), in one piece: nothing a line may break at."""
     local, _, domain = address.rpartition("@")
-    return f"{local[:1]}…@{domain}" if local else address
+    if not local:
+        return address
+    shown = f"{local[:2]}…{local[-2:]}" if len(local) > 5 else f"{local[:1]}…"
+    return f"{shown}@{domain}".replace("…", "…" + WORD_JOINER).replace("-", NO_BREAK_HYPHEN)
