@@ -42,6 +42,10 @@ class MailingList:
     public_form: bool = False
     created_at: str = ""
 
+    @property
+    def opt_in(self) -> str:
+        return "double" if self.double_opt_in else "single"
+
 
 @dataclass(frozen=True, slots=True)
 class ListSummary:

@@ -31,7 +31,7 @@ from mailer.compose.templates import template_dirs
 from mailer.db.database import Database
 from mailer.db.schema import SCHEMA
 from mailer.models import Candidate, MailingList, Member
-from mailer.send.deliveries import count_eligible
+from mailer.send.recipients import Audience, count_eligible
 from mailer.tokens import TOKEN, Signer, load_secret
 from mailer.web.app import create_app
 from mailer.web.site import mask
@@ -190,7 +190,7 @@ def test_one_click_post_made_as_gmail_makes_it_unsubscribes_once(site: Site) -> 
     unsubscribed = [e for e in site.events("ada@example.org") if e[0] == "unsubscribed"]
     assert unsubscribed == [("unsubscribed", "one-click")]
     with site.live.store() as store:  # the next campaign's snapshot leaves Ada out
-        assert count_eligible(store, site.weekly) == 0
+        assert count_eligible(store, Audience((site.weekly,))) == 0
 
 
 def test_one_click_post_as_multipart_form_data_unsubscribes(site: Site) -> None:
@@ -321,7 +321,7 @@ def test_the_form_is_double_opt_in_on_a_single_opt_in_list_too(site: Site) -> No
         assert member is not None and member.name == ""  # not the reader's word yet
         assert store.query_one("SELECT pending_name FROM memberships WHERE subscriber_id = ?",
                                (member.id,)) == ("Cy",)  # fmt: skip
-        assert count_eligible(store, site.weekly) == 1  # Ada only, until Cy confirms
+        assert count_eligible(store, Audience((site.weekly,))) == 1  # Ada only, until Cy confirms
     assert http("POST", confirm_link(received.message, site.live.url), b"", FORM).status == 200
     assert site.membership(site.weekly, "cy@example.org") == "confirmed"
     assert site.events("cy@example.org") == [("subscribed", "web form"), ("confirmed", "web")]

@@ -59,7 +59,7 @@ def export_csv(
 ) -> int:
     """Write the list's members as CSV (email, name, status, language, tags, consent, one
     column per attribute); return the count. Erased readers have nothing left to export."""
-    keys = members.attribute_keys(database, mailing_list, statuses)
+    keys = members.attribute_keys(database, [mailing_list], statuses)
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
     writer.writerow(_cells([*COLUMNS, *map(_column, keys)]))
     tags = _tags(database, mailing_list)

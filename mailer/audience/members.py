@@ -82,14 +82,16 @@ def ensure_subscriber(db: sqlite3.Connection, candidate: Candidate) -> tuple[int
 
 
 def attribute_keys(
-    database: Database, mailing_list: MailingList, statuses: Sequence[str] = ()
+    database: Database, lists: Sequence[MailingList], statuses: Sequence[str] = ()
 ) -> list[str]:
+    """Every attribute name the readers of these lists have (in these statuses), sorted."""
     where, params = _status_filter(statuses)
     sql = (
         "SELECT DISTINCT j.key FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id,"
-        f" json_each(s.attributes) j WHERE m.list_id = ?{where}"
+        f" json_each(s.attributes) j WHERE m.list_id IN {IN_JSON}{where}"
     )
-    return sorted(row[0] for row in database.query(sql, [mailing_list.id, *params]))
+    ids = as_json(found.id for found in lists)
+    return sorted(row[0] for row in database.query(sql, [ids, *params]))
 
 
 class AttributeNames(Collection[str]):
@@ -97,7 +99,8 @@ class AttributeNames(Collection[str]):
     names a few, while listing them all reads every reader (only an unknown name needs that)."""
 
     def __init__(self, database: Database, lists: Sequence[MailingList]) -> None:
-        self.database, self.ids = database, as_json(found.id for found in lists)
+        self.database, self.lists = database, lists
+        self.ids = as_json(found.id for found in lists)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str) or '"' in name:
@@ -110,11 +113,7 @@ class AttributeNames(Collection[str]):
         return row is not None
 
     def __iter__(self) -> Iterator[str]:
-        sql = (
-            "SELECT DISTINCT j.key FROM memberships m JOIN subscribers s"
-            f" ON s.id = m.subscriber_id, json_each(s.attributes) j WHERE m.list_id IN {IN_JSON}"
-        )
-        return iter(sorted(row[0] for row in self.database.query(sql, (self.ids,))))
+        return iter(attribute_keys(self.database, self.lists))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -42,11 +42,10 @@ def lists_create(
             database, slug, name, double_opt_in=double_opt_in, public_archive=public_archive,
             public_form=public_form,
         )  # fmt: skip
-    opt_in = "double" if created.double_opt_in else "single"
     archive = ", public archive" if created.public_archive else ""
     form = ", public form" if created.public_form else ""
     out.print(
-        f"created list {created.slug} ({created.name}, {opt_in} opt-in{archive}{form})",
+        f"created list {created.slug} ({created.name}, {created.opt_in} opt-in{archive}{form})",
         markup=False,
     )
 
@@ -95,7 +94,7 @@ def _row(summary: ListSummary) -> list[str]:
     return [
         found.slug,
         found.name,
-        "double" if found.double_opt_in else "single",
+        found.opt_in,
         "open" if found.public_form else "closed",
         "public" if found.public_archive else "private",
         *(str(summary.counts[k]) for k in LIST_COUNTS),
@@ -128,7 +127,7 @@ def lists_show(
     found = summary.list
     lines = [
         f"list {found.slug}: {found.name}",
-        f"opt-in:   {'double' if found.double_opt_in else 'single'}",
+        f"opt-in:   {found.opt_in}",
         "form:     " + (f"open at /s/{found.slug}" if found.public_form else "closed"),
         "archive:  " + ("published at /archive/" if found.public_archive else "not published"),
         f"created:  {local(found.created_at)}",

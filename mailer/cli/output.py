@@ -71,7 +71,7 @@ def list_record(summary: ListSummary) -> dict[str, Any]:
     return {
         "slug": found.slug,
         "name": found.name,
-        "opt_in": "double" if found.double_opt_in else "single",
+        "opt_in": found.opt_in,
         "public_archive": found.public_archive,
         "public_form": found.public_form,
         "created_at": found.created_at,

@@ -10,9 +10,8 @@ from mailer.audience.status import bounce_many
 from mailer.db.database import Database, now
 from mailer.db.reserve import Reserve
 from mailer.errors import DiskFullError
-from mailer.models import MailingList, Reader
-from mailer.send import recipients
-from mailer.send.recipients import Audience, reader
+from mailer.models import Reader
+from mailer.send.recipients import reader
 from mailer.send.types import Delivery, Result, Stop
 
 PENDING = ("queued", "deferred")
@@ -115,10 +114,6 @@ class CampaignLog:
                 " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
                 (status, reason, status, now(), self.campaign_id),
             )
-
-
-def count_eligible(database: Database, mailing_list: MailingList) -> int:
-    return recipients.count_eligible(database, Audience((mailing_list,)))
 
 
 def find_reader(database: Database, email: str) -> Reader | None:
