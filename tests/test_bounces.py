@@ -488,3 +488,14 @@ def test_maildir_marks_only_what_it_read(workspace: Path) -> None:
     source.mark(item)
     assert [p.name for p in (root / "cur").iterdir()] == ["1741.M1P1.host:2,FS"]
     assert list(source.messages()) == []
+
+
+def test_maildir_reads_in_arrival_order(workspace: Path) -> None:
+    """Maildir names do not pad their numbers: M99999 arrived before M100000."""
+    root = workspace / "md"
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True)
+    names = ["1741.M99999P7Q1.host", "1741.M100000P7Q2.host", "1742.M5P7Q3.host"]
+    for name in reversed(names):
+        (root / "new" / name).write_bytes(b"Subject: x\r\n\r\nx\r\n")
+    assert [item.key for item in MaildirSource(root).messages()] == [f"new/{n}" for n in names]

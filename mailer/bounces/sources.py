@@ -9,6 +9,7 @@ from __future__ import annotations
 import imaplib
 import mailbox
 import os
+import re
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -78,7 +79,9 @@ class MaildirSource:
     def messages(self) -> Iterator[Incoming]:
         for sub in ("new", "cur"):
             try:
-                names = sorted(e.name for e in os.scandir(self.path / sub) if e.is_file())
+                names = sorted(
+                    (e.name for e in os.scandir(self.path / sub) if e.is_file()), key=_arrival
+                )
             except OSError as error:
                 raise FileInputError(self.path / sub, f"cannot list: {error.strerror}") from None
             for name in names:
@@ -102,6 +105,15 @@ class MaildirSource:
         except OSError as error:
             reason = f"cannot mark as read: {error.strerror}"
             raise FileInputError(self.path / item.key, reason) from None
+
+
+def _arrival(name: str) -> list[tuple[int, str]]:
+    # Maildir names start "SECONDS.M<micro>P<pid>Q<n>": the numbers are not zero-padded, so plain
+    # string order would put M99999 after M100000 and process bounces out of arrival order.
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in _DIGITS.split(name)]
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def _flags(name: str) -> str:
