@@ -16,10 +16,12 @@ from mailer.errors import FileInputError
 SECRET_NAME = ".mailer-secret"
 MAC_BYTES = 16
 # Purposes: u (unsubscribe: reader, list), k (unsubscribe from every list of a campaign sent to
-# several: reader, campaign), c (confirm: reader, list). Unsubscribe tokens never expire;
-# confirm tokens carry the second they were issued.
+# several: reader, campaign), c (confirm: reader, list), p (preferences: reader, the list the
+# message came from, 0 for several), a (a new address: reader, the random number of their
+# request, issued). Unsubscribe and preferences tokens never expire; confirm and address
+# tokens carry the second they were issued.
 TOKEN = re.compile(
-    r"([uck])([0-9a-z]{1,13})\.([0-9a-z]{1,13})(?:\.([0-9a-z]{1,8}))?\.([A-Za-z0-9_-]{22})"
+    r"([uckpa])([0-9a-z]{1,13})\.([0-9a-z]{1,13})(?:\.([0-9a-z]{1,8}))?\.([A-Za-z0-9_-]{22})"
 )
 
 
@@ -27,7 +29,7 @@ TOKEN = re.compile(
 class TokenSubject:
     purpose: str
     subscriber_id: int
-    list_id: int  # the campaign's id for purpose k
+    list_id: int  # the campaign's id for purpose k; the request's number for a
     issued: int | None = None  # Unix seconds, for confirm tokens
 
 

@@ -48,7 +48,8 @@ def live(workspace: Path) -> Iterator[Live]:
     page.write_text(page.read_text().replace("{{ newsletter.name }}", "Own masthead"))
     started = start_web(workspace, {})
     with started.store() as store:
-        weekly = lists.create(store, "weekly", "Weekly report", public_archive=True)
+        weekly = lists.create(store, "weekly", "Weekly report", public_archive=True,
+                              public_form=True)  # fmt: skip
         subscriptions.add(store, weekly, [Candidate("ada@example.org", False, "Ada")])
     yield started
     started.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -95,13 +96,22 @@ def test_text_entities_and_styles_are_kept_as_they_read() -> None:
     )
 
 
-def test_the_archive_copy_is_for_nobody_and_links_to_the_subscribe_page() -> None:
-    campaign = CompiledCampaign(load_report(EXAMPLE), NEWS, LIST, campaign_id="c7")
-    copy = archive_copy(campaign, NEWS.base_url)
-    assert "Dear reader," in copy and "your address is subscribed" in copy
-    assert 'href="https://bulletin.example.org/s/survey"' in copy
-    assert "reader@example.org" not in copy and "/u/" not in copy
-    assert "Results from forty sampling sites" in copy and "<style>" in copy
+def test_the_archive_copy_is_a_page_for_a_visitor_with_its_date_and_the_archive() -> None:
+    form = replace(LIST, public_form=True)
+    campaign = CompiledCampaign(load_report(EXAMPLE), NEWS, form, campaign_id="c7")
+    copy = archive_copy(campaign, NEWS.base_url, "2026-11-03")
+    assert "Dear reader," in copy and "Volunteers collected 612 samples" in copy
+    assert "<style>" in copy and "reader@example.org" not in copy
+    # No reader's footer: nobody here is subscribed, and there is nothing to leave.
+    for personal in ("is subscribed", "Unsubscribe", "/u/", "/p/", "Manage your"):
+        assert personal not in copy, personal
+    assert 'href="https://bulletin.example.org/s/survey"' in copy and "Subscribe to" in copy
+    assert copy.count('href="https://bulletin.example.org/archive/"') == 2  # top and footer
+    assert '<time datetime="2026-11-03"' in copy and "November 3, 2026" in copy
+    assert "Results from forty sampling sites" not in copy  # a page has no inbox preview
+    # A list without a public form is not offered to visitors.
+    closed = archive_copy(CompiledCampaign(load_report(EXAMPLE), NEWS, LIST), NEWS.base_url)
+    assert "/s/survey" not in closed and "Subscribe to" not in closed
 
 
 def test_a_report_with_a_refresh_is_archived_without_it() -> None:

@@ -83,11 +83,16 @@ def test_a_bomb_in_a_workspace_template_is_one_line(listed: Path) -> None:
     own = listed / "templates"
     shutil.copytree(packaged_templates(), own)
     footer = own / "partials" / "footer.html.j2"
-    footer.write_text(footer.read_text() + "<p>{{ 'a' * 4000000000 }}</p>\n")
+    lines = footer.read_text().splitlines()
+    footer.write_text("\n".join([*lines, "<p>{{ 'a' * 4000000000 }}</p>"]) + "\n")
     report = listed / "report.md"
     report.write_text("---\nsubject: Fine\n---\nHello.\n")
     done = run_mailer(listed, "send", str(report), "--list", "example", "--dry-run")
-    one_line(done, footer, ":4: the repeated value (*) would be 4,000,000,000 characters long")
+    one_line(
+        done,
+        footer,
+        f":{len(lines) + 1}: the repeated value (*) would be 4,000,000,000 characters long",
+    )
 
 
 def test_a_report_file_over_10_mib_is_refused(listed: Path) -> None:

@@ -67,6 +67,12 @@ def by_id(database: Database, list_id: int) -> MailingList | None:
     return None if row is None else _list(row)
 
 
+def public_forms(database: Database) -> list[MailingList]:
+    """The lists anyone may join through the web form, by name."""
+    rows = database.query(f"SELECT {COLUMNS} FROM lists WHERE public_form ORDER BY name, slug")
+    return [_list(row) for row in rows]
+
+
 def summaries(database: Database, slug: str | None = None) -> list[ListSummary]:
     """Every list (or the one with this slug) with its members counted per status (bounced
     and blocklisted apart)."""

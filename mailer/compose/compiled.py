@@ -8,7 +8,6 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-import css_inline
 import jinja2
 from markupsafe import Markup
 
@@ -24,6 +23,7 @@ from mailer.compose.personal import (
 )
 from mailer.compose.report import Report
 from mailer.compose.report_files import ReportFiles
+from mailer.compose.styling import inline_css
 from mailer.compose.templates import sandbox, template_dirs
 from mailer.config import NewsletterSettings, Settings
 from mailer.errors import FileInputError
@@ -35,15 +35,22 @@ TEXT_TEMPLATE = "newsletter.txt.j2"
 
 @dataclass(frozen=True)
 class Links:
-    """What templates see as ``links``: the reader's own addresses on the web side."""
+    """What templates see as ``links``: the reader's own addresses on the web side. A copy for
+    the web archive has no reader: it has ``archive`` (the index) and its ``published`` date
+    instead, and templates show a page footer rather than the reader's."""
 
     unsubscribe: str
     view_online: str = ""
+    preferences: str = ""
+    subscribe: str = ""  # the list's public form, for whoever was forwarded a copy
+    archive: str = ""
+    published: str = ""
 
 
 def preview_links(base_url: str, token: str = "preview") -> Links:
     """Links for a preview or a test message; real tokens come from the caller."""
-    return Links(unsubscribe=f"{base_url.rstrip('/')}/u/{token}")
+    base = base_url.rstrip("/")
+    return Links(unsubscribe=f"{base}/u/{token}", preferences=f"{base}/p/{token}")
 
 
 class _ProtectingLoader(jinja2.FileSystemLoader):
@@ -111,11 +118,7 @@ class CompiledCampaign:
         loader = _ProtectingLoader(dirs, spans)
         html_env, text_env = sandbox(loader, True, finalize), sandbox(loader, False, finalize)
         html = _render_shared(html_env, HTML_TEMPLATE, self.context, loader)
-        try:
-            inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-            html = inliner.inline(html)
-        except (css_inline.InlineError, ValueError) as error:
-            raise FileInputError(HTML_TEMPLATE, f"CSS cannot be inlined: {error}") from None
+        html = inline_css(html, HTML_TEMPLATE)
         text = _render_shared(text_env, TEXT_TEMPLATE, self.context, loader)
         self.html = Part(html, spans, html_env, [], "_html")
         self.text = Part(text, spans, text_env, text_body.specs, "_text")

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from mailer.compose import mime, translations
+from mailer.compose.styling import inline_css
 from mailer.compose.templates import sandbox
 from mailer.config import NewsletterSettings
 from mailer.errors import FileInputError
@@ -53,6 +54,7 @@ def build_confirmation(
     }
     subject, text = _render(templates, TEXT_TEMPLATE, context, html=False)
     _, html = _render(templates, HTML_TEMPLATE, context, html=True)
+    html = inline_css(html, HTML_TEMPLATE)
     policy = email.policy.SMTPUTF8 if member.smtputf8 else email.policy.SMTP
     message = EmailMessage(policy=policy)
     sender_name, sender_addr = parseaddr(mime.clean(newsletter.sender))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import UTC, datetime
 from email.errors import HeaderParseError, NonASCIILocalPartDefect
 from email.headerregistry import AddressHeader, HeaderRegistry
 from html import escape
@@ -132,10 +133,14 @@ URLS = frozenset({"href", "src", "action", "formaction", "xlink:href", "backgrou
 NAME = re.compile(r"[a-z_][-a-z0-9_:.]*")
 
 
-def archive_copy(campaign: CompiledCampaign, base_url: str) -> str:
-    """The campaign's HTML as readers saw it, minus anything personal (no address, no token; the
-    unsubscribe link leads to the list's subscribe page) and anything that acts on a visitor."""
-    links = Links(unsubscribe=f"{base_url.rstrip('/')}/s/{campaign.list.slug}", view_online="")
+def archive_copy(campaign: CompiledCampaign, base_url: str, published: str = "") -> str:
+    """The campaign's HTML as a web page: the readers' message minus anything personal (no
+    address, no token) and anything that acts on a visitor, with a page footer of its own (the
+    publication, its subscribe form, the archive) and its ``published`` date (default today)."""
+    base = base_url.rstrip("/")
+    form = f"{base}/s/{campaign.list.slug}" if campaign.list.public_form else ""
+    links = Links(unsubscribe="", subscribe=form, archive=f"{base}/archive/",
+                  published=published or datetime.now(UTC).date().isoformat())  # fmt: skip
     return strip_active(_with_hosted_images(campaign.parts(ARCHIVE_READER, links)[0], campaign))
 
 

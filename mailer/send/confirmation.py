@@ -13,7 +13,8 @@ from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.errors import MailerError, TransportError
 from mailer.models import MailingList, Member, Reply
-from mailer.send.transports import choose_transport, return_path
+from mailer.send.notices import deliver_notice
+from mailer.send.transports import choose_transport
 from mailer.send.types import Transport
 from mailer.tokens import Signer, load_secret
 
@@ -32,12 +33,7 @@ async def send_confirmation(
     issued = int(clock())
     url = confirm_url(settings.newsletter.base_url, signer, member.id, mailing_list.id, issued)
     message = build_confirmation(settings.newsletter, mailing_list, member, url, templates)
-    sender = return_path(settings)
-    connection = await transport.connect()
-    try:
-        return await connection.send(sender, member.email, message, member.smtputf8)
-    finally:
-        await connection.close()
+    return await deliver_notice(settings, transport, member.email, message, member.smtputf8)
 
 
 # A form request's database work, run in a thread: the member to mail, or None for nobody.

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailer.compose.mime import relaxed_body
+from mailer.config import Settings
 from mailer.errors import FileInputError, InputError
 
 # Signed when present; From is listed twice so that a second From cannot be added afterwards.
@@ -131,3 +132,12 @@ def _fold_names(names: tuple[bytes, ...]) -> bytes:
             line = b""
         line += (b":" if line or lines else b"") + name
     return b"\r\n ".join([*lines, line])
+
+
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The configured DKIM signer, or None when [dkim] domain is empty."""
+    wanted = settings.dkim
+    if not wanted.domain:
+        return None
+    key = settings.workspace / wanted.key_file
+    return DkimSigner.from_file(wanted.domain, wanted.selector, key)

@@ -12,16 +12,8 @@ from mailer.compose.editions import CompiledEditions, Compiler, Edition
 from mailer.compose.report import Report
 from mailer.compose.report_files import ReportFiles
 from mailer.models import MailingList, Reader
-from mailer.send.dkim import DkimSigner
+from mailer.send.dkim import dkim_signer
 from mailer.tokens import Signer, load_secret
-
-
-def dkim_signer(current: config.Settings) -> DkimSigner | None:
-    """The configured DKIM signer, or None when [dkim] domain is empty."""
-    dkim = current.dkim
-    if not dkim.domain:
-        return None
-    return DkimSigner.from_file(dkim.domain, dkim.selector, current.workspace / dkim.key_file)
 
 
 @dataclass(frozen=True)
@@ -83,17 +75,21 @@ class MessageFactory:
     ) -> tuple[bytes, str]:
         """Return (message bytes, Message-ID). Without a campaign (test sends) the links carry
         no real token."""
-        listing = self.mailing_list
-        token = "test"
+        listing, base = self.mailing_list, self.base
+        token = preferences = "test"
         if campaign_id is not None and self.several:  # leave each of its lists at once
             token = self.tokens.make("k", reader.id, campaign_id)
+            preferences = self.tokens.make("p", reader.id, 0)
         elif campaign_id is not None:
             token = self.tokens.make("u", reader.id, listing.id)
+            preferences = self.tokens.make("p", reader.id, listing.id)
         edition = self.editions.for_reader(reader)
         view_online = ""
         if campaign_id is not None and listing.public_archive:
-            view_online = f"{self.base}/archive/{campaign_id}{edition.archive_path}"
-        links = Links(unsubscribe=f"{self.base}/u/{token}", view_online=view_online)
+            view_online = f"{base}/archive/{campaign_id}{edition.archive_path}"
+        subscribe = f"{base}/s/{listing.slug}" if listing.public_form and not self.several else ""
+        links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online,
+                      preferences=f"{base}/p/{preferences}", subscribe=subscribe)  # fmt: skip
         if self.dkim is None:
             return edition.campaign.build(reader, links, message_id=message_id)
         message, message_id, relaxed = edition.campaign.build_relaxed(

@@ -7,8 +7,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from mailer.audience import lists
 from mailer.compose.translations import accepted
 from mailer.db.database import MAX_ID
+from mailer.errors import FileInputError
 from mailer.models import MAX_LANG
 from mailer.send import campaigns
 from mailer.web.site import ARCHIVE_CSP, Site
@@ -19,12 +21,27 @@ async def home(site: Site, request: Request) -> Response:
 
 
 async def archive_index(site: Site, request: Request) -> Response:
-    """Every published campaign, in the visitor's language where it has an edition in it."""
-    published = await site.db(campaigns.public_campaigns)
+    """Every published campaign, newest first, in the visitor's language where it has an
+    edition in it, with its preheader as a summary; and the lists a visitor may join."""
+    published, forms = await site.db(
+        lambda database: (campaigns.public_campaigns(database), lists.public_forms(database))
+    )
+    summaries = await run_in_threadpool(_summaries, site, published)
     headers = {"Cache-Control": "public, max-age=300"}
     wanted = accepted(request.headers.get("accept-language", ""))  # the campaigns' own editions
     return site.page("archive", 200, headers, site.language(request), campaigns=published,
-                     wanted=wanted)  # fmt: skip
+                     wanted=wanted, forms=forms, summaries=summaries)  # fmt: skip
+
+
+def _summaries(site: Site, published: list[campaigns.ArchivedCampaign]) -> dict[int, str]:
+    """Each campaign's preheader (its default edition's), where it has one."""
+    found = {}
+    for campaign in published:
+        try:
+            found[campaign.id] = site.archive.report(campaign).preheader
+        except FileInputError:  # stored before front matter had its limits
+            continue
+    return found
 
 
 async def archive_page(site: Site, request: Request) -> Response:
