@@ -135,3 +135,27 @@ def test_bad_key_file_is_one_line(mailer: Invoke, workspace: Path) -> None:
     assert result.exit_code == 1
     assert "private.pem: not a PEM private key" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_confirmation_is_signed_like_the_newsletter(
+    mailer: Invoke, workspace: Path, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    """A new reader's first message goes through the same signing as every issue."""
+    controller, recorder = smtp_server
+    generated = mailer("dkim", "keygen", "--domain", "example.org")
+    assert generated.exit_code == 0, generated.output
+    [line] = [x for x in generated.stdout.splitlines() if "._domainkey." in x]
+    record = "".join(re.findall(r'"([^"]*)"', line))
+    env = {
+        **PUBLICATION,
+        "MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+        "MAILER_SMTP_SECURITY": "none", "MAILER_DKIM_DOMAIN": "example.org",
+    }  # fmt: skip
+    assert mailer("lists", "create", "letters", "--double-opt-in").exit_code == 0
+    added = mailer("subscribers", "add", "letters", "bea@example.org", env=env)
+    assert added.exit_code == 0, added.output
+    [received] = recorder.received
+    assert received.message["Subject"] == "Please confirm your subscription to letters"
+    assert dkim.verify(received.data, dnsfunc=dns_for(record))
+    tampered = received.data.replace(b"Hello,", b"Hullo,")
+    assert tampered != received.data and not dkim.verify(tampered, dnsfunc=dns_for(record))

@@ -5,6 +5,7 @@ screenshots are kept in test-artefacts/screens/."""
 from __future__ import annotations
 
 import hashlib
+import html as html_module
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -192,3 +193,85 @@ def violations(page: Page) -> list[str]:
         page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
     found: list[dict[str, Any]] = page.evaluate("async () => (await axe.run()).violations")
     return [f"{v['id']}: {[n['target'] for n in v['nodes']][:5]}" for v in found]
+
+
+def open_email(browser: Browser, views: Views, width: int, scheme: str = "light") -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+    _open(page, (views.folder / "newsletter.html").as_uri())
+    return page
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_on_a_phone_table_cells_keep_their_words_whole(
+    browser: Browser, views: Views, width: int
+) -> None:
+    page = open_email(browser, views, width)
+    try:
+        # A word split across lines has two boxes: "Phosphat/e" in a narrow column.
+        split: list[str] = page.evaluate(
+            """() => {
+                const split = [];
+                for (const cell of document.querySelectorAll('.content td, .content th')) {
+                    const text = cell.firstChild;
+                    if (!text || text.nodeType !== Node.TEXT_NODE) continue;
+                    for (const m of text.data.matchAll(/\\S+/g)) {
+                        const range = document.createRange();
+                        range.setStart(text, m.index);
+                        range.setEnd(text, m.index + m[0].length);
+                        if (range.getClientRects().length > 1) split.push(m[0]);
+                    }
+                }
+                return split;
+            }"""
+        )
+        cells = page.locator(".content td").count()
+        assert cells >= 9 and split == [], split
+    finally:
+        page.close()
+
+
+def test_on_a_phone_the_column_is_wide_and_the_title_short(browser: Browser, views: Views) -> None:
+    page = open_email(browser, views, 375)
+    try:
+        column: dict[str, float] = page.evaluate(
+            """() => {
+                const p = document.querySelector('.content p');
+                const style = getComputedStyle(p);
+                const h1 = document.querySelector('h1');
+                const line = parseFloat(getComputedStyle(h1).lineHeight);
+                return {width: p.getBoundingClientRect().width,
+                        size: parseFloat(style.fontSize),
+                        lines: Math.round(h1.getBoundingClientRect().height / line)};
+            }"""
+        )
+        # About 40 characters a line (a serif's average glyph is about half its size).
+        assert column["width"] / (column["size"] * 0.5) >= 40, column
+        assert column["lines"] <= 3, column
+    finally:
+        page.close()
+
+
+def test_in_dark_mode_the_footer_has_no_bright_line(browser: Browser, views: Views) -> None:
+    for scheme, bright in (("light", True), ("dark", False)):
+        page = open_email(browser, views, 800, scheme)
+        try:
+            rgb: list[int] = page.evaluate(
+                """() => getComputedStyle(document.querySelector('.footer')).borderTopColor
+                    .match(/\\d+/g).slice(0, 3).map(Number)"""
+            )
+        finally:
+            page.close()
+        # Light mode: a pale line on white; dark mode: a dim one on the dark page.
+        assert (sum(rgb) / 3 > 128) == bright, (scheme, rgb)
+
+
+def test_the_preheader_is_followed_by_filler(views: Views) -> None:
+    html = (views.folder / "newsletter.html").read_text(encoding="utf-8")
+    found = re.search(r'<div class="preheader"[^>]*>([^<]*)</div>', html)
+    assert found is not None
+    preheader = (
+        "Results from forty sampling sites, two methodology changes and the plan for winter."
+    )
+    text, _, filler = html_module.unescape(found.group(1)).partition(preheader)
+    assert text == "" and len(filler) >= 150 and set(filler) <= {"\u034f", "\u200c", "\xa0"}
