@@ -24,7 +24,10 @@ from mailer.send.recipients import audience
 from mailer.send.service import Overrides, RunResult, Session
 from mailer.send.types import StopReason
 
-STRICT = "Refuse on any warning: an image without alt text, over plain http, heavy attachments."
+STRICT = (
+    "Refuse on any warning: an image without alt text or over plain http, heavy attachments,"
+    " a paragraph that looks like the first item of the list after it."
+)
 
 
 @app.command(epilog="Example: mailer render examples/report.md --list weekly --out preview")

@@ -8,7 +8,7 @@ from typing import Any
 
 from markdown_it.token import Token
 
-from mailer.compose import attachments, images
+from mailer.compose import attachments, images, lookalikes
 from mailer.compose.attachments import Attached
 from mailer.compose.images import Images
 from mailer.compose.notices import Notice
@@ -63,15 +63,18 @@ def prepare_body(
     files, heavy = attachments.attach(report, options.max_attachment_mb, options.files)
     html = parser.renderer.render(tokens, parser.options, env)
     text = to_text(tokens, parser, PLACEHOLDER)
-    return Body(html, text, placed, files, [*placed.notices, *heavy])
+    looks = lookalikes.survey(tokens, report)
+    return Body(html, text, placed, files, [*placed.notices, *looks, *heavy])
 
 
 def inspect_report(report: Report, settings: Settings, *, strict: bool = False) -> list[Notice]:
     """Check the report's images and attachments without reading them: a missing file or
-    attachments over [send] max_attachment_mb are errors; what readers would miss is a
-    warning, returned, or (``strict``) the error raised."""
+    attachments over [send] max_attachment_mb are errors; what readers would miss (and a
+    paragraph that looks like the first item of the list after it) is a warning, returned,
+    or (``strict``) the error raised."""
     tokens = _tokens(report)
     _, notices = images.survey(tokens, images.find(tokens, report), report)
+    notices += lookalikes.survey(tokens, report)
     _, heavy = attachments.survey(report, settings.send.max_attachment_mb)
     notices += heavy
     if strict and notices:

@@ -62,6 +62,7 @@ async def archive_page(site: Site, request: Request) -> Response:
 
 
 async def feed(site: Site, request: Request) -> Response:
-    published = await site.db(lambda database: campaigns.public_campaigns(database, 20))
-    body = await run_in_threadpool(site.archive.feed, published)
+    body = await site.db(
+        lambda database: site.archive.feed(campaigns.public_campaigns(database, 20), database)
+    )
     return Response(body, 200, media_type="application/atom+xml; charset=utf-8")
