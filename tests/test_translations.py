@@ -155,7 +155,7 @@ def test_the_form_is_in_the_pages_language_and_so_is_the_confirmation(
     html = message.get_body(("html",))
     assert text is not None and html is not None
     assert str(text.get_content()).startswith("Bonjour,")
-    assert '<html lang="fr">' in str(html.get_content())
+    assert '<html lang="fr" dir="ltr">' in str(html.get_content())
     link = re.search(r"http://\S+/c/\S+", str(text.get_content()))
     assert link is not None
     shown = json.loads(mailer("subscribers", "show", "zoe@example.org", "--json").stdout)

@@ -184,6 +184,25 @@ SCHEMA = [
         PRIMARY KEY (campaign_id, path)
     ) WITHOUT ROWID;
     """,
+    # A reader's request, on their preferences page, to be mailed at another address: kept
+    # until that address confirms it (a link naming the request's random number, ``nonce``),
+    # one per reader (a new request replaces it). Stored, not carried in the link, so that the
+    # address stays out of URLs and logs and a link dies once used or replaced. Erasing the
+    # reader removes it.
+    """
+    CREATE TABLE address_changes (
+        subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers(id) ON DELETE CASCADE,
+        email TEXT NOT NULL,
+        smtputf8 INTEGER NOT NULL DEFAULT 0,
+        nonce INTEGER NOT NULL,
+        requested_at TEXT NOT NULL,
+        confirmed_at TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TRIGGER address_changes_erased AFTER UPDATE OF status ON subscribers
+    WHEN NEW.status = 'erased' BEGIN
+        DELETE FROM address_changes WHERE subscriber_id = NEW.id;
+    END;
+    """,
 ]
 
 MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]

@@ -13,7 +13,7 @@ from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.errors import MailerError, TransportError
 from mailer.models import MailingList, Member, Reply
-from mailer.send.notices import deliver_notice
+from mailer.send.transactional import deliver_notice
 from mailer.send.transports import choose_transport
 from mailer.send.types import Transport
 from mailer.tokens import Signer, load_secret

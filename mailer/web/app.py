@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 from mailer.config import Settings
 from mailer.errors import MailerError
 from mailer.send.types import Transport
-from mailer.web import archive, confirm, subscribe, unsubscribe
+from mailer.web import archive, confirm, preferences, subscribe, unsubscribe
 from mailer.web.media import media
 from mailer.web.site import BodyLimit, SecurityHeaders, Site
 
@@ -54,6 +54,8 @@ def create_app(
         route("/u/{token}/resubscribe", unsubscribe.resubscribe, ["POST"]),  # GET, HEAD: 405
         route("/c/{token}", confirm.confirm, ["GET", "POST"]),
         route("/s/{slug}", subscribe.subscribe, ["GET", "POST"]),
+        route("/p/{token}", preferences.preferences, ["GET", "POST"]),
+        route("/a/{token}", preferences.new_address, ["GET", "POST"]),
         route("/archive/", archive.archive_index),
         route("/archive/feed.xml", archive.feed),
         route("/archive/{campaign_id:int}", archive.archive_page),

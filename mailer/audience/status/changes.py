@@ -10,6 +10,7 @@ from mailer.audience.status.table import (
     LEADS_TO,
     SUBSCRIBER,
     Change,
+    Edit,
     M,
     S,
     Verdict,
@@ -33,7 +34,8 @@ def record_event(
     db: sqlite3.Connection, kind: str, subscriber_id: int, where: Where, at: str | None = None
 ) -> None:
     """Write one event (join_many, in this module too, writes its events in bulk). Kinds
-    beyond Change: soft_bounce, which counts towards a bounce but changes no status."""
+    beyond Change: soft_bounce, which counts towards a bounce but changes no status; Edit's,
+    the reader's own changes and requests."""
     db.execute(
         "INSERT INTO events (at, kind, subscriber_id, list_id, campaign_id, detail)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -120,6 +122,45 @@ def change_subscriber(
         (str(target), stamp, subscriber_id),
     )
     record_event(db, change, subscriber_id, where, stamp)
+    return Verdict.CHANGED
+
+
+# The column each of the reader's own edits changes (the others are requests: events only).
+PROFILE = {Edit.NAME: "name", Edit.LANGUAGE: "lang", Edit.ADDRESS: "email"}
+
+
+def change_profile(
+    db: sqlite3.Connection,
+    edit: Edit,
+    subscriber_id: int,
+    value: str,
+    *,
+    smtputf8: bool = False,
+    detail: str = "",
+    at: str | None = None,
+) -> Verdict:
+    """Change the reader's name, language or address (``edit``; ``smtputf8`` goes with an
+    address) and record the event. An erased reader has nothing left to change (REFUSED). A
+    new address must be free: the caller makes sure in the same transaction."""
+    column = PROFILE.get(edit)
+    if column is None:
+        raise ValueError(f"{edit} changes no data of the reader")
+    row = db.execute(
+        f"SELECT status, {column} FROM subscribers WHERE id = ?", (subscriber_id,)
+    ).fetchone()
+    if row is None:
+        return Verdict.MISSING
+    if row[0] == S.ERASED:
+        return Verdict.REFUSED
+    if row[1] == value:
+        return Verdict.UNCHANGED
+    stamp = at or now()
+    extra, values = ("", ()) if edit is not Edit.ADDRESS else (", smtputf8 = ?", (smtputf8,))
+    db.execute(
+        f"UPDATE subscribers SET {column} = ?{extra}, updated_at = ? WHERE id = ?",
+        (value, *values, stamp, subscriber_id),
+    )
+    record_event(db, edit, subscriber_id, Where(detail=detail), stamp)
     return Verdict.CHANGED
 
 

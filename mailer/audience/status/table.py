@@ -22,6 +22,17 @@ class Change(StrEnum):
     ERASE = "erased"
 
 
+class Edit(StrEnum):
+    """What a reader changed of what they told us (not a status); the value is the event's
+    kind. Their own change, on their preferences page."""
+
+    NAME = "name_changed"
+    LANGUAGE = "language_changed"
+    ADDRESS = "address_changed"  # the new address confirmed the change
+    ADDRESS_REQUESTED = "address_requested"  # waits for the new address to confirm it
+    ADDRESS_CANCELLED = "address_cancelled"  # the request withdrawn before it was confirmed
+
+
 class Verdict(StrEnum):
     CHANGED = "changed"
     UNCHANGED = "unchanged"  # already there: nothing written
