@@ -22,6 +22,7 @@ from tests.conftest import EXAMPLE_REPORT, PUBLICATION, ROOT
 from tests.smtp_servers import Mailbox, start
 from tests.test_web import Live, confirm_link, post_form, smtp_environ, start_web
 from tests.test_web_browser import run_mailer
+from tests.test_web_preferences import link_in, post
 
 AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
 AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
@@ -39,6 +40,7 @@ class Views:
     unsubscribe: str  # a reader's links, from the message they were sent
     preferences: str
     confirm: str  # the link in the confirmation message
+    address: str  # the link that confirms a new address
 
 
 def html_part(message: EmailMessage) -> str:
@@ -84,7 +86,17 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
         post_form(f"{live.url}/s/weekly", {"email": "bea@example.org", "name": "Bea"})
         [asked] = [r.message for r in mailbox.wait_for(3) if r.recipient == "bea@example.org"]
         (folder / "confirmation.html").write_text(html_part(asked), encoding="utf-8")
-        yield Views(live, folder, unsubscribe, preferences, confirm_link(asked, live.url))
+        # Another reader asks for a new address on their preferences page: two messages.
+        [cy_page] = re.findall(r'href="([^"]+/p/[^"]+)"', html_part(received["cy@example.org"]))
+        asking = post(cy_page, {"action": "address", "email": "cy.new@example.net"})
+        assert asking.status == 200, asking.body
+        mails = {r.recipient: r.message for r in mailbox.wait_for(5)}
+        for name, to in (("address-confirmation", "cy.new@example.net"),
+                         ("address-notice", "cy@example.org")):  # fmt: skip
+            (folder / f"{name}.html").write_text(html_part(mails[to]), encoding="utf-8")
+        address = link_in(mails["cy.new@example.net"], live.url, "a")
+        confirm = confirm_link(asked, live.url)
+        yield Views(live, folder, unsubscribe, preferences, confirm, address)
     finally:
         live.stop()
         controller.stop()
@@ -136,6 +148,11 @@ VIEWS: dict[str, tuple[Callable[[Page, Views], None], str]] = {
         "Your subscription is confirmed",
     ),
     "preferences": (lambda page, views: _open(page, views.preferences), "preferences"),
+    "preferences-saved": (submit("{preferences}", {}, "Save my preferences"), "preferences"),
+    "address-confirmation": (email("address-confirmation"), "Please confirm your new address"),
+    "address-notice": (email("address-notice"), "Your address for The Example Bulletin"),
+    "address-confirm": (lambda page, views: _open(page, views.address), "Confirm your new address"),
+    "address-changed": (submit("{address}", {}, "Confirm my new address"), "address is changed"),
     "archive-index": (goto("{base}/archive/"), "Archive"),
     "archive-issue": (goto("{base}/archive/1"), "Lower Vale Water Survey: Autumn 2026"),
     "invalid-link": (goto("{base}/u/not-a-token"), "This link is not valid"),
