@@ -3,6 +3,7 @@ address confirmed by mail; only a POST from our own page with its CSRF field cha
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.parse
@@ -16,6 +17,7 @@ from mailer.audience import erasure, lists, subscriptions, suppression
 from mailer.models import Candidate, Member
 from mailer.tokens import Signer
 from mailer.web.site import mask
+from tests.conftest import Invoke
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import FORM, Answer, Site, http, make_site
 
@@ -389,3 +391,18 @@ def test_a_forged_token_or_an_erased_reader_gets_the_invalid_page(site: Site) ->
                           b"action=leave" if method == "POST" else None, FORM)  # fmt: skip
             assert (answer.status, answer.body) == (404, invalid.body), (token, method)
     assert memberships(site, site.ada.id) == {"weekly": "confirmed"}
+
+
+def test_a_new_address_waiting_is_part_of_the_readers_own_data(site: Site, mailer: Invoke) -> None:
+    """GDPR article 15: `subscribers show` tells the reader of an address they asked for."""
+    request_address(site, page_url(site), "ada.new@example.net")
+    confirm, _ = site.mailbox.wait_for(2)
+    shown = mailer("subscribers", "show", "ada@example.org", "--json")
+    assert shown.exit_code == 0, shown.output
+    pending = json.loads(shown.stdout)["pending_address"]
+    assert pending["email"] == "ada.new@example.net" and pending["requested_at"]
+    text = mailer("subscribers", "show", "ada@example.org").stdout
+    assert "new address: ada.new@example.net, asked for" in text
+    http("POST", link_in(confirm.message, site.live.url, "a"), b"", FORM)
+    moved = mailer("subscribers", "show", "ada.new@example.net", "--json")
+    assert json.loads(moved.stdout)["pending_address"] is None

@@ -54,6 +54,7 @@ class ReaderData:
     lists: tuple[ListMembership, ...]
     events: tuple[Event, ...]
     deliveries: tuple[Delivery, ...]
+    pending_address: tuple[str, str] | None = None  # a new address asked for, and when
 
 
 def reader_data(database: Database, email: str) -> ReaderData | None:
@@ -85,12 +86,18 @@ def reader_data(database: Database, email: str) -> ReaderData | None:
         " ORDER BY d.campaign_id",
         (sid,),
     )
+    pending = database.query_one(
+        "SELECT email, requested_at FROM address_changes WHERE subscriber_id = ?"
+        " AND confirmed_at = ''",
+        (sid,),
+    )
     return ReaderData(
         email=row[1], name=row[2], status=row[3], lang=row[4], attributes=json.loads(row[5]),
         tags=tuple(t[0] for t in tags), created_at=row[6], updated_at=row[7],
         lists=tuple(ListMembership(r[0], r[1], r[2], r[3], Consent(*r[4:8])) for r in lists),
         events=tuple(Event(*r) for r in events),
         deliveries=tuple(Delivery(*r) for r in deliveries),
+        pending_address=(pending[0], pending[1]) if pending else None,
     )  # fmt: skip
 
 
@@ -106,6 +113,9 @@ def as_record(data: ReaderData) -> dict[str, Any]:
         "tags": list(data.tags),
         "created_at": data.created_at,
         "updated_at": data.updated_at,
+        "pending_address": None
+        if data.pending_address is None
+        else {"email": data.pending_address[0], "requested_at": data.pending_address[1]},
         "lists": [
             {
                 "list": m.slug,

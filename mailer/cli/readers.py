@@ -47,6 +47,13 @@ def subscribers_show(
     _print_reader(data)
 
 
+def _pending(data: ReaderData) -> list[str]:
+    if data.pending_address is None:
+        return []
+    email, asked = data.pending_address
+    return [f"new address: {email}, asked for {local(asked)}, waiting for its confirmation"]
+
+
 def _print_reader(data: ReaderData) -> None:
     attributes = ", ".join(f"{k}={v}" for k, v in sorted(data.attributes.items()))
     lines = [
@@ -57,6 +64,7 @@ def _print_reader(data: ReaderData) -> None:
         f"tags:       {', '.join(data.tags) or '-'}",
         f"attributes: {attributes or '-'}",
         f"created:    {local(data.created_at)}; last change {local(data.updated_at)}",
+        *_pending(data),
         "lists:" if data.lists else "lists:      none",
     ]
     for m in data.lists:
