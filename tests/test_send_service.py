@@ -84,7 +84,7 @@ def test_a_stop_before_the_server_answers_records_no_campaign(tmp_path: Path) ->
         session = workspace_with(tmp_path, 3, env)
         plan = service.plan_campaign(session, load_report(EXAMPLE_REPORT), weekly(session))
 
-        async def main() -> service.Outcome:
+        async def main() -> service.RunResult:
             asyncio.get_running_loop().call_soon(session.control.stop)
             return await service.send_campaign(session, plan)
 

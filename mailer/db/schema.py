@@ -203,6 +203,43 @@ SCHEMA = [
         DELETE FROM address_changes WHERE subscriber_id = NEW.id;
     END;
     """,
+    # 12: campaigns sent at a set time (scheduled, its time in UTC) and each list's welcome
+    # campaign (kind 'welcome': its deliveries are added as readers join). A CHECK cannot be
+    # altered in SQLite: the table is rebuilt, its ids kept.
+    """
+    CREATE TABLE campaigns_next (
+        id INTEGER PRIMARY KEY,
+        list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
+        list_slug TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        report_path TEXT NOT NULL,
+        source TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'draft' CHECK (status IN
+            ('draft', 'scheduled', 'sending', 'paused', 'done', 'cancelled')),
+        reason TEXT NOT NULL DEFAULT '',
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        archive_html TEXT NOT NULL DEFAULT '',
+        segment TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'issue' CHECK (kind IN ('issue', 'welcome')),
+        scheduled_at TEXT
+    );
+    INSERT INTO campaigns_next (id, list_id, list_slug, subject, report_path, source,
+        source_sha256, status, reason, settings, created_at, started_at, finished_at,
+        archive_html, segment)
+    SELECT id, list_id, list_slug, subject, report_path, source, source_sha256, status, reason,
+        settings, created_at, started_at, finished_at, archive_html, segment FROM campaigns;
+    DROP TABLE campaigns;
+    ALTER TABLE campaigns_next RENAME TO campaigns;
+    CREATE INDEX campaigns_due ON campaigns (status, scheduled_at);
+    ALTER TABLE lists ADD COLUMN welcome_campaign_id INTEGER
+        REFERENCES campaigns(id) ON DELETE SET NULL;
+    """,
 ]
 
-MIGRATIONS = [Migration(sql, rebuilds=number == 5) for number, sql in enumerate(SCHEMA, start=1)]
+MIGRATIONS = [
+    Migration(sql, rebuilds=number in (5, 12)) for number, sql in enumerate(SCHEMA, start=1)
+]

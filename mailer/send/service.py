@@ -1,22 +1,18 @@
 """The sending service that the CLI and the scheduler call: plan a campaign, check it, send it,
 send a test, continue an interrupted one. The campaign row exists and its lock is held before
-the first message is built."""
+the first message is built. Planning is in send.plans, the records in send.sessions."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from mailer import config
 from mailer.audience import lists
 from mailer.audience.addresses import Address
-from mailer.compose.editions import Edition, read_editions, stored_editions
+from mailer.compose.editions import read_editions, stored_editions
 from mailer.compose.report import Report
-from mailer.config.default_file import unfit_for_readers
-from mailer.db.database import Database
 from mailer.errors import InputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER
 from mailer.send import campaign_editions
@@ -24,23 +20,28 @@ from mailer.send.build_processes import BuildPool
 from mailer.send.builders import (
     build_pool,
     campaign_builder,
-    message_builder,
-    send_options,
     with_verp,
 )
-from mailer.send.campaign_editions import StoredEdition, to_store
-from mailer.send.campaigns import CampaignInfo, Campaigns
+from mailer.send.campaigns import Campaigns
 from mailer.send.connecting import open_first
 from mailer.send.deliveries import PENDING, CampaignLog, MemoryLog, find_reader
 from mailer.send.engine import Pipeline
 from mailer.send.lock import one_sender
-from mailer.send.messages import MessageFactory, Recipe
-from mailer.send.recipients import Audience, eligible
-from mailer.send.smtp import SmtpTransport
+from mailer.send.messages import MessageFactory
+from mailer.send.plans import (
+    Plan,
+    check_campaign,
+    plan_campaign,
+    ready_for_readers,
+    recipe_for,
+    resume_options,
+    run_options,
+)
+from mailer.send.recipients import Audience
+from mailer.send.sessions import NO_OVERRIDES, Overrides, RunResult, Session
 from mailer.send.transports import choose_transport
 from mailer.send.types import (
     Connection,
-    Control,
     DeliveryLog,
     Progress,
     SendOptions,
@@ -49,139 +50,13 @@ from mailer.send.types import (
     Transport,
 )
 
+__all__ = [
+    "RESUME", "RETRY", "Overrides", "Plan", "RunResult", "Session", "check_campaign",
+    "continue_campaign", "plan_campaign", "resume_options", "send_campaign", "send_test",
+]  # fmt: skip
+
 RESUME = PENDING
 RETRY = ("deferred",)
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """What the editor sets for one run, over [smtp] settings."""
-
-    concurrency: int | None = None
-    rate: float | None = None
-    limit: int = 0  # deliver at most this many now; the rest waits for a resume
-    outbox: Path | None = None  # deliver into this Maildir instead
-    again: bool = False  # send a report its list already had
-
-
-@dataclass
-class Session:
-    """What every service call runs with: settings, the database, how progress is reported
-    and how the caller stops a run."""
-
-    settings: config.Settings
-    database: Database
-    on_progress: Callable[[Progress], None] = lambda _: None
-    control: Control = field(default_factory=Control)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A campaign about to be sent, as the editor is asked to approve it; compiled already,
-    so a template error stops it before anything else happens."""
-
-    report: Report
-    source: str
-    audience: Audience
-    readers: int
-    transport: Transport
-    options: SendOptions
-    recipe: Recipe
-    factory: MessageFactory
-    editions: tuple[StoredEdition, ...] = ()  # every language, the default first
-    edition_of: tuple[str, Sequence[str]] = ("''", ())  # SQL: a reader's edition from s.lang
-
-    def check(self) -> None:
-        """Raise when the campaign would reach nobody."""
-        if self.readers == 0:
-            raise InputError(f"{self.audience.describe()}: no confirmed, active readers")
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How a run ended: the campaign (None for a test or a run stopped before the server
-    answered), the counts, and how many are left queued for a later resume."""
-
-    campaign_id: int | None
-    progress: Progress
-    queued: int = 0
-
-    @property
-    def stop(self) -> Stop | None:
-        return self.progress.stop
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.stop is None else self.stop.reason.exit_code
-
-
-def _options(session: Session, overrides: Overrides) -> SendOptions:
-    return send_options(session.settings, overrides.concurrency, overrides.rate, overrides.limit)
-
-
-def ready_for_readers(session: Session, transport: Transport) -> None:
-    """Refuse, before connecting, an SMTP send while [newsletter] base_url is plain http on a
-    public host; the outbox takes anything."""
-    problems = unfit_for_readers(session.settings) if isinstance(transport, SmtpTransport) else ""
-    if problems:
-        raise InputError(f"refusing to send over SMTP: {problems}")
-
-
-def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -> SendOptions:
-    """A resumed or retried run's options: the campaign's stored rate and concurrency, unless
-    the run gives new ones."""
-    stored = info.settings
-    concurrency = overrides.concurrency or stored.get("concurrency")
-    rate = stored.get("rate") if overrides.rate is None else overrides.rate
-    return send_options(session.settings, concurrency, rate, overrides.limit)
-
-
-def _recipe(
-    session: Session,
-    editions: Sequence[Edition],
-    chosen: Audience,
-    key: str,
-    files: Mapping[str, bytes] | None = None,
-) -> Recipe:
-    return Recipe.of(session.settings, editions, chosen.shown, key, chosen.several, files)
-
-
-def plan_campaign(
-    session: Session, report: Report, chosen: Audience, overrides: Overrides = Overrides()
-) -> Plan:
-    """Compile the report and its editions for a list and render each reader's edition, as a
-    dry run does: a template error in any edition, a reader it fails for (a missing attribute)
-    or a bad setting stops it here."""
-    editions = read_editions(report)
-    source = editions[0].source
-    transport = choose_transport(session.settings, overrides.outbox)
-    ready_for_readers(session, transport)
-    options = _options(session, overrides)
-    earlier = Campaigns(session.database).same_report(chosen, source)
-    if earlier is not None and not overrides.again:
-        sent_to = " + ".join(earlier.lists)
-        raise InputError(f"{report.path}: already sent to {sent_to} as campaign {earlier.id}"
-                         f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
-    recipe = _recipe(session, editions, chosen, f"c{os.urandom(3).hex()}")
-    factory = MessageFactory(recipe)
-    with contextlib.closing(eligible(session.database, chosen)) as everyone:
-        readers = factory.editions.check(everyone)  # ends its query even when one fails
-    stored = to_store(editions, factory.editions, session.settings.newsletter.base_url)
-    return Plan(report, source, chosen, readers, transport, options, recipe, factory,
-                tuple(stored), factory.editions.chooser.sql())  # fmt: skip
-
-
-def check_campaign(session: Session, report: Report, chosen: Audience) -> int:
-    """A dry run: build every reader's message, send nothing; raise on the first that fails."""
-    _options(session, Overrides())  # the return path is checked as a send would
-    factory = MessageFactory(_recipe(session, read_editions(report), chosen, "dry-run"))
-    build = message_builder(factory, 0)
-    count = 0
-    with contextlib.closing(eligible(session.database, chosen)) as everyone:
-        for reader in everyone:
-            build(reader)
-            count += 1
-    return count
 
 
 async def send_campaign(session: Session, plan: Plan) -> RunResult:
@@ -219,7 +94,7 @@ async def continue_campaign(
     session: Session,
     campaign_id: int,
     statuses: Sequence[str] = RESUME,
-    overrides: Overrides = Overrides(),
+    overrides: Overrides = NO_OVERRIDES,
     on_start: Callable[[int, str], None] = lambda total, transport: None,
 ) -> RunResult:
     """Deliver a stored campaign's deliveries in ``statuses`` (RESUME: all not yet sent; RETRY:
@@ -243,7 +118,7 @@ async def continue_campaign(
         # The files as the first run read them (a campaign from before they were kept: disk).
         files = campaign_editions.stored_files(database, campaign_id)
         kept = files if info.settings.get("files") else None
-        recipe = _recipe(session, editions, chosen, str(info.settings.get("key", "c")), kept)
+        recipe = recipe_for(session, editions, chosen, str(info.settings.get("key", "c")), kept)
         factory = MessageFactory(recipe)
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
@@ -265,7 +140,7 @@ async def send_test(
     report: Report,
     chosen: Audience,
     addresses: Sequence[Address],
-    overrides: Overrides = Overrides(),
+    overrides: Overrides = NO_OVERRIDES,
     test_as: str | None = None,
 ) -> RunResult:
     """Send the report, its subject marked [TEST], only to ``addresses``, each as the subscriber
@@ -278,7 +153,7 @@ async def send_test(
         raise NotFoundError("subscriber", test_as, "--test-as takes a reader's address")
     marked = [replace(e, report=replace(e.report, subject=f"[TEST] {e.report.subject}"))
               for e in read_editions(report)]  # fmt: skip
-    recipe = _recipe(session, marked, chosen, f"c{os.urandom(3).hex()}")
+    recipe = recipe_for(session, marked, chosen, f"c{os.urandom(3).hex()}")
     readers = [
         replace(shown_as or find_reader(session.database, a.email) or PLACEHOLDER_READER,
                 id=i, email=a.email, smtputf8=a.smtputf8)
@@ -286,7 +161,7 @@ async def send_test(
     ]  # fmt: skip
     factory = MessageFactory(recipe)
     factory.editions.check(readers)
-    options = _options(session, overrides)
+    options = run_options(session, overrides)
     pool = build_pool(session.settings, recipe)
     async with pool or contextlib.nullcontext():
         progress = await _run(session, transport, MemoryLog(readers), factory,

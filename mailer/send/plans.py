@@ -1,0 +1,114 @@
+"""A campaign planned before it is sent: the report and its editions compiled, every reader's
+message rendered once as a check, the settings and the report's earlier sends checked."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mailer.compose.editions import Edition, read_editions
+from mailer.compose.report import Report
+from mailer.config.default_file import unfit_for_readers
+from mailer.errors import InputError
+from mailer.send.builders import message_builder, send_options
+from mailer.send.campaign_editions import StoredEdition, to_store
+from mailer.send.campaigns import CampaignInfo, Campaigns
+from mailer.send.messages import MessageFactory, Recipe
+from mailer.send.recipients import Audience, eligible
+from mailer.send.sessions import NO_OVERRIDES, Overrides, Session
+from mailer.send.smtp import SmtpTransport
+from mailer.send.transports import choose_transport
+from mailer.send.types import SendOptions, Transport
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A campaign about to be sent, as the editor is asked to approve it; compiled already,
+    so a template error stops it before anything else happens."""
+
+    report: Report
+    source: str
+    audience: Audience
+    readers: int
+    transport: Transport
+    options: SendOptions
+    recipe: Recipe
+    factory: MessageFactory
+    editions: tuple[StoredEdition, ...] = ()  # every language, the default first
+    edition_of: tuple[str, Sequence[str]] = ("''", ())  # SQL: a reader's edition from s.lang
+
+    def check(self) -> None:
+        """Raise when the campaign would reach nobody."""
+        if self.readers == 0:
+            raise InputError(f"{self.audience.describe()}: no confirmed, active readers")
+
+
+def run_options(session: Session, overrides: Overrides) -> SendOptions:
+    return send_options(session.settings, overrides.concurrency, overrides.rate, overrides.limit)
+
+
+def ready_for_readers(session: Session, transport: Transport) -> None:
+    """Refuse, before connecting, an SMTP send while [newsletter] base_url is plain http on a
+    public host; the outbox takes anything."""
+    problems = unfit_for_readers(session.settings) if isinstance(transport, SmtpTransport) else ""
+    if problems:
+        raise InputError(f"refusing to send over SMTP: {problems}")
+
+
+def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -> SendOptions:
+    """A resumed or retried run's options: the campaign's stored rate and concurrency, unless
+    the run gives new ones."""
+    stored = info.settings
+    concurrency = overrides.concurrency or stored.get("concurrency")
+    rate = stored.get("rate") if overrides.rate is None else overrides.rate
+    return send_options(session.settings, concurrency, rate, overrides.limit)
+
+
+def recipe_for(
+    session: Session,
+    editions: Sequence[Edition],
+    chosen: Audience,
+    key: str,
+    files: Mapping[str, bytes] | None = None,
+) -> Recipe:
+    return Recipe.of(session.settings, editions, chosen.shown, key, chosen.several, files)
+
+
+def plan_campaign(
+    session: Session, report: Report, chosen: Audience, overrides: Overrides = NO_OVERRIDES
+) -> Plan:
+    """Compile the report and its editions for a list and render each reader's edition, as a
+    dry run does: a template error in any edition, a reader it fails for (a missing attribute)
+    or a bad setting stops it here."""
+    editions = read_editions(report)
+    source = editions[0].source
+    transport = choose_transport(session.settings, overrides.outbox)
+    ready_for_readers(session, transport)
+    options = run_options(session, overrides)
+    earlier = Campaigns(session.database).same_report(chosen, source)
+    if earlier is not None and not overrides.again:
+        sent_to = " + ".join(earlier.lists)
+        raise InputError(f"{report.path}: already sent to {sent_to} as campaign {earlier.id}"
+                         f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
+    recipe = recipe_for(session, editions, chosen, f"c{os.urandom(3).hex()}")
+    factory = MessageFactory(recipe)
+    with contextlib.closing(eligible(session.database, chosen)) as everyone:
+        readers = factory.editions.check(everyone)  # ends its query even when one fails
+    stored = to_store(editions, factory.editions, session.settings.newsletter.base_url)
+    return Plan(report, source, chosen, readers, transport, options, recipe, factory,
+                tuple(stored), factory.editions.chooser.sql())  # fmt: skip
+
+
+def check_campaign(session: Session, report: Report, chosen: Audience) -> int:
+    """A dry run: build every reader's message, send nothing; raise on the first that fails."""
+    run_options(session, Overrides())  # the return path is checked as a send would
+    factory = MessageFactory(recipe_for(session, read_editions(report), chosen, "dry-run"))
+    build = message_builder(factory, 0)
+    count = 0
+    with contextlib.closing(eligible(session.database, chosen)) as everyone:
+        for reader in everyone:
+            build(reader)
+            count += 1
+    return count
