@@ -35,6 +35,8 @@ class CampaignInfo:
     counts: dict[str, int]
     lists: tuple[str, ...] = ()  # every list it went to; list_slug is the first
     segment: str = ""  # the --where expression, if one narrowed them
+    kind: str = "issue"  # or "welcome": a list's welcome, its deliveries added as readers join
+    scheduled_at: str | None = None  # UTC ISO 8601, for a campaign sent at a set time
 
     @property
     def pending(self) -> int:
@@ -67,25 +69,31 @@ class Campaigns:
         editions: Sequence[StoredEdition] = (),
         edition_of: tuple[str, Sequence[str]] = ("''", ()),
         files: Mapping[str, bytes] | None = None,
+        kind: str = "issue",
+        scheduled_at: str | None = None,
     ) -> int:
         """Store the campaign, with its archived copy (HTML as the public archive serves it),
         its lists and segment, its editions, and snapshot its recipients, each with the
-        edition ``edition_of`` (an SQL expression of ``s.lang``) picks, in one transaction."""
+        edition ``edition_of`` (an SQL expression of ``s.lang``) picks, in one transaction.
+        A campaign ``scheduled_at`` a time (status scheduled), or a welcome, has no recipients
+        yet: they are taken when it starts, or as readers join."""
         digest = hashlib.sha256(source.encode()).hexdigest()
         first, segment = chosen.lists[0], chosen.segment.text if chosen.segment else ""
+        status = "scheduled" if scheduled_at else "draft"
         with self.database.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
-                " source_sha256, settings, created_at, archive_html, segment)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " source_sha256, settings, created_at, archive_html, segment, status, kind,"
+                " scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (first.id, first.slug, subject, report_path, source, digest,
-                 json.dumps(settings), now(), archive_html, segment),
+                 json.dumps(settings), now(), archive_html, segment, status, kind, scheduled_at),
             )  # fmt: skip
             campaign_id = int(cursor.lastrowid or 0)
             campaign_editions.store(db, campaign_id, editions)
             if files is not None:
                 campaign_editions.store_files(db, campaign_id, files)
-            snapshot(db, campaign_id, chosen, edition_of)
+            readers_now = kind == "issue" and not scheduled_at
+            snapshot(db, campaign_id, chosen, edition_of, readers=readers_now)
         return campaign_id
 
     def get(self, campaign_id: int) -> CampaignInfo:
@@ -116,7 +124,7 @@ class Campaigns:
             "  FROM deliveries WHERE campaign_id = c.id GROUP BY status)),"
             " (SELECT json_group_array(list_slug) FROM (SELECT list_slug FROM campaign_lists"
             "  WHERE campaign_id = c.id ORDER BY position)),"
-            " c.segment"
+            " c.segment, c.kind, c.scheduled_at"
             f" FROM campaigns c {where} ORDER BY c.id",
             params,
         )
@@ -140,6 +148,8 @@ class Campaigns:
                     counts,
                     tuple(json.loads(r[12] or "[]")) or (r[1],),
                     r[13],
+                    r[14],
+                    r[15],
                 )
             )
         return infos

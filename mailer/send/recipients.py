@@ -84,20 +84,35 @@ def count_eligible(database: Database, chosen: Audience) -> int:
     return int(row[0]) if row else 0
 
 
+def snapshot_readers(
+    db: sqlite3.Connection,
+    campaign_id: int,
+    chosen: Audience,
+    edition: tuple[str, Sequence[str]] = ("''", ()),
+) -> int:
+    """Queue a delivery for each reader ``chosen`` names who has none in the campaign yet (a
+    scheduled campaign takes its readers when it starts); return how many were queued."""
+    expression, values = edition
+    sql, params = chosen.query(f"?, s.id, {expression}")
+    cursor = db.execute(
+        f"INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, edition) {sql}",
+        [campaign_id, *values, *params],
+    )
+    return cursor.rowcount
+
+
 def snapshot(
     db: sqlite3.Connection,
     campaign_id: int,
     chosen: Audience,
     edition: tuple[str, Sequence[str]] = ("''", ()),
+    readers: bool = True,
 ) -> None:
-    """The campaign's deliveries, one queued per reader it goes to, each with its ``edition``
-    (an SQL expression of the reader's ``s.lang``, and its parameters), and its lists."""
-    expression, values = edition
-    sql, params = chosen.query(f"?, s.id, {expression}")
-    db.execute(
-        f"INSERT INTO deliveries (campaign_id, subscriber_id, edition) {sql}",
-        [campaign_id, *values, *params],
-    )
+    """The campaign's lists, and (``readers``) its deliveries, one queued per reader it goes to,
+    each with its ``edition`` (an SQL expression of the reader's ``s.lang``, and its
+    parameters)."""
+    if readers:
+        snapshot_readers(db, campaign_id, chosen, edition)
     db.executemany(
         "INSERT INTO campaign_lists (campaign_id, list_id, list_slug, position)"
         " VALUES (?, ?, ?, ?)",
