@@ -1,14 +1,19 @@
-"""Reading the times editors type (`--since 2026-11-23`, `--since 7d`) as UTC instants."""
+"""Reading the times editors type (`--since 2026-11-23`, `--since 7d`, `--at "2026-12-01 07:00"`
+in a time zone, `late_after = "6h"`) as UTC instants and lengths of time."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailer.errors import InputError
 
 AGO = re.compile(r"(\d{1,5})\s*([dhw])")
-UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
+         "w": timedelta(weeks=1)}  # fmt: skip
+SPAN = re.compile(r"(\d{1,6})\s*([mhd])")
+AT_EXAMPLE = '"2026-12-01 07:00" or 2026-12-01T07:00:30'
 
 
 def since(text: str, option: str = "--since", *, now: datetime | None = None) -> datetime:
@@ -36,3 +41,61 @@ def since(text: str, option: str = "--since", *, now: datetime | None = None) ->
 def stamp(moment: datetime) -> str:
     """The form the database stores time stamps in (UTC ISO 8601 to the second)."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine has (Europe/Paris, UTC)."""
+    return _zone(name) is not None
+
+
+def _zone(name: str) -> tzinfo | None:
+    if not name.strip() or name != name.strip() or ".." in name or name.startswith("/"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def at(text: str, zone: str = "", *, now: datetime | None = None) -> datetime:
+    """``--at``: a date and time in the future, to the minute or second, read in ``zone`` (an
+    IANA name; empty: the machine's) unless it names its own offset; as an aware UTC datetime."""
+    where = None
+    if zone:
+        where = _zone(zone)
+        if where is None:
+            raise InputError(f"invalid time zone {zone!r}: give an IANA name such as"
+                             " Europe/Paris, America/New_York or UTC")  # fmt: skip
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"invalid --at {text!r}: expected a date and time such as"
+                         f" {AT_EXAMPLE}") from None  # fmt: skip
+    if len(text.strip()) <= 10:  # a bare date: which hour was meant is anyone's guess
+        raise InputError(f"invalid --at {text!r}: give the time too, e.g. {AT_EXAMPLE}")
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=where) if where else moment.astimezone()
+        found = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InputError(f"invalid --at {text!r}: outside the years 1 to 9999") from None
+    current = now or datetime.now(UTC)
+    if found <= current:
+        shown = found.astimezone(where) if where else found.astimezone()
+        raise InputError(f"--at {text!r} is in the past ({shown.isoformat(sep=' ')}):"
+                         " give a time to come")  # fmt: skip
+    return found
+
+
+def span(text: str) -> timedelta:
+    """A length of time such as ``30m``, ``6h`` or ``2d`` (already checked as a setting)."""
+    found = SPAN.fullmatch(text.strip().lower())
+    if found is None:
+        raise InputError(f"invalid duration {text!r}: expected e.g. 30m, 6h or 2d")
+    return int(found.group(1)) * UNITS[found.group(2)]
+
+
+def localised(moment: datetime, zone: str = "") -> datetime:
+    """``moment`` on the wall clock of ``zone`` (an IANA name; empty or unknown: the machine's)."""
+    where = _zone(zone) if zone else None
+    return moment.astimezone(where) if where else moment.astimezone()

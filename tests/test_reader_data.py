@@ -67,7 +67,8 @@ def test_show_json_has_every_list_consent_event_and_delivery(mailer: Invoke, ada
     assert result.exit_code == 0, result.output
     shown: dict[str, Any] = json.loads(result.stdout)
     assert list(shown) == ["email", "name", "status", "lang", "attributes", "tags", "created_at",
-                           "updated_at", "pending_address", "lists", "events", "deliveries"]  # fmt: skip
+                           "updated_at", "pending_address", "lists", "events",
+                           "deliveries"]  # fmt: skip
     assert (shown["email"], shown["name"], shown["status"]) == (ADA, "Ada Lovelace", "active")
     assert (shown["lang"], shown["attributes"], shown["tags"]) == ("en", {"city": "Paris"},
                                                                    ["steward"])  # fmt: skip

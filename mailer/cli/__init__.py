@@ -3,7 +3,18 @@ and its one error edge live in ``common``."""
 
 from __future__ import annotations
 
-from mailer.cli import backup, bounces, campaigns, dkim, lists, readers, send, serve, subscribers
+from mailer.cli import (
+    backup,
+    bounces,
+    campaigns,
+    dkim,
+    lists,
+    readers,
+    schedule,
+    send,
+    serve,
+    subscribers,
+)
 from mailer.cli.common import app
 
 app.add_typer(lists.app, name="lists")
@@ -12,4 +23,4 @@ app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(dkim.app, name="dkim")
 app.add_typer(bounces.app, name="bounces")
 
-__all__ = ["app", "backup", "readers", "send", "serve"]
+__all__ = ["app", "backup", "readers", "schedule", "send", "serve"]

@@ -106,6 +106,7 @@ def campaign_record(info: CampaignInfo) -> dict[str, Any]:
         "created_at": info.created_at,
         "started_at": info.started_at,
         "finished_at": info.finished_at,
+        "scheduled_at": info.scheduled_at,
         "counts": {k: info.counts[k] for k in DELIVERY_COUNTS},
     }
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from mailer import times
 from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
@@ -75,6 +77,28 @@ def render(
             )
     for path in paths:
         out.print(str(path), markup=False)
+
+
+def scheduled_time(
+    at: str | None, zone: str, *, test: bool, limit: int, outbox: Path | None, tz: str | None
+) -> datetime | None:
+    """--at read in ``zone``, or None to send now; the options that make no sense with it are
+    refused before anything is read."""
+    if at is None:
+        if tz is not None:
+            raise InputError("--tz says how to read --at: give --at TIME too")
+        return None
+    for given, option in ((test, "--test"), (limit, "--limit"), (outbox, "--outbox")):
+        if given:
+            raise InputError(f"--at cannot be used with {option}: a scheduled campaign is sent"
+                             " whole, by `mailer serve`, through its [smtp] relay")  # fmt: skip
+    return times.at(at, zone)
+
+
+def in_zone(moment: datetime, zone: str) -> str:
+    """A time as the editor reads it: in ``zone`` (else the machine's), with the zone named."""
+    local = times.localised(moment, zone)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}" + (f" ({zone})" if zone else "")
 
 
 def warn(notices: list[Notice]) -> None:
@@ -169,9 +193,28 @@ def send(
         bool, typer.Option("--again", help="Send even if this report already went to this list.")
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT)] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help='Send at this time, e.g. "2026-12-01 07:00": checked'
+            " now, started by `mailer serve`.",
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ZONE",
+            help="Time zone of --at (Europe/Paris); default:"
+            " [newsletter] timezone, else the machine's.",
+        ),
+    ] = None,
 ) -> None:
-    """Send a report to the confirmed, active readers of one or more lists, or a segment."""
+    """Send a report to the confirmed, active readers of one or more lists, or a segment; now,
+    or at a set time (--at)."""
     overrides = Overrides(concurrency, rate, limit, outbox, again)
+    zone = tz or settings().newsletter.timezone
+    when = scheduled_time(at, zone, test=bool(test), limit=limit, outbox=outbox, tz=tz)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
     for edition in read_editions(report):  # every language's images, alt texts, attachments
@@ -200,6 +243,14 @@ def send(
             languages = ", ".join(edition.lang for edition in plan.editions)
             out.print(f"editions:  {languages} (the first is the default)", markup=False)
         plan.check()
+        if when is not None:
+            shown = in_zone(when, zone)
+            confirm(f"Send to {readers} at {shown}?", yes, "refusing to schedule without --yes")
+            campaign_id = service.schedule_campaign(session, plan, when)
+            out.print(f"campaign {campaign_id} scheduled for {shown}: `mailer serve` starts it"
+                      f" then; cancel with: mailer campaigns cancel {campaign_id}",
+                      markup=False)  # fmt: skip
+            return
         confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
         outcome = run(session, lambda: service.send_campaign(session, plan))
     if outcome.campaign_id is None:

@@ -1,4 +1,4 @@
-"""CLI command for the readers' side: serve (unsubscribe, confirmation, subscribe form, archive)."""
+"""CLI command for the one long-running service: serve (the readers' side and the scheduler)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,24 @@ from mailer.cli.common import app, out, settings
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8000,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Send scheduled campaigns and welcome messages; off for a second web instance.",
+        ),
+    ] = True,
 ) -> None:
-    """Serve the readers' side: one-click unsubscribe, confirmation, subscribe form, archive."""
+    """Serve the readers' side (unsubscribe, preferences, confirmation, subscribe form,
+    archive) and run the scheduler; SIGTERM or Ctrl-C lets messages in flight finish."""
     from mailer.web.server import serve as serve_web  # starlette and uvicorn load only here
 
     current = settings()
 
     def ready(address: str) -> None:
-        out.print(f"serving on {address} (public address {current.newsletter.base_url});"
-                  " Ctrl-C stops", markup=False)  # fmt: skip
+        running = "with the scheduler" if scheduler else "without the scheduler"
+        out.print(f"serving on {address} (public address {current.newsletter.base_url}),"
+                  f" {running}; Ctrl-C stops", markup=False)  # fmt: skip
 
-    serve_web(current, host, port, on_ready=ready)
+    serve_web(current, host, port, on_ready=ready, scheduler=scheduler)
     out.print("stopped")

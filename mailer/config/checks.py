@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailer.times import SPAN, known_zone
+
 Check = Callable[[object], str | None]  # None when the value fits, else why not (no value in it)
 
 CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
@@ -187,6 +189,18 @@ def base_url(value: object) -> str | None:
     return None
 
 
+def zone(value: object) -> str | None:
+    """An IANA time zone name the machine knows (Europe/Paris, UTC)."""
+    assert isinstance(value, str)
+    return None if known_zone(value) else "must be a time zone such as Europe/Paris or UTC"
+
+
+def span(value: object) -> str | None:
+    """A length of time: minutes, hours or days (30m, 6h, 2d)."""
+    assert isinstance(value, str)
+    return None if SPAN.fullmatch(value.strip()) else "must be a duration such as 30m, 6h or 2d"
+
+
 def rules() -> dict[str, Check]:
     """Every setting's check, by ``section.key``."""
     return {
@@ -195,6 +209,7 @@ def rules() -> dict[str, Check]:
         "newsletter.reply_to": optional(mailbox),
         "newsletter.postal_address": lines,
         "newsletter.base_url": base_url,
+        "newsletter.timezone": optional(zone),
         "database.path": path,
         "database.busy_timeout": number(0, 86400),
         "addresses.check_dns": lambda value: None,
@@ -227,4 +242,6 @@ def rules() -> dict[str, Check]:
         "bounces.imap_password": secret,
         "outbox.path": path,
         "web.confirm_days": whole(1, 3650),
+        "schedule.late_after": span,
+        "schedule.poll_seconds": number(0.05, 3600),
     }

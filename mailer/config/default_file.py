@@ -19,6 +19,8 @@ DOCS: dict[str, dict[str, str]] = {
         "postal_address": "Postal address printed in every footer (the law asks for one).",
         "base_url": "Must be the public https address readers reach `mailer serve` at (unsubscribe"
         " and archive links); plain http is refused for SMTP sends unless it is loopback.",
+        "timezone": "Time zone of the times given to `send --at` (Europe/Paris); empty means"
+        " the machine's.",
     },
     "database": {
         "path": "SQLite database, relative to the workspace.",
@@ -62,6 +64,11 @@ DOCS: dict[str, dict[str, str]] = {
     },
     "outbox": {"path": "Maildir that receives messages when no SMTP host is set."},
     "web": {"confirm_days": "Days a confirmation link stays good (1-3650)."},
+    "schedule": {
+        "late_after": "A campaign due longer ago than this (30m, 6h, 2d) when `mailer serve`"
+        " comes back waits for `mailer campaigns resume` instead of starting by itself.",
+        "poll_seconds": "How often `mailer serve` looks for campaigns that are due (0.05-3600).",
+    },
 }
 
 

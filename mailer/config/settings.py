@@ -15,6 +15,7 @@ class NewsletterSettings:
     reply_to: str = ""
     postal_address: str = "Example Bulletin, 1 Example Street, 1000 Example City"
     base_url: str = "http://127.0.0.1:8000"
+    timezone: str = ""  # an IANA zone (Europe/Paris) for times typed with --at; "" the machine's
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,14 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    """[schedule]: the scheduler of `mailer serve`."""
+
+    late_after: str = "6h"
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of a workspace, resolved."""
 
@@ -116,6 +125,7 @@ class Settings:
     bounces: BounceSettings = BounceSettings()
     outbox: OutboxSettings = OutboxSettings()
     web: WebSettings = WebSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @property
     def database_path(self) -> Path:
@@ -137,5 +147,5 @@ class Settings:
 
 SECTIONS = (
     "newsletter", "database", "addresses", "smtp", "send", "images", "dkim", "bounces", "outbox",
-    "web",
+    "web", "schedule",
 )  # fmt: skip

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from mailer.audience import lists
 from mailer.audience.addresses import Address
@@ -37,7 +38,7 @@ from mailer.send.plans import (
     resume_options,
     run_options,
 )
-from mailer.send.recipients import Audience
+from mailer.send.recipients import Audience, audience, snapshot_readers
 from mailer.send.sessions import NO_OVERRIDES, Overrides, RunResult, Session
 from mailer.send.transports import choose_transport
 from mailer.send.types import (
@@ -49,10 +50,12 @@ from mailer.send.types import (
     StopReason,
     Transport,
 )
+from mailer.times import stamp
 
 __all__ = [
     "RESUME", "RETRY", "Overrides", "Plan", "RunResult", "Session", "check_campaign",
-    "continue_campaign", "plan_campaign", "resume_options", "send_campaign", "send_test",
+    "continue_campaign", "plan_campaign", "resume_options", "schedule_campaign", "send_campaign",
+    "send_test",
 ]  # fmt: skip
 
 RESUME = PENDING
@@ -71,15 +74,8 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
         if first is None:
             return RunResult(None, Progress(plan.readers, stop=Stop(StopReason.USER)))
         try:
-            options = plan.options
-            recorded = {"concurrency": options.concurrency, "rate": options.rate,
-                        "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
-                        "transport": plan.transport.description, "files": True}  # fmt: skip
             campaigns = Campaigns(database)
-            campaign_id = campaigns.create(plan.audience, plan.report.subject,
-                                           str(plan.report.path), plan.source, recorded,
-                                           plan.editions[0].archive_html, plan.editions,
-                                           plan.edition_of, files)  # fmt: skip
+            campaign_id = _store(campaigns, plan, files)
         except BaseException:
             await first.close()
             raise
@@ -88,6 +84,26 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
             progress = await _run(session, plan.transport, log, plan.factory, pool, campaign_id,
                                   plan.options, plan.readers, first)  # fmt: skip
     return RunResult(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+
+
+def schedule_campaign(session: Session, plan: Plan, at: datetime) -> int:
+    """Store the campaign, checked already, to start at ``at``: its report, editions, files and
+    settings now, its readers when it starts (`mailer serve`'s scheduler, or a resume)."""
+    ready_for_readers(session, plan.transport)
+    files = plan.factory.files.snapshot()
+    return _store(Campaigns(session.database), plan, files, stamp(at))
+
+
+def _store(
+    campaigns: Campaigns, plan: Plan, files: Mapping[str, bytes], at: str | None = None
+) -> int:
+    options = plan.options
+    recorded = {"concurrency": options.concurrency, "rate": options.rate,
+                "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
+                "transport": plan.transport.description, "files": True}  # fmt: skip
+    return campaigns.create(plan.audience, plan.report.subject, str(plan.report.path),
+                            plan.source, recorded, plan.editions[0].archive_html, plan.editions,
+                            plan.edition_of, files, scheduled_at=at)  # fmt: skip
 
 
 async def continue_campaign(
@@ -113,6 +129,8 @@ async def continue_campaign(
                 f"campaign {campaign_id}: its lists were deleted ({', '.join(info.lists)})"
             )
         chosen = Audience(remaining)
+        if info.status == "scheduled":  # its readers are those of its lists when it starts
+            chosen = audience(database, [found.slug for found in remaining], info.segment or None)
         rows = campaign_editions.sources(database, campaign_id)
         editions = stored_editions(rows or [("", info.report_path, info.source)])
         # The files as the first run read them (a campaign from before they were kept: disk).
@@ -120,9 +138,15 @@ async def continue_campaign(
         kept = files if info.settings.get("files") else None
         recipe = recipe_for(session, editions, chosen, str(info.settings.get("key", "c")), kept)
         factory = MessageFactory(recipe)
+        if info.status == "scheduled":
+            with database.transaction() as db:
+                snapshot_readers(db, campaign_id, chosen, factory.editions.chooser.sql())
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
         if total == 0:
+            if info.status == "scheduled":  # due, with nobody to send to: it is done
+                log.start()
+                log.finish(None)
             return RunResult(campaign_id, Progress(0))
         _check_pending(factory, log)
         on_start(total, transport.description)

@@ -14,8 +14,10 @@ from starlette.types import ASGIApp
 
 from mailer.config import Settings
 from mailer.errors import MailerError
+from mailer.schedule.scheduler import Scheduler
 from mailer.send.types import Transport
 from mailer.web import archive, confirm, preferences, subscribe, unsubscribe
+from mailer.web.health import health
 from mailer.web.media import media
 from mailer.web.site import BodyLimit, SecurityHeaders, Site
 
@@ -37,10 +39,13 @@ def create_app(
     address_limit: tuple[int, float] = (3, 3600.0),
     transport: Transport | None = None,
     clock: Callable[[], float] = time.time,
+    scheduler: bool = False,
 ) -> Starlette:
     """The ASGI app; limits are (requests, seconds) of the subscribe form per IP and address;
-    ``clock`` dates confirmation links and judges their age."""
-    site = Site(settings, ip_limit, address_limit, transport, clock)
+    ``clock`` dates confirmation links and judges their age, and tells the ``scheduler`` (of
+    `mailer serve`, off for a second web instance) what time it is."""
+    ticking = Scheduler(settings, clock) if scheduler else None
+    site = Site(settings, ip_limit, address_limit, transport, clock, ticking)
 
     def route(path: str, handler: Handler, methods: list[str] | None = None) -> Route:
         async def endpoint(request: Request) -> Response:
@@ -61,6 +66,7 @@ def create_app(
         route("/archive/{campaign_id:int}", archive.archive_page),
         route("/archive/{campaign_id:int}/{lang}", archive.archive_page),
         route("/media/{name}", media),
+        route("/healthz", health),
     ]
     handlers = {404: site.not_found, MailerError: site.failure}
     app = _SecuredStarlette(routes=routes, exception_handlers=handlers, lifespan=site.lifespan)

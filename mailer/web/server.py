@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable
 
@@ -23,8 +24,15 @@ class _Server(uvicorn.Server):
             self.on_ready(self.url)
 
 
-def serve(settings: Settings, host: str, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve until Ctrl-C (or SIGTERM); ``on_ready`` gets the address once it is listening."""
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    scheduler: bool = True,
+) -> None:
+    """Serve until Ctrl-C or SIGTERM, then shut down gracefully (the scheduler's campaigns
+    pause) and return; ``on_ready`` gets the address once it is listening."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -36,11 +44,15 @@ def serve(settings: Settings, host: str, port: int, on_ready: Callable[[str], No
         raise InputError(f"cannot listen on {host}:{port}: {reason}") from None
     bound = listener.getsockname()[1]
     url = f"http://[{host}]:{bound}" if family == socket.AF_INET6 else f"http://{host}:{bound}"
-    app = create_app(settings)
+    app = create_app(settings, scheduler=scheduler)
     config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    # uvicorn shuts down on SIGTERM, then raises it again to end the process: by then all is
+    # done, so the signal is let go and the service exits 0, as a supervisor expects.
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
     try:
         _Server(config, on_ready, url).run(sockets=[listener])
     except KeyboardInterrupt:
         pass  # uvicorn shut down gracefully, then re-raised the signal
     finally:
+        signal.signal(signal.SIGTERM, previous)
         listener.close()

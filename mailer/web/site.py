@@ -3,6 +3,7 @@ security headers on every response, the one answer to every bad link, and the re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -26,6 +27,7 @@ from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import Database
 from mailer.models import MailingList, Member, MembershipStatus
+from mailer.schedule.scheduler import Scheduler
 from mailer.send.confirmation import Confirmations
 from mailer.send.transports import choose_transport
 from mailer.send.types import Transport
@@ -116,8 +118,9 @@ class Site:
         address_limit: tuple[int, float],
         transport: Transport | None,
         clock: Callable[[], float] = time.time,
+        scheduler: Scheduler | None = None,
     ) -> None:
-        self.settings, self.clock = settings, clock
+        self.settings, self.clock, self.scheduler = settings, clock, scheduler
         self.prefix = urlsplit(settings.newsletter.base_url).path.rstrip("/")
         self.signer = Signer(load_secret(settings.workspace))
         self.pages = Pages(settings, self.prefix)
@@ -229,7 +232,11 @@ class Site:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        ticking = asyncio.ensure_future(self.scheduler.run()) if self.scheduler else None
         yield
+        if self.scheduler is not None and ticking is not None:
+            await self.scheduler.stop()  # messages in flight finish, the campaigns pause
+            ticking.cancel()
         await self.confirmations.drain(30.0)  # finish what was promised, within reason
 
     async def not_found(self, request: Request, error: Exception) -> Response:

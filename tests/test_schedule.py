@@ -1,0 +1,205 @@
+"""Sending at a set time: `send --at` checks now and stores; the scheduler starts what is due on
+its clock, leaves late campaigns to the editor; cancel and reschedule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailer import config, times
+from mailer.errors import InputError
+from mailer.schedule.scheduler import Scheduler
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.smtp_servers import LoopbackController, Recorder
+from tests.test_send_cli import smtp_env
+
+SOON = datetime.now(UTC) + timedelta(days=2)
+AT = SOON.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # the editor's wall clock
+
+
+@pytest.fixture
+def example(mailer: Invoke) -> str:
+    imported = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    assert imported.exit_code == 0, imported.output
+    return "example"
+
+
+def db(workspace: Path) -> sqlite3.Connection:
+    return sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
+
+
+def campaign_row(workspace: Path, campaign_id: int = 1) -> tuple[str, str | None, str, int]:
+    row = (
+        db(workspace)
+        .execute(
+            "SELECT status, scheduled_at, reason, (SELECT COUNT(*) FROM deliveries WHERE"
+            " campaign_id = c.id) FROM campaigns c WHERE id = ?",
+            (campaign_id,),
+        )
+        .fetchone()
+    )
+    return row[0], row[1], row[2], row[3]
+
+
+def tick(workspace: Path, env: dict[str, str], at: datetime) -> list[int]:
+    """One tick of the scheduler with its clock at ``at``; waits for what it started."""
+    settings = config.load(workspace, env)
+
+    async def go() -> list[int]:
+        scheduler = Scheduler(settings, clock=at.timestamp)
+        started = await scheduler.tick()
+        runs = [run.done for run in scheduler.running.values() if run.done is not None]
+        await asyncio.gather(*runs)
+        return started
+
+    return asyncio.run(go())
+
+
+def test_at_reads_a_wall_clock_in_a_zone_and_refuses_the_past() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert times.at("2026-12-01 07:00", "Europe/Paris", now=now) == datetime(
+        2026, 12, 1, 6, 0, tzinfo=UTC
+    )
+    assert times.at("2026-12-01T07:00:30", "UTC", now=now) == datetime(
+        2026, 12, 1, 7, 0, 30, tzinfo=UTC
+    )
+    assert times.at("2027-07-01 07:00", "Europe/Paris", now=now).hour == 5  # summer time
+    assert times.at("2026-12-01T07:00+09:00", "Europe/Paris", now=now).hour == 22  # its own
+    for text, zone, said in [
+        ("tomorrow", "", "invalid --at 'tomorrow': expected a date and time such as"),
+        ("2026-12-01", "", "invalid --at '2026-12-01': give the time too"),
+        ("2026-11-27 12:59", "Europe/Paris", "is in the past (2026-11-27 12:59:00+01:00)"),
+        ("2026-12-01 07:00", "Mars/Olympus", "invalid time zone 'Mars/Olympus': give an IANA"),
+        ("2026-12-01 07:00", "../etc/passwd", "invalid time zone '../etc/passwd'"),
+    ]:
+        with pytest.raises(InputError) as raised:
+            times.at(text, zone, now=now)
+        assert said in str(raised.value), str(raised.value)
+
+
+def test_send_at_checks_every_message_now_and_stores_the_campaign_scheduled(
+    mailer: Invoke, workspace: Path, example: str
+) -> None:
+    broken = workspace / "broken.md"
+    broken.write_text("---\nsubject: Broken\n---\n# Hello {{ subscriber.city }}\n")
+    refused = mailer("send", str(broken), "--list", example, "--at", AT, "--yes")
+    assert refused.exit_code == 1 and "city" in refused.stderr
+    assert "Traceback" not in refused.output and len(refused.stderr.splitlines()) == 1
+    assert db(workspace).execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
+
+    done = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--tz", "UTC",
+                  "--rate", "5", "--yes")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    status, at, reason, readers = campaign_row(workspace)
+    expected = times.at(AT, "UTC")
+    assert (status, at, reason, readers) == ("scheduled", times.stamp(expected), "", 0)
+    assert f"campaign 1 scheduled for {AT} UTC (UTC)" in done.stdout
+    assert list((workspace / "outbox").glob("*/*")) == []  # nothing sent
+    settings = json.loads(db(workspace).execute("SELECT settings FROM campaigns").fetchone()[0])
+    assert settings["rate"] == 5.0
+    listed = json.loads(mailer("campaigns", "ls", "--json").stdout)
+    assert listed[0]["status"] == "scheduled" and listed[0]["scheduled_at"] == at
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--at", "2001-01-01 07:00"], "is in the past"),
+        (["--at", "soon"], "invalid --at 'soon': expected a date and time such as"),
+        (["--at", "2030-01-01 07:00", "--tz", "Nowhere/Town"], "invalid time zone 'Nowhere/Town'"),
+        (["--tz", "Europe/Paris"], "--tz says how to read --at: give --at TIME too"),
+        (["--at", "2030-01-01 07:00", "--test", "a@example.org"], "--at cannot be used with"),
+        (["--at", "2030-01-01 07:00", "--limit", "3"], "--at cannot be used with --limit"),
+    ],
+)
+def test_bad_times_are_one_line(
+    mailer: Invoke, workspace: Path, example: str, args: list[str], said: str
+) -> None:
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", *args)
+    assert result.exit_code == 1 and said in result.stderr, result.output
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_the_scheduler_starts_it_on_time_with_the_readers_of_that_moment(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                  env=env).exit_code == 0  # fmt: skip
+    # Between scheduling and sending, one reader leaves and one joins: the moment it starts counts.
+    assert mailer("subscribers", "rm", example, "zoe.bronte@example.org").exit_code == 0
+    assert mailer("subscribers", "add", example, "late@example.org").exit_code == 0
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert tick(workspace, env, due - timedelta(seconds=1)) == []
+    assert recorder.received == [] and campaign_row(workspace)[0] == "scheduled"
+    assert tick(workspace, env, due) == [1]
+    counts = recorder.counts()
+    assert len(counts) == 20 and set(counts.values()) == {1}
+    assert "late@example.org" in counts and "zoe.bronte@example.org" not in counts
+    assert campaign_row(workspace)[0] == "done"
+    assert tick(workspace, env, due + timedelta(minutes=1)) == []  # nothing twice
+    assert len(recorder.received) == 20
+
+
+def test_a_campaign_due_longer_ago_than_late_after_waits_for_the_editor(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                  env=env).exit_code == 0  # fmt: skip
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert tick(workspace, env, due + timedelta(hours=7)) == []  # the service was down
+    status, _, reason, _ = campaign_row(workspace)
+    assert status == "scheduled" and reason.startswith("late: due at")
+    assert "mailer campaigns resume 1" in reason and recorder.received == []
+    assert tick(workspace, env, due + timedelta(hours=8)) == []  # it keeps waiting
+    shown = mailer("campaigns", "show", "1").stdout
+    assert "status:   scheduled (late: due at" in shown
+    # Within late_after it would have started: 5 h late, with the default of 6 h.
+    resumed = mailer("campaigns", "resume", "1", env=env)
+    assert resumed.exit_code == 0, resumed.output
+    assert len(recorder.counts()) == 20 and campaign_row(workspace)[0] == "done"
+
+
+def test_within_late_after_a_campaign_starts_when_the_service_is_back(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = {**smtp_env(controller.port), "MAILER_SCHEDULE_LATE_AFTER": "30m"}
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                  env=env).exit_code == 0  # fmt: skip
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert tick(workspace, env, due + timedelta(minutes=29)) == [1]
+    assert len(recorder.counts()) == 20
+
+
+def test_cancel_and_reschedule(mailer: Invoke, workspace: Path, example: str) -> None:
+    for _ in range(2):
+        sent = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                      "--again")  # fmt: skip
+        assert sent.exit_code == 0, sent.output
+    later = (SOON + timedelta(days=1)).astimezone().strftime("%Y-%m-%d %H:%M")
+    moved = mailer("campaigns", "reschedule", "1", "--at", later)
+    assert moved.exit_code == 0, moved.output
+    assert campaign_row(workspace, 1)[1] == times.stamp(times.at(later))
+    assert mailer("campaigns", "reschedule", "1", "--at", "2001-01-01 07:00").exit_code == 1
+    cancelled = mailer("campaigns", "cancel", "2")
+    assert cancelled.exit_code == 0 and campaign_row(workspace, 2)[0] == "cancelled"
+    again = mailer("campaigns", "cancel", "2")
+    assert again.exit_code == 1
+    assert again.stderr.strip() == "error: campaign 2 is cancelled: there is nothing to cancel"
+    moved_back = mailer("campaigns", "reschedule", "2", "--at", later)
+    assert moved_back.exit_code == 1 and "is cancelled, not scheduled" in moved_back.stderr
+    now = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", "--again")
+    assert now.exit_code == 0, now.output
+    finished = mailer("campaigns", "cancel", "3")
+    assert finished.exit_code == 1
+    assert finished.stderr.strip() == "error: campaign 3 is done: there is nothing to cancel"
+    assert mailer("campaigns", "cancel", "99").exit_code == 1
