@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from dataclasses import replace
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.policy import compat32
@@ -513,3 +514,19 @@ def test_bare_urls_and_personal_headings(tmp_path: Path) -> None:
     assert view_online == ["View in your browser: https://bulletin.example.org/a/7"]
     assert all(len(line) <= 72 for line in heading)
     assert set(heading[-1]) == {"="} and len(heading[-1]) == max(map(len, heading[:-1]))
+
+
+def test_both_footers_link_the_preferences_page_and_a_forwarded_reader_to_the_form() -> None:
+    links = replace(LINKS, preferences="https://bulletin.example.org/p/PqR",
+                    subscribe="https://bulletin.example.org/s/survey")  # fmt: skip
+    html, text = campaign().parts(READERS[0], links)
+    lines = text.splitlines()
+    assert "Manage your subscription: https://bulletin.example.org/p/PqR" in lines
+    assert ("Was this forwarded to you? Subscribe: https://bulletin.example.org/s/survey"
+            in lines)  # fmt: skip
+    footer = html.partition('role="contentinfo"')[2]
+    assert 'href="https://bulletin.example.org/p/PqR"' in footer
+    assert 'href="https://bulletin.example.org/s/survey"' in footer
+    # A list without a public form offers no form to whoever was forwarded the message.
+    plain_html, plain_text = campaign().parts(READERS[0], LINKS)
+    assert "forwarded" not in plain_text and "/s/" not in plain_html.partition("contentinfo")[2]
