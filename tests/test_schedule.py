@@ -100,8 +100,11 @@ def test_send_at_checks_every_message_now_and_stores_the_campaign_scheduled(
     assert (status, at, reason, readers) == ("scheduled", times.stamp(expected), "", 0)
     assert f"campaign 1 scheduled for {AT} UTC (UTC)" in done.stdout
     assert list((workspace / "outbox").glob("*/*")) == []  # nothing sent
-    settings = json.loads(db(workspace).execute("SELECT settings FROM campaigns").fetchone()[0])
-    assert settings["rate"] == 5.0
+    settings, copy = (
+        db(workspace).execute("SELECT settings, archive_html FROM campaigns").fetchone()
+    )
+    assert json.loads(settings)["rate"] == 5.0
+    assert f'<time datetime="{AT[:10]}">' in copy  # the archive dates it the day it goes out
     listed = json.loads(mailer("campaigns", "ls", "--json").stdout)
     assert listed[0]["status"] == "scheduled" and listed[0]["scheduled_at"] == at
 

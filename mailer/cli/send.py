@@ -234,7 +234,8 @@ def send(
             out.print(f"dry run: {plural(count, 'message')} rendered and checked for"
                       f" {chosen.describe()}; nothing sent", markup=False)  # fmt: skip
             return
-        plan = service.plan_campaign(session, report, chosen, overrides)
+        day = times.localised(when, zone).date().isoformat() if when else ""
+        plan = service.plan_campaign(session, report, chosen, overrides, day)
         readers = plural(plan.readers, "reader")
         shown = "lists:    " if chosen.several else "list:     "
         out.print(f"subject:   {plan.report.subject}\n{shown} {chosen.describe()} ({readers})"

@@ -50,11 +50,12 @@ class ArchivedEdition:
 
 
 def to_store(
-    editions: Sequence[Edition], compiled: CompiledEditions, base_url: str
+    editions: Sequence[Edition], compiled: CompiledEditions, base_url: str, published: str = ""
 ) -> list[StoredEdition]:
-    """Each edition as the campaign keeps it: its report, subject and archived copy."""
+    """Each edition as the campaign keeps it: its report, subject and archived copy, dated
+    ``published`` (an ISO date; default today)."""
     return [StoredEdition(e.lang, e.report.subject, str(e.report.path), e.source,
-                          archive_copy(compiled.editions[e.lang].campaign, base_url))
+                          archive_copy(compiled.editions[e.lang].campaign, base_url, published))
             for e in editions]  # fmt: skip
 
 

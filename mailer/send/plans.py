@@ -77,11 +77,16 @@ def recipe_for(
 
 
 def plan_campaign(
-    session: Session, report: Report, chosen: Audience, overrides: Overrides = NO_OVERRIDES
+    session: Session,
+    report: Report,
+    chosen: Audience,
+    overrides: Overrides = NO_OVERRIDES,
+    published: str = "",
 ) -> Plan:
     """Compile the report and its editions for a list and render each reader's edition, as a
     dry run does: a template error in any edition, a reader it fails for (a missing attribute)
-    or a bad setting stops it here."""
+    or a bad setting stops it here. ``published`` (an ISO date) dates its archived copy: the
+    day it goes out, today unless it is scheduled."""
     editions = read_editions(report)
     source = editions[0].source
     transport = choose_transport(session.settings, overrides.outbox)
@@ -96,7 +101,8 @@ def plan_campaign(
     factory = MessageFactory(recipe)
     with contextlib.closing(eligible(session.database, chosen)) as everyone:
         readers = factory.editions.check(everyone)  # ends its query even when one fails
-    stored = to_store(editions, factory.editions, session.settings.newsletter.base_url)
+    base_url = session.settings.newsletter.base_url
+    stored = to_store(editions, factory.editions, base_url, published)  # dated as it goes out
     return Plan(report, source, chosen, readers, transport, options, recipe, factory,
                 tuple(stored), factory.editions.chooser.sql())  # fmt: skip
 
