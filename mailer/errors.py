@@ -38,6 +38,14 @@ class InputError(MailerError):
     """Bad user input that is not an address: an option value, a slug, an attribute."""
 
 
+class CampaignLocked(InputError):
+    """Another process is sending this campaign: a caller may skip it and try again later."""
+
+    def __init__(self, campaign_id: int) -> None:
+        self.campaign_id = campaign_id
+        super().__init__(f"campaign {campaign_id} is being sent by another mailer process")
+
+
 class FileInputError(MailerError):
     """A file that cannot be read or parsed, with the line where it went wrong."""
 

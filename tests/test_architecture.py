@@ -16,16 +16,17 @@ PACKAGE = ROOT / "mailer"
 LAYERS = {
     "mailer.errors": 0,
     "mailer.models": 0,
-    "mailer.config": 1,
-    "mailer.tokens": 1,
     "mailer.times": 1,
-    "mailer.db": 2,
-    "mailer.audience": 3,
-    "mailer.compose": 3,
-    "mailer.send": 4,
-    "mailer.bounces": 4,
-    "mailer.web": 5,
-    "mailer.cli": 6,
+    "mailer.config": 2,
+    "mailer.tokens": 2,
+    "mailer.db": 3,
+    "mailer.audience": 4,
+    "mailer.compose": 4,
+    "mailer.send": 5,
+    "mailer.bounces": 5,
+    "mailer.schedule": 6,
+    "mailer.web": 7,
+    "mailer.cli": 8,
 }
 # What each capability is for, so a newcomer finds it from the names alone.
 FINDABLE = {
@@ -39,6 +40,10 @@ FINDABLE = {
     "csv import": "mailer/audience/csv_import.py",
     "rate limit": "mailer/send/rate.py",
     "sending service": "mailer/send/service.py",
+    "scheduler": "mailer/schedule/scheduler.py",
+    "welcome mail": "mailer/send/welcome.py",
+    "preferences page": "mailer/web/preferences.py",
+    "health check": "mailer/web/health.py",
 }
 MAX_LINES = 330
 

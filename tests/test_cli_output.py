@@ -20,13 +20,14 @@ from mailer.errors import InputError
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke
 from tests.smtp_servers import FaultyServer, start
 
-LIST_KEYS = {"slug", "name", "opt_in", "public_archive", "public_form", "created_at", "counts"}
+LIST_KEYS = {"slug", "name", "opt_in", "public_archive", "public_form", "created_at", "counts",
+             "welcome_campaign"}  # fmt: skip
 LIST_COUNTS = {"confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted"}
 MEMBER_KEYS = {"email", "name", "status", "subscriber_status", "attributes", "joined_at",
                "changed_at"}  # fmt: skip
 CAMPAIGN_KEYS = {"id", "list", "lists", "segment", "subject", "status", "reason", "report",
                  "rate", "concurrency", "created_at", "started_at", "finished_at",
-                 "counts"}  # fmt: skip
+                 "scheduled_at", "counts", "kind"}  # fmt: skip
 DELIVERY_COUNTS = {"queued", "sent", "deferred", "failed", "skipped"}
 HEADER = "address\tname\tstatus\tjoined\tlast change"
 
@@ -188,8 +189,8 @@ def test_campaigns_ls_and_show_json(mailer: Invoke, workspace: Path) -> None:
     assert ("unsubscribed", "zoe.bronte@example.org") in kinds
     assert all(set(e) == {"at", "kind", "email", "detail"} for e in shown["fallout"])
     header = mailer("campaigns", "ls").stdout.splitlines()[0]
-    assert header.split("\t") == ["id", "list", "status", "queued", "sent", "deferred", "failed",
-                                  "skipped", "created", "subject"]  # fmt: skip
+    assert header.split("\t") == ["id", "list", "kind", "status", "queued", "sent", "deferred",
+                                  "failed", "skipped", "created", "subject"]  # fmt: skip
 
 
 def test_empty_ls_say_so_on_stderr_and_keep_stdout_parseable(mailer: Invoke) -> None:

@@ -98,6 +98,11 @@ BAD = [
     ("outbox.path", '""'),
     ("web.confirm_days", "0"),
     ("web.confirm_days", "-3"),
+    ("newsletter.timezone", '"Mars/Olympus"'),
+    ("newsletter.timezone", '"../../etc/passwd"'),
+    ("schedule.late_after", '"soon"'),
+    ("schedule.late_after", '"6 hours"'),
+    ("schedule.poll_seconds", "0"),
 ]
 
 GOOD = [
@@ -123,6 +128,11 @@ GOOD = [
     ("bounces.soft_limit", "0"),
     ("database.busy_timeout", "0"),
     ("web.confirm_days", "1"),
+    ("newsletter.timezone", '"Europe/Paris"'),
+    ("newsletter.timezone", '""'),
+    ("schedule.late_after", '"30m"'),
+    ("schedule.late_after", '"2d"'),
+    ("schedule.poll_seconds", "0.05"),
 ]
 
 

@@ -27,6 +27,7 @@ from mailer.send import campaign_editions, service
 from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import Campaigns
 from mailer.send.service import Overrides, Session
+from mailer.send.welcome import welcomes
 
 app = Typer(help="Follow, resume and retry campaigns.", no_args_is_help=True)
 
@@ -96,12 +97,12 @@ def campaigns_ls(as_json: AsJson = False) -> None:
     with open_db(create=False) as database:
         infos = Campaigns(database).all()
     if as_json:
-        write_json([campaign_record(i) for i in infos])
+        write_json([{**campaign_record(i), "kind": i.kind} for i in infos])
         return
     if not infos:
         err.print("no campaigns yet: mailer send REPORT --list LIST")
-    header = ("id", "list", "status", *DELIVERY_COUNTS, "created", "subject")
-    rows(header, ([str(i.id), "+".join(i.lists), i.status,
+    header = ("id", "list", "kind", "status", *DELIVERY_COUNTS, "created", "subject")
+    rows(header, ([str(i.id), "+".join(i.lists), i.kind, i.status,
                    *(str(i.counts[k]) for k in DELIVERY_COUNTS), time_cell(i.created_at),
                    i.subject] for i in infos))  # fmt: skip
 
@@ -118,6 +119,12 @@ def _editions(editions: Sequence[EditionCounts]) -> list[str]:
     return lines
 
 
+def _welcome(slug: str, current: str | None) -> str:
+    if current is not None:
+        return f"kind:     welcome mail of {current}: each reader who joins gets it once"
+    return f"kind:     welcome mail, replaced: new readers of {slug} no longer get it"
+
+
 @app.command("show", epilog="Example: mailer campaigns show 3")
 def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
     """Show a campaign: counts per state (and per edition, when it has several languages),
@@ -128,8 +135,9 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         failures = campaigns.failures(campaign_id, limit=None if as_json else 50)
         fallout = campaign_fallout(database, campaign_id)
         editions = campaign_editions.counts(database, campaign_id)
+        welcoming = welcomes(database).get(campaign_id)
     if as_json:
-        write_json(campaign_detail(info, failures, fallout, editions))
+        write_json({**campaign_detail(info, failures, fallout, editions), "kind": info.kind})
         return
     lines = [
         f"campaign {info.id}: {info.subject}",
@@ -137,6 +145,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         if len(info.lists) > 1
         else f"list:     {info.list_slug}",
         *([f"segment:  {info.segment}"] if info.segment else []),
+        *([_welcome(info.list_slug, welcoming)] if info.kind == "welcome" else []),
         f"status:   {info.status}" + (f" ({info.reason})" if info.reason else ""),
         f"report:   {info.report_path}",
         f"created:  {local(info.created_at)}; started {local(info.started_at)};"

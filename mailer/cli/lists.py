@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from mailer.audience import lists
 from mailer.cli.common import Typer, confirm, err, open_db, out
 from mailer.cli.output import LIST_COUNTS, list_record, local, rows, write_json
+from mailer.cli.welcome import clear_welcome, set_welcome
 from mailer.errors import InputError
 from mailer.models import ListSummary
+from mailer.send.welcome import welcome_of, welcomes
 
 app = Typer(help="Create, list and remove mailing lists.", no_args_is_help=True)
 
@@ -50,7 +53,11 @@ def lists_create(
     )
 
 
-@app.command("set", epilog="Example: mailer lists set weekly --public-archive --public-form")
+@app.command(
+    "set",
+    epilog="Example: mailer lists set weekly --public-archive --public-form;"
+    " mailer lists set weekly --welcome welcome.md",
+)
 def lists_set(
     slug: str,
     public_archive: Annotated[
@@ -67,13 +74,30 @@ def lists_set(
             help="Open (or close) its subscribe form at /s/SLUG of mailer serve.",
         ),
     ] = None,
+    welcome_report: Annotated[
+        Path | None,
+        typer.Option(
+            "--welcome",
+            metavar="REPORT",
+            help="Send this report once to each reader who joins (checked now, as send checks).",
+        ),
+    ] = None,
+    no_welcome: Annotated[
+        bool, typer.Option("--no-welcome", help="New readers get no welcome mail.")
+    ] = False,
 ) -> None:
     """Change a list's settings."""
-    if public_archive is None and public_form is None:
+    if welcome_report is not None and no_welcome:
+        raise InputError("--welcome and --no-welcome contradict each other: give one")
+    if (public_archive, public_form, welcome_report, no_welcome) == (None, None, None, False):
         raise InputError(
-            "nothing to change: give --public-archive, --no-public-archive, --public-form"
-            " or --no-public-form"
+            "nothing to change: give --public-archive, --no-public-archive, --public-form,"
+            " --no-public-form, --welcome REPORT or --no-welcome"
         )
+    if welcome_report is not None:  # first: a report with an error changes nothing at all
+        set_welcome(slug, welcome_report)
+    elif no_welcome:
+        clear_welcome(slug)
     with open_db() as database:
         if public_archive is not None:
             changed = lists.set_public_archive(database, slug, public_archive)
@@ -101,13 +125,18 @@ def _row(summary: ListSummary) -> list[str]:
     ]
 
 
+def _record(summary: ListSummary, welcome_id: int | None) -> dict[str, Any]:
+    return {**list_record(summary), "welcome_campaign": welcome_id}
+
+
 @app.command("ls", epilog="Example: mailer lists ls --json")
 def lists_ls(as_json: AsJson = False) -> None:
     """Show every list with its opt-in mode, form, archive and member counts per status."""
     with open_db(create=False) as database:
         summaries = lists.summaries(database)
+        welcoming = {slug: campaign for campaign, slug in welcomes(database).items()}
     if as_json:
-        write_json([list_record(s) for s in summaries])
+        write_json([_record(s, welcoming.get(s.list.slug)) for s in summaries])
         return
     if not summaries:
         err.print("no lists yet: mailer lists create SLUG")
@@ -121,8 +150,9 @@ def lists_show(
     """Show one list: its settings, when it was created and its members per status."""
     with open_db(create=False) as database:
         summary = lists.summary(database, slug)
+        greeting = welcome_of(database, slug)
     if as_json:
-        write_json(list_record(summary))
+        write_json(_record(summary, greeting.id if greeting else None))
         return
     found = summary.list
     lines = [
@@ -130,6 +160,7 @@ def lists_show(
         f"opt-in:   {found.opt_in}",
         "form:     " + (f"open at /s/{found.slug}" if found.public_form else "closed"),
         "archive:  " + ("published at /archive/" if found.public_archive else "not published"),
+        "welcome:  " + (f"campaign {greeting.id}, “{greeting.subject}”" if greeting else "none"),
         f"created:  {local(found.created_at)}",
         "members:  " + ", ".join(f"{summary.counts[k]} {k}" for k in LIST_COUNTS),
     ]

@@ -19,10 +19,12 @@ from mailer.audience.import_formats import FIELDS, FORCED
 from mailer.audience.import_rows import language_tag
 from mailer.cli.common import Typer, err, open_db, out, settings
 from mailer.cli.output import member_record, rows, time_cell, write_json_array
+from mailer.cli.welcome import require_welcome, said_welcome
 from mailer.errors import DiskFullError, InputError
 from mailer.models import Candidate, Consent, MembershipStatus, Outcome
 from mailer.send.confirmation import confirm_by_mail
 from mailer.send.event_loop import runner
+from mailer.send.welcome import Joining, welcome_of
 from mailer.tokens import load_secret
 
 app = Typer(help="Manage the readers of a list.", no_args_is_help=True)
@@ -63,6 +65,12 @@ def subscribers_add(
         str | None,
         typer.Option(metavar="LANG", help="Reader's language (BCP 47: fr, pt-BR): their edition."),
     ] = None,
+    welcome: Annotated[
+        bool,
+        typer.Option(
+            "--welcome", help="Send the list's welcome mail now (on confirming, if double opt-in)."
+        ),
+    ] = False,
 ) -> None:
     """Add a reader to a list (or update their name, attributes and language)."""
     attributes = _attributes(attr or [])
@@ -75,10 +83,13 @@ def subscribers_add(
     secret = load_secret(current.workspace)
     with open_db() as database:
         mailing_list = lists.get(database, list_slug)
+        if welcome:
+            require_welcome(mailing_list, welcome_of(database, list_slug) is not None)
         cleaned = None if name is None else clean(name).strip()
         candidate = Candidate(address.email, address.smtputf8, cleaned, attributes,
                               consent=Consent("cli"), lang=lang)  # fmt: skip
-        landed = land(database, mailing_list, [candidate], secret=secret,
+        joining = Joining(database, address.email, mailing_list.id)  # queues with the join
+        landed = land(joining if welcome else database, mailing_list, [candidate], secret=secret,
                       resubscribe=resubscribe)  # fmt: skip
         member = members.find(database, mailing_list, address.email)
     if address.email in landed.erased:
@@ -100,6 +111,8 @@ def subscribers_add(
             loop.run(confirm_by_mail(current, mailing_list, member))
         out.print(f"sent {address.email} a message to confirm; they receive campaigns once they do",
                   markup=False)  # fmt: skip
+    if welcome:
+        said_welcome(joining.queued, address.email, member)
 
 
 @app.command("rm", epilog="Example: mailer subscribers rm weekly ada@example.org")

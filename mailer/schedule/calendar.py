@@ -52,16 +52,6 @@ def unfinished(database: Database) -> list[int]:
     return [row[0] for row in rows]
 
 
-def welcomes_waiting(database: Database) -> list[int]:
-    """The lists' welcome campaigns with readers waiting for theirs."""
-    rows = database.query(
-        "SELECT l.welcome_campaign_id FROM lists l WHERE l.welcome_campaign_id IS NOT NULL"
-        " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = l.welcome_campaign_id"
-        " AND d.status IN ('queued', 'deferred')) ORDER BY l.welcome_campaign_id"
-    )
-    return [row[0] for row in rows]
-
-
 def mark_late(database: Database, campaign_id: int, at: str, late_after: str) -> None:
     """The campaign fell due more than ``late_after`` ago: it waits for the editor."""
     reason = (f"{LATE}: due at {at}, more than {late_after} ago; start it with"

@@ -16,9 +16,9 @@ from typing import Any
 
 from mailer.config import Settings
 from mailer.db.database import Database
-from mailer.errors import MailerError
+from mailer.errors import CampaignLocked, MailerError
 from mailer.schedule import calendar
-from mailer.send import service
+from mailer.send import service, welcome
 from mailer.send.event_loop import runner
 from mailer.send.sessions import Session
 from mailer.send.types import Control, StopReason
@@ -33,6 +33,7 @@ class _Run:
     database never hold up the web pages; stopped across threads through its loop."""
 
     campaign_id: int
+    greeting: bool = False  # the queued welcomes of a list's welcome campaign
     control: Control = field(default_factory=Control)
     loop: asyncio.AbstractEventLoop | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,16 +90,17 @@ class Scheduler:
             late = {found.id for found in due if now - datetime.fromisoformat(found.at)
                     > self.late_after}  # fmt: skip
             wanted = [found.id for found in due if found.id not in late]
-            wanted += calendar.unfinished(database) + calendar.welcomes_waiting(database)
+            wanted += calendar.unfinished(database)
+            greetings = welcome.waiting(database)
         started = []
-        for campaign_id in dict.fromkeys(wanted):
+        for campaign_id in dict.fromkeys(wanted + greetings):
             if campaign_id not in self.running and not self.stopping:
-                self._start(campaign_id)
+                self._start(campaign_id, campaign_id in greetings and campaign_id not in wanted)
                 started.append(campaign_id)
         return started
 
-    def _start(self, campaign_id: int) -> None:
-        run = _Run(campaign_id)
+    def _start(self, campaign_id: int, greeting: bool = False) -> None:
+        run = _Run(campaign_id, greeting)
         self.running[campaign_id] = run
         run.done = asyncio.ensure_future(asyncio.to_thread(self._send, run))
         run.done.add_done_callback(lambda _: self.running.pop(campaign_id, None))
@@ -111,7 +113,12 @@ class Scheduler:
                 run.loop = asyncio.get_running_loop()
             with self._database() as database:
                 session = Session(self.settings, database, control=run.control)
-                result = await service.continue_campaign(session, run.campaign_id)
+                if run.greeting:
+                    result = await welcome.deliver_welcome(session, run.campaign_id)
+                else:
+                    result = await service.continue_campaign(session, run.campaign_id)
+                if result is None:  # another process sends it
+                    return
                 stop = result.stop
                 if stop is not None and stop.reason is StopReason.USER and self.stopping:
                     calendar.mark_stopped(database, run.campaign_id)
@@ -121,7 +128,9 @@ class Scheduler:
         try:
             with runner() as loop:
                 loop.run(work())
-        except MailerError as error:  # another process sends it, its lists are gone, ...
+        except CampaignLocked:
+            log.info("campaign %d is being sent by another process", run.campaign_id)
+        except MailerError as error:  # its lists are gone, a reader it fails for, ...
             log.error("campaign %d not sent: %s", run.campaign_id, error)
         except Exception:  # keep the service up whatever one campaign does
             log.exception("campaign %d failed", run.campaign_id)

@@ -110,8 +110,9 @@ class Campaigns:
         digest = hashlib.sha256(source.encode()).hexdigest()
         ids = json.dumps([found.id for found in chosen.lists])
         found = self._select(
-            "WHERE c.source_sha256 = ? AND EXISTS (SELECT 1 FROM campaign_lists l"
-            " WHERE l.campaign_id = c.id AND l.list_id IN (SELECT value FROM json_each(?)))",
+            "WHERE c.source_sha256 = ? AND c.kind = 'issue'"
+            " AND EXISTS (SELECT 1 FROM campaign_lists l WHERE l.campaign_id = c.id"
+            " AND l.list_id IN (SELECT value FROM json_each(?)))",
             (digest, ids),
         )
         return found[-1] if found else None
@@ -221,7 +222,8 @@ def _archived(
         f"SELECT c.id, c.subject, c.started_at, c.source, c.report_path, {html},"
         " l.id, l.slug, l.name, l.opt_in, l.public_archive"
         " FROM campaigns c JOIN lists l ON l.id = c.list_id"
-        " WHERE l.public_archive = 1 AND c.status != 'cancelled' AND c.archive_html != ''"
+        " WHERE l.public_archive = 1 AND c.kind = 'issue' AND c.status != 'cancelled'"
+        " AND c.archive_html != ''"
         " AND c.started_at IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries d"
         f"  WHERE d.campaign_id = c.id AND d.status = 'sent') {where}"
         " ORDER BY c.started_at DESC, c.id DESC LIMIT ?",

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mailer.errors import InputError
+from mailer.errors import CampaignLocked, InputError
 
 
 @contextmanager
@@ -23,7 +23,5 @@ def one_sender(database_path: Path, campaign_id: int) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(
-                f"campaign {campaign_id} is being sent by another mailer process"
-            ) from None
+            raise CampaignLocked(campaign_id) from None
         yield

@@ -28,6 +28,7 @@ class Recipe:
     several: bool = False  # sent to several lists: unsubscribe links name the campaign
     editions: tuple[Report, ...] = ()  # the other languages' reports (``report``: the default)
     files: Mapping[str, bytes] | None = None  # a stored campaign's images and attachments
+    archived: bool = True  # in the public archive (of a list that has one): messages link to it
 
     @classmethod
     def of(
@@ -67,6 +68,7 @@ class MessageFactory:
         self.compiled = self.editions.default.campaign
         self.dkim = dkim_signer(current)
         self.mailing_list, self.several = recipe.mailing_list, recipe.several
+        self.archived = recipe.archived
         self.base = current.newsletter.base_url.rstrip("/")
         self.tokens = Signer(load_secret(current.workspace))
 
@@ -85,7 +87,7 @@ class MessageFactory:
             preferences = self.tokens.make("p", reader.id, listing.id)
         edition = self.editions.for_reader(reader)
         view_online = ""
-        if campaign_id is not None and listing.public_archive:
+        if campaign_id is not None and listing.public_archive and self.archived:
             view_online = f"{base}/archive/{campaign_id}{edition.archive_path}"
         subscribe = f"{base}/s/{listing.slug}" if listing.public_form and not self.several else ""
         links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online,

@@ -137,6 +137,8 @@ async def continue_campaign(
         files = campaign_editions.stored_files(database, campaign_id)
         kept = files if info.settings.get("files") else None
         recipe = recipe_for(session, editions, chosen, str(info.settings.get("key", "c")), kept)
+        if info.kind == "welcome":  # a welcome is not an issue: the archive does not show it
+            recipe = replace(recipe, archived=False)
         factory = MessageFactory(recipe)
         if info.status == "scheduled":
             with database.transaction() as db:

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from mailer.audience import subscriptions
 from mailer.audience.status import Verdict
 from mailer.models import MembershipStatus, SubscriberStatus
+from mailer.send.welcome import Joining
 from mailer.web.site import PRIVATE, Site, mask
 
 DAY = 86_400.0
@@ -33,7 +34,9 @@ async def confirm(site: Site, request: Request) -> Response:
     # As in the form: X-Forwarded-For from a proxy on this machine, else the peer itself.
     ip = request.client.host if request.client else ""
     link = subscriptions.Link(found.issued, site.clock(), max_age, site.signer.secret, ip)
-    verdict = await site.db(
-        lambda database: subscriptions.confirm(database, member, mailing_list.id, link)
+    verdict = await site.db(  # the list's welcome is queued in the confirmation's transaction
+        lambda database: subscriptions.confirm(
+            Joining(database, member.id, mailing_list.id), member, mailing_list.id, link
+        )
     )
     return done if verdict in (Verdict.CHANGED, Verdict.UNCHANGED) else site.invalid(request)

@@ -33,6 +33,7 @@ from mailer.db.database import Database
 from mailer.errors import AddressError, MailerError
 from mailer.models import SubscriberStatus
 from mailer.send.transactional import deliver_notice
+from mailer.send.welcome import Joining
 from mailer.times import stamp
 from mailer.web.confirm import DAY
 from mailer.web.ratelimit import address_key
@@ -70,7 +71,9 @@ async def preferences(site: Site, request: Request) -> Response:
     refused = ""
     if action == "save":
         choices = _choices(request, reader, form)
-        left_out = await site.db(lambda database: chosen.save(database, reader, choices))
+        left_out = await site.db(  # with the welcome of each list joined, in one transaction
+            lambda database: chosen.save(Joining(database, reader.id), reader, choices)
+        )
         refused = ", ".join(each.name for each in left_out)
     elif action in ACTIONS:
         await site.db(lambda database: ACTIONS[action](database, reader.id))
