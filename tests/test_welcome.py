@@ -176,7 +176,7 @@ def test_a_reader_who_confirms_on_the_web_gets_one_signed_welcome(
     assert status == ("unsubscribed",)
 
 
-def test_joining_a_list_on_the_preferences_page_queues_its_welcome(
+def test_joining_a_list_on_the_preferences_page_welcomes_when_confirmed(
     web: Web, workspace: Path
 ) -> None:
     with db(workspace) as found:
@@ -188,13 +188,18 @@ def test_joining_a_list_on_the_preferences_page_queues_its_welcome(
     assert save(web, page, name="Ada L.").status == 200  # saved, nothing joined
     assert deliveries(workspace) == []
     assert save(web, page, list=[str(weekly), str(letters)]).status == 200
+    [asked] = web.mailbox.wait_for(1)
+    assert deliveries(workspace) == []  # ticking is asking: the inbox says yes
+    http("POST", confirm_link(asked.message, web.live.url), b"", FORM)
     assert deliveries(workspace) == [(1, "ada@example.org", "queued")]
     [result] = deliver(web.live.settings)
     assert result.progress.counts["sent"] == 1
-    assert subjects(web.mailbox.received) == [("ada@example.org", SUBJECT)]
+    assert subjects(web.mailbox.received)[1:] == [("ada@example.org", SUBJECT)]
     # Leaving and joining again: she has had this welcome.
     save(web, page, list=[str(weekly)])
     save(web, page, list=[str(weekly), str(letters)])
+    [_, _, again] = web.mailbox.wait_for(3)
+    http("POST", confirm_link(again.message, web.live.url), b"", FORM)
     assert deliveries(workspace) == [(1, "ada@example.org", "sent")]
     assert deliver(web.live.settings) == []
 

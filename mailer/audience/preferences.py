@@ -21,7 +21,7 @@ from mailer.audience.status import (
     record_event,
 )
 from mailer.db.database import Database, now
-from mailer.models import Consent, MailingList, MembershipStatus, SubscriberStatus
+from mailer.models import MailingList, MembershipStatus, SubscriberStatus
 from mailer.times import stamp as stamp_of
 
 SOURCE = "preferences"  # the consent source of a list joined here, and every event's detail
@@ -114,34 +114,28 @@ def profile(database: Database, subscriber_id: int, pending_since: str) -> Profi
 
 
 def save(database: Database, reader: Profile, choices: Choices) -> tuple[MailingList, ...]:
-    """Apply what the reader chose, in one transaction, each change with its event: a list
-    ticked that they are not on is joined, confirmed (their consent, from the page that a
-    link mailed to them opened), and one unticked is left; lists not shown stay as they are.
-    Return the lists they could not join: mail to them is stopped (bounced, blocked)."""
-    refused: list[MailingList] = []
+    """Apply what the reader chose, in one transaction, each change with its event: their name
+    and language, and each list unticked is left; lists not shown stay as they are. Return the
+    lists ticked that they are not on: joining one takes the reader's own consent, confirmed
+    from their inbox like the form's (whoever holds this page's link may not be the reader:
+    a message is forwarded with its footer), so the caller asks for it."""
+    asked: list[MailingList] = []
     with database.transaction() as db:
         stamp = now()
         change_profile(db, Edit.NAME, reader.id, choices.name, detail=SOURCE, at=stamp)
         change_profile(db, Edit.LANGUAGE, reader.id, choices.lang, detail=SOURCE, at=stamp)
         offered = {int(row[0]): str(row[1]) for row in db.execute(OFFERED, (reader.id,))}
-        consent = Consent(SOURCE, ip=choices.ip)
         for choice in reader.lists:
             list_id = choice.list.id
             if list_id not in choices.shown or list_id not in offered:
                 continue
             before, wanted = offered[list_id], list_id in choices.ticked
             if wanted and before not in ON:
-                change = Change.RESUBSCRIBE if before else Change.SUBSCRIBE
-                verdict = change_membership(
-                    db, change, reader.id, list_id, to=MembershipStatus.CONFIRMED,
-                    detail=SOURCE, at=stamp, consent=consent,
-                )  # fmt: skip
-                if verdict is not Verdict.CHANGED:
-                    refused.append(choice.list)
+                asked.append(choice.list)
             elif not wanted and before in ON:
                 change_membership(db, Change.UNSUBSCRIBE, reader.id, list_id, detail=SOURCE,
                                   at=stamp)  # fmt: skip
-    return tuple(refused)
+    return tuple(asked)
 
 
 def leave_all(database: Database, subscriber_id: int) -> int:

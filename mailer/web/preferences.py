@@ -10,6 +10,7 @@ import logging
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -31,14 +32,13 @@ from mailer.compose.address_change import (
 from mailer.compose.templates import template_dirs
 from mailer.db.database import Database
 from mailer.errors import AddressError, MailerError
-from mailer.models import SubscriberStatus
+from mailer.models import Candidate, Consent, SubscriberStatus
 from mailer.send.transactional import deliver_notice
-from mailer.send.welcome import Joining
 from mailer.times import stamp
 from mailer.web.confirm import DAY
 from mailer.web.ratelimit import address_key
 from mailer.web.site import PRIVATE, Site, mask
-from mailer.web.subscribe import FORM_HEADERS, clean_name, from_here
+from mailer.web.subscribe import FORM_HEADERS, ask, clean_name, from_here
 
 log = logging.getLogger("mailer.web")
 # Private, and its forms send our Origin (no-referrer would make it "null").
@@ -68,27 +68,31 @@ async def preferences(site: Site, request: Request) -> Response:
     action = str(form.get("action") or "")
     if action == "address":
         return await _new_address(site, request, token, reader, str(form.get("email") or ""))
-    refused = ""
+    asked = ""
     if action == "save":
         choices = _choices(request, reader, form)
-        left_out = await site.db(  # with the welcome of each list joined, in one transaction
-            lambda database: chosen.save(Joining(database, reader.id), reader, choices)
-        )
-        refused = ", ".join(each.name for each in left_out)
+        joining = await site.db(lambda database: chosen.save(database, reader, choices))
+        lang = site.language(request, choices.lang or reader.lang)
+        consent = Consent(chosen.SOURCE, ip=request.client.host if request.client else "")
+        candidate = Candidate(reader.email, reader.smtputf8, None, consent=consent, lang=lang)
+        for mailing_list in joining:  # confirmed from the inbox, as on the form
+            site.confirmations.put(mailing_list, partial(ask, site, mailing_list, candidate,
+                                                         chosen.SOURCE))  # fmt: skip
+        asked = ", ".join(each.name for each in joining)
     elif action in ACTIONS:
         await site.db(lambda database: ACTIONS[action](database, reader.id))
     else:
         return _page(site, request, token, reader, 400)
     now = await _reader(site, reader.id) or reader
-    return _page(site, request, token, now, notice=NOTICES[action], refused=refused)
+    return _page(site, request, token, now, notice=NOTICES[action], asked=asked)
 
 
 async def _new_address(
     site: Site, request: Request, token: str, reader: Profile, typed: str
 ) -> Response:
     """Keep the request and answer; the link to the new address and the notice to the old
-    one are mailed after the answer went out. A taken or forbidden address is refused, and
-    nothing is mailed to anyone."""
+    one are mailed after the answer went out. For an address that may not be used (taken,
+    blocked, erased) nothing is kept or mailed, and the answer is the same."""
     shown = "".join(c for c in typed if unicodedata.category(c) != "Cc")[:MAX_ADDRESS]
     try:
         if shown != typed[:MAX_ADDRESS]:
@@ -110,14 +114,14 @@ async def _new_address(
     nonce = await site.db(
         lambda database: chosen.request_address(database, reader, address, secret, issued)
     )
-    if nonce is None:
-        return _page(site, request, token, reader, 409, error="taken", email=address.email)
-    url = address_url(site.settings.newsletter.base_url, site.signer, reader.id, nonce, issued)
-    lang = site.language(request, reader.lang)
-    mailing = BackgroundTask(_mail, site, reader, address, url, token, lang)
-    now = await _reader(site, reader.id) or reader
-    answer = _page(site, request, token, now, notice="sent", email=address.email)
-    answer.background = mailing
+    # The same answer whether or not the address may be used (taken by another reader, blocked,
+    # erased): the page must not tell whoever holds its link who else is known here.
+    answer = _page(site, request, token, reader, notice="sent", email=address.email)
+    if nonce is not None:
+        url = address_url(site.settings.newsletter.base_url, site.signer, reader.id, nonce,
+                          issued)  # fmt: skip
+        lang = site.language(request, reader.lang)
+        answer.background = BackgroundTask(_mail, site, reader, address, url, token, lang)
     return answer
 
 
@@ -251,11 +255,11 @@ def _page(
     """The preferences page, in the reader's language (else the browser's)."""
     lang = site.language(request, reader.lang)
     values: dict[str, Any] = {"notice": "", "error": "", "problem": "", "email": "",
-                              "refused": "", **context}  # fmt: skip
+                              "asked": "", **context}  # fmt: skip
     return site.page(
         "preferences", status, HEADERS, lang,
         address=mask(reader.email), name=reader.name, chosen=_shown_language(reader),
         languages=translations.languages(), lists=reader.lists, token=token,
         shown=",".join(str(each.list.id) for each in reader.lists), csrf=csrf(site, token),
-        pending=mask(reader.pending) if reader.pending else "", **values,
+        **values,
     )  # fmt: skip

@@ -68,7 +68,7 @@ async def subscribe(site: Site, request: Request) -> Response:
     consent = Consent("form", ip=client)  # joined when the request is stored
     candidate = Candidate(address.email, address.smtputf8, name or None, consent=consent,
                           lang=reader_lang)  # fmt: skip
-    site.confirmations.put(mailing_list, lambda: _request(site, mailing_list, candidate))
+    site.confirmations.put(mailing_list, lambda: ask(site, mailing_list, candidate))
     return done  # the database hears of it after this answer: the same work for every address
 
 
@@ -79,10 +79,15 @@ def form_language(sent: str, page: str) -> str:
     return sent if len(sent) <= MAX_LANG and LANG.fullmatch(sent) else page
 
 
-def _request(site: Site, mailing_list: MailingList, candidate: Candidate) -> Member | None:
-    """The form's database work, done by the confirmation task after the answer went out. The
-    confirmation message is written in the language of the form."""
-    member = site.run(lambda database: subscriptions.request(database, mailing_list, candidate))
+def ask(
+    site: Site, mailing_list: MailingList, candidate: Candidate, detail: str = "web form"
+) -> Member | None:
+    """A request to join (the form's, or a list ticked on the preferences page), done by the
+    confirmation task after the answer went out: the member to mail a confirmation to, or
+    None. The message is written in the language of the page."""
+    member = site.run(
+        lambda database: subscriptions.request(database, mailing_list, candidate, detail)
+    )
     return replace(member, lang=candidate.lang or member.lang) if member is not None else None
 
 
