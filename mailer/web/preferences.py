@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -21,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailer.audience import preferences as chosen
-from mailer.audience.addresses import Address, normalise
+from mailer.audience.addresses import Address
 from mailer.audience.preferences import Choices, Moved, Profile
 from mailer.compose import translations
 from mailer.compose.address_change import (
@@ -38,7 +37,14 @@ from mailer.times import stamp
 from mailer.web.confirm import DAY
 from mailer.web.ratelimit import address_key
 from mailer.web.site import PRIVATE, Site, mask
-from mailer.web.subscribe import FORM_HEADERS, ask, clean_name, from_here
+from mailer.web.subscribe import (
+    FORM_HEADERS,
+    ask,
+    clean_name,
+    from_here,
+    printable,
+    typed_address,
+)
 
 log = logging.getLogger("mailer.web")
 # Private, and its forms send our Origin (no-referrer would make it "null").
@@ -93,12 +99,9 @@ async def _new_address(
     """Keep the request and answer; the link to the new address and the notice to the old
     one are mailed after the answer went out. For an address that may not be used (taken,
     blocked, erased) nothing is kept or mailed, and the answer is the same."""
-    shown = "".join(c for c in typed if unicodedata.category(c) != "Cc")[:MAX_ADDRESS]
+    shown = printable(typed)[:MAX_ADDRESS]
     try:
-        if shown != typed[:MAX_ADDRESS]:
-            raise AddressError(typed, "it contains control characters")
-        check_dns = site.settings.addresses.check_dns
-        address = await run_in_threadpool(normalise, typed, check_dns=check_dns)
+        address = await typed_address(site, typed)
     except AddressError as error:
         return _page(site, request, token, reader, 400, error="address", problem=error.reason,
                      email=shown)  # fmt: skip

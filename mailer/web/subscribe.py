@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailer.audience import lists, subscriptions
-from mailer.audience.addresses import normalise
+from mailer.audience.addresses import Address, normalise
 from mailer.compose import translations
 from mailer.compose.report import LANG
 from mailer.errors import AddressError
@@ -54,13 +54,9 @@ async def subscribe(site: Site, request: Request) -> Response:
         return done  # the honeypot: only robots fill in a field that humans never see
     email, name = str(form.get("email") or ""), clean_name(str(form.get("name") or ""))
     try:
-        if any(_control(c) for c in email):
-            raise AddressError(email, "it contains control characters")
-        address = await run_in_threadpool(
-            normalise, email, check_dns=site.settings.addresses.check_dns
-        )
+        address = await typed_address(site, email)
     except AddressError as error:
-        shown = "".join(c for c in email if not _control(c))
+        shown = printable(email)
         return site.page("subscribe", 400, FORM_HEADERS, lang, error=error.reason, email=shown,
                          name=name, **context)  # fmt: skip
     if not site.per_address.allow(address_key(address.email)):
@@ -94,13 +90,21 @@ def ask(
 def clean_name(raw: str) -> str:
     """The form's name is anyone's text: control characters out, whitespace collapsed, at most
     MAX_NAME characters."""
-    kept = "".join(c for c in raw if c.isspace() or not _control(c))
+    kept = "".join(c for c in raw if c.isspace() or unicodedata.category(c) != "Cc")
     return " ".join(kept.split())[:MAX_NAME].rstrip()
 
 
-def _control(character: str) -> bool:
-    """C0 controls, DEL and C1 controls."""
-    return unicodedata.category(character) == "Cc"
+async def typed_address(site: Site, typed: str) -> Address:
+    """An address typed into one of our forms, checked and normalised (in a thread: DNS when
+    [addresses] check_dns is on); AddressError says why not."""
+    if printable(typed) != typed:
+        raise AddressError(typed, "it contains control characters")
+    return await run_in_threadpool(normalise, typed, check_dns=site.settings.addresses.check_dns)
+
+
+def printable(text: str) -> str:
+    """``text`` without C0 controls, DEL and C1 controls, to show back on a page."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cc")
 
 
 def from_here(site: Site, request: Request) -> bool:
