@@ -107,6 +107,10 @@ def test_send_at_checks_every_message_now_and_stores_the_campaign_scheduled(
     assert f'<time datetime="{AT[:10]}">' in copy  # the archive dates it the day it goes out
     listed = json.loads(mailer("campaigns", "ls", "--json").stdout)
     assert listed[0]["status"] == "scheduled" and listed[0]["scheduled_at"] == at
+    table = mailer("campaigns", "ls").stdout.splitlines()
+    local = expected.astimezone().strftime("%Y-%m-%d %H:%M")
+    assert table[1].split("\t")[3] == f"scheduled {at}", table  # piped: UTC, ISO 8601
+    assert f"at:       {local}" in mailer("campaigns", "show", "1").stdout
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,14 @@ from mailer.db.database import MAX_ID
 from mailer.errors import NotFoundError
 from mailer.send import campaign_editions, service
 from mailer.send.campaign_editions import EditionCounts
-from mailer.send.campaigns import Campaigns
+from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.service import Overrides, Session
 from mailer.send.welcome import welcomes
 
 app = Typer(help="Follow, resume and retry campaigns.", no_args_is_help=True)
 
 
-def _known(campaign_id: int) -> int:
+def known_campaign(campaign_id: int) -> int:
     """``campaign_id``, unless no campaign can have it (SQLite keys end at 2**63 - 1)."""
     if not 0 < campaign_id <= MAX_ID:
         raise NotFoundError("campaign", str(campaign_id), "see `mailer campaigns ls`")
@@ -40,7 +40,7 @@ def _known(campaign_id: int) -> int:
 
 
 def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -> None:
-    _known(campaign_id)
+    known_campaign(campaign_id)
 
     def starting(total: int, transport: str) -> None:
         out.print(f"campaign {campaign_id}: {total} to send via {transport}", markup=False)
@@ -97,14 +97,22 @@ def campaigns_ls(as_json: AsJson = False) -> None:
     with open_db(create=False) as database:
         infos = Campaigns(database).all()
     if as_json:
-        write_json([{**campaign_record(i), "kind": i.kind} for i in infos])
+        write_json([campaign_record(i) for i in infos])
         return
     if not infos:
         err.print("no campaigns yet: mailer send REPORT --list LIST")
     header = ("id", "list", "kind", "status", *DELIVERY_COUNTS, "created", "subject")
-    rows(header, ([str(i.id), "+".join(i.lists), i.kind, i.status,
+    rows(header, ([str(i.id), "+".join(i.lists), i.kind, _status(i),
                    *(str(i.counts[k]) for k in DELIVERY_COUNTS), time_cell(i.created_at),
                    i.subject] for i in infos))  # fmt: skip
+
+
+def _status(info: CampaignInfo) -> str:
+    """A campaign's status; a scheduled one with its time (and "late" when it waits)."""
+    if info.status != "scheduled" or not info.scheduled_at:
+        return info.status
+    late = " (late)" if info.reason.startswith("late") else ""
+    return f"scheduled {time_cell(info.scheduled_at)}{late}"
 
 
 def _editions(editions: Sequence[EditionCounts]) -> list[str]:
@@ -131,13 +139,13 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
     failures with codes and replies, bounces and unsubscribes it caused."""
     with open_db(create=False) as database:
         campaigns = Campaigns(database)
-        info = campaigns.get(_known(campaign_id))
+        info = campaigns.get(known_campaign(campaign_id))
         failures = campaigns.failures(campaign_id, limit=None if as_json else 50)
         fallout = campaign_fallout(database, campaign_id)
         editions = campaign_editions.counts(database, campaign_id)
         welcoming = welcomes(database).get(campaign_id)
     if as_json:
-        write_json({**campaign_detail(info, failures, fallout, editions), "kind": info.kind})
+        write_json(campaign_detail(info, failures, fallout, editions))
         return
     lines = [
         f"campaign {info.id}: {info.subject}",
@@ -147,6 +155,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         *([f"segment:  {info.segment}"] if info.segment else []),
         *([_welcome(info.list_slug, welcoming)] if info.kind == "welcome" else []),
         f"status:   {info.status}" + (f" ({info.reason})" if info.reason else ""),
+        *([f"at:       {local(info.scheduled_at)}"] if info.scheduled_at else []),
         f"report:   {info.report_path}",
         f"created:  {local(info.created_at)}; started {local(info.started_at)};"
         f" finished {local(info.finished_at)}",

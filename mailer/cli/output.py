@@ -107,6 +107,7 @@ def campaign_record(info: CampaignInfo) -> dict[str, Any]:
         "started_at": info.started_at,
         "finished_at": info.finished_at,
         "scheduled_at": info.scheduled_at,
+        "kind": info.kind,
         "counts": {k: info.counts[k] for k in DELIVERY_COUNTS},
     }
 

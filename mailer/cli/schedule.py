@@ -7,25 +7,17 @@ from typing import Annotated
 import typer
 
 from mailer import times
-from mailer.cli.campaigns import CampaignId, app
+from mailer.cli.campaigns import CampaignId, app, known_campaign
 from mailer.cli.common import open_db, out, settings
 from mailer.cli.send import in_zone
-from mailer.db.database import MAX_ID
-from mailer.errors import NotFoundError
 from mailer.schedule import calendar
-
-
-def _known(campaign_id: int) -> int:
-    if not 0 < campaign_id <= MAX_ID:
-        raise NotFoundError("campaign", str(campaign_id), "see `mailer campaigns ls`")
-    return campaign_id
 
 
 @app.command("cancel", epilog="Example: mailer campaigns cancel 4")
 def campaigns_cancel(campaign_id: CampaignId) -> None:
     """Cancel a scheduled or paused campaign: nothing more of it is sent."""
     with open_db(create=False) as database:
-        calendar.cancel(database, _known(campaign_id))
+        calendar.cancel(database, known_campaign(campaign_id))
     out.print(f"campaign {campaign_id} cancelled", markup=False)
 
 
@@ -41,5 +33,5 @@ def campaigns_reschedule(
     zone = tz or settings().newsletter.timezone
     when = times.at(at, zone)
     with open_db(create=False) as database:
-        calendar.reschedule(database, _known(campaign_id), when)
+        calendar.reschedule(database, known_campaign(campaign_id), when)
     out.print(f"campaign {campaign_id} scheduled for {in_zone(when, zone)}", markup=False)
