@@ -14,6 +14,7 @@ import pytest
 from mailer import config, times
 from mailer.errors import InputError
 from mailer.schedule.scheduler import Scheduler
+from mailer.send.lock import one_sender
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import LoopbackController, Recorder
 from tests.test_send_cli import smtp_env
@@ -210,3 +211,16 @@ def test_cancel_and_reschedule(mailer: Invoke, workspace: Path, example: str) ->
     assert finished.exit_code == 1
     assert finished.stderr.strip() == "error: campaign 3 is done: there is nothing to cancel"
     assert mailer("campaigns", "cancel", "99").exit_code == 1
+
+
+def test_a_campaign_another_process_is_sending_cannot_be_cancelled(
+    mailer: Invoke, workspace: Path, example: str
+) -> None:
+    assert (
+        mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes").exit_code == 0
+    )
+    with one_sender(workspace / "subscribers" / "mailer.db", 1):  # as `mailer serve` holds it
+        refused = mailer("campaigns", "cancel", "1")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == "error: campaign 1 is being sent by another mailer process"
+    assert campaign_row(workspace)[0] == "scheduled"
