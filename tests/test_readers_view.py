@@ -98,6 +98,16 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
                          ("address-notice", "cy@example.org")):  # fmt: skip
             (folder / f"{name}.html").write_text(html_part(mails[to]), encoding="utf-8")
         address = link_in(mails["cy.new@example.net"], live.url, "a")
+        # The list's welcome, sent to a reader the editor adds.
+        welcome = ROOT / "examples" / "welcome.md"
+        for command in (
+            ("lists", "set", "weekly", "--welcome", str(welcome)),
+            ("subscribers", "add", "weekly", "wel@example.org", "--welcome"),
+        ):
+            done = run_mailer(workspace, *command, env=env)
+            assert done.returncode == 0, done.stderr
+        [greeted] = [r.message for r in mailbox.wait_for(6) if r.recipient == "wel@example.org"]
+        (folder / "welcome.html").write_text(html_part(greeted), encoding="utf-8")
         confirm = confirm_link(asked, live.url)
         yield Views(live, folder, unsubscribe, preferences, confirm, address)
     finally:
@@ -146,6 +156,7 @@ def submit(url: str, fields: dict[str, str], button: str) -> Callable[[Page, Vie
 VIEWS: dict[str, tuple[Callable[[Page, Views], None], str]] = {
     "newsletter": (email("newsletter"), "Lower Vale Water Survey: Autumn 2026 Quarterly Report"),
     "confirmation": (email("confirmation"), "Please confirm your subscription to Weekly report"),
+    "welcome": (email("welcome"), "Welcome"),
     "subscribe": (goto("{base}/s/weekly"), "Subscribe to Weekly report"),
     "subscribe-error": (
         submit("{base}/s/weekly", {"Email address": "not an address"}, "Subscribe"),
