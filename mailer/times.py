@@ -75,7 +75,7 @@ def at(text: str, zone: str = "", *, now: datetime | None = None) -> datetime:
         raise InputError(f"invalid --at {text!r}: give the time too, e.g. {AT_EXAMPLE}")
     try:
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=where) if where else moment.astimezone()
+            moment = _on_the_clock(text, moment, where)
         found = moment.astimezone(UTC)
     except (OverflowError, ValueError):
         raise InputError(f"invalid --at {text!r}: outside the years 1 to 9999") from None
@@ -85,6 +85,30 @@ def at(text: str, zone: str = "", *, now: datetime | None = None) -> datetime:
         raise InputError(f"--at {text!r} is in the past ({shown.isoformat(sep=' ')}):"
                          " give a time to come")  # fmt: skip
     return found
+
+
+def _on_the_clock(text: str, wall: datetime, where: tzinfo | None) -> datetime:
+    """``wall`` in ``where`` (None: the machine's zone); a time the clocks skip (spring) or
+    show twice (autumn) is refused rather than guessed."""
+    earlier = wall.replace(tzinfo=where, fold=0) if where else wall.replace(fold=0).astimezone()
+    later = wall.replace(tzinfo=where, fold=1) if where else wall.replace(fold=1).astimezone()
+    if earlier.utcoffset() == later.utcoffset():
+        return earlier
+    zone = where or earlier.tzinfo
+    back = earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    if back != wall:  # the clocks jump over it
+        raise InputError(f"--at {text!r} does not exist in {zone}: the clocks go forward"
+                         " then; give a time before or after")  # fmt: skip
+    raise InputError(f"--at {text!r} happens twice in {zone} (the clocks go back): add its"
+                     f" offset, {wall.isoformat()}{_offset(earlier)} or"
+                     f" {wall.isoformat()}{_offset(later)}")  # fmt: skip
+
+
+def _offset(moment: datetime) -> str:
+    offset = moment.utcoffset() or timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def span(text: str) -> timedelta:

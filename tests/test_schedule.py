@@ -77,6 +77,8 @@ def test_at_reads_a_wall_clock_in_a_zone_and_refuses_the_past() -> None:
         ("2026-11-27 12:59", "Europe/Paris", "is in the past (2026-11-27 12:59:00+01:00)"),
         ("2026-12-01 07:00", "Mars/Olympus", "invalid time zone 'Mars/Olympus': give an IANA"),
         ("2026-12-01 07:00", "../etc/passwd", "invalid time zone '../etc/passwd'"),
+        ("2027-03-28 02:30", "Europe/Paris", "does not exist in Europe/Paris: the clocks go"),
+        ("2027-10-31 02:30", "Europe/Paris", "happens twice in Europe/Paris (the clocks go back)"),
     ]:
         with pytest.raises(InputError) as raised:
             times.at(text, zone, now=now)
@@ -224,3 +226,43 @@ def test_a_campaign_another_process_is_sending_cannot_be_cancelled(
     assert refused.exit_code == 1
     assert refused.stderr.strip() == "error: campaign 1 is being sent by another mailer process"
     assert campaign_row(workspace)[0] == "scheduled"
+
+
+def test_a_campaign_the_scheduler_cannot_start_is_left_to_the_editor_once(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                  env=env).exit_code == 0  # fmt: skip
+    # A reader the report now fails for: it cannot start, and must not be tried every second.
+    db(workspace).execute("UPDATE campaign_editions SET source = REPLACE(source,"
+                          " 'Dear {{', '{{ subscriber.attributes.shoe_size }} {{')")  # fmt: skip
+    db(workspace).execute("UPDATE campaigns SET source = REPLACE(source,"
+                          " 'Dear {{', '{{ subscriber.attributes.shoe_size }} {{')")  # fmt: skip
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert tick(workspace, env, due) == [1]
+    status, _, reason, _ = campaign_row(workspace)
+    assert status == "paused" and reason.startswith("could not start:"), reason
+    assert "shoe_size" in reason and "mailer campaigns resume 1" in reason
+    assert tick(workspace, env, due + timedelta(seconds=5)) == []  # left alone
+    assert recorder.received == []
+
+
+def test_a_campaign_paused_with_the_service_and_nothing_left_is_finished_once(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                  env=env).exit_code == 0  # fmt: skip
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert tick(workspace, env, due) == [1]
+    # As if SIGTERM came while its last messages were recorded: paused, nothing left.
+    db(workspace).execute(
+        "UPDATE campaigns SET status = 'paused', reason ="
+        " 'service stopped; it goes on when `mailer serve` starts again'"
+    )
+    assert tick(workspace, env, due + timedelta(minutes=1)) == [1]
+    assert campaign_row(workspace)[0] == "done" and len(recorder.received) == 20
+    assert tick(workspace, env, due + timedelta(minutes=2)) == []

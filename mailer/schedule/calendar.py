@@ -8,12 +8,14 @@ from datetime import datetime
 
 from mailer.db.database import Database
 from mailer.errors import InputError
-from mailer.send.campaigns import Campaigns
+from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.lock import one_sender
+from mailer.send.types import StopReason
 from mailer.times import stamp
 
 LATE = "late"  # the start of the reason of a scheduled campaign that waits for the editor
-STOPPED = "service stopped"  # ... of a campaign paused when `mailer serve` stopped
+STOPPED = StopReason.SHUTDOWN.value  # ... of a campaign paused when `mailer serve` stopped
+FAILED = "could not start"  # ... of one the scheduler tried and had to leave to the editor
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +45,25 @@ def next_time(database: Database) -> str | None:
 
 def unfinished(database: Database) -> list[int]:
     """Campaigns the scheduler started and did not finish: still `sending` (its process died)
-    or paused when the service stopped. Welcome campaigns are the scheduler's too."""
+    or paused when the service stopped, whose lists still exist. Welcome campaigns are the
+    scheduler's too."""
     rows = database.query(
-        "SELECT id FROM campaigns WHERE (scheduled_at IS NOT NULL OR kind = 'welcome')"
-        " AND (status = 'sending' OR (status = 'paused' AND reason LIKE ?)) ORDER BY id",
+        "SELECT c.id FROM campaigns c WHERE (c.scheduled_at IS NOT NULL OR c.kind = 'welcome')"
+        " AND (c.status = 'sending' OR (c.status = 'paused' AND c.reason LIKE ?))"
+        " AND EXISTS (SELECT 1 FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id"
+        "  WHERE cl.campaign_id = c.id) ORDER BY c.id",
         (f"{STOPPED}%",),
     )
     return [row[0] for row in rows]
+
+
+def still_due(info: CampaignInfo, now: datetime) -> bool:
+    """Whether the scheduler may still start or go on with ``info`` once it holds its lock:
+    the editor may have moved, cancelled or paused it since the scheduler looked."""
+    if info.status == "scheduled":
+        return info.scheduled_at is not None and info.scheduled_at <= stamp(now)
+    stopped = info.status == "paused" and info.reason.startswith(STOPPED)
+    return info.status == "sending" or stopped
 
 
 def mark_late(database: Database, campaign_id: int, at: str, late_after: str) -> None:
@@ -59,10 +73,16 @@ def mark_late(database: Database, campaign_id: int, at: str, late_after: str) ->
     _set(database, campaign_id, "scheduled", reason, "status = 'scheduled'")
 
 
-def mark_stopped(database: Database, campaign_id: int) -> None:
-    """Paused because the service stopped: it goes on when the service starts again."""
-    reason = f"{STOPPED}; it goes on when `mailer serve` starts again"
-    _set(database, campaign_id, "paused", reason, "status = 'paused'")
+def mark_failed(database: Database, campaign_id: int, problem: str) -> None:
+    """The scheduler could not start or go on with it (its lists are gone, a reader its report
+    fails for): paused with the reason, for the editor, and not tried again every second."""
+    reason = f"{FAILED}: {problem}; mend it, then `mailer campaigns resume {campaign_id}`"
+    with database.transaction() as db:
+        db.execute(
+            "UPDATE campaigns SET status = 'paused', reason = ? WHERE id = ?"
+            " AND status IN ('scheduled', 'sending', 'paused')",
+            (reason, campaign_id),
+        )
 
 
 def cancel(database: Database, campaign_id: int) -> None:
@@ -80,17 +100,20 @@ def cancel(database: Database, campaign_id: int) -> None:
 
 
 def reschedule(database: Database, campaign_id: int, at: datetime) -> None:
-    """Move a scheduled campaign (late or not) to ``at``."""
+    """Move a scheduled campaign (late or not) to ``at``; not while a process is starting it."""
     info = Campaigns(database).get(campaign_id)
     if info.status != "scheduled":
         raise InputError(f"campaign {campaign_id} is {info.status}, not scheduled: only a"
                          " campaign that has not started can be moved")  # fmt: skip
-    with database.transaction() as db:
-        db.execute(
+    # The scheduler starting it holds its lock: CampaignLocked says so.
+    with one_sender(database.path, campaign_id), database.transaction() as db:
+        moved = db.execute(
             "UPDATE campaigns SET scheduled_at = ?, reason = '' WHERE id = ?"
             " AND status = 'scheduled'",
             (stamp(at), campaign_id),
-        )
+        ).rowcount
+    if not moved:
+        raise InputError(f"campaign {campaign_id} started meanwhile; see `mailer campaigns show`")
 
 
 def _set(database: Database, campaign_id: int, status: str, reason: str, only: str) -> None:

@@ -10,8 +10,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailer.config import Settings
@@ -20,11 +21,13 @@ from mailer.errors import CampaignLocked, MailerError
 from mailer.schedule import calendar
 from mailer.send import service, welcome
 from mailer.send.event_loop import runner
-from mailer.send.sessions import Session
+from mailer.send.sessions import RunResult, Session
 from mailer.send.types import Control, StopReason
 from mailer.times import span
 
 log = logging.getLogger("mailer.schedule")
+RUNS = 4  # campaigns sent at once, each on its own thread (not the web side's pool)
+RETRY_WELCOME = timedelta(minutes=5)  # a welcome that failed waits this long before a new try
 
 
 @dataclass
@@ -39,12 +42,23 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: asyncio.Future[None] | None = None
 
-    def stop(self) -> None:
-        with self.lock:  # before its loop runs, the request waits in the Control
+    def stop(self, abort: bool = False) -> None:
+        """Ask the run to drain (or, ``abort``, to cancel what is in flight)."""
+        request = self.control.abort if abort else self.control.shutdown
+        with self.lock:  # before its loop runs, or after it closed, the Control is enough
             if self.loop is None:
-                self.control.stop()
+                request()
             else:
-                self.loop.call_soon_threadsafe(self.control.stop)
+                self.loop.call_soon_threadsafe(request)
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What one tick finds in the calendar."""
+
+    start: list[int]
+    greet: list[int]
+    late: list[calendar.Due]
 
 
 class Scheduler:
@@ -55,12 +69,17 @@ class Scheduler:
         self.settings, self.clock = settings, clock
         self.late_after = span(settings.schedule.late_after)
         self.running: dict[int, _Run] = {}
+        self.resting: dict[int, datetime] = {}  # welcome campaigns that failed, until when
         self.stopping = False
         self.ticks = 0
         self.wake: asyncio.Event | None = None
+        self.pool = ThreadPoolExecutor(RUNS, thread_name_prefix="mailer-send")
 
     def _database(self) -> Database:
         return Database(self.settings.database_path, self.settings.database.busy_timeout)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     async def run(self) -> None:
         """Tick until stopped; a tick that fails is logged and the next one tries again."""
@@ -70,6 +89,8 @@ class Scheduler:
                 await self.tick()
             except MailerError as error:
                 log.error("scheduler: %s", error)
+            except Exception:  # the service stays up; the next tick tries again
+                log.exception("scheduler: a tick failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.schedule.poll_seconds)
             self.wake.clear()
@@ -78,75 +99,97 @@ class Scheduler:
         """Start what is due and what was cut short; mark late what fell due too long ago.
         Return the campaigns started."""
         self.ticks += 1
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        with self._database() as database:
-            due = calendar.due(database, now)
-            for found in due:
-                if now - datetime.fromisoformat(found.at) > self.late_after:
-                    calendar.mark_late(database, found.id, found.at,
-                                       self.settings.schedule.late_after)  # fmt: skip
-                    log.warning("campaign %d was due at %s: waiting for the editor", found.id,
-                                found.at)  # fmt: skip
-            late = {found.id for found in due if now - datetime.fromisoformat(found.at)
-                    > self.late_after}  # fmt: skip
-            wanted = [found.id for found in due if found.id not in late]
-            wanted += calendar.unfinished(database)
-            greetings = welcome.waiting(database)
+        now = self._now()
+        found = await asyncio.to_thread(self._look, now)  # SQLite stays off the web's loop
+        for due in found.late:
+            log.warning("campaign %d was due at %s: waiting for the editor", due.id, due.at)
+        self.resting = {key: until for key, until in self.resting.items() if until > now}
         started = []
-        for campaign_id in dict.fromkeys(wanted + greetings):
-            if campaign_id not in self.running and not self.stopping:
-                self._start(campaign_id, campaign_id in greetings and campaign_id not in wanted)
-                started.append(campaign_id)
+        for campaign_id in dict.fromkeys(found.start + found.greet):
+            if campaign_id in self.running or campaign_id in self.resting or self.stopping:
+                continue
+            greeting = campaign_id in found.greet and campaign_id not in found.start
+            self._start(campaign_id, greeting, now)
+            started.append(campaign_id)
         return started
 
-    def _start(self, campaign_id: int, greeting: bool = False) -> None:
+    def _look(self, now: datetime) -> _Look:
+        with self._database() as database:
+            due = calendar.due(database, now)
+            late = [d for d in due if now - datetime.fromisoformat(d.at) > self.late_after]
+            for found in late:
+                calendar.mark_late(database, found.id, found.at, self.settings.schedule.late_after)
+            start = [d.id for d in due if d not in late] + calendar.unfinished(database)
+            return _Look(start, welcome.waiting(database), late)
+
+    def _start(self, campaign_id: int, greeting: bool, now: datetime) -> None:
         run = _Run(campaign_id, greeting)
         self.running[campaign_id] = run
-        run.done = asyncio.ensure_future(asyncio.to_thread(self._send, run))
+        loop = asyncio.get_running_loop()
+        run.done = asyncio.ensure_future(loop.run_in_executor(self.pool, self._send, run, now))
         run.done.add_done_callback(lambda _: self.running.pop(campaign_id, None))
 
-    def _send(self, run: _Run) -> None:
-        """Send one campaign to the end (or until stopped), on this thread's own loop."""
+    def _send(self, run: _Run, now: datetime) -> None:
+        """Send one campaign to the end (or until stopped), on this thread's own loop; one
+        that cannot be sent is left to the editor with the reason (a welcome rests a while)."""
 
-        async def work() -> None:
+        async def work() -> RunResult | None:
             with run.lock:
                 run.loop = asyncio.get_running_loop()
-            with self._database() as database:
-                session = Session(self.settings, database, control=run.control)
-                if run.greeting:
-                    result = await welcome.deliver_welcome(session, run.campaign_id)
-                else:
-                    result = await service.continue_campaign(session, run.campaign_id)
-                if result is None:  # another process sends it
-                    return
-                stop = result.stop
-                if stop is not None and stop.reason is StopReason.USER and self.stopping:
-                    calendar.mark_stopped(database, run.campaign_id)
-                if stop is not None and stop.reason is not StopReason.USER:
-                    log.error("campaign %d paused: %s", run.campaign_id, stop)
+            try:
+                with self._database() as database:
+                    session = Session(self.settings, database, control=run.control)
+                    if run.greeting:
+                        return await welcome.deliver_welcome(session, run.campaign_id)
+                    return await service.continue_campaign(
+                        session, run.campaign_id, still=lambda info: calendar.still_due(info, now)
+                    )
+            finally:
+                with run.lock:
+                    run.loop = None  # from now on a stop goes to the Control alone
 
         try:
             with runner() as loop:
-                loop.run(work())
+                result = loop.run(work())
         except CampaignLocked:
             log.info("campaign %d is being sent by another process", run.campaign_id)
+            return
         except MailerError as error:  # its lists are gone, a reader it fails for, ...
-            log.error("campaign %d not sent: %s", run.campaign_id, error)
-        except Exception:  # keep the service up whatever one campaign does
+            self._failed(run, str(error))
+            return
+        except Exception as error:  # the service stays up, whatever one campaign does
             log.exception("campaign %d failed", run.campaign_id)
+            self._failed(run, f"{type(error).__name__}: {error}")
+            return
+        stop = result.stop if result is not None else None
+        if stop is not None and stop.reason not in (StopReason.SHUTDOWN, StopReason.ABORTED):
+            log.error("campaign %d paused: %s", run.campaign_id, stop)
 
-    async def stop(self, timeout: float = 60.0) -> None:
+    def _failed(self, run: _Run, problem: str) -> None:
+        log.error("campaign %d not sent: %s", run.campaign_id, problem)
+        if run.greeting:  # readers keep joining: try again later, not every second
+            self.resting[run.campaign_id] = self._now() + RETRY_WELCOME
+            return
+        with self._database() as database:
+            calendar.mark_failed(database, run.campaign_id, problem)
+
+    def interrupt(self, abort: bool = False) -> None:
+        """From a signal handler: take no new work and stop the runs now (``abort``: cancel
+        what is in flight too), before the web side finishes shutting down."""
+        self.stopping = True
+        for run in list(self.running.values()):
+            run.stop(abort)
+
+    async def stop(self, timeout: float = 45.0) -> None:
         """Take no new work, let each run finish its messages in flight and pause, then wait
         for them (at most ``timeout`` seconds)."""
-        self.stopping = True
+        self.interrupt()
         if self.wake is not None:
             self.wake.set()
-        runs = list(self.running.values())
-        for run in runs:
-            run.stop()
-        waiting = [run.done for run in runs if run.done is not None]
+        waiting = [run.done for run in self.running.values() if run.done is not None]
         if waiting:
             await asyncio.wait(waiting, timeout=timeout)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def state(self) -> dict[str, Any]:
         """What /healthz shows."""

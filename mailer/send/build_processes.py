@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import pickle
+import signal
 import struct
 import sys
 from collections import deque
@@ -209,6 +210,10 @@ def serve() -> None:
     answered
     with b"+" and the message, b"!" and why it cannot be rendered, or b"-" and any other
     failure."""
+    # Stopping is the parent's to decide (systemd signals a whole unit): a worker ends when its
+    # input does, which is also when the parent dies.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     frames = Frames()
     factory: MessageFactory | None = None
     broken = ""

@@ -106,8 +106,11 @@ class CampaignLog:
                 "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
                 (self.campaign_id,),
             ).fetchone()[0]
-            status = "paused" if stop is not None or queued else "done"
-            if status == "paused" and not reason:
+            # Everyone recorded is done, even if a stop came meanwhile: nothing is left to resume.
+            status = "paused" if queued else "done"
+            if status == "done":
+                reason = ""
+            elif not reason:
                 reason = f"{queued} not sent yet"
             db.execute(
                 "UPDATE campaigns SET status = ?, reason = ?,"

@@ -23,7 +23,7 @@ from mailer.send.builders import (
     campaign_builder,
     with_verp,
 )
-from mailer.send.campaigns import Campaigns
+from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.connecting import open_first
 from mailer.send.deliveries import PENDING, CampaignLog, MemoryLog, find_reader
 from mailer.send.engine import Pipeline
@@ -75,7 +75,7 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
             return RunResult(None, Progress(plan.readers, stop=Stop(StopReason.USER)))
         try:
             campaigns = Campaigns(database)
-            campaign_id = _store(campaigns, plan, files)
+            campaign_id = store_plan(campaigns, plan, files)
         except BaseException:
             await first.close()
             raise
@@ -91,19 +91,26 @@ def schedule_campaign(session: Session, plan: Plan, at: datetime) -> int:
     settings now, its readers when it starts (`mailer serve`'s scheduler, or a resume)."""
     ready_for_readers(session, plan.transport)
     files = plan.factory.files.snapshot()
-    return _store(Campaigns(session.database), plan, files, stamp(at))
+    return store_plan(Campaigns(session.database), plan, files, stamp(at))
 
 
-def _store(
-    campaigns: Campaigns, plan: Plan, files: Mapping[str, bytes], at: str | None = None
+def store_plan(
+    campaigns: Campaigns,
+    plan: Plan,
+    files: Mapping[str, bytes],
+    at: str | None = None,
+    kind: str = "issue",
 ) -> int:
+    """Store a planned campaign with the settings it is sent with (scheduled ``at``, or a
+    list's welcome, which the public archive does not show)."""
     options = plan.options
     recorded = {"concurrency": options.concurrency, "rate": options.rate,
                 "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
                 "transport": plan.transport.description, "files": True}  # fmt: skip
+    copy = plan.editions[0].archive_html if kind == "issue" else ""
     return campaigns.create(plan.audience, plan.report.subject, str(plan.report.path),
-                            plan.source, recorded, plan.editions[0].archive_html, plan.editions,
-                            plan.edition_of, files, scheduled_at=at)  # fmt: skip
+                            plan.source, recorded, copy, plan.editions, plan.edition_of, files,
+                            kind=kind, scheduled_at=at)  # fmt: skip
 
 
 async def continue_campaign(
@@ -112,9 +119,12 @@ async def continue_campaign(
     statuses: Sequence[str] = RESUME,
     overrides: Overrides = NO_OVERRIDES,
     on_start: Callable[[int, str], None] = lambda total, transport: None,
+    still: Callable[[CampaignInfo], bool] = lambda info: True,
 ) -> RunResult:
     """Deliver a stored campaign's deliveries in ``statuses`` (RESUME: all not yet sent; RETRY:
-    the deferred ones). ``on_start`` hears how many and through what, before the first."""
+    the deferred ones). ``on_start`` hears how many and through what, before the first.
+    ``still`` is asked once the lock is held: False (the scheduler's reason to start it has
+    gone meanwhile, say the editor moved it) leaves the campaign as it is."""
     settings, database = session.settings, session.database
     transport = choose_transport(settings, overrides.outbox)
     ready_for_readers(session, transport)
@@ -123,6 +133,8 @@ async def continue_campaign(
         info = campaigns.get(campaign_id)
         if info.status == "cancelled":
             raise InputError(f"campaign {campaign_id} was cancelled")
+        if not still(info):
+            return RunResult(campaign_id, Progress(0))
         remaining = tuple(lists.of_campaign(database, campaign_id))  # a deleted one is skipped
         if not remaining:
             raise InputError(
@@ -146,7 +158,7 @@ async def continue_campaign(
         log = CampaignLog(database, campaign_id, statuses)
         total = log.count()
         if total == 0:
-            if info.status == "scheduled":  # due, with nobody to send to: it is done
+            if info.status not in ("done", "cancelled"):  # nothing left (or nobody): it is done
                 log.start()
                 log.finish(None)
             return RunResult(campaign_id, Progress(0))

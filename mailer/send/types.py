@@ -50,6 +50,8 @@ class StopReason(StrEnum):
     """Why a run ended before everything pending was delivered."""
 
     USER = "stopped by the user"  # Ctrl-C, SIGTERM: drained, nothing in flight lost
+    # `mailer serve` stopping (SIGTERM): drained; the scheduler goes on with it at its next start
+    SHUTDOWN = "service stopped; it goes on when `mailer serve` starts again"
     ABORTED = "aborted by the user"  # a second Ctrl-C: in-flight work cancelled
     FAILURES = "paused after"  # ... N failures in a row
     ERROR = "stopped by an error:"  # the store, a worker
@@ -57,7 +59,7 @@ class StopReason(StrEnum):
 
     @property
     def exit_code(self) -> int:
-        return 130 if self in (StopReason.USER, StopReason.ABORTED) else 1
+        return 130 if self in (StopReason.USER, StopReason.ABORTED, StopReason.SHUTDOWN) else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,10 @@ class Control:
 
     def abort(self) -> None:
         self._request(StopReason.ABORTED)
+
+    def shutdown(self) -> None:
+        """As stop(), for the service going down: the campaign is taken up again after."""
+        self._request(StopReason.SHUTDOWN)
 
     def _request(self, reason: StopReason) -> None:
         if self.requested is not StopReason.ABORTED:

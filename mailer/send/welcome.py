@@ -3,7 +3,8 @@
 # The welcome is a campaign of kind 'welcome' (lists.welcome_campaign_id names the list's
 # current one) with no deliveries when it is stored: one is queued, INSERT OR IGNORE, for each
 # reader who joins, in the very transaction of the join (``joining``), and the sending service
-# delivers them (``deliver_welcomes``, on each tick of `mailer serve`'s scheduler), so each
+# delivers them (``deliver_welcome`` for each campaign ``waiting`` names, on each tick of
+# `mailer serve`'s scheduler; ``deliver_welcomes`` does all at once), so each
 # message is recorded, signed and carries the one-click unsubscribe as an issue does.
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mailer.models import Reader
 from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.plans import Plan, plan_campaign
 from mailer.send.recipients import audience
-from mailer.send.service import continue_campaign
+from mailer.send.service import continue_campaign, store_plan
 from mailer.send.sessions import Overrides, RunResult, Session
 
 QUEUED = ("queued",)  # deferred ones wait for `campaigns retry`, as an issue's do
@@ -61,14 +62,9 @@ def set_welcome(session: Session, slug: str, report: Report) -> Replaced:
     chosen = audience(database, [slug])
     plan = plan_campaign(session, report, chosen, Overrides(again=True))
     _check_newcomer(plan)
-    options = plan.options
-    recorded = {"concurrency": options.concurrency, "rate": options.rate,
-                "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
-                "transport": plan.transport.description, "files": True}  # fmt: skip
     campaigns = Campaigns(database)
-    campaign_id = campaigns.create(chosen, plan.report.subject, str(plan.report.path),
-                                   plan.source, recorded, "", plan.editions, plan.edition_of,
-                                   plan.factory.files.snapshot(), kind="welcome")  # fmt: skip
+    files = plan.factory.files.snapshot()
+    campaign_id = store_plan(campaigns, plan, files, kind="welcome")
     before = _point(database, chosen.lists[0].id, campaign_id)
     return Replaced(campaigns.get(campaign_id), before)
 

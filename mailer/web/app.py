@@ -70,4 +70,5 @@ def create_app(
     ]
     handlers = {404: site.not_found, MailerError: site.failure}
     app = _SecuredStarlette(routes=routes, exception_handlers=handlers, lifespan=site.lifespan)
+    app.state.scheduler = ticking  # for `mailer serve` to tell of a signal at once
     return app
