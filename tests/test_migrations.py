@@ -4,6 +4,8 @@ deliveries opens as the newest schema, every row and reference intact, old joins
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from mailer.db.database import Database
@@ -56,3 +58,17 @@ def test_a_populated_version_4_database_migrates_intact(tmp_path: Path) -> None:
         assert database.query("SELECT COUNT(*) FROM memberships") == [(0,)]
     with Database(path) as again:  # opening it again migrates nothing
         assert again.query_one("PRAGMA user_version") == (len(MIGRATIONS),)
+
+
+def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Path) -> None:
+    """`mailer serve`'s web side and scheduler (or two commands) migrate the same new file."""
+    path = tmp_path / "mailer.db"
+    code = (
+        "import sys; from pathlib import Path; from mailer.db.database import Database\n"
+        "with Database(Path(sys.argv[1])) as db: print(db.query_one('PRAGMA user_version')[0])"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(6)]  # fmt: skip
+    answers = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 6, answers
+    assert {out.strip() for out, _ in answers} == {str(len(SCHEMA))}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mailer.config.private import private_file, private_folder
-from mailer.db.schema import MIGRATIONS, Migration
+from mailer.db.schema import MIGRATIONS
 from mailer.errors import DiskFullError, MailerError, StoreError
 from mailer.times import stamp
 
@@ -103,23 +103,29 @@ class Database:
         return StoreError(self.path, text)
 
     def _migrate(self) -> None:
-        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._apply(number, migration)
-
-    def _apply(self, number: int, migration: Migration) -> None:
+        """Bring the schema up to date in one transaction, under the write lock: a second
+        process opening a new database at once (the web side and the scheduler, two commands)
+        waits, then finds the work done."""
+        if self._version() >= len(MIGRATIONS):
+            return
         db = self.connection
-        if migration.rebuilds:  # a table rebuilt: its references must not cascade meanwhile
-            db.execute("PRAGMA foreign_keys = OFF")
+        db.execute("PRAGMA foreign_keys = OFF")  # rebuilt tables: references must not cascade
         try:
-            db.executescript(
-                f"BEGIN IMMEDIATE; {migration.sql}; PRAGMA user_version = {number}; COMMIT;"
-            )
-            if migration.rebuilds and db.execute("PRAGMA foreign_key_check").fetchone():
-                raise StoreError(self.path, f"migration {number} broke a reference")
+            db.execute("BEGIN IMMEDIATE")
+            version = self._version()
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in _statements(migration.sql):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+            if db.execute("PRAGMA foreign_key_check").fetchone():
+                raise StoreError(self.path, f"migration to {len(MIGRATIONS)} broke a reference")
+            db.execute("COMMIT")
         finally:
             rollback(db)
             db.execute("PRAGMA foreign_keys = ON")
+
+    def _version(self) -> int:
+        return int(self.connection.execute("PRAGMA user_version").fetchone()[0])
 
     def transaction(self) -> Transaction:
         return Transaction(self)
@@ -148,6 +154,19 @@ class Database:
             self.connection.execute(sql, params)
         except (sqlite3.Error, OverflowError) as error:
             raise self.error(error) from None
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements one by one (a trigger's body keeps its own semicolons)."""
+    found, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        found.append(pending.strip())
+    return found
 
 
 def rollback(db: sqlite3.Connection) -> None:
