@@ -1,5 +1,4 @@
-"""Reading the times editors type (`--since 2026-11-23`, `--since 7d`, `--at "2026-12-01 07:00"`
-in a time zone, `late_after = "6h"`) as UTC instants and lengths of time."""
+"""Reading the times editors type (`--since`, `--at`, `late_after`) as UTC instants and spans."""
 
 from __future__ import annotations
 

@@ -186,6 +186,16 @@ def test_every_module_says_what_it_is_in_one_docstring() -> None:
     assert missing == []
 
 
+def test_every_module_has_a_one_line_docstring() -> None:
+    wrong = {}
+    for name, path in modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstring = ast.get_docstring(tree, clean=False)
+        if docstring is None or "\n" in docstring:
+            wrong[name] = docstring
+    assert wrong == {}
+
+
 def test_every_template_renders_in_the_sandbox() -> None:
     """Reports, newsletters, confirmations and pages: one factory, the sandboxed one."""
     plain = [

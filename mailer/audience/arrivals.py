@@ -1,5 +1,4 @@
-"""Readers arriving on a list from outside, a batch at a time (an import's chunk, the editor's
-add): erased addresses stay out, the rest land through the status module in one transaction."""
+"""Readers arriving on a list a batch at a time (an import's chunk, the editor's add)."""
 
 from __future__ import annotations
 

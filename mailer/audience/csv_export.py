@@ -1,5 +1,4 @@
-"""Export a list's readers as CSV (RFC 4180, UTF-8) with their status, tags, language and
-consent: imported elsewhere (as the "mailer export" format), the same readers."""
+"""Export a list's readers as CSV (RFC 4180, UTF-8) with status, tags, language and consent."""
 
 from __future__ import annotations
 
@@ -19,6 +18,8 @@ from mailer.db.database import Database
 from mailer.errors import DiskFullError, FileInputError
 from mailer.models import MailingList, Member, SubscriberStatus
 
+# Import recognises these columns as the "mailer export" format, so an export imported elsewhere
+# brings back the same readers.
 COLUMNS = EXPORTED  # the columns before the attributes
 
 

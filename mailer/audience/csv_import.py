@@ -1,5 +1,4 @@
-"""Import readers from CSV in committed chunks: another tool's export (recognised from its header)
-or any CSV with --map; good rows land with their status and consent, each bad one is reported."""
+"""Import readers from CSV in committed chunks: another tool's export, or any CSV with --map."""
 
 from __future__ import annotations
 

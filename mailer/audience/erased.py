@@ -1,5 +1,4 @@
-"""Erased addresses, kept only as keyed hashes (HMAC-SHA256 with the workspace secret), so that
-a later import can skip them without the address itself being stored anywhere."""
+"""Erased addresses, kept only as keyed hashes (HMAC-SHA256 with the workspace secret)."""
 
 from __future__ import annotations
 
@@ -10,6 +9,9 @@ import sqlite3
 from collections.abc import Iterable
 
 from mailer.db.database import IN_JSON
+
+# A keyed hash lets a later import skip an erased reader without the address itself being stored
+# anywhere.
 
 
 def digest(secret: bytes, email: str) -> str:

@@ -1,6 +1,4 @@
-"""Forgetting a reader on request (GDPR article 17): their data goes everywhere it was kept,
-the rows stay anonymised so that campaign counts stay right, and only a keyed hash of the
-address is kept, so that a later import skips it."""
+"""Forgetting a reader on request (GDPR article 17): their data erased everywhere it was kept."""
 
 from __future__ import annotations
 
@@ -63,9 +61,10 @@ def _erase(database: Database, found: Erasure, secret: bytes) -> Erasure:
     with database.transaction() as db:
         row = db.execute("SELECT id FROM subscribers WHERE email = ?", (found.email,)).fetchone()
         verdict = Verdict.MISSING
-        if row is not None:
+        if row is not None:  # the rows stay, anonymised, so that campaign counts stay right
             verdict = change_subscriber(db, Change.ERASE, int(row[0]), at=stamp)
         if verdict is Verdict.CHANGED:
+            # Only a keyed hash of the address is kept, so that a later import skips it.
             erased.remember(db, secret, found.email, stamp)
             _scrub_campaign_notes(db, found.email)
     if verdict is Verdict.MISSING:  # forgotten meanwhile by another process

@@ -1,5 +1,4 @@
-"""Other tools' subscriber exports, recognised from their header row, and ``--map COLUMN=FIELD``
-for any CSV: which column of a file holds which field of a reader (its ``Layout``)."""
+"""Which column of an import holds which field of a reader: other tools' exports, or --map."""
 
 from __future__ import annotations
 

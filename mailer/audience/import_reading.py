@@ -1,5 +1,4 @@
-"""Reading an import's lines into rows (cells, the address, the reader's fields): in worker
-processes beside the database writes when the file is large, else in this one."""
+"""Reading an import's lines into rows: in worker processes when the file is large, else here."""
 
 from __future__ import annotations
 

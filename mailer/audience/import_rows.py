@@ -1,5 +1,4 @@
-"""One row of an import as a reader arriving: name, status and since when, consent (when, how
-and from where they joined), tags, language and attributes, from the columns of its layout."""
+"""One row of an import as a reader arriving, read from the columns of its layout."""
 
 from __future__ import annotations
 

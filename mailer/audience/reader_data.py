@@ -1,5 +1,4 @@
-"""One reader's own data (GDPR articles 15 and 20): who they are, every list with its consent
-record, every event and every delivery. Read-only."""
+"""One reader's own data (GDPR articles 15 and 20): their lists and consent, events, deliveries."""
 
 from __future__ import annotations
 

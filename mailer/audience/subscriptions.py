@@ -1,5 +1,4 @@
-"""Subscribing and unsubscribing by address: the editor's additions and removals, the public
-form's request. Every status change goes through ``status``."""
+"""Subscribing and unsubscribing by address: the editor's adds and removals, the form's requests."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Apply bounces and mailed unsubscribe requests to deliveries, statuses and events.
-
-Hard bounces mark the reader bounced; soft ones are counted (at most one per campaign) and mark the
-reader bounced once ``soft_limit`` fall within ``soft_window_days``, like Mailman's bounce score.
-Every message read is remembered in ``processed_mail``, so processing the same mail twice changes
-nothing, whatever the source did with it."""
+"""Apply bounces and mailed unsubscribe requests to deliveries, statuses and events."""
 
 from __future__ import annotations
 
@@ -111,6 +106,8 @@ class _Run:
         self.newly_bounced = 0
 
     def apply(self, db: sqlite3.Connection, item: Incoming, signer: Signer) -> MessageOutcome:
+        # Every message read is remembered in processed_mail, so processing the same mail twice
+        # changes nothing, whatever the source did with it.
         digest = hashlib.sha256(item.data).hexdigest()
         seen = db.execute("SELECT outcome FROM processed_mail WHERE digest = ?", (digest,))
         previous = seen.fetchone()
@@ -170,6 +167,8 @@ class _Run:
         limit, days = self.settings.soft_limit, self.settings.soft_window_days
         if limit <= 0:
             return
+        # Soft bounces count at most once per campaign; soft_limit of them within
+        # soft_window_days mark the reader bounced, like Mailman's bounce score.
         row = db.execute(
             "SELECT COUNT(DISTINCT COALESCE('c' || campaign_id, 'e' || id)) FROM events"
             " WHERE subscriber_id = ? AND kind = 'soft_bounce' AND at >= ?",

@@ -1,8 +1,4 @@
-"""Mailboxes that bounces arrive in: a Maildir, an mbox file, or an IMAP folder over TLS.
-
-Each yields the messages not yet processed and marks a processed one without ever deleting it:
-a Maildir message moves from new/ to cur/ with the Seen flag, an IMAP message gets \\Seen and the
-$MailerProcessed keyword, and an mbox is left as it is (the database remembers what was read)."""
+"""Mailboxes that bounces arrive in: a Maildir, an mbox file, or an IMAP folder over TLS."""
 
 from __future__ import annotations
 
@@ -32,6 +28,8 @@ class Incoming:
     data: bytes
 
 
+# A source marks a processed message and never deletes it (an mbox is left as it is: the
+# database remembers what was read).
 class MailSource(Protocol):
     @property
     def description(self) -> str: ...

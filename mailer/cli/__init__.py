@@ -1,5 +1,4 @@
-"""The ``mailer`` command line: one module per command group over the services; the root app
-and its one error edge live in ``common``."""
+"""The ``mailer`` command line: one module per command group; the root app is in ``common``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What every command shares: the root app, where a MailerError becomes one line, the consoles,
-the workspace's settings and database."""
+"""What every command shares: the root app and its error edge, the consoles, settings, database."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What `ls` and `show` print: a table on a terminal, tab-separated rows with a header row when
-piped, and JSON records with stable keys (documented in the README) under --json."""
+"""What `ls` and `show` print: a table on a terminal, tab-separated rows when piped, or --json."""
 
 from __future__ import annotations
 
@@ -66,6 +65,7 @@ def write_json_array(records: Iterable[dict[str, Any]]) -> None:
     sys.stdout.write("\n]\n")
 
 
+# The --json records: their keys are documented in the README, so they stay as they are.
 def list_record(summary: ListSummary) -> dict[str, Any]:
     found = summary.list
     return {

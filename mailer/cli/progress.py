@@ -1,5 +1,4 @@
-"""Showing a run: a progress bar on a terminal, a plain line every few seconds otherwise;
-Ctrl-C and SIGTERM turned into a drain, a second Ctrl-C into an abort."""
+"""Showing a run: a bar or a plain line; Ctrl-C and SIGTERM drain it, a second Ctrl-C aborts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""One issue in several languages: issue.md beside issue.fr.md, issue.de.md... as one campaign,
-and each reader's edition (their language: the same tag, else its primary subtag)."""
+"""One issue in several languages (issue.md, issue.fr.md) as one campaign; each reader's edition."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Lines that read like list items but are kept out of a list by a quotation mark, bracket or
-emphasis in front, two warnings with the line they are on:
-
-- a paragraph ending just before a list that looks like the list's first item: ``"1. We
-  want fair pay.`` then ``2. ...`` is, by CommonMark, a paragraph and a list that starts at 2;
-- a quoted list written without blank lines, ``"1. a`` / ``2. b`` / ``3. c"``: one paragraph,
-  as an ordered list that does not start at 1 cannot interrupt a paragraph.
-
-A marker inside a quoted phrase that ends mid-line (``"1. Intro," he began.``) is prose."""
+"""Warnings for lines that read like list items but are kept out of a list by marks in front."""
 
 from __future__ import annotations
 
@@ -95,6 +87,8 @@ def survey(tokens: Sequence[Token], report: Report) -> list[Notice]:
     return notices
 
 
+# A quoted list written without blank lines, ``"1. a`` / ``2. b`` / ``3. c"``, is one paragraph:
+# an ordered list that does not start at 1 cannot interrupt a paragraph (CommonMark).
 def _run_together(lines: list[str]) -> tuple[int, str] | None:
     """What to say when a line with marks in front starts with a number N and later lines of
     the same paragraph with N+1, N+2, ... and the same delimiter, run into one another."""
@@ -125,6 +119,8 @@ def _run_together(lines: list[str]) -> tuple[int, str] | None:
     return None
 
 
+# By CommonMark, ``"1. We want fair pay.`` then ``2. ...`` is a paragraph and a list that
+# starts at 2.
 def _looks_like(lines: list[str], following: Token | None) -> tuple[int, str] | None:
     """What to say when the paragraph's last line, past its leading marks, starts as the
     first item of the list opened by ``following`` would (or its first line does: an item

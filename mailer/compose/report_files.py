@@ -1,5 +1,4 @@
-"""The files a report names (images, attachments): read from disk once and recorded, or served
-from what a campaign stored, so that a resume and every build process use the same bytes."""
+"""The files a report names (images, attachments): read from disk once, or a stored campaign's."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+# Read once and recorded, so that a resume and every build process use the same bytes.
 class ReportFiles:
     """Files by path, as the report names them (its folder joined with the name). With
     ``stored`` (a stored campaign) only those exist; else the disk is read, each file once."""

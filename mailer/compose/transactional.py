@@ -1,6 +1,4 @@
-"""Transactional messages, to one reader outside any issue (the confirmation, a change of
-address's), each from a pair of templates: text and HTML parts, CSS inlined, From and Reply-To
-the newsletter's."""
+"""Transactional messages to one reader outside any issue, each from a text and an HTML template."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""Space held in reserve beside the database: a run that fills the disk gives it back to record
-what it did and to pause, so nothing it sent goes unrecorded."""
+"""Space held in reserve beside the database, given back when a run fills the disk."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+# Given back, the space lets a run that filled the disk record what it did and pause, so that
+# nothing it sent goes unrecorded.
 RESERVE_NAME = ".mailer-reserve"
 RESERVE_BYTES = 1 << 20  # far more than the last batch of results and a paused campaign need
 

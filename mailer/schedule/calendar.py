@@ -1,5 +1,4 @@
-"""The campaigns' calendar: which are due, which fell due too long ago (late) or were stopped
-with the service, and the editor's cancel and reschedule; each a change of one campaign row."""
+"""The campaigns' calendar: which are due, late or stopped with the service; cancel, reschedule."""
 
 from __future__ import annotations
 

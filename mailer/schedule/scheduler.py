@@ -1,6 +1,4 @@
-"""The scheduler of `mailer serve`: it starts each campaign when it is due, goes on with those it
-started that were cut short (the process killed, the service stopped), sends the lists' welcome
-messages as readers join; on shutdown it lets messages in flight finish and pauses the rest."""
+"""The scheduler of `mailer serve`: due campaigns, those cut short, and the lists' welcome mail."""
 
 from __future__ import annotations
 

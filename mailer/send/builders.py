@@ -1,5 +1,4 @@
-"""How readers' messages get built for a run: in this process, or in DKIM worker processes;
-and the run's options, VERP return path included."""
+"""How readers' messages get built for a run (here, or in DKIM worker processes); its options."""
 
 from __future__ import annotations
 

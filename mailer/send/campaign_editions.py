@@ -1,5 +1,4 @@
-"""A campaign's editions in the database: stored with it, counted for `campaigns show`, read
-back to resume it, and each one's archived copy for the public archive."""
+"""A campaign's editions in the database: stored, counted, read back to resume, archived copies."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Campaigns in the database: created with their editions and recipient snapshot, read back for
-`campaigns ls/show`, and the public archive's sent campaigns."""
+"""Campaigns in the database: created with editions and recipients, read back, the public ones."""
 
 from __future__ import annotations
 

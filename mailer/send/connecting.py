@@ -1,5 +1,4 @@
-"""A run's first connection: opened before anything is recorded, so an unreachable server
-leaves no trace, and given up at once when the run is stopped meanwhile."""
+"""A run's first connection: opened before anything is recorded, given up when the run stops."""
 
 from __future__ import annotations
 
@@ -8,6 +7,7 @@ import asyncio
 from mailer.send.types import Connection, Control, StopReason, Transport
 
 
+# Nothing is recorded before this connection is open, so that an unreachable server leaves no trace.
 async def open_first(transport: Transport, control: Control | None) -> Connection | None:
     """The first connection, before anything is recorded; None when stopped meanwhile.
     Raises TransportError when the server cannot be reached."""

@@ -1,5 +1,4 @@
-"""Deliveries in the database: the queue of pending ones (each still confirmed on one of the
-campaign's lists), their results written in batches; and an in-memory log for test sends."""
+"""Deliveries in the database: the pending queue, results written in batches; a test send's log."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The send pipeline: producer, workers on persistent connections, rate limit, retries, writer.
-It talks to a Transport and a DeliveryLog; it knows neither SQL nor aiosmtplib."""
+"""The send pipeline: producer, workers on persistent connections, rate limit, retries, writer."""
 
 from __future__ import annotations
 
@@ -28,6 +27,8 @@ from mailer.send.types import (
     Transport,
 )
 from mailer.send.writer import ResultWriter
+
+# The pipeline talks to a Transport and a DeliveryLog; it knows neither SQL nor aiosmtplib.
 
 
 class Pipeline:

@@ -1,5 +1,4 @@
-"""A campaign planned before it is sent: the report and its editions compiled, every reader's
-message rendered once as a check, the settings and the report's earlier sends checked."""
+"""A campaign planned before it is sent: editions compiled, every message rendered once, checks."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Who a campaign goes to: each confirmed, active reader of any of its lists once, within its
-segment; streamed for the check, counted, and snapshotted as the campaign's deliveries."""
+"""Who a campaign goes to: each confirmed, active reader of its lists once, within its segment."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What a server's reply means for a delivery: sent, retried later (with backoff), failed, or
-failed because the mailbox does not exist (the reader is marked bounced)."""
+"""What a server's reply means for a delivery: sent, retried later, failed, or bounced."""
 
 from __future__ import annotations
 

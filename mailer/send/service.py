@@ -1,6 +1,4 @@
-"""The sending service that the CLI and the scheduler call: plan a campaign, check it, send it,
-send a test, continue an interrupted one. The campaign row exists and its lock is held before
-the first message is built. Planning is in send.plans, the records in send.sessions."""
+"""The sending service the CLI and the scheduler call: plan, check, send, test, continue."""
 
 from __future__ import annotations
 
@@ -52,6 +50,7 @@ from mailer.send.types import (
 )
 from mailer.times import stamp
 
+# The campaign row exists and its lock is held before the first message is built.
 __all__ = [
     "RESUME", "RETRY", "Overrides", "Plan", "RunResult", "Session", "check_campaign",
     "continue_campaign", "plan_campaign", "resume_options", "schedule_campaign", "send_campaign",

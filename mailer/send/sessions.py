@@ -1,5 +1,4 @@
-"""What every call of the sending service runs with (a Session), what the editor sets for one
-run (Overrides), and how a run ended (RunResult)."""
+"""What a sending service call runs with (Session), one run's Overrides, and its RunResult."""
 
 from __future__ import annotations
 

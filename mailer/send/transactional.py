@@ -1,5 +1,4 @@
-"""One message to one reader outside any campaign (a confirmation, a notice of a change): DKIM-
-signed like a campaign's messages, from the same return path, over one connection."""
+"""One message to one reader outside any campaign, DKIM-signed and sent like a campaign's."""
 
 from __future__ import annotations
 

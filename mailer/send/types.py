@@ -1,5 +1,4 @@
-"""What the send pipeline passes around and talks to: deliveries, results, builds, options,
-progress, why a run stopped, and the transport and delivery-log protocols."""
+"""What the send pipeline passes around and talks to: deliveries, results, stops, protocols."""
 
 from __future__ import annotations
 

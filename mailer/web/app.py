@@ -1,5 +1,4 @@
-"""The readers' side as one ASGI app: each route to its module's handler, errors to one page,
-security headers on every response."""
+"""The readers' side as one ASGI app: routes, one error page, security headers on every response."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The public archive: /archive/, one campaign's stored copy at /archive/{id} (and each of its
-editions at /archive/{id}/{lang}), the Atom feed."""
+"""The public archive: /archive/, each campaign's stored copy at /archive/{id}, the Atom feed."""
 
 from __future__ import annotations
 

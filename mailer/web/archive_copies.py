@@ -1,6 +1,4 @@
-"""The archive's Atom feed, each entry linking every edition with its language (hreflang) and
-carrying the article of its default edition's copy (archived copies are stored with their
-campaigns: compose.preview)."""
+"""The archive's Atom feed: each entry links every edition and carries its default's article."""
 
 from __future__ import annotations
 
@@ -46,7 +44,7 @@ class Archive:
         missing = [key for key in cached if key not in found]
         if not missing:
             return found
-        for campaign_id in missing:
+        for campaign_id in missing:  # copies made by compose.preview, stored with the campaign
             stored = public_campaign(database, campaign_id)
             if stored is not None and stored.html:  # else gone since it was listed
                 found[campaign_id] = extract_article(stored.html)

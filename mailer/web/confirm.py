@@ -1,5 +1,4 @@
-"""Double opt-in: GET /c/{token} shows a confirm button, POST confirms the membership. A link
-is good for [web] confirm_days, and for a reader who left or bounced only if issued after."""
+"""Double opt-in: GET /c/{token} shows a confirm button, POST confirms the membership."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""GET /healthz: 200 with the scheduler's state when the database answers, for a supervisor or a
-load balancer; 503 when it does not."""
+"""GET /healthz for a supervisor or a load balancer: 200 with the scheduler's state, else 503."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What every answer of the readers' side shares: settings, the database per request, the
-security headers on every response, the one answer to every bad link, and the request queue."""
+"""What every answer of the readers' side shares: settings, database, headers, bad links, queue."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The public subscribe form /s/{list}: only for lists the editor opened, only from our own
-pages, always double opt-in, and an answer that never says whether an address was known."""
+"""The public subscribe form /s/{list}: open lists only, our own pages only, double opt-in."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""One-click unsubscribe (RFC 8058): any POST to /u/{token} unsubscribes, GET only shows a
-button (mail scanners follow links); and resubscribing from the page that follows. A link from a
-campaign sent to several lists leaves (and rejoins) each of them the reader is on. The pages
-speak the reader's language."""
+"""One-click unsubscribe (RFC 8058) at /u/{token}, and resubscribing from the page that follows."""
 
 from __future__ import annotations
 
@@ -26,6 +23,7 @@ async def unsubscribe(site: Site, request: Request) -> Response:
         return site.page("unsubscribe", 200, PRIVATE, lang, **context)
     form = await site.form(request)
     detail = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "web"
+    # A link from a campaign sent to several lists leaves each of them the reader is on.
     moved = [await site.move(f.list, f.member, Change.UNSUBSCRIBE, detail) for f in found]
     left = [f for f, verdict in zip(found, moved, strict=True) if verdict is Verdict.CHANGED]
     # "Subscribe again" rejoins what this link left (a replay: what it left last), never a

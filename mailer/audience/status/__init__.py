@@ -1,11 +1,4 @@
-"""The one home of every membership and subscriber status change, and of the event it writes.
-
-Each change is looked up in the table of allowed transitions (``table``), applied, and recorded
-in ``events`` in the same transaction (``changes``; ``bulk`` for an editor's batch of readers).
-Callers (CLI, web, imports, bounces, the send pipeline's writer) pass a connection that is
-inside their transaction, or use the wrappers that open one. The reader's own edits of their
-name, language and address (``Edit``) are changed and recorded here too (``change_profile``).
-"""
+"""The one home of every membership and subscriber status change, and of the event it writes."""
 
 from mailer.audience.status.bulk import join_many
 from mailer.audience.status.changes import (
@@ -30,6 +23,9 @@ from mailer.audience.status.table import (
     membership_target,
 )
 
+# Callers (CLI, web, imports, bounces, the send pipeline's writer) pass a connection that is
+# inside their own transaction, so a change and its event commit with their work, or use the
+# wrappers that open one.
 __all__ = [
     "LEADS_TO", "MEMBERSHIP", "SUBSCRIBER", "Change", "Edit", "Verdict", "Where", "bounce",
     "bounce_many", "change_membership", "change_profile", "change_subscriber", "join_many",

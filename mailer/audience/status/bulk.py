@@ -1,6 +1,4 @@
-"""An editor's batch of readers arriving on a list (CLI, CSV import): the same transitions,
-written in bulk, so a million rows import in under a minute. A row may bring its own status
-(another tool's export says who left): it lands there when that is further from being mailed."""
+"""An editor's batch of readers arriving on a list (CLI, CSV import), written in bulk."""
 
 from __future__ import annotations
 
@@ -13,6 +11,9 @@ from typing import Any
 from mailer.audience.status.table import SUBSCRIBER, Change, M, S, membership_target
 from mailer.db.database import IN_JSON, as_json, now
 from mailer.models import Candidate, Consent, MailingList, MembershipStatus, Outcome
+
+# The same transitions as ``changes``, written in bulk so that a million rows import in under
+# a minute.
 
 # A row's own status, beyond joining the list, and the change that takes a reader there.
 LEAVING = {"unsubscribed": Change.UNSUBSCRIBE, "bounced": Change.BOUNCE,

@@ -1,5 +1,4 @@
-"""The table of allowed status transitions: which change may move a membership or a subscriber
-from which status to which; a pair that is absent is refused."""
+"""The table of allowed status transitions; a change from a status it does not list is refused."""
 
 from __future__ import annotations
 
