@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, sync_playwright
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
+from tests.postgres_server import PostgresServer, postgres_server
 from tests.smtp_servers import LoopbackController, Mailbox, Recorder, start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +108,20 @@ def fill(path: Path) -> None:
                 continue
     finally:
         os.close(descriptor)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the whole session (tests/postgres_server.py).
+
+    Skipped where PostgreSQL is not installed, unless CI is set: there the tests fail.
+    """
+    yield from postgres_server()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database on the private server, dropped after the test."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
