@@ -129,6 +129,9 @@ class Joining(Database):
     def transaction(self) -> Transaction:
         return _Welcoming(self)
 
+    def close(self) -> None:
+        """Nothing: the connection is the wrapped database's, which its owner closes."""
+
     def members(self, db: sqlite3.Connection) -> set[tuple[int, int]]:
         """(list, subscriber) where the reader is a confirmed, active member of a list that
         has a welcome (only ``list_id``, when given)."""
