@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 
 class LoopbackController(Controller):
@@ -128,3 +128,139 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@dataclass
+class PipeliningServer(FaultyServer):
+    """A FaultyServer whose EHLO lists PIPELINING (aiosmtpd reads pipelined input but does not
+    say so). Served by PipeliningSMTP: DATA with no recipient is answered ``no_recipients``
+    ('554', or '354': take the data all the same, keep its lines, then 554); ``drop_mail``
+    closes the connection when MAIL is read, before any reply (RCPT and DATA are in flight);
+    the rule may also say '450' (a full mailbox)."""
+
+    no_recipients: str = "554"
+    drop_mail: set[int] = field(default_factory=set)  # the n-th MAIL (from 1, every connection)
+    mails: int = 0
+    unwanted: list[bytes] = field(default_factory=list)  # data lines after DATA had no recipient
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.rule(address, self.attempts[address] + 1) == "450":
+            with self.lock:
+                self.attempts[address] += 1
+            return "450 4.2.2 mailbox full, try again later"
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            self.mails += 1
+            drop = self.mails in self.drop_mail
+        if drop:
+            assert server.transport is not None
+            server.transport.close()
+            return "421 4.4.2 connection dropped"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+
+class PipeliningSMTP(SMTP):
+    """aiosmtpd's SMTP, answering DATA without a recipient as its PipeliningServer says."""
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        assert self.envelope is not None and isinstance(handler, PipeliningServer)
+        if self.envelope.rcpt_tos or not self.envelope.mail_from or arg:
+            await super().smtp_DATA(arg)
+        elif handler.no_recipients == "354":
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            while (line := await self._reader.readuntil(b"\r\n")) != b".\r\n":
+                handler.unwanted.append(line)
+            self._set_post_data_state()
+            await self.push("554 5.5.1 Error: no valid recipients")
+        else:
+            await self.push("554 5.5.1 Error: no valid recipients")
+
+
+class PipeliningController(LoopbackController):
+    def factory(self) -> SMTP:
+        return PipeliningSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def start_pipelining(handler: PipeliningServer) -> LoopbackController:
+    controller = PipeliningController(handler)
+    controller.start()
+    return controller
+
+
+class WireProxy:
+    """A TCP proxy on 127.0.0.1, run in the test's own event loop: it records each chunk either
+    side wrote, in the order it saw them, per connection, so a test sees what the client sent
+    before the server had answered."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.connections: list[list[tuple[str, bytes]]] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.upstream)
+        log: list[tuple[str, bytes]] = []
+        self.connections.append(log)
+        await asyncio.gather(
+            self._pump("client", client_in, server_out, log),
+            self._pump("server", server_in, client_out, log),
+        )
+
+    @staticmethod
+    async def _pump(
+        side: str,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        log: list[tuple[str, bytes]],
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                log.append((side, data))
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def turns(self, connection: int = 0) -> list[tuple[str, bytes]]:
+        """The connection's exchange as turns: consecutive chunks of one side joined."""
+        turns: list[tuple[str, bytes]] = []
+        for side, data in self.connections[connection]:
+            if turns and turns[-1][0] == side:
+                turns[-1] = (side, turns[-1][1] + data)
+            else:
+                turns.append((side, data))
+        return turns

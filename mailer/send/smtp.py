@@ -22,6 +22,7 @@ from aiosmtplib.response import SMTPResponse
 from mailer.config import SmtpSettings
 from mailer.errors import ConnectionLost, TransportError
 from mailer.models import Reply
+from mailer.send import pipelining
 
 LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 # The fast DATA path writes through these aiosmtplib internals; tested with the aiosmtplib
@@ -40,6 +41,8 @@ class SmtpConnection:
         self.client, self.where = client, where
         self.smtputf8 = client.supports_extension("smtputf8")
         self.fast = fast_data_possible(client)
+        # RFC 2920: only a server whose EHLO lists PIPELINING gets MAIL, RCPT and DATA at once.
+        self.pipelining = client.supports_extension("pipelining")
 
     async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply:
         client = self.client
@@ -48,14 +51,17 @@ class SmtpConnection:
             if not self.smtputf8:
                 return NO_SMTPUTF8
             options.append(b"SMTPUTF8")
+        mail = [b"MAIL", b"FROM:<" + sender.encode() + b">", *options]
+        rcpt = [b"RCPT", b"TO:<" + recipient.encode() + b">"]
+        if self.pipelining and not any(pipelining.PROHIBITED.search(a) for a in mail + rcpt):
+            return await self._pipelined(b" ".join(mail) + b"\r\n", b" ".join(rcpt) + b"\r\n",
+                                         message)  # fmt: skip
         # MAIL, RCPT and DATA directly: sendmail() re-parses addresses and copies the message.
         try:
-            answer = await client.execute_command(
-                b"MAIL", b"FROM:<" + sender.encode() + b">", *options
-            )
+            answer = await client.execute_command(*mail)
             if answer.code != 250:
                 return await self._refused(answer.code, answer.message, "mail")
-            answer = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
+            answer = await client.execute_command(*rcpt)
             if answer.code not in (250, 251):
                 return await self._refused(answer.code, answer.message, "rcpt")
             answer = await self._data(message)
@@ -65,6 +71,17 @@ class SmtpConnection:
             raise ConnectionLost(self.where, str(error) or type(error).__name__) from None
         return Reply(answer.code, answer.message)
 
+    async def _pipelined(self, mail: bytes, rcpt: bytes, message: bytes) -> Reply:
+        """The same transaction as a pipelined group; the same replies make the same Reply, a
+        refusal is followed by RSET, a drop before the outcome is ConnectionLost."""
+        try:
+            reply, refused = await pipelining.transact(self.client, mail, rcpt, payload(message))
+        except SMTPResponseException as error:
+            return await self._refused(error.code, error.message)
+        except (SMTPException, OSError) as error:
+            raise ConnectionLost(self.where, str(error) or type(error).__name__) from None
+        return await self._refused(reply.code, reply.text, reply.stage) if refused else reply
+
     async def _data(self, message: bytes) -> SMTPResponse:
         """DATA with the body written as is: mailer's messages are CRLF already, so only the
         dot-stuffing is left, done with one bytes.replace. aiosmtplib's data() runs two regex
@@ -73,21 +90,14 @@ class SmtpConnection:
         lock = getattr(protocol, "_command_lock", None)
         if not self.fast or protocol is None or lock is None:
             return await client.data(message)  # the public path: an aiosmtplib that moved
-        crlf = message.count(b"\r\n")  # a bare LF or a bare CR: make every ending CRLF
-        if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-            message = LINE_ENDINGS.sub(b"\r\n", message)
-        if not message.endswith(b"\r\n"):
-            message += b"\r\n"
-        payload = message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
-        if payload.startswith(b"."):
-            payload = b"." + payload
+        data = payload(message)
         start = await client.execute_command(b"DATA")
         if start.code != 354:
             raise SMTPResponseException(start.code, start.message)
         try:
             async with lock:
                 protocol._response_pending = True
-                protocol.write(payload)
+                protocol.write(data)
                 answer = await protocol.read_response(timeout=client.timeout)
         except (SMTPServerDisconnected, SMTPTimeoutError):
             client.close()
@@ -108,6 +118,17 @@ class SmtpConnection:
                 await self.client.quit()
         except (SMTPException, OSError):
             self.client.close()
+
+
+def payload(message: bytes) -> bytes:
+    """The body as DATA carries it: CRLF line endings, dot-stuffed, ending in CRLF "." CRLF."""
+    crlf = message.count(b"\r\n")  # a bare LF or a bare CR: make every ending CRLF
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = LINE_ENDINGS.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    data = message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    return b"." + data if data.startswith(b".") else data
 
 
 def fast_data_possible(client: aiosmtplib.SMTP) -> bool:
