@@ -58,7 +58,6 @@ class Profile:
     status: str  # everywhere: active, bounced, blocklisted
     smtputf8: bool
     lists: tuple[Choice, ...]
-    pending: str = ""  # a new address still waiting for its confirmation
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +89,8 @@ class Moved(StrEnum):
     INVALID = "invalid"  # no such request: replaced, withdrawn, or the reader was erased
 
 
-def profile(database: Database, subscriber_id: int, pending_since: str) -> Profile | None:
-    """The reader with this id, or None (never known, or erased); ``pending`` is a request for
-    a new address made at or after ``pending_since`` (a stored time) and not yet confirmed."""
+def profile(database: Database, subscriber_id: int) -> Profile | None:
+    """The reader with this id, or None (never known, or erased)."""
     row = database.query_one(
         "SELECT id, email, name, lang, status, smtputf8 FROM subscribers WHERE id = ?",
         (subscriber_id,),
@@ -104,13 +102,7 @@ def profile(database: Database, subscriber_id: int, pending_since: str) -> Profi
         found = lists.by_id(database, list_id)
         if found is not None:
             choices.append(Choice(found, str(status)))
-    waiting = database.query_one(
-        "SELECT email FROM address_changes WHERE subscriber_id = ? AND confirmed_at = ''"
-        " AND requested_at >= ?",
-        (subscriber_id, pending_since),
-    )
-    return Profile(int(row[0]), row[1], row[2], row[3], row[4], bool(row[5]), tuple(choices),
-                   waiting[0] if waiting else "")  # fmt: skip
+    return Profile(int(row[0]), row[1], row[2], row[3], row[4], bool(row[5]), tuple(choices))
 
 
 def save(database: Database, reader: Profile, choices: Choices) -> tuple[MailingList, ...]:

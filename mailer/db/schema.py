@@ -8,7 +8,6 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Migration:
     sql: str
-    rebuilds: bool = False  # rebuilds a referenced table: runs with foreign keys off
 
 
 SCHEMA = [
@@ -240,6 +239,4 @@ SCHEMA = [
     """,
 ]
 
-MIGRATIONS = [
-    Migration(sql, rebuilds=number in (5, 12)) for number, sql in enumerate(SCHEMA, start=1)
-]
+MIGRATIONS = [Migration(sql) for sql in SCHEMA]

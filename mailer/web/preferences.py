@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -33,7 +32,6 @@ from mailer.db.database import Database
 from mailer.errors import AddressError, MailerError
 from mailer.models import Candidate, Consent, SubscriberStatus
 from mailer.send.transactional import deliver_notice
-from mailer.times import stamp
 from mailer.web.confirm import DAY
 from mailer.web.ratelimit import address_key
 from mailer.web.site import PRIVATE, Site, mask
@@ -204,9 +202,7 @@ def _max_age(site: Site) -> float:
 
 
 async def _reader(site: Site, subscriber_id: int) -> Profile | None:
-    """The reader, with a new address they asked for within [web] confirm_days."""
-    since = stamp(datetime.fromtimestamp(site.clock() - _max_age(site), UTC))
-    return await site.db(lambda database: chosen.profile(database, subscriber_id, since))
+    return await site.db(lambda database: chosen.profile(database, subscriber_id))
 
 
 async def _form(request: Request) -> FormData:
