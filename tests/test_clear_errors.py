@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import importlib.util
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -18,16 +16,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailer.config import SmtpSettings
 from mailer.errors import TransportError
 from mailer.send.smtp import SmtpTransport
 from tests.conftest import EXAMPLE_REPORT, ROOT, Invoke
-from tests.smtp_servers import Recorder, start
+from tests.smtp_servers import Recorder, server_tls, start
 
 NAMED = "Séverine Lefèvre <severine@example.org>"
 
@@ -125,26 +119,7 @@ def test_tls_against_a_plain_smtp_port_says_use_starttls(auth_port: int) -> None
 def tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """An implicit-TLS port (like 465) with a self-signed certificate: it greets after the
     handshake, and says nothing to a client that speaks first."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    folder = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    context = server_tls(tmp_path_factory.mktemp("tls"))
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:

@@ -18,6 +18,7 @@ from mailer.audience import lists, subscriptions
 from mailer.models import Candidate
 from mailer.web.archive_copies import extract_article
 from tests.conftest import EXAMPLE_REPORT, PUBLICATION, Invoke
+from tests.test_editions import FRENCH
 from tests.test_web import Live, http, start_web
 
 A = "{http://www.w3.org/2005/Atom}"
@@ -30,13 +31,6 @@ subject: The spring issue
 # The spring issue
 
 Dear {{ subscriber.name or "reader" }}, the river is high this spring.
-"""
-FRENCH = """---
-subject: Le numéro du printemps
----
-# Le numéro du printemps
-
-Bonjour {{ subscriber.name or "lectrice, lecteur" }}, la rivière est haute ce printemps.
 """
 OLD = """---
 subject: An old issue

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailer.audience import lists, subscriptions
 from mailer.config import SmtpSettings
@@ -29,6 +23,7 @@ from tests.smtp_servers import (
     PipeliningServer,
     Recorder,
     WireProxy,
+    server_tls,
     start,
     start_pipelining,
 )
@@ -320,20 +315,7 @@ def test_a_421_ends_the_connection_on_either_path(pipelining: bool) -> None:
 
 def test_pipelining_over_starttls(tmp_path: Path) -> None:
     """Over TLS, replies that arrive as several records in one read all reach the reader."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    pkcs8, bare = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, pkcs8, bare))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context = server_tls(tmp_path)
     handler = PipeliningServer(rule=lambda to, attempt: "550" if to.startswith("gone") else None)
     server = PipeliningController(handler, tls_context=context)
     server.start()

@@ -70,6 +70,9 @@ class MessageFactory:
         self.mailing_list, self.several = recipe.mailing_list, recipe.several
         self.archived = recipe.archived
         self.base = current.newsletter.base_url.rstrip("/")
+        listing = recipe.mailing_list  # the same for every reader: made once per campaign
+        self.subscribe = (f"{self.base}/s/{listing.slug}"
+                          if listing.public_form and not self.several else "")  # fmt: skip
         self.tokens = Signer(load_secret(current.workspace))
 
     def make(
@@ -89,9 +92,8 @@ class MessageFactory:
         view_online = ""
         if campaign_id is not None and listing.public_archive and self.archived:
             view_online = f"{base}/archive/{campaign_id}{edition.archive_path}"
-        subscribe = f"{base}/s/{listing.slug}" if listing.public_form and not self.several else ""
         links = Links(unsubscribe=f"{base}/u/{token}", view_online=view_online,
-                      preferences=f"{base}/p/{preferences}", subscribe=subscribe)  # fmt: skip
+                      preferences=f"{base}/p/{preferences}", subscribe=self.subscribe)  # fmt: skip
         if self.dkim is None:
             return edition.campaign.build(reader, links, message_id=message_id)
         message, message_id, relaxed = edition.campaign.build_relaxed(
