@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.send.recipients import audience, count_eligible
 
 SEGMENTS = [

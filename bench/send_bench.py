@@ -81,7 +81,7 @@ def make_workspace(folder: Path, count: int, kind: str = "example") -> None:
 
         write_heavy_report(folder / "heavy")
     from mailer.audience import lists, subscriptions
-    from mailer.db.database import Database
+    from mailer.db.sqlite import SqliteDatabase as Database
     from mailer.models import Candidate
 
     with Database(folder / "subscribers" / "mailer.db") as store:
@@ -138,7 +138,7 @@ def phase_mailer(
 ) -> dict[str, float]:
     from mailer import config
     from mailer.compose.report import load_report
-    from mailer.db.database import Database
+    from mailer.db.sqlite import SqliteDatabase as Database
     from mailer.send import service
     from mailer.send.recipients import audience
 

@@ -58,8 +58,8 @@ class FileInputError(MailerError):
 class StoreError(MailerError):
     """The database cannot be opened, is locked, or refuses a write."""
 
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path, self.reason = path, reason
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path, self.reason = path, reason  # a file, or a url without its password
         super().__init__(f"database {path}: {reason}")
 
 

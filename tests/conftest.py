@@ -12,7 +12,12 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from typer.testing import CliRunner, Result
 
+from mailer import config
 from mailer.cli import app
+from mailer.db.database import Database
+from mailer.db.opening import open_database
+from mailer.db.postgres import close_pools
+from mailer.db.sqlite import SqliteDatabase
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.smtp_servers import LoopbackController, Mailbox, Recorder, start
 
@@ -124,4 +129,30 @@ def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     """The URL of a new, empty database on the private server, dropped after the test."""
     url = postgres.create_database()
     yield url
+    close_pools()  # this process's connections to it
     postgres.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The store a test runs on, once each: the workspace's SQLite file, then a new database
+    on the private PostgreSQL server, named by MAILER_DATABASE_URL for the CLI, for processes
+    the test starts and for ``store``. A module takes both with
+    ``pytestmark = pytest.mark.usefixtures("engine")``."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("MAILER_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    return str(request.param)
+
+
+def dump(database: Database) -> str:
+    """Every row of every table as text, to search for what must not be there."""
+    if isinstance(database, SqliteDatabase):
+        return "\n".join(database.connection.iterdump())
+    tables = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+    names = [row[0] for row in database.query(tables)]
+    return "\n".join(repr(row) for name in names for row in database.query(f"SELECT * FROM {name}"))
+
+
+def store(workspace: Path, *, create: bool = True) -> Database:
+    """The workspace's database, on the engine the test runs on (see ``engine``)."""
+    return open_database(config.load(workspace), create=create)

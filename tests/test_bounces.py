@@ -18,7 +18,7 @@ from mailer.bounces.apply import process
 from mailer.bounces.fallout import campaign_fallout
 from mailer.bounces.parse import read_message
 from mailer.bounces.sources import MaildirSource, open_source
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate
 from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import PENDING, CampaignLog

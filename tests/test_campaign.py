@@ -10,7 +10,7 @@ import pytest
 
 from mailer.audience import lists, subscriptions
 from mailer.config import SmtpSettings
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.errors import InputError, TransportError
 from mailer.models import Candidate, Reader
 from mailer.send.campaigns import Campaigns

@@ -163,7 +163,7 @@ def test_dkim_keygen_with_a_bad_name_writes_no_key(
 
 
 def test_a_number_too_large_for_sqlite_is_a_store_error(workspace: Path) -> None:
-    from mailer.db.database import Database
+    from mailer.db.sqlite import SqliteDatabase as Database
     from mailer.errors import StoreError
 
     with Database(workspace / "db.sqlite") as database:

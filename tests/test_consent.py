@@ -12,7 +12,7 @@ import pytest
 
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.status import Change, Verdict, change_membership
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate, Consent, MailingList
 from mailer.models import MembershipStatus as M
 from tests.smtp_servers import LoopbackController, Mailbox

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mailer import config
 from mailer.compose.report import load_report
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Reply
 from mailer.send import service
 from mailer.send.campaigns import Campaigns

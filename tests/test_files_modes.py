@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailer.audience import lists
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from tests.conftest import Invoke
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from mailer.audience import lists
 from mailer.audience.csv_export import export_csv
 from mailer.audience.csv_import import RowProblem, import_csv
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import MailingList
 from tests.conftest import Invoke, write_csv
 

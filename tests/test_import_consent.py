@@ -17,7 +17,7 @@ from mailer.audience import lists
 from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv
 from mailer.audience.erased import remember
 from mailer.audience.import_rows import tags_of, time_stamp
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.times import stamp
 from mailer.tokens import load_secret
 from tests.conftest import Invoke, write_csv

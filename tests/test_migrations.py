@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mailer.db.database import Database
 from mailer.db.schema import MIGRATIONS, SCHEMA
+from mailer.db.sqlite import SqliteDatabase as Database
 
 ROWS = {
     "lists": "INSERT INTO lists VALUES (1, 'weekly', 'Weekly', 'double', 1, '2026-01-01')",
@@ -64,7 +64,8 @@ def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Pat
     """`mailer serve`'s web side and scheduler (or two commands) migrate the same new file."""
     path = tmp_path / "mailer.db"
     code = (
-        "import sys; from pathlib import Path; from mailer.db.database import Database\n"
+        "import sys; from pathlib import Path\n"
+        "from mailer.db.sqlite import SqliteDatabase as Database\n"
         "with Database(Path(sys.argv[1])) as db: print(db.query_one('PRAGMA user_version')[0])"
     )
     runs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,

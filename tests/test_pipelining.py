@@ -9,7 +9,7 @@ import pytest
 
 from mailer.audience import lists, subscriptions
 from mailer.config import SmtpSettings
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.errors import ConnectionLost
 from mailer.models import Candidate, Reader, Reply
 from mailer.send import retry

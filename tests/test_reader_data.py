@@ -17,7 +17,7 @@ import pytest
 
 from mailer.audience import erased, lists, subscriptions
 from mailer.audience.subscriptions import Link
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate, Consent
 from mailer.tokens import load_secret
 from tests.conftest import EXAMPLE_REPORT, Invoke

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mailer import config, times
+from mailer.db.campaign_lock import one_sender
 from mailer.errors import InputError
 from mailer.schedule.scheduler import Scheduler
-from mailer.send.lock import one_sender
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 from tests.smtp_servers import LoopbackController, Recorder
 from tests.test_send_cli import smtp_env

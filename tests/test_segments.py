@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailer.audience.segments import SegmentError, compile_segment
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.errors import InputError
 
 # email, name, attributes, lang, membership status, joined_at, confirmed_at, source, tags

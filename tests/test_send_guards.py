@@ -9,7 +9,7 @@ import pytest
 
 from mailer import config
 from mailer.config.default_file import render_default_file
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.send import service
 from mailer.send.campaigns import Campaigns
 from mailer.send.service import Overrides, Session

@@ -13,12 +13,12 @@ import pytest
 from mailer import config
 from mailer.audience import lists, subscriptions
 from mailer.compose.report import load_report
-from mailer.db.database import Database
+from mailer.db.campaign_lock import one_sender
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.errors import InputError
 from mailer.models import Candidate, Reader
 from mailer.send import service
 from mailer.send.campaigns import Campaigns
-from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory
 from mailer.send.recipients import Audience, audience
 from mailer.send.service import Overrides, Session

@@ -40,8 +40,8 @@ WRONG = [
 ]
 
 
-def test_the_secrets_are_the_passwords() -> None:
-    assert SECRETS == ["bounces.imap_password", "smtp.password"]
+def test_the_secrets_are_the_passwords_and_the_database_url() -> None:
+    assert SECRETS == ["bounces.imap_password", "database.url", "smtp.password"]
     assert is_secret("web.api_token") and is_secret("x.client_secret")
     assert not is_secret("smtp.username")
 

@@ -31,6 +31,7 @@ from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import PENDING, CampaignLog
 from mailer.send.recipients import Audience
 from mailer.send.types import Result
+from tests.conftest import dump, store
 
 Rows = dict[str, list[tuple[Any, ...]]]
 EVENT = "SELECT kind, subscriber_id, list_id, campaign_id, detail FROM events ORDER BY id"
@@ -44,8 +45,9 @@ LEADS_TO = {change: after for (change, _), after in SUBSCRIBER.items()}
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with Database(tmp_path / "db.sqlite") as db:
+def database(engine: str, workspace: Path) -> Iterator[Database]:
+    """The store, on each engine in turn."""
+    with store(workspace) as db:
         yield db
 
 
@@ -228,9 +230,9 @@ def test_erase(database: Database, home: MailingList, target: MailingList) -> No
     ]
     assert ("bob@example.org", "Ada") in [r[1:3] for r in rows["subscribers"]]
     assert [database.query(of.format("*", t), (bob,)) for t in tables] == bobs
-    dump = "\n".join(database.connection.iterdump()).replace("bob@example.org", "")
+    text = dump(database).replace("bob@example.org", "")
     for trace in ("ada@", "Ada back", "Ada?"):
-        assert trace not in dump
+        assert trace not in text
     assert {r for r in database.query(of.format("detail", "events"), (sid,))} == {("",)}
     erased = database.query(of.format("kind, list_id", "events") + " AND kind = 'erased'", (sid,))
     assert erased == [("erased", None)]

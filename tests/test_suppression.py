@@ -12,7 +12,7 @@ import pytest
 
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.status import Change, set_subscriber
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from tests.conftest import EXAMPLE_REPORT, Invoke, write_csv
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import FORM, Site, confirm_link, http, make_site, post_form

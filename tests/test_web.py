@@ -28,8 +28,8 @@ from mailer import config
 from mailer.audience import lists, members, subscriptions
 from mailer.compose.confirmation import build_confirmation
 from mailer.compose.templates import template_dirs
-from mailer.db.database import Database
 from mailer.db.schema import SCHEMA
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate, MailingList, Member
 from mailer.send.recipients import Audience, count_eligible
 from mailer.tokens import TOKEN, Signer, load_secret

@@ -15,7 +15,7 @@ import uvicorn
 
 from mailer import config
 from mailer.audience import lists, subscriptions
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate
 from mailer.web.app import create_app
 from tests.smtp_servers import LoopbackController, Mailbox

@@ -16,9 +16,9 @@ import dkim
 import pytest
 
 from mailer import config
-from mailer.db.database import Database
+from mailer.db.campaign_lock import one_sender
+from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.errors import FileInputError
-from mailer.send.lock import one_sender
 from mailer.send.sessions import RunResult, Session
 from mailer.send.welcome import deliver_welcomes, queue_welcome
 from tests.conftest import PUBLICATION, ROOT, Invoke, write_csv

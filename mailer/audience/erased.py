@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 from collections.abc import Iterable
 
-from mailer.db.database import IN_JSON
+from mailer.db.database import IN_JSON, Connection
 
 # A keyed hash lets a later import skip an erased reader without the address itself being stored
 # anywhere.
@@ -19,19 +18,19 @@ def digest(secret: bytes, email: str) -> str:
     return hmac.new(secret, email.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def remember(db: sqlite3.Connection, secret: bytes, email: str, at: str) -> None:
+def remember(db: Connection, secret: bytes, email: str, at: str) -> None:
     db.execute(
         "INSERT OR IGNORE INTO erased_addresses (digest, erased_at) VALUES (?, ?)",
         (digest(secret, email), at),
     )
 
 
-def forget_erasure(db: sqlite3.Connection, secret: bytes, email: str) -> None:
+def forget_erasure(db: Connection, secret: bytes, email: str) -> None:
     """The reader came back with their own new consent (the form's double opt-in)."""
     db.execute("DELETE FROM erased_addresses WHERE digest = ?", (digest(secret, email),))
 
 
-def erased_among(db: sqlite3.Connection, secret: bytes, emails: Iterable[str]) -> set[str]:
+def erased_among(db: Connection, secret: bytes, emails: Iterable[str]) -> set[str]:
     """Those of ``emails`` that were erased."""
     by_digest = {digest(secret, e): e for e in emails}
     rows = db.execute(

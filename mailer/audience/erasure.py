@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mailer.audience import erased
 from mailer.audience.status import Change, Verdict, change_subscriber
-from mailer.db.database import Database, now
+from mailer.db.database import Connection, Database, now
 from mailer.errors import FileInputError, NotFoundError
 
 HEAD_BYTES = 4096  # the outbox writes Delivered-To as its second line
@@ -56,7 +55,8 @@ def forget(database: Database, email: str, secret: bytes, outbox: Path | None) -
 
 
 def _erase(database: Database, found: Erasure, secret: bytes) -> Erasure:
-    database.execute("PRAGMA secure_delete = ON")  # freed space is zeroed, not left behind
+    if database.engine == "sqlite":
+        database.execute("PRAGMA secure_delete = ON")  # freed space is zeroed, not left behind
     stamp = now()
     with database.transaction() as db:
         row = db.execute("SELECT id FROM subscribers WHERE email = ?", (found.email,)).fetchone()
@@ -88,10 +88,10 @@ def _erased_at(database: Database, email: str, secret: bytes) -> str:
     return str(row[0]) if row else ""
 
 
-def _scrub_campaign_notes(db: sqlite3.Connection, email: str) -> None:
+def _scrub_campaign_notes(db: Connection, email: str) -> None:
     """A paused campaign's reason may quote a server's reply that names the address."""
     pattern = re.compile(re.escape(email), re.IGNORECASE)
-    rows = db.execute("SELECT id, reason FROM campaigns WHERE instr(lower(reason), ?)",
+    rows = db.execute("SELECT id, reason FROM campaigns WHERE instr(lower(reason), ?) > 0",
                       (email.lower(),)).fetchall()  # fmt: skip
     for campaign_id, reason in rows:
         db.execute(
@@ -103,6 +103,8 @@ def _scrub_campaign_notes(db: sqlite3.Connection, email: str) -> None:
 def _checkpoint(database: Database) -> bool:
     """Move the write-ahead log into the database file and empty it, so the old pages are gone
     from it too; False when another process holds it open (the log is reused, not erased)."""
+    if database.engine != "sqlite":
+        return True  # no log here to empty: PostgreSQL's vacuum reclaims old row versions
     row = database.query_one("PRAGMA wal_checkpoint(TRUNCATE)")
     return row is not None and row[0] == 0
 

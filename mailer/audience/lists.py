@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -36,16 +35,15 @@ def create(
     opt_in = "double" if double_opt_in else "single"
     stamp = now()
     with database.transaction() as db:
-        try:
-            cursor = db.execute(
-                "INSERT INTO lists (slug, name, opt_in, public_archive, public_form, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (slug, name or slug, opt_in, public_archive, public_form, stamp),
-            )
-        except sqlite3.IntegrityError:
-            raise InputError(f"list {slug!r} already exists") from None
+        row = db.execute(
+            "INSERT OR IGNORE INTO lists (slug, name, opt_in, public_archive, public_form,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (slug, name or slug, opt_in, public_archive, public_form, stamp),
+        ).fetchone()
+        if row is None:
+            raise InputError(f"list {slug!r} already exists")
     return MailingList(
-        cursor.lastrowid or 0, slug, name or slug, double_opt_in, public_archive, public_form,
+        int(row[0]), slug, name or slug, double_opt_in, public_archive, public_form,
         stamp,
     )  # fmt: skip
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from mailer.db.database import IN_JSON, Database, as_json, now
+from mailer.db.database import IN_JSON, Connection, Database, as_json, now
 from mailer.models import Candidate, MailingList, Member
 
 # A reader's own change (bounced, blocked) counts as a change on every list they are on.
 CHANGED = "CASE WHEN s.status = 'active' THEN m.updated_at ELSE MAX(m.updated_at, s.updated_at) END"
+# Each reader's attribute names as rows (j.key), and whether a reader has one (bound: the key).
+KEYS = {
+    "sqlite": "json_each(s.attributes) j",
+    "postgresql": "jsonb_object_keys(CAST(s.attributes AS jsonb)) AS j(key)",
+}
+HAS_KEY = {
+    "sqlite": "json_type(s.attributes, ?) IS NOT NULL",
+    "postgresql": "jsonb_exists(CAST(s.attributes AS jsonb), ?)",
+}
 SELECT = (
     "SELECT s.id, s.email, s.name, s.attributes, m.status, s.status, s.smtputf8, m.updated_at,"
     f" m.joined_at, {CHANGED}, m.source, m.ip, m.confirmed_at, s.lang"
@@ -60,12 +68,12 @@ def by_id(database: Database, list_id: int, subscriber_id: int) -> Member | None
     return None if row is None else _member(row)
 
 
-def subscriber_id(db: sqlite3.Connection, email: str) -> int | None:
+def subscriber_id(db: Connection, email: str) -> int | None:
     row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
     return int(row[0]) if row else None
 
 
-def ensure_subscriber(db: sqlite3.Connection, candidate: Candidate) -> tuple[int, str]:
+def ensure_subscriber(db: Connection, candidate: Candidate) -> tuple[int, str]:
     """The subscriber with this address, created (active) if new: (id, status)."""
     row = db.execute(
         "SELECT id, status FROM subscribers WHERE email = ?", (candidate.email,)
@@ -75,10 +83,10 @@ def ensure_subscriber(db: sqlite3.Connection, candidate: Candidate) -> tuple[int
     stamp = now()
     cursor = db.execute(
         "INSERT INTO subscribers (email, name, smtputf8, lang, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (candidate.email, candidate.name or "", candidate.smtputf8, candidate.lang, stamp, stamp),
     )
-    return int(cursor.lastrowid or 0), "active"
+    return int(cursor.fetchone()[0]), "active"
 
 
 def attribute_keys(
@@ -86,9 +94,10 @@ def attribute_keys(
 ) -> list[str]:
     """Every attribute name the readers of these lists have (in these statuses), sorted."""
     where, params = _status_filter(statuses)
+    keys = KEYS[database.engine]
     sql = (
         "SELECT DISTINCT j.key FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id,"
-        f" json_each(s.attributes) j WHERE m.list_id IN {IN_JSON}{where}"
+        f" {keys} WHERE m.list_id IN {IN_JSON}{where}"
     )
     ids = as_json(found.id for found in lists)
     return sorted(row[0] for row in database.query(sql, [ids, *params]))
@@ -105,10 +114,11 @@ class AttributeNames(Collection[str]):
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str) or '"' in name:
             return False
+        has, key = HAS_KEY[self.database.engine], f'$."{name}"'
         row = self.database.query_one(
             "SELECT 1 FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id"
-            f" WHERE m.list_id IN {IN_JSON} AND json_type(s.attributes, ?) IS NOT NULL LIMIT 1",
-            (self.ids, f'$."{name}"'),
+            f" WHERE m.list_id IN {IN_JSON} AND {has} LIMIT 1",
+            (self.ids, key if self.database.engine == "sqlite" else name),
         )
         return row is not None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,7 +19,7 @@ from mailer.audience.status import (
     change_subscriber,
     record_event,
 )
-from mailer.db.database import Database, now
+from mailer.db.database import Connection, Database, now
 from mailer.models import MailingList, MembershipStatus, SubscriberStatus
 from mailer.times import stamp as stamp_of
 
@@ -150,7 +149,7 @@ def leave_all(database: Database, subscriber_id: int) -> int:
 # request's random number, and the erasure of the reader removes the row (a trigger).
 
 
-def usable(db: sqlite3.Connection, secret: bytes, subscriber_id: int, email: str) -> bool:
+def usable(db: Connection, secret: bytes, subscriber_id: int, email: str) -> bool:
     """Whether the reader may move to ``email``: no subscriber has it, whatever their status
     (a blocked address is one), it was not erased, and the reader is not blocked themselves
     (moving would leave their block behind, on an address anyone could sign up again)."""

@@ -29,10 +29,17 @@ TAKES = {
 }
 # A value that reads as a JSON number (-2.5, 30, 1e3), as an attribute compared numerically
 # must be; anything else (a date, "1 2", "n/a") never matches a number.
-NUMERIC = (
-    "(CASE WHEN json_valid({v}) THEN json_type({v}) IN ('integer', 'real')"
-    " AND CAST({v} AS REAL) {op} ? ELSE 0 END)"
-)
+NUMERIC = {
+    "sqlite": "(CASE WHEN json_valid({v}) THEN json_type({v}) IN ('integer', 'real')"
+    " AND CAST({v} AS REAL) {op} ? ELSE FALSE END)",
+    "postgresql": "(CASE WHEN {v} ~ '^\\s*-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$'"
+    " THEN CAST({v} AS DOUBLE PRECISION) {op} ? ELSE FALSE END)",
+}
+# An attribute's value: SQLite's JSON path, PostgreSQL's ->> (a name is quoted as a literal).
+ATTRIBUTE = {
+    "sqlite": "json_extract(s.attributes, '$.\"{}\"')",
+    "postgresql": "(CAST(s.attributes AS jsonb) ->> '{}')",
+}
 MAX_TERMS = 500  # comparisons in one expression: SQLite's expression tree has a limit
 
 
@@ -80,11 +87,12 @@ BUILT_IN = {
 TAGGED = "s.id IN (SELECT t.subscriber_id FROM tags t WHERE {})"
 
 
-def compile_segment(text: str, attributes: Collection[str]) -> Segment:
-    """The expression as SQL over ``s`` and ``m`` with its values bound. ``attributes`` are the
-    attribute keys the list's readers have: any other name that is not a built-in field is an
-    error naming the known ones, as is a syntax error (with its column)."""
-    sql, params = _Compiler(text, attributes).node(parse(text), 0)
+def compile_segment(text: str, attributes: Collection[str], engine: str = "sqlite") -> Segment:
+    """The expression as SQL over ``s`` and ``m`` with its values bound, for the ``engine``'s
+    dialect. ``attributes`` are the attribute keys the list's readers have: any other name that
+    is not a built-in field is an error naming the known ones, as is a syntax error (with its
+    column)."""
+    sql, params = _Compiler(text, attributes, engine).node(parse(text), 0)
     return Segment(text, sql, params)
 
 
@@ -110,8 +118,8 @@ def _day_after(day: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, text: str, attributes: Collection[str]) -> None:
-        self.text, self.attributes = text, attributes
+    def __init__(self, text: str, attributes: Collection[str], engine: str) -> None:
+        self.text, self.attributes, self.engine = text, attributes, engine
 
     def fail(self, reason: str, token: Token | None) -> SegmentError:
         column = token.column if token is not None else None
@@ -163,8 +171,8 @@ class _Compiler:
             raise SegmentError(self.text, reason, first.column, shown=False)
         if '"' in name:
             raise self.fail(f"the attribute {name!r} cannot be used: its name has a '\"'", first)
-        path = f'$."{name}"'.replace("'", "''")
-        return name, Field("attribute", f"json_extract(s.attributes, '{path}')"), first
+        sql = ATTRIBUTE[self.engine].format(name.replace("'", "''"))
+        return name, Field("attribute", sql), first
 
     def compare(self, name: str, field: Field, op: str, at: Token, value: Token) -> Fragment:
         if field.kind == "date":
@@ -186,12 +194,12 @@ class _Compiler:
             return f"m.status {op} ?", [self.status(value)]
         if field.kind == "attribute":
             if value.type == "NUMBER":
-                numeric = NUMERIC.format(v=field.sql, op="=" if op == "!=" else op)
-                sql = f"COALESCE({numeric}, 0)"
+                numeric = NUMERIC[self.engine].format(v=field.sql, op="=" if op == "!=" else op)
+                sql = f"COALESCE({numeric}, FALSE)"
                 return (f"NOT {sql}" if op == "!=" else sql), [self.number(value)]
             if op == "!=":
                 return f"{field.sql} IS NOT ?", [self.text_of(value)]
-            return f"COALESCE({field.sql} {op} ?, 0)", [self.text_of(value)]
+            return f"COALESCE({field.sql} {op} ?, FALSE)", [self.text_of(value)]
         collate = " COLLATE NOCASE" if field.case == "nocase" else ""
         return f"{field.sql} {op} ?{collate}", [self.text_of(value, field)]
 
@@ -212,7 +220,7 @@ class _Compiler:
         if field.kind == "tag":
             return TAGGED.format(f"t.tag IN ({marks})"), texts
         if field.kind == "attribute":
-            return f"COALESCE({field.sql} IN ({marks}), 0)", texts
+            return f"COALESCE({field.sql} IN ({marks}), FALSE)", texts
         collate = " COLLATE NOCASE" if field.case == "nocase" else ""
         return f"{field.sql}{collate} IN ({marks})", texts
 
@@ -223,7 +231,8 @@ class _Compiler:
         if field.kind == "tag":
             return TAGGED.format(found.format("t.tag")), [self.text_of(value)]
         sql = found.format(field.sql)
-        return (f"COALESCE({sql}, 0)" if field.kind == "attribute" else sql), [self.text_of(value)]
+        found_sql = f"COALESCE({sql}, FALSE)" if field.kind == "attribute" else sql
+        return found_sql, [self.text_of(value)]
 
     def dated(self, column: str, op: str, day: str) -> Fragment:
         """A stamp compared with a UTC day: ``<`` is before it, ``<=`` up to its end, ``=``

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -17,7 +16,7 @@ from mailer.audience.status import (
     join_many,
     renew_consent,
 )
-from mailer.db.database import Database
+from mailer.db.database import Connection, Database
 from mailer.db.database import now as timestamp
 from mailer.errors import NotFoundError
 from mailer.models import (
@@ -179,7 +178,7 @@ def confirm(
     return Verdict.CHANGED
 
 
-def _take_pending_name(db: sqlite3.Connection, subscriber_id: int, list_id: int) -> None:
+def _take_pending_name(db: Connection, subscriber_id: int, list_id: int) -> None:
     """The name the form gave becomes the reader's, if they have none yet; then it is gone."""
     where, key = "WHERE list_id = ? AND subscriber_id = ?", (list_id, subscriber_id)
     row = db.execute(f"SELECT pending_name FROM memberships {where}", key).fetchone()

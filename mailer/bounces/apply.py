@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from mailer.audience.status import (
 from mailer.bounces.parse import Failure, Reading, read_message
 from mailer.bounces.sources import Incoming, MailSource
 from mailer.config import BounceSettings
-from mailer.db.database import Database
+from mailer.db.database import Connection, Database
 from mailer.errors import AddressError
 from mailer.tokens import Signer
 
@@ -68,7 +67,7 @@ def process(
     run = _Run(settings, moment, source.description)
     summary = ProcessSummary()
 
-    def handle(db: sqlite3.Connection, item: Incoming) -> None:
+    def handle(db: Connection, item: Incoming) -> None:
         summary.read += 1
         outcome = run.apply(db, item, signer)
         summary.counts[outcome.outcome] += 1
@@ -105,7 +104,7 @@ class _Run:
         )
         self.newly_bounced = 0
 
-    def apply(self, db: sqlite3.Connection, item: Incoming, signer: Signer) -> MessageOutcome:
+    def apply(self, db: Connection, item: Incoming, signer: Signer) -> MessageOutcome:
         # Every message read is remembered in processed_mail, so processing the same mail twice
         # changes nothing, whatever the source did with it.
         digest = hashlib.sha256(item.data).hexdigest()
@@ -127,7 +126,7 @@ class _Run:
         )
         return MessageOutcome(item.key, outcome, detail)
 
-    def _bounce(self, db: sqlite3.Connection, reading: Reading) -> tuple[str, str]:
+    def _bounce(self, db: Connection, reading: Reading) -> tuple[str, str]:
         targets: dict[int, tuple[int | None, Failure]] = {}
         if reading.verp is not None:
             verp_subscriber, verp_campaign = reading.verp
@@ -149,7 +148,7 @@ class _Run:
         return ("hard" if hard else "soft"), "; ".join(f.detail for _, f in targets.values())
 
     def _record(
-        self, db: sqlite3.Connection, subscriber_id: int, campaign_id: int | None, failure: Failure
+        self, db: Connection, subscriber_id: int, campaign_id: int | None, failure: Failure
     ) -> None:
         list_id = _list_of(db, campaign_id)
         if failure.final and campaign_id is not None:
@@ -178,10 +177,10 @@ class _Run:
             detail = f"{row[0]} soft bounces within {days} days; last: {failure.detail}"
             self._mark_bounced(db, subscriber_id, Where(list_id, campaign_id, detail))
 
-    def _mark_bounced(self, db: sqlite3.Connection, subscriber_id: int, where: Where) -> None:
+    def _mark_bounced(self, db: Connection, subscriber_id: int, where: Where) -> None:
         self.newly_bounced += bounce(db, subscriber_id, where, self.stamp) is Verdict.CHANGED
 
-    def _unsubscribe(self, db: sqlite3.Connection, reading: Reading) -> tuple[str, str]:
+    def _unsubscribe(self, db: Connection, reading: Reading) -> tuple[str, str]:
         found = db.execute("SELECT id FROM lists WHERE slug = ?", (reading.list_slug,)).fetchone()
         if found is None:
             return "unmatched", f"unsubscribe from {reading.list_slug!r}: no such list"
@@ -202,13 +201,13 @@ class _Run:
         return "unsubscribed", where
 
 
-def _known(db: sqlite3.Connection, subscriber_id: int) -> bool:
+def _known(db: Connection, subscriber_id: int) -> bool:
     """A subscriber we still know: an erased one is not matched, so nothing is said of them."""
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
     return row is not None and row[0] != "erased"
 
 
-def _lists_left(db: sqlite3.Connection, subscriber_id: int, list_id: int) -> list[int]:
+def _lists_left(db: Connection, subscriber_id: int, list_id: int) -> list[int]:
     """The lists a mailed unsubscribe leaves: the one its address names and, when the latest
     campaign named after that list to reach the reader went to several (its mailto names the
     first), every list of that campaign."""
@@ -222,14 +221,14 @@ def _lists_left(db: sqlite3.Connection, subscriber_id: int, list_id: int) -> lis
     return list(dict.fromkeys([list_id, *(int(row[0]) for row in rows)]))
 
 
-def _list_of(db: sqlite3.Connection, campaign_id: int | None) -> int | None:
+def _list_of(db: Connection, campaign_id: int | None) -> int | None:
     if campaign_id is None:
         return None
     row = db.execute("SELECT list_id FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
     return int(row[0]) if row and row[0] is not None else None
 
 
-def _subscriber(db: sqlite3.Connection, addresses: tuple[str, ...]) -> int | None:
+def _subscriber(db: Connection, addresses: tuple[str, ...]) -> int | None:
     """The subscriber with one of these addresses, compared as ``mailer`` stores them."""
     for address in addresses:
         try:
@@ -242,7 +241,7 @@ def _subscriber(db: sqlite3.Connection, addresses: tuple[str, ...]) -> int | Non
     return None
 
 
-def _campaign_of(db: sqlite3.Connection, subscriber_id: int, message_id: str) -> int | None:
+def _campaign_of(db: Connection, subscriber_id: int, message_id: str) -> int | None:
     """The campaign whose delivery to this reader carried ``message_id`` (quoted by the bounce)."""
     if not message_id:
         return None

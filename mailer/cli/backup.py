@@ -19,7 +19,11 @@ def backup(
 ) -> None:
     """Copy the database, mailer.toml, .mailer-secret, the DKIM key, templates/ and media/
     into DEST, consistently even while send or serve run. Restore: use DEST as the workspace."""
-    for written in backup_workspace(settings(), destination):
+    current = settings()
+    for written in backup_workspace(current, destination):
         out.print(f"wrote {written.path} ({written.what})", markup=False)
+    if current.database.url:
+        out.print("the database is PostgreSQL's: back it up on its server, with pg_dump",
+                  markup=False)  # fmt: skip
     out.print(f"restore: copy {destination} to a new workspace folder (or use -w {destination})",
               markup=False)  # fmt: skip

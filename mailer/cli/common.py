@@ -18,6 +18,7 @@ from mailer import __version__, config
 from mailer.config.loading import find_workspace
 from mailer.config.private import write_private
 from mailer.db.database import Database, NoDatabaseError
+from mailer.db.opening import open_database
 from mailer.errors import FileInputError, InputError, MailerError
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
@@ -143,7 +144,7 @@ def open_db(create: bool = True) -> Iterator[Database]:
     without one is an error instead of a new, empty database."""
     current = settings()
     try:
-        database = Database(current.database_path, current.database.busy_timeout, create=create)
+        database = open_database(current, create=create)
     except NoDatabaseError as error:
         raise InputError(no_workspace(error)) from None
     with database:
@@ -193,4 +194,4 @@ def init(
     except OSError as error:
         raise FileInputError(path, f"cannot write: {error.strerror}") from None
     with open_db() as database:
-        out.print(f"wrote {path}\ndatabase {database.path}")
+        out.print(f"wrote {path}\ndatabase {database.where}")

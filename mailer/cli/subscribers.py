@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,7 @@ from mailer.errors import DiskFullError, InputError
 from mailer.models import Candidate, Consent, MembershipStatus, Outcome
 from mailer.send.confirmation import confirm_by_mail
 from mailer.send.event_loop import runner
-from mailer.send.welcome import Joining, welcome_of
+from mailer.send.welcome import Joining, joining, welcome_of
 from mailer.tokens import load_secret
 
 app = Typer(help="Manage the readers of a list.", no_args_is_help=True)
@@ -88,9 +89,11 @@ def subscribers_add(
         cleaned = None if name is None else clean(name).strip()
         candidate = Candidate(address.email, address.smtputf8, cleaned, attributes,
                               consent=Consent("cli"), lang=lang)  # fmt: skip
-        joining = Joining(database, address.email, mailing_list.id)  # queues with the join
-        landed = land(joining if welcome else database, mailing_list, [candidate], secret=secret,
-                      resubscribe=resubscribe)  # fmt: skip
+        welcoming = (joining(database, address.email, mailing_list.id) if welcome
+                     else nullcontext(Joining(address.email)))  # fmt: skip
+        with welcoming as welcomes:  # the welcome is queued with the join
+            landed = land(database, mailing_list, [candidate], secret=secret,
+                          resubscribe=resubscribe)  # fmt: skip
         member = members.find(database, mailing_list, address.email)
     if address.email in landed.erased:
         raise InputError(f"{address.email} was erased at the reader's request; only their own"
@@ -112,7 +115,7 @@ def subscribers_add(
         out.print(f"sent {address.email} a message to confirm; they receive campaigns once they do",
                   markup=False)  # fmt: skip
     if welcome:
-        said_welcome(joining.queued, address.email, member)
+        said_welcome(welcomes.queued, address.email, member)
 
 
 @app.command("rm", epilog="Example: mailer subscribers rm weekly ada@example.org")

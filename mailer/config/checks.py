@@ -20,6 +20,8 @@ LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 URL = re.compile(r"(?P<scheme>[A-Za-z]+)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^/:?#\[\]@]*)"
                  r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^?#]*)?")  # fmt: skip
+POSTGRES_URL = re.compile(r"postgres(?:ql)?://[^\s]*\Z")
+POSTGRES_PASSWORD = re.compile(r"postgres(?:ql)?://[^/@?#]*:[^/@?#]*@")  # user:password@
 URL_UNSAFE = re.compile(r"[\s<>\"'`,\\^{}|\x00-\x1f\x7f]")
 SECRET_WORDS = ("password", "secret", "token")
 LARGEST = 2**31 - 1
@@ -28,8 +30,11 @@ MAX_PROCESSES = 16
 
 
 def is_secret(key: str) -> bool:
-    """A key whose value is never shown: its name says password, secret or token."""
-    return any(word in key.rpartition(".")[2].lower() for word in SECRET_WORDS)
+    """A key whose value is never shown: its name says password, secret or token, or it is a
+    url that may hold one."""
+    return key == "database.url" or any(
+        word in key.rpartition(".")[2].lower() for word in SECRET_WORDS
+    )
 
 
 def max_processes() -> int:
@@ -201,6 +206,18 @@ def span(value: object) -> str | None:
     return None if SPAN.fullmatch(value.strip()) else "must be a duration such as 30m, 6h or 2d"
 
 
+def postgres_url(value: object) -> str | None:
+    """A PostgreSQL connection url with no password in it (libpq reads PGPASSWORD, ~/.pgpass)."""
+    text = str(value)
+    if CONTROLS.search(text):
+        return "must not contain control characters"
+    if not POSTGRES_URL.match(text):
+        return "must be a url such as postgresql://mailer@db.example.org/mailer"
+    if POSTGRES_PASSWORD.match(text):
+        return "must not hold a password: give it in PGPASSWORD or ~/.pgpass instead"
+    return None
+
+
 def rules() -> dict[str, Check]:
     """Every setting's check, by ``section.key``."""
     return {
@@ -212,6 +229,7 @@ def rules() -> dict[str, Check]:
         "newsletter.timezone": optional(zone),
         "database.path": path,
         "database.busy_timeout": number(0, 86400),
+        "database.url": optional(postgres_url),
         "addresses.check_dns": lambda value: None,
         "smtp.host": host,
         "smtp.port": whole(1, 65535),

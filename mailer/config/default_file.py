@@ -24,6 +24,7 @@ DOCS: dict[str, dict[str, str]] = {
     },
     "database": {
         "path": "SQLite database, relative to the workspace.",
+        "url": "A PostgreSQL database instead (postgresql://user@host/db); no password here.",
         "busy_timeout": "Seconds to wait for a database locked by another process (0-86400).",
     },
     "addresses": {"check_dns": "Check that address domains accept mail (DNS MX lookups)."},

@@ -20,9 +20,10 @@ class NewsletterSettings:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """[database]: where the SQLite file lives, relative to the workspace."""
+    """[database]: where the SQLite file lives, relative to the workspace, or a PostgreSQL url."""
 
     path: str = "subscribers/mailer.db"
+    url: str = ""  # postgresql://user@host/db: every table there instead (password: PGPASSWORD)
     busy_timeout: float = 5.0
 
 

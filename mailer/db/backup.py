@@ -11,7 +11,7 @@ from pathlib import Path
 from mailer.config.loading import CONFIG_NAME, DEFAULT_DATABASE
 from mailer.config.private import private_file, private_folder, write_private
 from mailer.config.settings import DkimSettings, Settings
-from mailer.db.database import Database
+from mailer.db.sqlite import SqliteDatabase
 from mailer.errors import DiskFullError, FileInputError, MailerError, StoreError
 from mailer.tokens import SECRET_NAME, load_secret
 
@@ -31,7 +31,8 @@ def backup(settings: Settings, destination: Path) -> list[Written]:
     processes read and write, mailer.toml, .mailer-secret, the DKIM key, templates/ and media/."""
     workspace = settings.workspace
     _new_folder(destination)
-    written = [_database(settings, destination)]
+    # A PostgreSQL store is the server's to back up (pg_dump); the rest is copied all the same.
+    written = [] if settings.database.url else [_database(settings, destination)]
     try:
         secret = load_secret(workspace)  # without it no sent unsubscribe link works again
         config = workspace / CONFIG_NAME
@@ -70,7 +71,7 @@ def _database(settings: Settings, destination: Path) -> Written:
     snapshot at its start, whatever writers commit meanwhile (WAL lets them go on)."""
     source = settings.database_path
     target = destination / _inside(settings.workspace, source, DEFAULT_DATABASE)
-    with Database(source, settings.database.busy_timeout, create=False) as database:
+    with SqliteDatabase(source, settings.database.busy_timeout, create=False) as database:
         try:
             private_folder(target.parent)
             private_file(target)
@@ -91,7 +92,7 @@ def _database(settings: Settings, destination: Path) -> Written:
     return Written(target, "database")
 
 
-def _copy_error(database: Database, error: sqlite3.Error, target: Path) -> MailerError:
+def _copy_error(database: SqliteDatabase, error: sqlite3.Error, target: Path) -> MailerError:
     found = database.error(error)  # the one place that knows what a sqlite error means
     if isinstance(found, DiskFullError):
         return DiskFullError(f"backup {target}", "take the backup again into a new folder")

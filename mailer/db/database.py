@@ -1,24 +1,22 @@
-"""One SQLite connection in WAL mode: transactions, queries, sqlite errors as one MailerError."""
+"""The store's one interface, whichever engine holds it: transactions, queries, errors."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, Self
 
-from mailer.config.private import private_file, private_folder
-from mailer.db.schema import MIGRATIONS
-from mailer.errors import DiskFullError, MailerError, StoreError
+from mailer.errors import StoreError
 from mailer.times import stamp
 
-MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names nothing
+MAX_ID = 2**63 - 1  # the largest integer both engines store: a larger id names nothing
 
-# Bind a Python list as one parameter: `x IN (SELECT value FROM json_each(?))`.
+# Bind a Python list as one parameter: `x IN (SELECT value FROM json_each(?))` with
+# as_json(values); PostgreSQL reads it as `x = ANY(array)`.
 IN_JSON = "(SELECT value FROM json_each(?))"
 
 
@@ -31,177 +29,145 @@ def as_json(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
 
 
+class Cursor(Protocol):
+    """What a statement gives back, in either engine."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A transaction's handle: SQLite's own connection, or PostgreSQL's through the dialect."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+class Watcher(Protocol):
+    """Work done inside every transaction of a database: at its start and before its commit."""
+
+    def begin(self, db: Connection) -> None: ...
+
+    def before_commit(self, db: Connection) -> None: ...
+
+
+class Reserve(Protocol):
+    """Room held back to record a run's last results when the disk fills (SQLite only)."""
+
+    def hold(self) -> bool: ...
+
+    def release(self) -> bool: ...
+
+
 class NoDatabaseError(StoreError):
     """A database opened only if it exists (``create=False``) that is not there."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, "does not exist")
+    def __init__(self, where: Path | str) -> None:
+        super().__init__(where, "does not exist")
 
 
-class Database:
-    """The workspace's database; ``transaction()`` is BEGIN IMMEDIATE ... COMMIT.
+class Database(ABC):
+    """The workspace's store. ``transaction()`` holds the store's write lock from BEGIN to
+    COMMIT (one writer at a time, in either engine), rolls back on any error, and turns the
+    engine's errors into MailerErrors; the first error is the one raised."""
 
-    A new database file is created 0600 in folders created 0700; SQLite gives its -wal and -shm
-    files the database file's mode. Existing files and folders keep theirs. With
-    ``create=False`` nothing is created: a missing file is a NoDatabaseError.
-    """
+    engine: ClassVar[str]
+    where: str  # what messages call it: a file, or a url without its password
 
-    def __init__(self, path: Path, busy_timeout: float = 5.0, *, create: bool = True) -> None:
-        self.path = path
-        if create:
-            self._create(path)
-        elif not path.is_file():
-            raise NoDatabaseError(path)
-        try:
-            self.connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-            self.connection.execute("PRAGMA foreign_keys = ON")
-            self.connection.execute("PRAGMA journal_mode = WAL")
-            self.connection.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.Error as error:
-            raise self.error(error) from None
+    def __init__(self) -> None:
+        self.watchers: list[Watcher] = []
 
-    def _create(self, path: Path) -> None:
-        try:
-            private_folder(path.parent)
-        except OSError as error:
-            raise self.os_error(error, "cannot create its folder") from None
-        try:
-            private_file(path)
-        except OSError as error:
-            raise self.os_error(error, "cannot create it") from None
-
-    def os_error(self, error: OSError, doing: str) -> MailerError:
-        """DiskFullError for no space left (ENOSPC), else a StoreError saying what failed."""
-        if error.errno == errno.ENOSPC:
-            return DiskFullError(f"database {self.path}")
-        return StoreError(self.path, f"{doing}: {error.strerror}")
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def __enter__(self) -> Database:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def error(self, error: sqlite3.Error | OverflowError) -> MailerError:
-        """The error that says what a sqlite error means for the user: DiskFullError when the
-        disk is full, else a StoreError."""
-        text = str(error)
-        if isinstance(error, OverflowError):  # a number sqlite cannot store (over 2**63 - 1)
-            return StoreError(self.path, "a number too large for SQLite")
-        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in text:
-            return DiskFullError(f"database {self.path}")
-        if "locked" in text or "busy" in text:
-            return StoreError(self.path, "locked by another process; try again when it is done")
-        if "unable to open" in text:
-            return StoreError(self.path, "cannot be opened (check the path and its permissions)")
-        if "readonly" in text:
-            return StoreError(self.path, "is read-only")
-        return StoreError(self.path, text)
-
-    def _migrate(self) -> None:
-        """Bring the schema up to date in one transaction, under the write lock: a second
-        process opening a new database at once (the web side and the scheduler, two commands)
-        waits, then finds the work done."""
-        if self._version() >= len(MIGRATIONS):
-            return
-        db = self.connection
-        db.execute("PRAGMA foreign_keys = OFF")  # rebuilt tables: references must not cascade
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            version = self._version()
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in _statements(migration.sql):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
-            if db.execute("PRAGMA foreign_key_check").fetchone():
-                raise StoreError(self.path, f"migration to {len(MIGRATIONS)} broke a reference")
-            db.execute("COMMIT")
-        finally:
-            rollback(db)
-            db.execute("PRAGMA foreign_keys = ON")
-
-    def _version(self) -> int:
-        return int(self.connection.execute("PRAGMA user_version").fetchone()[0])
-
     def transaction(self) -> Transaction:
         return Transaction(self)
 
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """All rows of one statement, outside any explicit transaction."""
-        try:
-            return self.connection.execute(sql, params).fetchall()
-        except (sqlite3.Error, OverflowError) as error:
-            raise self.error(error) from None
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    @abstractmethod
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows one at a time, for lists too long to hold."""
-        try:
-            yield from self.connection.execute(sql, params)
-        except (sqlite3.Error, OverflowError) as error:
-            raise self.error(error) from None
 
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """One statement in its own implicit transaction (temporary tables, pragmas)."""
-        try:
-            self.connection.execute(sql, params)
-        except (sqlite3.Error, OverflowError) as error:
-            raise self.error(error) from None
+        """One statement in its own implicit transaction."""
 
+    @abstractmethod
+    def mapped(self, error: BaseException) -> BaseException:
+        """The MailerError an engine's error means for the user; any other error as it is."""
 
-def _statements(script: str) -> list[str]:
-    """A migration's statements one by one (a trigger's body keeps its own semicolons)."""
-    found, pending = [], ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            found.append(pending.strip())
-            pending = ""
-    if pending.strip():
-        found.append(pending.strip())
-    return found
+    @abstractmethod
+    def campaign_lock(self, campaign_id: int) -> AbstractContextManager[None]:
+        """Held by the one process sending a campaign: CampaignLocked when another holds it."""
 
+    @abstractmethod
+    def reserve(self) -> Reserve | None:
+        """Room to give back on a full disk, where the store is a local file."""
 
-def rollback(db: sqlite3.Connection) -> None:
-    """Undo what is left of a transaction. SQLite may have rolled it back already (a full disk
-    does), and a rollback that fails must not hide the error that called for it."""
-    with contextlib.suppress(sqlite3.Error):
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+    @abstractmethod
+    def _begin(self) -> Connection: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
 
 
 class Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; sqlite errors become MailerErrors
-    (DiskFullError for a full disk), and the first error is the one raised."""
+    """One write transaction of ``database``; its watchers run inside it."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> Connection:
+        self.db = self.database._begin()
         try:
-            self.database.connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise self.database.error(error) from None
-        return self.database.connection
+            for watcher in self.database.watchers:
+                watcher.begin(self.db)
+        except BaseException as error:
+            self._fail(error)
+        return self.db
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
-        db = self.database.connection
-        if kind is None:
+        if error is None:
             try:
-                db.execute("COMMIT")
-                return
-            except sqlite3.Error as failure:
-                rollback(db)
-                raise self.database.error(failure) from None
-        rollback(db)
-        if isinstance(error, sqlite3.Error | OverflowError):
-            raise self.database.error(error) from None
+                for watcher in self.database.watchers:
+                    watcher.before_commit(self.db)
+                self.database._commit()
+            except BaseException as failure:
+                self._fail(failure)
+            return
+        self.database._rollback()
+        found = self.database.mapped(error)
+        if found is not error:
+            raise found from None
+
+    def _fail(self, error: BaseException) -> None:
+        self.database._rollback()
+        found = self.database.mapped(error)
+        if found is error:
+            raise error
+        raise found from None

@@ -1,4 +1,4 @@
-"""The SQLite schema as versioned migrations; PRAGMA user_version counts those applied."""
+"""The schema as versioned migrations; SQLite's PRAGMA user_version counts those applied."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    sql: str
+    sql: str  # SQLite's
+    postgresql: str = ""  # the same for PostgreSQL; its first twelve are schema_postgres's
 
 
 SCHEMA = [

@@ -8,7 +8,6 @@ from datetime import datetime
 from mailer.db.database import Database
 from mailer.errors import InputError
 from mailer.send.campaigns import CampaignInfo, Campaigns
-from mailer.send.lock import one_sender
 from mailer.send.types import StopReason
 from mailer.times import stamp
 
@@ -93,7 +92,7 @@ def cancel(database: Database, campaign_id: int) -> None:
     if info.kind == "welcome":
         raise InputError(f"campaign {campaign_id} is a list's welcome: use"
                          " `mailer lists set LIST --no-welcome`")  # fmt: skip
-    with one_sender(database.path, campaign_id):  # a process sending it: InputError
+    with database.campaign_lock(campaign_id):  # a process sending it: InputError
         _set(database, campaign_id, "cancelled", "cancelled by the editor",
              "status IN ('draft', 'scheduled', 'sending', 'paused')")  # fmt: skip
 
@@ -105,7 +104,7 @@ def reschedule(database: Database, campaign_id: int, at: datetime) -> None:
         raise InputError(f"campaign {campaign_id} is {info.status}, not scheduled: only a"
                          " campaign that has not started can be moved")  # fmt: skip
     # The scheduler starting it holds its lock: CampaignLocked says so.
-    with one_sender(database.path, campaign_id), database.transaction() as db:
+    with database.campaign_lock(campaign_id), database.transaction() as db:
         moved = db.execute(
             "UPDATE campaigns SET scheduled_at = ?, reason = '' WHERE id = ?"
             " AND status = 'scheduled'",

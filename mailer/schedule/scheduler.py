@@ -15,6 +15,7 @@ from typing import Any
 
 from mailer.config import Settings
 from mailer.db.database import Database
+from mailer.db.opening import open_database
 from mailer.errors import CampaignLocked, MailerError
 from mailer.schedule import calendar
 from mailer.send import service, welcome
@@ -74,7 +75,7 @@ class Scheduler:
         self.pool = ThreadPoolExecutor(RUNS, thread_name_prefix="mailer-send")
 
     def _database(self) -> Database:
-        return Database(self.settings.database_path, self.settings.database.busy_timeout)
+        return open_database(self.settings)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from mailer.compose.editions import CompiledEditions, Edition
 from mailer.compose.preview import archive_copy
 from mailer.compose.report import parse_report
-from mailer.db.database import Database
+from mailer.db.database import Connection, Database
 from mailer.errors import FileInputError
 
 STATES = ("queued", "sent", "deferred", "failed", "skipped")
@@ -58,7 +57,7 @@ def to_store(
             for e in editions]  # fmt: skip
 
 
-def store(db: sqlite3.Connection, campaign_id: int, editions: Sequence[StoredEdition]) -> None:
+def store(db: Connection, campaign_id: int, editions: Sequence[StoredEdition]) -> None:
     db.executemany(
         "INSERT INTO campaign_editions (campaign_id, lang, position, subject, report_path,"
         " source, archive_html) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -67,7 +66,7 @@ def store(db: sqlite3.Connection, campaign_id: int, editions: Sequence[StoredEdi
     )  # fmt: skip
 
 
-def store_files(db: sqlite3.Connection, campaign_id: int, files: Mapping[str, bytes]) -> None:
+def store_files(db: Connection, campaign_id: int, files: Mapping[str, bytes]) -> None:
     """The images and attachments the editions read, kept with the campaign."""
     db.executemany(
         "INSERT INTO campaign_files (campaign_id, path, data) VALUES (?, ?, ?)",

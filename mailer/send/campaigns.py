@@ -83,11 +83,11 @@ class Campaigns:
             cursor = db.execute(
                 "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
                 " source_sha256, settings, created_at, archive_html, segment, status, kind,"
-                " scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (first.id, first.slug, subject, report_path, source, digest,
                  json.dumps(settings), now(), archive_html, segment, status, kind, scheduled_at),
             )  # fmt: skip
-            campaign_id = int(cursor.lastrowid or 0)
+            campaign_id = int(cursor.fetchone()[0])
             campaign_editions.store(db, campaign_id, editions)
             if files is not None:
                 campaign_editions.store_files(db, campaign_id, files)
@@ -121,9 +121,9 @@ class Campaigns:
             "SELECT c.id, c.list_slug, c.subject, c.report_path, c.source, c.status, c.reason,"
             " c.settings, c.created_at, c.started_at, c.finished_at,"
             " (SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n"
-            "  FROM deliveries WHERE campaign_id = c.id GROUP BY status)),"
+            "  FROM deliveries WHERE campaign_id = c.id GROUP BY status) AS counts),"
             " (SELECT json_group_array(list_slug) FROM (SELECT list_slug FROM campaign_lists"
-            "  WHERE campaign_id = c.id ORDER BY position)),"
+            "  WHERE campaign_id = c.id ORDER BY position) AS slugs),"
             " c.segment, c.kind, c.scheduled_at"
             f" FROM campaigns c {where} ORDER BY c.id",
             params,

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 
 from mailer.audience.status import bounce_many
 from mailer.db.database import Database, now
-from mailer.db.reserve import Reserve
 from mailer.errors import DiskFullError
 from mailer.models import Reader
 from mailer.send.recipients import reader
@@ -22,11 +21,11 @@ class CampaignLog:
     def __init__(self, database: Database, campaign_id: int, statuses: Sequence[str]) -> None:
         self.database, self.campaign_id = database, campaign_id
         self.statuses = json.dumps(list(statuses))
-        self.reserve = Reserve(database.path)
+        self.reserve = database.reserve()
 
     @property
     def where(self) -> str:
-        return f"database {self.database.path}"
+        return f"database {self.database.where}"
 
     def _write(self, write: Callable[[], None]) -> bool:
         """Run one write; on a full disk, give back the reserve and run it once more: True
@@ -34,7 +33,7 @@ class CampaignLog:
         try:
             write()
         except DiskFullError:
-            if not self.reserve.release():
+            if self.reserve is None or not self.reserve.release():
                 raise
             write()
             return True
@@ -49,7 +48,8 @@ class CampaignLog:
         return int(row[0]) if row else 0
 
     def start(self) -> None:
-        self.reserve.hold()  # no room even for it: the first write will say so
+        if self.reserve is not None:
+            self.reserve.hold()  # no room even for it: the first write will say so
         with self.database.transaction() as db:
             db.execute(
                 "UPDATE campaigns SET status = 'sending', reason = '',"
@@ -96,7 +96,8 @@ class CampaignLog:
         try:
             self._write(lambda: self._finish(stop))
         finally:
-            self.reserve.release()
+            if self.reserve is not None:
+                self.reserve.release()
 
     def _finish(self, stop: Stop | None) -> None:
         reason = "" if stop is None else str(stop)

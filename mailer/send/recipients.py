@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailer.audience import lists, members
 from mailer.audience.segments import Segment, compile_segment
-from mailer.db.database import Database
+from mailer.db.database import Connection, Database
 from mailer.models import MailingList, Reader
 
 READER = "s.id, s.email, s.name, s.attributes, s.smtputf8, s.lang"
@@ -62,7 +61,8 @@ def audience(database: Database, slugs: Sequence[str], where: str | None = None)
     found = tuple(lists.get(database, slug) for slug in dict.fromkeys(slugs))
     if where is None:
         return Audience(found)
-    return Audience(found, compile_segment(where, members.AttributeNames(database, found)))
+    names = members.AttributeNames(database, found)
+    return Audience(found, compile_segment(where, names, database.engine))
 
 
 def reader(row: Sequence[Any]) -> Reader:
@@ -84,7 +84,7 @@ def count_eligible(database: Database, chosen: Audience) -> int:
 
 
 def snapshot_readers(
-    db: sqlite3.Connection,
+    db: Connection,
     campaign_id: int,
     chosen: Audience,
     edition: tuple[str, Sequence[str]] = ("''", ()),
@@ -101,7 +101,7 @@ def snapshot_readers(
 
 
 def snapshot(
-    db: sqlite3.Connection,
+    db: Connection,
     campaign_id: int,
     chosen: Audience,
     edition: tuple[str, Sequence[str]] = ("''", ()),

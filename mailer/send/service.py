@@ -25,7 +25,6 @@ from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.connecting import open_first
 from mailer.send.deliveries import PENDING, CampaignLog, MemoryLog, find_reader
 from mailer.send.engine import Pipeline
-from mailer.send.lock import one_sender
 from mailer.send.messages import MessageFactory
 from mailer.send.plans import (
     Plan,
@@ -78,7 +77,7 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
         except BaseException:
             await first.close()
             raise
-        with one_sender(settings.database_path, campaign_id):
+        with database.campaign_lock(campaign_id):
             log = CampaignLog(database, campaign_id, RESUME)
             progress = await _run(session, plan.transport, log, plan.factory, pool, campaign_id,
                                   plan.options, plan.readers, first)  # fmt: skip
@@ -127,7 +126,7 @@ async def continue_campaign(
     settings, database = session.settings, session.database
     transport = choose_transport(settings, overrides.outbox)
     ready_for_readers(session, transport)
-    with one_sender(settings.database_path, campaign_id):
+    with database.campaign_lock(campaign_id):
         campaigns = Campaigns(database)
         info = campaigns.get(campaign_id)
         if info.status == "cancelled":

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mailer.audience import lists
 from mailer.compose.editions import Chooser
 from mailer.compose.report import Report
-from mailer.db.database import Database, Transaction
+from mailer.db.database import Connection, Database
 from mailer.errors import CampaignLocked, MailerError
 from mailer.models import Reader
 from mailer.send.campaigns import CampaignInfo, Campaigns
@@ -90,7 +91,7 @@ def _check_newcomer(plan: Plan) -> None:
     )
 
 
-def queue_welcome(db: sqlite3.Connection, list_id: int, subscriber_id: int) -> int | None:
+def queue_welcome(db: Connection, list_id: int, subscriber_id: int) -> int | None:
     """In the caller's transaction: queue the list's welcome for the reader, once (a reader who
     has it queued or sent already gets none), and only for a confirmed, active member; their
     edition is chosen now, from their language, as an issue's snapshot chooses. Return the
@@ -113,26 +114,28 @@ def queue_welcome(db: sqlite3.Connection, list_id: int, subscriber_id: int) -> i
     return campaign_id if cursor.rowcount else None
 
 
-class Joining(Database):
-    """The database as the audience functions take it (the same connection), whose every
-    transaction, before it commits, queues the welcome of each list the reader joined in it:
-    became a confirmed, active member of (only ``list_id``, when given). The join and its
-    welcome are one commit: a crash cannot keep one without the other, and a join that is
-    rolled back queues nothing. ``reader`` is a subscriber id, or an address (a reader the
-    transaction may create). ``queued`` lists the welcome campaigns queued."""
+class Joining:
+    """Watches every transaction of a database (as ``joining`` installs it) and, before it
+    commits, queues the welcome of each list the reader joined in it: became a confirmed,
+    active member of (only ``list_id``, when given). The join and its welcome are one commit:
+    a crash cannot keep one without the other, and a join that is rolled back queues nothing.
+    ``reader`` is a subscriber id, or an address (a reader the transaction may create).
+    ``queued`` lists the welcome campaigns queued."""
 
-    def __init__(self, database: Database, reader: int | str, list_id: int | None = None) -> None:
-        self.__dict__.update(vars(database))  # no connection of its own: this one
+    def __init__(self, reader: int | str, list_id: int | None = None) -> None:
         self.reader, self.list_id = reader, list_id
         self.queued: list[int] = []
+        self.before: set[tuple[int, int]] = set()
 
-    def transaction(self) -> Transaction:
-        return _Welcoming(self)
+    def begin(self, db: Connection) -> None:
+        self.before = self.members(db)
 
-    def close(self) -> None:
-        """Nothing: the connection is the wrapped database's, which its owner closes."""
+    def before_commit(self, db: Connection) -> None:
+        joined = sorted(self.members(db) - self.before)
+        queued = [queue_welcome(db, list_id, reader) for list_id, reader in joined]
+        self.queued.extend(found for found in queued if found is not None)
 
-    def members(self, db: sqlite3.Connection) -> set[tuple[int, int]]:
+    def members(self, db: Connection) -> set[tuple[int, int]]:
         """(list, subscriber) where the reader is a confirmed, active member of a list that
         has a welcome (only ``list_id``, when given)."""
         who = "s.id = ?" if isinstance(self.reader, int) else "s.email = ?"
@@ -148,37 +151,16 @@ class Joining(Database):
         return {(int(row[0]), int(row[1])) for row in rows}
 
 
-class _Welcoming(Transaction):
-    """BEGIN IMMEDIATE; what the reader is a member of; the work; the welcomes of what they
-    joined meanwhile; COMMIT. Any error rolls back all of it."""
-
-    def __init__(self, joining: Joining) -> None:
-        super().__init__(joining)
-        self.joining = joining
-        self.before: set[tuple[int, int]] = set()
-
-    def __enter__(self) -> sqlite3.Connection:
-        db = super().__enter__()
-        try:
-            self.before = self.joining.members(db)
-        except BaseException as error:
-            super().__exit__(type(error), error, error.__traceback__)
-            raise
-        return db
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
-    ) -> None:
-        if kind is None:
-            db = self.joining.connection
-            try:
-                joined = sorted(self.joining.members(db) - self.before)
-                queued = [queue_welcome(db, list_id, reader) for list_id, reader in joined]
-            except BaseException as failure:
-                super().__exit__(type(failure), failure, failure.__traceback__)
-                raise
-            self.joining.queued.extend(found for found in queued if found is not None)
-        super().__exit__(kind, error, trace)
+@contextmanager
+def joining(database: Database, reader: int | str, list_id: int | None = None) -> Iterator[Joining]:
+    """While it is open, every transaction of ``database`` queues the welcomes of what
+    ``reader`` joined in it (see Joining)."""
+    watcher = Joining(reader, list_id)
+    database.watchers.append(watcher)
+    try:
+        yield watcher
+    finally:
+        database.watchers.remove(watcher)
 
 
 def waiting(database: Database) -> list[int]:

@@ -7,8 +7,9 @@ from starlette.responses import Response
 
 from mailer.audience import subscriptions
 from mailer.audience.status import Verdict
+from mailer.db.database import Database
 from mailer.models import MembershipStatus, SubscriberStatus
-from mailer.send.welcome import Joining
+from mailer.send.welcome import joining
 from mailer.web.site import PRIVATE, Site, mask
 
 DAY = 86_400.0
@@ -33,9 +34,10 @@ async def confirm(site: Site, request: Request) -> Response:
     # As in the form: X-Forwarded-For from a proxy on this machine, else the peer itself.
     ip = request.client.host if request.client else ""
     link = subscriptions.Link(found.issued, site.clock(), max_age, site.signer.secret, ip)
-    verdict = await site.db(  # the list's welcome is queued in the confirmation's transaction
-        lambda database: subscriptions.confirm(
-            Joining(database, member.id, mailing_list.id), member, mailing_list.id, link
-        )
-    )
+
+    def confirm(database: Database) -> Verdict:
+        with joining(database, member.id, mailing_list.id):  # the welcome: in the same commit
+            return subscriptions.confirm(database, member, mailing_list.id, link)
+
+    verdict = await site.db(confirm)
     return done if verdict in (Verdict.CHANGED, Verdict.UNCHANGED) else site.invalid(request)

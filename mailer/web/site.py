@@ -25,6 +25,7 @@ from mailer.compose import translations
 from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import Database
+from mailer.db.opening import open_database
 from mailer.models import MailingList, Member, MembershipStatus
 from mailer.schedule.scheduler import Scheduler
 from mailer.send.confirmation import Confirmations
@@ -139,8 +140,7 @@ class Site:
 
     def run(self, work: Callable[[Database], T]) -> T:
         """``work`` on a database opened for it (blocking: in a thread)."""
-        settings = self.settings
-        with Database(settings.database_path, settings.database.busy_timeout) as database:
+        with open_database(self.settings) as database:
             return work(database)
 
     def page(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailer.audience.status.table import SUBSCRIBER, Change, M, S, membership_target
-from mailer.db.database import IN_JSON, as_json, now
+from mailer.db.database import IN_JSON, Connection, as_json, now
 from mailer.models import Candidate, Consent, MailingList, MembershipStatus, Outcome
 
 # The same transitions as ``changes``, written in bulk so that a million rows import in under
@@ -33,7 +32,7 @@ class Standing:
 
 
 def join_many(
-    db: sqlite3.Connection,
+    db: Connection,
     mailing_list: MailingList,
     candidates: Sequence[Candidate],
     *,
@@ -225,7 +224,7 @@ class _Batch:
             return True
         return bool(fresh)
 
-    def write(self, db: sqlite3.Connection, existing: Mapping[str, Row]) -> None:
+    def write(self, db: Connection, existing: Mapping[str, Row]) -> None:
         """Inside the caller's transaction, which holds the write lock: new subscribers take
         the ids after the largest, so that no statement has to look an address up."""
         ids = {email: row[1] for email, row in existing.items()}
@@ -258,7 +257,8 @@ class _Batch:
         )
         db.executemany(
             "UPDATE memberships SET status = ?1, updated_at = ?2,"
-            " source = CASE WHEN ?6 THEN ?3 ELSE source END, ip = CASE WHEN ?6 THEN ?4 ELSE ip END,"
+            " source = CASE WHEN ?6 = 1 THEN ?3 ELSE source END,"
+            " ip = CASE WHEN ?6 = 1 THEN ?4 ELSE ip END,"
             " confirmed_at = CASE WHEN ?5 != '' THEN ?5 ELSE confirmed_at END"
             " WHERE list_id = ?7 AND subscriber_id = ?8",
             by_id(self.rejoins),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from mailer.audience.status.table import (
     membership_target,
     settled,
 )
-from mailer.db.database import Database, now
+from mailer.db.database import Connection, Database, now
 from mailer.models import Consent, MembershipStatus, SubscriberStatus
 
 
@@ -31,7 +30,7 @@ class Where:
 
 
 def record_event(
-    db: sqlite3.Connection, kind: str, subscriber_id: int, where: Where, at: str | None = None
+    db: Connection, kind: str, subscriber_id: int, where: Where, at: str | None = None
 ) -> None:
     """Write one event (join_many, in this module too, writes its events in bulk). Kinds
     beyond Change: soft_bounce, which counts towards a bounce but changes no status; Edit's,
@@ -44,7 +43,7 @@ def record_event(
 
 
 def change_membership(
-    db: sqlite3.Connection,
+    db: Connection,
     change: Change,
     subscriber_id: int,
     list_id: int,
@@ -87,8 +86,8 @@ def change_membership(
         " ip, confirmed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
         " ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = ?3, updated_at = ?4,"
         " confirmed_at = CASE WHEN ?8 != '' THEN ?8 ELSE memberships.confirmed_at END,"
-        " source = CASE WHEN ?9 THEN ?6 ELSE memberships.source END,"
-        " ip = CASE WHEN ?9 THEN ?7 ELSE memberships.ip END",
+        " source = CASE WHEN ?9 = 1 THEN ?6 ELSE memberships.source END,"
+        " ip = CASE WHEN ?9 = 1 THEN ?7 ELSE memberships.ip END",
         (list_id, subscriber_id, str(target), stamp, joined, given.source, given.ip, confirmed,
          consent is not None),
     )  # fmt: skip
@@ -97,7 +96,7 @@ def change_membership(
 
 
 def change_subscriber(
-    db: sqlite3.Connection,
+    db: Connection,
     change: Change,
     subscriber_id: int,
     *,
@@ -130,7 +129,7 @@ PROFILE = {Edit.NAME: "name", Edit.LANGUAGE: "lang", Edit.ADDRESS: "email"}
 
 
 def change_profile(
-    db: sqlite3.Connection,
+    db: Connection,
     edit: Edit,
     subscriber_id: int,
     value: str,
@@ -165,7 +164,7 @@ def change_profile(
 
 
 def renew_consent(
-    db: sqlite3.Connection, subscriber_id: int, list_id: int, consent: Consent, at: str
+    db: Connection, subscriber_id: int, list_id: int, consent: Consent, at: str
 ) -> None:
     """A reader who had left consents again (their confirmation of a form request): the
     membership's record becomes this consent; when they first joined stays."""
@@ -176,7 +175,7 @@ def renew_consent(
     )
 
 
-def _erase(db: sqlite3.Connection, subscriber_id: int, stamp: str) -> None:
+def _erase(db: Connection, subscriber_id: int, stamp: str) -> None:
     """Remove what identifies the reader (address, name, attributes, tags, language, the IPs
     of their consent, what servers answered about them); the rows stay, so counts stay right."""
     db.execute(
@@ -197,7 +196,7 @@ def _erase(db: sqlite3.Connection, subscriber_id: int, stamp: str) -> None:
     )
 
 
-def bounce(db: sqlite3.Connection, subscriber_id: int, where: Where, at: str) -> Verdict:
+def bounce(db: Connection, subscriber_id: int, where: Where, at: str) -> Verdict:
     """A hard bounce: the reader becomes bounced. For one already bounced or blocked the
     status stays and the bounce is still recorded, so `campaigns show` lists it; for an
     erased reader nothing is written."""
@@ -210,7 +209,7 @@ def bounce(db: sqlite3.Connection, subscriber_id: int, where: Where, at: str) ->
 
 
 def bounce_many(
-    db: sqlite3.Connection, bounced: Sequence[tuple[int, str]], campaign_id: int, at: str
+    db: Connection, bounced: Sequence[tuple[int, str]], campaign_id: int, at: str
 ) -> int:
     """Mark readers bounced by a campaign's permanent failures ((subscriber id, reply) pairs),
     each through change_subscriber; return how many changed."""

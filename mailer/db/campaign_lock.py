@@ -1,4 +1,4 @@
-"""One sending process per campaign: an flock beside the database, dropped if the process dies."""
+"""One sending process per campaign: an flock beside a SQLite file, dropped if the process dies."""
 
 from __future__ import annotations
 
