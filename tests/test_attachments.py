@@ -147,6 +147,28 @@ def test_a_missing_attachment_names_its_front_matter_line(mailer: Invoke, worksp
     assert done.stderr == f"error: {report}:5: attachment gone.pdf: not found\n"
 
 
+def test_a_file_listed_twice_is_a_warning_and_attached_once(
+    mailer: Invoke, workspace: Path
+) -> None:
+    report = write_report(workspace, ["annex.pdf", "notes.txt"])
+    report.write_text(
+        report.read_text().replace("  - notes.txt\n", "  - notes.txt\n  - ./annex.pdf\n")
+    )
+    said = (f"{report}:6: attachment ./annex.pdf is listed twice (first as annex.pdf): it is"
+            " attached once")  # fmt: skip
+    assert [str(notice) for notice in compiled(report).warnings] == [said]
+    done = mailer("render", str(report), "--out", str(workspace / "out"))
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"warning: {said}\n"
+    message = parse((workspace / "out" / "message.eml").read_bytes())
+    assert [part.get_filename() for part in message.iter_attachments()] == [
+        "annex.pdf",
+        "notes.txt",
+    ]
+    strict = mailer("render", str(report), "--out", str(workspace / "o2"), "--strict")
+    assert strict.exit_code == 1 and strict.stderr == f"error: {said} (--strict)\n"
+
+
 @pytest.mark.parametrize("mode", ["hosted", "inline"])
 def test_a_signed_message_with_an_attachment_verifies_with_dkimpy(
     tmp_path: Path, mode: str

@@ -177,11 +177,20 @@ def test_campaigns_show_counts_deliveries_per_edition(mailer: Invoke, workspace:
     text = mailer("campaigns", "show", "1").stdout
     assert re.search(r"^  fr\s+0 queued, 2 sent, .*\s+Le numéro du printemps$", text, re.MULTILINE)
     assert re.search(r"^  en \(default\)\s+0 queued, 3 sent, ", text, re.MULTILINE)
+    rows = text.split("editions:\n")[1].splitlines()[:3]
+    assert "\t" not in text.split("editions:")[1]
+    assert len({row.index("0 queued") for row in rows}) == 1  # the counts in one column
+    subjects = [row.index(subject) for row, subject in zip(rows, subjects_of(shown), strict=True)]
+    assert len(set(subjects)) == 1  # and the subjects in the next
     database = sqlite3.connect(workspace / "subscribers" / "mailer.db")
     stored = dict(database.execute(
         "SELECT s.email, d.edition FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
     ).fetchall())  # fmt: skip
     assert stored == {email: edition for email, (_, edition) in READERS.items()}
+
+
+def subjects_of(shown: dict[str, list[dict[str, str]]]) -> list[str]:
+    return [edition["subject"] for edition in shown["editions"]]
 
 
 def test_a_variable_missing_in_one_edition_stops_the_send_naming_that_file(
@@ -245,6 +254,17 @@ def test_editions_that_contradict_themselves_are_refused(
     add_readers(mailer)
     result = mailer("send", str(report), "--list", "weekly", "--dry-run")
     assert result.exit_code == 1 and problem in result.stderr and name in result.stderr
+
+
+def test_an_editions_other_lang_names_its_front_matter_line(
+    mailer: Invoke, workspace: Path
+) -> None:
+    report = write_issue(workspace / "issues")
+    spanish = workspace / "issues" / "issue.es.md"
+    spanish.write_text("---\nsubject: Hola\nauthor: Ana\nlang: fr\n---\n# Hola\n", encoding="utf-8")
+    result = mailer("render", str(report), "--out", str(workspace / "p"))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {spanish}:4: lang 'fr' differs from the file name's 'es'\n"
 
 
 def test_files_beside_the_report_that_are_no_language_are_not_editions(
@@ -369,6 +389,57 @@ def test_render_language_previews_that_edition(mailer: Invoke, workspace: Path) 
     none = mailer("render", str(report), "--language", "it", "--out", str(out))
     assert none.exit_code == 1 and "no edition in 'it'" in none.stderr
     assert len(none.stderr.strip().splitlines()) == 1
+
+
+def test_render_to_a_reader_shows_the_edition_they_get(mailer: Invoke, workspace: Path) -> None:
+    report = write_issue(workspace / "issues", fr=FRENCH, de=GERMAN)
+    add_readers(mailer)
+    out = workspace / "preview"
+    for email, (_, edition) in READERS.items():
+        done = mailer("render", str(report), "--list", "weekly", "--to", email, "--out", str(out))
+        assert done.exit_code == 0, done.output
+        message = message_from_bytes((out / "message.eml").read_bytes(), policy=policy.default)
+        assert message["To"].addresses[0].addr_spec == email
+        assert f'<html lang="{edition}"' in (out / "message.html").read_text(encoding="utf-8")
+    shown = mailer("render", str(report), "--list", "weekly", "--to", "zoe@example.org",
+                   "--out", str(out))  # fmt: skip
+    assert shown.exit_code == 0
+    message = message_from_bytes((out / "message.eml").read_bytes(), policy=policy.default)
+    assert message["Subject"] == "Le numéro du printemps"
+    assert "la rivière est haute" in (out / "message.txt").read_text(encoding="utf-8")
+    chosen = mailer("render", str(report), "--list", "weekly", "--to", "zoe@example.org",
+                    "--language", "de", "--out", str(out))  # fmt: skip
+    assert chosen.exit_code == 0  # --language still says which edition to show
+    assert "Hochwasser" in (out / "message.txt").read_text(encoding="utf-8")
+
+
+def test_render_strict_checks_every_edition(mailer: Invoke, workspace: Path) -> None:
+    broken = GERMAN + "\nAusgabe {{ report.meta.issue }}.\n"
+    report = write_issue(workspace / "issues", fr=FRENCH, de=broken)
+    german = workspace / "issues" / "issue.de.md"
+    out = str(workspace / "preview")
+    assert mailer("render", str(report), "--out", out).exit_code == 0  # a draft: the default
+    add_readers(mailer)
+    for extra in (["--strict"], ["--strict", "--list", "weekly"], ["--list", "weekly"]):
+        done = mailer("render", str(report), "--out", out, *extra)
+        assert done.exit_code == 1, extra
+        assert done.stderr.startswith(f"error: {german}:9: "), extra
+        assert "no attribute 'issue'" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_render_list_checks_each_member_in_the_edition_they_get(
+    mailer: Invoke, workspace: Path
+) -> None:
+    french = FRENCH + "\nÀ {{ subscriber.attributes.ciudad }}.\n"
+    report = write_issue(workspace / "issues", fr=french)
+    add_readers(mailer)
+    out = str(workspace / "preview")
+    done = mailer("render", str(report), "--list", "weekly", "--to", "ada@example.org",
+                  "--out", out)  # fmt: skip
+    assert done.exit_code == 1  # Zoé reads French, which asks for an attribute she has not
+    french_file = workspace / "issues" / "issue.fr.md"
+    assert done.stderr.startswith(f"error: {french_file}:8: ")
+    assert "ciudad" in done.stderr and "zoe@example.org" in done.stderr
 
 
 def test_send_warns_for_every_edition(mailer: Invoke, workspace: Path) -> None:

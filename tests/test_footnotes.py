@@ -13,6 +13,7 @@ from mailer.compose.preview import archive_copy
 from mailer.compose.report import load_report
 from mailer.config import NewsletterSettings
 from mailer.models import MailingList, Reader
+from tests.conftest import Invoke
 from tests.message_checks import check_message
 
 NEWS = NewsletterSettings(base_url="https://news.example.org")
@@ -102,3 +103,23 @@ def test_messages_with_notes_pass_the_checks_and_keep_them_in_the_archive(
     assert plain is not None and "[^3] Letter of 3 October." in str(plain.get_content())
     copy = archive_copy(compiled, NEWS.base_url)
     assert 'id="fn1"' in copy and 'href="#fnref1"' in copy and 'href="#fn3"' in copy
+
+
+def test_a_reference_without_a_note_is_a_warning_or_under_strict_an_error(
+    mailer: Invoke, workspace: Path
+) -> None:
+    body = BODY.replace("When adjusted", "When adjusted[^nope]") + "\nWritten as is: \\[^1].\n"
+    path = workspace / "report.md"
+    path.write_text(f"---\nsubject: Phosphate\n---\n{body}", encoding="utf-8")
+    line = next(n for n, text in enumerate(body.splitlines(), 4) if "[^nope]" in text)
+    assert line == 7  # the second line of its paragraph
+    said = (f"{path}:{line}: footnote [^nope] has no note, so readers see it as written: add a"
+            " line '[^nope]: the note'")  # fmt: skip
+    assert [str(notice) for notice in CompiledCampaign(load_report(path), NEWS, LIST).warnings] == [
+        said
+    ]
+    done = mailer("render", str(path), "--out", str(workspace / "out"))
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"warning: {said}\n"  # the escaped \[^1] is meant as text: no warning
+    strict = mailer("render", str(path), "--out", str(workspace / "o2"), "--strict")
+    assert strict.exit_code == 1 and strict.stderr == f"error: {said} (--strict)\n"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
@@ -234,18 +236,145 @@ def test_strict_refuses_an_image_without_alt_text(mailer: Invoke, workspace: Pat
     assert send.exit_code == 1 and send.stderr.startswith(f"error: {said}")
 
 
-def test_plain_http_and_a_local_file_in_raw_html_are_warnings(tmp_path: Path) -> None:
-    body = BODY.replace("https://example.org/heron", "http://x.org/h")
-    report = write_report(tmp_path, body + '\nOur map: <img src="images/map.png">.\n')
+def test_plain_http_is_a_warning(tmp_path: Path) -> None:
+    report = write_report(tmp_path, BODY.replace("https://example.org/heron", "http://x.org/h"))
     warnings = [str(notice) for notice in compiled(tmp_path, "hosted", report).warnings]
-    lines = report.read_text().splitlines()
-    at = [next(n for n, text in enumerate(lines, 1) if word in text) for word in ("h.png", "map")]
+    line = next(n for n, text in enumerate(report.read_text().splitlines(), 1) if "h.png" in text)
     assert warnings == [
-        f"{report}:{at[0]}: image http://x.org/h.png loads over plain http, which many mail"
-        " clients block: use https",
-        f"{report}:{at[1]}: an <img> in HTML names a local file, which readers cannot load:"
-        " use ![alt](path)",
+        f"{report}:{line}: image http://x.org/h.png loads over plain http, which many mail"
+        " clients block: use https"
     ]
+
+
+RAW = """
+Our chart, in HTML: <img src="images/weir.jpg" alt="The weir, in HTML"> and a remote one
+<img src='https://example.org/heron.png' alt="A heron &amp; its nest">.
+
+<figure>
+<img src="images/logo%20small.png" alt="The logo, in a figure" />
+<!-- <img src="images/last-year.png"> a draft's: no image -->
+</figure>
+"""
+
+
+@pytest.mark.parametrize("mode", ["hosted", "inline"])
+def test_a_local_img_in_raw_html_is_placed_as_markdown_images_are(
+    tmp_path: Path, mode: str
+) -> None:
+    campaign = compiled(tmp_path / "ws", mode, write_report(tmp_path, "# Raw\n" + RAW))
+    assert campaign.warnings == []
+    raw = campaign.message(READER, preview_links("https://news.example.org"))
+    assert check_message(raw) == []
+    message = parse(raw)
+    html = re.sub(r"<!--.*?-->", "", html_of(message), flags=re.DOTALL)  # a comment shows none
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert len(sources) == 3 and "images/" not in html  # nothing left pointing at the disk
+    assert sources[1] == "https://example.org/heron.png"  # remote: as written
+    weir, logo = sources[0], sources[2]
+    if mode == "inline":
+        parts = {f"cid:{str(part['Content-ID']).strip('<>')}" for part in message.walk()
+                 if part["Content-ID"]}  # fmt: skip
+        assert {weir, logo} == parts
+    else:
+        assert weir.startswith("https://news.example.org/media/")
+        assert logo.startswith("https://news.example.org/media/")
+        served = tmp_path / "ws" / "media" / weir.rpartition("/")[2]
+        assert clean_of_metadata(served.read_bytes()).width == 1200
+    tag = re.search(r'<img src="[^"]+" alt="The weir, in HTML"[^>]*>', html)
+    assert tag and 'width="600"' in tag.group() and 'height="400"' in tag.group()
+    text = " ".join(text_of(message).split())
+    assert "[image: The weir, in HTML]" in text
+    assert "[image: A heron & its nest]" in text
+    assert "[image: The logo, in a figure]" in text
+
+
+def test_a_missing_file_in_raw_html_is_an_error_naming_its_line(
+    mailer: Invoke, workspace: Path
+) -> None:
+    report = write_report(workspace, "# Raw\n" + RAW.replace("logo%20small", "map"))
+    line = next(n for n, text in enumerate(report.read_text().splitlines(), 1) if "map" in text)
+    done = mailer("render", str(report), "--out", str(workspace / "out"))
+    assert done.exit_code == 1
+    assert done.stderr == f"error: {report}:{line}: image images/map.png not found" + (
+        f" ({workspace / 'images' / 'map.png'})\n"
+    )
+    assert not (workspace / "out").exists()
+
+
+def test_an_img_in_raw_html_without_alt_text_is_a_warning_or_under_strict_an_error(
+    mailer: Invoke, workspace: Path
+) -> None:
+    report = write_report(workspace, "# Raw\n" + RAW.replace(' alt="The logo, in a figure"', ""))
+    line = next(n for n, text in enumerate(report.read_text().splitlines(), 1) if "logo" in text)
+    said = (
+        f"{report}:{line}: image images/logo%20small.png has no alt text: readers who do"
+        ' not load images, and screen readers, get nothing (write alt="what it shows")'
+    )
+    done = mailer("render", str(report), "--out", str(workspace / "out"))
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"warning: {said}\n"
+    assert "[image]" in (workspace / "out" / "message.txt").read_text(encoding="utf-8")
+    strict = mailer("render", str(report), "--out", str(workspace / "o2"), "--strict")
+    assert strict.exit_code == 1 and strict.stderr == f"error: {said} (--strict)\n"
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["![The map](file:///home/ada/map.png)", '<img src="file:///home/ada/map.png" alt="m">'],
+)
+def test_an_image_from_a_file_url_is_refused_naming_its_line(
+    mailer: Invoke, workspace: Path, written: str
+) -> None:
+    report = write_report(workspace, BODY + f"\nThe map: {written}\n")
+    line = len(report.read_text().splitlines())
+    done = mailer("render", str(report), "--out", str(workspace / "out"))
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f"error: {report}:{line}: image file:///home/ada/map.png: a message cannot show a file"
+        " of this computer; write its path relative to the report, such as images/chart.png\n"
+    )
+
+
+def corrupt_exif(width: int, height: int) -> bytes:
+    """A JPEG whose EXIF block says it holds more entries than it does, as a broken camera
+    or editor writes it."""
+    image = Image.new("RGB", (width, height), (10, 90, 160))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.Orientation] = 1
+    out = BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    data = bytearray(out.getvalue())
+    tiff = data.index(b"Exif\x00\x00") + 6
+    data[tiff + 8 : tiff + 10] = b"\x00\x40"  # 64 entries (big-endian "MM" TIFF header)
+    assert data[tiff : tiff + 2] == b"MM"
+    return bytes(data)
+
+
+def test_a_jpeg_with_damaged_exif_is_one_warning_line_and_no_python_warning(
+    workspace: Path,
+) -> None:
+    report = write_report(workspace, "# Damaged\n\n![A damaged photo](images/damaged.jpg)\n")
+    (workspace / "images" / "damaged.jpg").write_bytes(corrupt_exif(80, 60))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    command = [sys.executable, "-W", "default", "-m", "mailer", "--workspace", str(workspace),
+               "render", str(report), "--out", str(workspace / "out")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    line = len(report.read_text().splitlines())
+    [said] = done.stderr.splitlines()
+    assert said.startswith(
+        f"warning: {report}:{line}: image images/damaged.jpg has damaged metadata (Corrupt EXIF"
+    )
+    assert said.endswith("it is dropped, as all metadata is, but check that the picture stands"
+                         " the right way up")  # fmt: skip
+    sent = (workspace / "out" / "media").iterdir()
+    assert [clean_of_metadata(path.read_bytes()).size for path in sent] == [(80, 60)]
+    strict = subprocess.run([*command, "--strict"], capture_output=True, text=True, env=env,
+                            check=False, timeout=120)  # fmt: skip
+    assert strict.returncode == 1 and strict.stderr.startswith(f"error: {report}:{line}: image")
+    assert len(strict.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("mode", ["hosted", "inline"])

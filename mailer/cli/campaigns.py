@@ -119,12 +119,11 @@ def _editions(editions: Sequence[EditionCounts]) -> list[str]:
     """One line per edition when there are several: its language, counts and subject."""
     if len(editions) < 2:
         return []
-    lines = ["editions:"]
-    for e in editions:
-        counts = ", ".join(f"{e.counts[k]} {k}" for k in DELIVERY_COUNTS)
-        mark = " (default)" if e.default else ""
-        lines.append(f"  {e.lang}{mark}\t{counts}\t{e.subject}")
-    return lines
+    names = [e.lang + (" (default)" if e.default else "") for e in editions]
+    counts = [", ".join(f"{e.counts[k]} {k}" for k in DELIVERY_COUNTS) for e in editions]
+    wide, wider = max(map(len, names)), max(map(len, counts))
+    rows = zip(names, counts, editions, strict=True)
+    return ["editions:"] + [f"  {name:<{wide}}  {n:<{wider}}  {e.subject}" for name, n, e in rows]
 
 
 def _welcome(slug: str, current: str | None) -> str:

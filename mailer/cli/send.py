@@ -51,7 +51,8 @@ def render(
         typer.Option(
             "--language",
             metavar="LANG",
-            help="Preview the edition in this language (issue.fr.md beside issue.md).",
+            help="Preview the edition in this language (issue.fr.md beside issue.md);"
+            " default: the edition the reader gets.",
         ),
     ] = None,
 ) -> None:
@@ -61,7 +62,7 @@ def render(
     for edition in read_editions(load_report(report)):  # every language's images and files
         warn(inspect_report(edition.report, current, strict=strict))
     if list_slug is None:
-        paths = render_preview(report, current, out_dir, email=to, language=language)
+        paths = render_preview(report, current, out_dir, email=to, language=language, strict=strict)
     else:
         with open_db(create=False) as database:
             mailing_list = lists.get(database, list_slug)
@@ -74,6 +75,7 @@ def render(
                 members=readers,
                 email=to,
                 language=language,
+                strict=strict,
             )
     for path in paths:
         out.print(str(path), markup=False)

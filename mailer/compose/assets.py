@@ -8,9 +8,10 @@ from typing import Any
 
 from markdown_it.token import Token
 
-from mailer.compose import attachments, images, lookalikes
+from mailer.compose import attachments, footnotes, images, lookalikes
 from mailer.compose.attachments import Attached
 from mailer.compose.images import Images
+from mailer.compose.imaging import damaged_metadata
 from mailer.compose.notices import Notice
 from mailer.compose.personal import PLACEHOLDER, Spans
 from mailer.compose.plaintext import PlainText, markdown, to_text
@@ -63,22 +64,38 @@ def prepare_body(
     files, heavy = attachments.attach(report, options.max_attachment_mb, options.files)
     html = parser.renderer.render(tokens, parser.options, env)
     text = to_text(tokens, parser, PLACEHOLDER)
-    looks = lookalikes.survey(tokens, report)
+    looks = [*lookalikes.survey(tokens, report), *footnotes.survey(tokens, report)]
     return Body(html, text, placed, files, [*placed.notices, *looks, *heavy])
 
 
 def inspect_report(report: Report, settings: Settings, *, strict: bool = False) -> list[Notice]:
-    """Check the report's images and attachments without reading them: a missing file or
-    attachments over [send] max_attachment_mb are errors; what readers would miss (and a
+    """Check the report's images (their headers only) and attachments: a missing file, or
+    attachments over [send] max_attachment_mb, are errors; what readers would miss (and a
     paragraph that looks like the first item of the list after it) is a warning, returned,
     or (``strict``) the error raised."""
     tokens = _tokens(report)
-    _, notices = images.survey(tokens, images.find(tokens, report), report)
+    local, notices = images.survey(tokens, images.find(tokens, report), report)
+    notices += _damaged(local, report)
     notices += lookalikes.survey(tokens, report)
+    notices += footnotes.survey(tokens, report)
     _, heavy = attachments.survey(report, settings.send.max_attachment_mb)
     notices += heavy
     if strict and notices:
         raise notices[0].error()
+    return notices
+
+
+def _damaged(local: list[tuple[images.Found, Path]], report: Report) -> list[Notice]:
+    """A warning for each image whose metadata Pillow finds damaged (said once per file)."""
+    notices, seen = [], set()
+    for item, path in local:
+        if path in seen:
+            continue
+        seen.add(path)
+        if problem := damaged_metadata(path):
+            why = (f"image {item.src} has damaged metadata ({problem}): it is dropped, as all"
+                   " metadata is, but check that the picture stands the right way up")  # fmt: skip
+            notices.append(Notice(report.path, item.line, why))
     return notices
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,18 @@ def survey(
     report: Report, max_mb: float, files: ReportFiles | None = None
 ) -> tuple[list[tuple[Listed, Path, int]], list[Notice]]:
     """Each attachment with its file and size (an error naming its line when there is none),
-    without reading it; an error above ``max_mb`` in all, a warning above 1 MB."""
-    reader, found = files or ReportFiles(), []
+    without reading it, once however often it is listed; an error above ``max_mb`` in all, a
+    warning above 1 MB or for a file listed twice."""
+    reader, found, twice = files or ReportFiles(), [], []
+    named: dict[str, Listed] = {}
     for listed in report.attachments:
         path = report.path.parent / listed.name
+        first = named.setdefault(os.path.normpath(path), listed)
+        if first is not listed:
+            also = "" if first.name == listed.name else f" (first as {first.name})"
+            twice.append(Notice(report.path, listed.line, f"attachment {listed.name} is listed"
+                                f" twice{also}: it is attached once"))  # fmt: skip
+            continue
         try:
             size = reader.size(path)
         except OSError as error:
@@ -49,7 +58,7 @@ def survey(
         found.append((listed, path, size))
     total = sum(size for _, _, size in found)
     if not found or total <= min(HEAVY, max_mb * MB):
-        return found, []
+        return found, twice
     sizes = ", ".join(f"{listed.name} {megabytes(size)}" for listed, _, size in found)
     line = found[0][0].line
     if total > max_mb * MB:
@@ -57,7 +66,7 @@ def survey(
                              f" over [send] max_attachment_mb = {max_mb:g}", line)  # fmt: skip
     heavy = (f"attachments are {megabytes(total)} in all ({sizes}), sent with every message:"
              " a link to the files may serve readers better")  # fmt: skip
-    return found, [Notice(report.path, line, heavy)]
+    return found, [*twice, Notice(report.path, line, heavy)]
 
 
 def attach(

@@ -96,10 +96,25 @@ def _glob_escape(text: str) -> str:
 def _edition(found: Report, tag: str, default: Report, source: str) -> Edition:
     written = found.meta.get("lang")
     if written is not None and str(written).strip().lower() != tag.lower():
-        raise FileInputError(found.path, f"lang {written!r} differs from the file name's {tag!r}")
+        line = _front_matter_line(source, "lang")
+        why = f"lang {written!r} differs from the file name's {tag!r}"
+        raise FileInputError(found.path, why, line)
     kept = {key: getattr(default, key) for key in INHERITED
             if key not in found.meta and not getattr(found, key)}  # fmt: skip
     return Edition(tag, replace(found, lang=tag, **kept), source)
+
+
+def _front_matter_line(source: str, key: str) -> int | None:
+    """The line of the front matter of ``source`` that gives ``key``."""
+    lines = source.removeprefix("\ufeff").splitlines()
+    if not lines or lines[0].rstrip() != "---":
+        return None
+    for number, line in enumerate(lines[1:], 2):
+        if line.rstrip() in ("---", "..."):
+            return None
+        if re.match(rf"[\"']?{re.escape(key)}[\"']?\s*:", line):
+            return number
+    return None
 
 
 def stored_editions(rows: Iterable[tuple[str, str, str]]) -> list[Edition]:
@@ -213,9 +228,13 @@ class Compiler:
         mailing_list: MailingList,
         key: str,
         files: ReportFiles | None = None,
+        *,
+        publish: bool = True,
     ) -> None:
         self.settings, self.list, self.key = settings, mailing_list, key
         self.files = files or ReportFiles()  # shared by the editions: each file read once
+        self.publish = publish  # False for a preview: nothing written into the media folder
 
     def __call__(self, report: Report) -> CompiledCampaign:
-        return compile_campaign(self.settings, report, self.list, self.key, files=self.files)
+        return compile_campaign(self.settings, report, self.list, self.key, self.publish,
+                                self.files)  # fmt: skip

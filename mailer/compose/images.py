@@ -11,6 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 from markdown_it.token import Token
 
+from mailer.compose import html_images
+from mailer.compose.html_images import Tag
 from mailer.compose.imaging import ImageError, Picture, fit
 from mailer.compose.notices import Notice
 from mailer.compose.parts import leaf
@@ -22,22 +24,22 @@ from mailer.errors import FileInputError
 MODES = ("hosted", "inline")
 MEDIA_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg|gif)")  # what Picture.name makes
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+FILE_URL = re.compile(r"!\[[^\]\n]*\]\(\s*<?(file:[^()<>\s]*)", re.IGNORECASE)  # ![a](file:///x)
 SPACED = re.compile(r"!\[([^\]\n]*)\]\(([^()<>\s]+ [^()<>]*?)\)")  # ![a](my pics/x.png)
-RAW_LOCAL = re.compile(
-    r"<img\b[^>]*?\bsrc\s*=\s*[\"']?(?![\"'>\s]|[A-Za-z][A-Za-z0-9+.-]*:|//|#)", re.IGNORECASE
-)
 MAX_FILE = 50 * 1024 * 1024  # bytes of one image file
 STYLE = "max-width: 100%; height: auto;"  # narrower screens shrink it, in proportion
 
 
 @dataclass(eq=False)
 class Found:
-    """An image the Markdown shows: its token, its source and alt text, its line in the file."""
+    """An image the Markdown shows: its token, its source and alt text, its line in the file;
+    ``tag`` when it is an <img> of raw HTML (the token's content holds it)."""
 
     token: Token
     src: str
     alt: str
     line: int
+    tag: Tag | None = None
 
 
 @dataclass(frozen=True)
@@ -62,19 +64,31 @@ class Images:
 
 
 def find(tokens: Sequence[Token], report: Report) -> list[Found]:
-    """Every image in the body's tokens, with the line of the report file it is written on."""
+    """Every image in the body's tokens, Markdown's and raw HTML's <img>, with the line of the
+    report file it is written on."""
     found = []
     for block in tokens:
+        line = report.body_line_offset + (block.map[0] if block.map else 0) + 1
+        if block.type == "html_block":
+            found += _raw(block, line)
         if block.type != "inline" or not block.children:
             continue
-        line = report.body_line_offset + (block.map[0] if block.map else 0) + 1
         for child in block.children:
             if child.type in ("softbreak", "hardbreak"):
                 line += 1
             elif child.type == "image":
                 src = str(child.attrs.get("src", ""))
                 found.append(Found(child, src, " ".join(child.content.split()), line))
+            elif child.type == "html_inline":
+                found += _raw(child, line)
+                line += child.content.count("\n")
     return found
+
+
+def _raw(token: Token, line: int) -> list[Found]:
+    """The <img> tags of a raw HTML token, its first line being ``line``."""
+    return [Found(token, tag.src, tag.alt, line + token.content.count("\n", 0, tag.start), tag)
+            for tag in html_images.tags(token.content)]  # fmt: skip
 
 
 def local_path(src: str) -> str | None:
@@ -88,15 +102,18 @@ def local_path(src: str) -> str | None:
 def survey(
     tokens: Sequence[Token], found: list[Found], report: Report, files: ReportFiles | None = None
 ) -> tuple[list[tuple[Found, Path]], list[Notice]]:
-    """Each local image with its file (an error naming the line if there is none), and the
-    warnings: no alt text, plain http, a local file named in raw HTML."""
+    """Each local image with its file (an error naming the line if there is none, or if it is
+    a file: URL), and the warnings: no alt text, plain http, a path with a space."""
     files = files or ReportFiles()
     local, notices = [], []
     for item in found:
         if not item.alt:
+            how = 'alt="what it shows"' if item.tag else "![what it shows](...)"
             notices.append(Notice(report.path, item.line, f"image {item.src} has no alt text:"
                                   " readers who do not load images, and screen readers, get"
-                                  " nothing (write ![what it shows](...))"))  # fmt: skip
+                                  f" nothing (write {how})"))  # fmt: skip
+        if item.src.lower().startswith("file:"):
+            _refuse_file_url(item.src, report, item.line)
         if item.src.lower().startswith("http://"):
             notices.append(Notice(report.path, item.line, f"image {item.src} loads over plain"
                                   " http, which many mail clients block: use https"))  # fmt: skip
@@ -109,18 +126,24 @@ def survey(
             raise FileInputError(report.path, f"image {item.src} {why} ({path})", item.line)
         local.append((item, path))
     for token in tokens:
-        inline = [child.content for child in token.children or [] if child.type == "html_inline"]
-        raw = [token.content] if token.type == "html_block" else inline
         line = report.body_line_offset + (token.map[0] if token.map else 0) + 1
-        if any(RAW_LOCAL.search(html) for html in raw):
-            why = "an <img> in HTML names a local file, which readers cannot load: use ![alt](path)"
-            notices.append(Notice(report.path, line, why))
-        text = "".join(child.content for child in token.children or [] if child.type == "text")
-        if spaced := SPACED.search(text):  # Markdown reads it as text, not as an image
-            why = (f"![{spaced[1]}]({spaced[2]}) is shown as text: a path with a space is"
-                   f" written <{spaced[2]}> or with %20")  # fmt: skip
-            notices.append(Notice(report.path, line, why))
+        for child in token.children or []:
+            line += child.type in ("softbreak", "hardbreak")
+            if child.type != "text":
+                continue
+            if url := FILE_URL.search(child.content):  # Markdown refuses to link it
+                _refuse_file_url(url[1], report, line)
+            if spaced := SPACED.search(child.content):  # Markdown reads it as text
+                why = (f"![{spaced[1]}]({spaced[2]}) is shown as text: a path with a space is"
+                       f" written <{spaced[2]}> or with %20")  # fmt: skip
+                notices.append(Notice(report.path, line, why))
     return local, notices
+
+
+def _refuse_file_url(src: str, report: Report, line: int) -> None:
+    why = (f"image {src}: a message cannot show a file of this computer; write its path"
+           " relative to the report, such as images/chart.png")  # fmt: skip
+    raise FileInputError(report.path, why, line)
 
 
 def place(
@@ -139,6 +162,7 @@ def place(
     images = Images(notices=notices)
     done: dict[Path, Placed] = {}
     same: dict[str, Placed] = {}  # by content: two files with the same bytes are one part
+    raw: dict[int, tuple[Token, list[tuple[Tag, Placed]]]] = {}  # by id of the HTML token
     for item, path in local:
         placed = done.get(path.resolve())
         if placed is None:
@@ -159,11 +183,29 @@ def place(
             same[picture.name] = placed
             images.placed.append(placed)
         done[path.resolve()] = placed
+        if item.tag is not None:
+            raw.setdefault(id(item.token), (item.token, []))[1].append((item.tag, placed))
+            continue
         width, height = placed.picture.shown
         for name, value in (("src", placed.reference), ("width", str(width)),
                             ("height", str(height)), ("style", STYLE)):  # fmt: skip
             item.token.attrSet(name, value)
+    for token, tags in raw.values():
+        token.content = _rewritten(token.content, tags)
     return images
+
+
+def _rewritten(content: str, tags: list[tuple[Tag, Placed]]) -> str:
+    """Raw HTML with each local <img> pointing where readers get it, shown at most 600 px
+    wide (unless the tag gives its own width or height)."""
+    for tag, placed in sorted(tags, key=lambda pair: pair[0].start, reverse=True):
+        width, height = placed.picture.shown
+        sized = {"width", "height"} & set(tag.attributes)
+        added = {"style": STYLE} if sized else {"width": str(width), "height": str(height),
+                                                 "style": STYLE}  # fmt: skip
+        new = html_images.rewrite(tag, placed.reference, added)
+        content = content[: tag.start] + new + content[tag.end :]
+    return content
 
 
 def _picture(item: Found, path: Path, report: Report, files: ReportFiles) -> Picture:

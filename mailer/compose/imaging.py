@@ -6,6 +6,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
 from PIL import Image, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
 
@@ -48,9 +49,12 @@ class Picture:
 
 def fit(data: bytes) -> Picture:
     """Decode ``data`` and encode it anew, turned upright, in sRGB, at most MAX_WIDTH wide,
-    with nothing but pixels: no EXIF (GPS, camera), XMP, ICC profile or comment."""
+    with nothing but pixels: no EXIF (GPS, camera), XMP, ICC profile or comment. Pillow's
+    other warnings (damaged EXIF) are not printed: the metadata is dropped all the same, and
+    ``damaged_metadata`` tells the editor."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(BytesIO(data)) as source:
                 source.load()
@@ -62,6 +66,22 @@ def fit(data: bytes) -> Picture:
         raise ImageError("is not an image mailer can read (PNG, JPEG, GIF or WebP)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise ImageError(f"cannot be read as an image ({error})") from None
+
+
+def damaged_metadata(path: Path) -> str:
+    """What Pillow finds wrong in the metadata of the image at ``path`` (a truncated EXIF
+    block...), read from its header only; '' when nothing is, or when it cannot be read (the
+    campaign's compilation says why)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Image.open(path) as image:
+                image.getexif()
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return ""
+    said = [" ".join(str(w.message).split()) for w in caught
+            if not issubclass(w.category, Image.DecompressionBombWarning)]  # fmt: skip
+    return "; ".join(dict.fromkeys(said))
 
 
 def _fit(source: Image.Image) -> Picture:

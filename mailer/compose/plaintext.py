@@ -14,6 +14,8 @@ from markdown_it.tree import SyntaxTreeNode
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.footnote import footnote_plugin
 
+from mailer.compose.html_images import as_text
+
 WIDTH = 72
 # A paragraph holding personal values is wrapped per reader: "\x01{spec}\x02{text}\x03" marks it,
 # and "\x04" stands for a hard line break inside it (so the marked region stays one line).
@@ -162,7 +164,7 @@ class _Renderer:
         if kind == "table":
             return self.table(node, first, rest)
         if kind == "html_block":
-            text = " ".join(html.unescape(TAG.sub(" ", node.content)).split())
+            text = " ".join(html.unescape(TAG.sub(" ", as_text(node.content))).split())
             return self.paragraph(text, first, rest) if text else []
         if kind == "footnote_block":
             return [first + "Notes", rest + "-----", *self.notes(node, rest)]
@@ -267,8 +269,8 @@ class _Renderer:
                 parts.append(f"[image: {alt}]" if alt else "[image]")
             elif kind == "footnote_ref":
                 parts.append(f"[^{child.meta['id'] + 1}]")
-            elif kind == "html_inline":
-                continue
+            elif kind == "html_inline":  # an <img> is told by its alt text, other tags dropped
+                parts.append(html.unescape(TAG.sub("", as_text(child.content))))
             else:
                 parts.append(self.inline(child))
         return "".join(parts)

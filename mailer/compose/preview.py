@@ -16,9 +16,16 @@ from email_validator import EmailNotValidError, validate_email
 from markdown_it.common.utils import escapeHtml
 
 from mailer.compose.compiled import CompiledCampaign, Links, compile_campaign, preview_links
-from mailer.compose.editions import choose_edition, read_editions
+from mailer.compose.editions import (
+    Chooser,
+    CompiledEditions,
+    Compiler,
+    Edition,
+    choose_edition,
+    read_editions,
+)
 from mailer.compose.images import publish
-from mailer.compose.report import load_report
+from mailer.compose.report import Report, load_report
 from mailer.config import Settings
 from mailer.errors import AddressError, FileInputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
@@ -78,17 +85,25 @@ def render_preview(
     members: Iterable[Member] = (),
     email: str | None = None,
     language: str | None = None,
+    strict: bool = False,
 ) -> list[Path]:
-    """Compile the report (the edition of ``language``), check it for every member given,
-    write the three files for one."""
-    report = load_report(report_path)
-    if language is not None:
-        report = choose_edition(read_editions(report), language)
-    listing = mailing_list or preview_list(settings)
-    campaign = compile_campaign(settings, report, listing, "preview", publish=False)
+    """Write the three files for one reader, in the edition of ``language``, else in the one
+    that reader gets (as a send chooses it). With a list, or ``strict``, every edition is
+    compiled, and each member given is checked in the edition they get, as a send would."""
+    editions = read_editions(load_report(report_path))
     everyone = list(members)
-    campaign.check(everyone)
     reader = choose_reader(everyone, email, mailing_list.slug if mailing_list else "")
+    listing = mailing_list or preview_list(settings)
+    shown = choose_edition(editions, language) if language is not None else None
+    if strict or mailing_list is not None:
+        compiler = Compiler(settings, listing, "preview", publish=False)
+        compiled = CompiledEditions([edition.report for edition in editions], compiler)
+        compiled.check(everyone)
+        chosen = compiled.editions[shown.lang] if shown else compiled.for_reader(reader)
+        campaign = chosen.campaign
+    else:
+        report = shown or _edition_of(editions, reader)
+        campaign = compile_campaign(settings, report, listing, "preview", publish=False)
     links = preview_links(settings.newsletter.base_url)
     html, text = campaign.parts(reader, links)
     message = campaign.message(reader, links)
@@ -101,6 +116,12 @@ def render_preview(
     except OSError as error:
         raise FileInputError(out_dir, error.strerror or str(error)) from None
     return paths
+
+
+def _edition_of(editions: list[Edition], reader: Reader) -> Report:
+    """The edition ``reader`` gets, chosen by their language as a send chooses it."""
+    wanted = Chooser([edition.lang for edition in editions]).pick(reader.lang)
+    return next(edition.report for edition in editions if edition.lang == wanted)
 
 
 def _with_local_images(html: str, campaign: CompiledCampaign, out_dir: Path) -> str:
