@@ -153,6 +153,12 @@ def dump(database: Database) -> str:
     return "\n".join(repr(row) for name in names for row in database.query(f"SELECT * FROM {name}"))
 
 
+def engine_environ() -> dict[str, str]:
+    """The test's engine as a settings variable, for tests that load settings from a dict."""
+    url = os.environ.get("MAILER_DATABASE_URL", "")
+    return {"MAILER_DATABASE_URL": url} if url else {}
+
+
 def store(workspace: Path, *, create: bool = True) -> Database:
     """The workspace's database, on the engine the test runs on (see ``engine``)."""
     return open_database(config.load(workspace), create=create)

@@ -10,7 +10,7 @@ import pytest
 
 from mailer.audience import lists, subscriptions
 from mailer.config import SmtpSettings
-from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.database import Database
 from mailer.errors import InputError, TransportError
 from mailer.models import Candidate, Reader
 from mailer.send.campaigns import Campaigns
@@ -19,7 +19,10 @@ from mailer.send.outbox import OutboxTransport
 from mailer.send.recipients import Audience
 from mailer.send.smtp import SmtpTransport
 from mailer.send.types import Ready, SendOptions
+from tests.conftest import store as open_store
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
 
 
 def build(recipient: Reader) -> tuple[Ready, str]:
@@ -31,9 +34,11 @@ def build(recipient: Reader) -> tuple[Ready, str]:
     return Ready(body.encode()), message_id
 
 
-def store_with(tmp_path: Path, count: int, smtputf8: tuple[str, ...] = ()) -> tuple[Database, int]:
-    store = Database(tmp_path / "db.sqlite")
-    weekly = lists.create(store, "weekly", "Weekly")
+def store_with(
+    tmp_path: Path, count: int, smtputf8: tuple[str, ...] = (), slug: str = "weekly"
+) -> tuple[Database, int]:
+    store = open_store(tmp_path)  # on the test's engine
+    weekly = lists.create(store, slug, "Weekly")
     candidates = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(count)]
     candidates += [Candidate(e, True, "Intl") for e in smtputf8]
     subscriptions.add(store, weekly, candidates)
@@ -108,11 +113,11 @@ def test_faults_end_in_recorded_states_that_match_the_server(tmp_path: Path) -> 
                      max_attempts=3, max_consecutive_failures=10_000)  # fmt: skip
     finally:
         server.stop()
-    rows = store.connection.execute(
+    rows = store.query(
         "SELECT s.email, d.status, d.attempts, d.last_code FROM deliveries d"
         " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ?",
         (campaign_id,),
-    ).fetchall()
+    )
     received = server_state.counts()
     assert sum(counts.values()) == 2000 == len(rows)
     for email, status, attempts, code in rows:
@@ -127,8 +132,8 @@ def test_faults_end_in_recorded_states_that_match_the_server(tmp_path: Path) -> 
             assert (status, attempts, code) == ("deferred", 3, 451)
         else:
             assert status == "sent", (email, action, status, code)
-    bounced = store.connection.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
-    assert bounced.fetchone()[0] == counts["failed"] > 0
+    bounced = store.query("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
+    assert bounced[0][0] == counts["failed"] > 0
 
 
 def test_smtputf8_recipients(tmp_path: Path) -> None:
@@ -136,7 +141,7 @@ def test_smtputf8_recipients(tmp_path: Path) -> None:
     for offered in (True, False):
         folder = tmp_path / str(offered)
         folder.mkdir()
-        store, campaign_id = store_with(folder, 3, intl)
+        store, campaign_id = store_with(folder, 3, intl, slug=f"weekly-{offered}".lower())
         recorder = Recorder()
         server = start(recorder, enable_SMTPUTF8=offered)
         try:
@@ -308,8 +313,8 @@ def test_a_refused_sender_fails_no_reader_and_bounces_no_one(tmp_path: Path) -> 
     assert counts["failed"] == info.counts["failed"] == 0
     assert info.status == "paused" and info.reason == "paused after 10 failures in a row"
     assert info.counts["deferred"] == 10 and info.counts["queued"] == 20
-    bounced = store.connection.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
-    assert bounced.fetchone()[0] == 0
+    bounced = store.query("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'")
+    assert bounced[0][0] == 0
     assert Campaigns(store).log(campaign_id).count() == 30  # resume would try all of them again
 
 
@@ -337,7 +342,7 @@ def test_a_failed_write_keeps_the_batch_for_the_next_one(tmp_path: Path) -> None
     info = Campaigns(store).get(campaign_id)
     sent_on_the_wire = set(recorder.counts())
     recorded_sent = {
-        row[0] for row in store.connection.execute(
+        row[0] for row in store.query(
             "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.status = 'sent'"
         )
@@ -406,9 +411,9 @@ def test_a_message_that_cannot_be_built_fails_that_reader_only(tmp_path: Path) -
         server.stop()
     assert progress.counts == {"sent": 29, "deferred": 0, "failed": 1, "skipped": 0}
     assert "r7@example.org" not in recorder.counts() and len(recorder.counts()) == 29
-    code, text = store.connection.execute(
+    code, text = store.query_one(
         "SELECT d.last_code, d.last_error FROM deliveries d JOIN subscribers s"
         " ON s.id = d.subscriber_id WHERE s.email = 'r7@example.org'"
-    ).fetchone()
+    ) or (None, None)
     assert code == 554 and "not rendered: report.md:3: 'city' is undefined" in text
     assert Campaigns(store).get(campaign_id).status == "done"

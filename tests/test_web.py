@@ -28,14 +28,16 @@ from mailer import config
 from mailer.audience import lists, members, subscriptions
 from mailer.compose.confirmation import build_confirmation
 from mailer.compose.templates import template_dirs
+from mailer.db.database import Database
+from mailer.db.opening import open_database
 from mailer.db.schema import SCHEMA
-from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate, MailingList, Member
 from mailer.send.recipients import Audience, count_eligible
 from mailer.tokens import TOKEN, Signer, load_secret
 from mailer.web.app import create_app
 from mailer.web.site import mask
-from tests.conftest import EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_REPORT, Invoke, engine_environ
+from tests.conftest import store as open_store
 from tests.smtp_servers import LoopbackController, Mailbox
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -51,7 +53,7 @@ class Live:
     thread: threading.Thread
 
     def store(self) -> Database:
-        return Database(self.settings.database_path)
+        return open_database(self.settings)
 
     def signer(self) -> Signer:
         return Signer(load_secret(self.settings.workspace))
@@ -66,7 +68,8 @@ def start_web(workspace: Path, environ: dict[str, str], **options: Any) -> Live:
     listener.bind(("127.0.0.1", 0))
     listener.listen()  # connections queue in the backlog until uvicorn accepts: no waiting
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    settings = config.load(workspace, {**environ, "MAILER_NEWSLETTER_BASE_URL": url})
+    environ = {**engine_environ(), **environ, "MAILER_NEWSLETTER_BASE_URL": url}
+    settings = config.load(workspace, environ)
     app = create_app(settings, **options)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
@@ -152,7 +155,8 @@ def make_site(workspace: Path, smtp: tuple[LoopbackController, Mailbox], **optio
 
 
 @pytest.fixture
-def site(workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+def site(engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+    """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made
     made.live.stop()
@@ -338,8 +342,8 @@ def test_answer_never_reveals_whether_an_address_was_on_the_list(site: Site) -> 
         subscriptions.add(
             store, site.double, [Candidate("spam@example.org", False)], confirmed=True
         )
-        store.connection.execute("UPDATE subscribers SET status = 'blocklisted' WHERE email = ?",
-                         ("spam@example.org",))  # fmt: skip
+        store.execute("UPDATE subscribers SET status = 'blocklisted' WHERE email = ?",
+                      ("spam@example.org",))  # fmt: skip
     addresses = ["new@example.org", "old@example.org", "wait@example.org",
                  "gone@example.org", "spam@example.org"]  # fmt: skip
     answers = [post_form(f"{site.live.url}/s/letters", {"email": a}) for a in addresses]
@@ -465,14 +469,15 @@ def test_confirmation_message_is_well_formed_for_a_utf8_reader(workspace: Path) 
     assert "&ldquo;" not in html.get_content() and f'href="{url}"' in html.get_content()
 
 
+@pytest.mark.usefixtures("engine")
 def test_cli_public_archive_flags_and_double_opt_in_add(mailer: Invoke, workspace: Path) -> None:
     created = mailer("lists", "create", "weekly", "--public-archive")
     assert created.exit_code == 0 and "public archive" in created.stdout
     assert mailer("lists", "set", "weekly", "--no-public-archive").exit_code == 0
-    with Database(workspace / "subscribers" / "mailer.db") as store:
+    with open_store(workspace) as store:
         assert not lists.get(store, "weekly").public_archive
     assert mailer("lists", "set", "weekly", "--public-archive").exit_code == 0
-    with Database(workspace / "subscribers" / "mailer.db") as store:
+    with open_store(workspace) as store:
         assert lists.get(store, "weekly").public_archive
     assert mailer("lists", "set", "weekly").exit_code == 1
     assert mailer("lists", "create", "letters", "--double-opt-in").exit_code == 0

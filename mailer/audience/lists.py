@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from mailer.audience.status import list_deleted
 from mailer.db.database import Database, now
 from mailer.errors import InputError, NotFoundError
 from mailer.models import ListSummary, MailingList
@@ -67,7 +68,7 @@ def by_id(database: Database, list_id: int) -> MailingList | None:
 
 def public_forms(database: Database) -> list[MailingList]:
     """The lists anyone may join through the web form, by name."""
-    rows = database.query(f"SELECT {COLUMNS} FROM lists WHERE public_form ORDER BY name, slug")
+    rows = database.query(f"SELECT {COLUMNS} FROM lists WHERE public_form = 1 ORDER BY name, slug")
     return [_list(row) for row in rows]
 
 
@@ -100,12 +101,15 @@ def summary(database: Database, slug: str) -> ListSummary:
 
 
 def remove(database: Database, slug: str) -> int:
-    """Delete a list and its memberships; return how many memberships went with it."""
+    """Delete a list and its memberships; return how many memberships went with it. Who had
+    left it stays known by its slug (status.departures), so a list made again under that slug
+    does not take them back from an import."""
     mailing_list = get(database, slug)
     with database.transaction() as db:
         count = db.execute(
             "SELECT COUNT(*) FROM memberships WHERE list_id = ?", (mailing_list.id,)
         ).fetchone()[0]
+        list_deleted(db, mailing_list.id, mailing_list.slug, now())
         db.execute("DELETE FROM lists WHERE id = ?", (mailing_list.id,))
     return int(count)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from mailer.config.loading import CONFIG_NAME, DEFAULT_DATABASE
 from mailer.config.private import private_file, private_folder, write_private
 from mailer.config.settings import DkimSettings, Settings
+from mailer.db.database import NoDatabaseError
 from mailer.db.sqlite import SqliteDatabase
 from mailer.errors import DiskFullError, FileInputError, MailerError, StoreError
 from mailer.tokens import SECRET_NAME, load_secret
@@ -30,6 +31,8 @@ def backup(settings: Settings, destination: Path) -> list[Written]:
     0600, laid out as a workspace: the database as one consistent snapshot, taken while other
     processes read and write, mailer.toml, .mailer-secret, the DKIM key, templates/ and media/."""
     workspace = settings.workspace
+    if not settings.database.url and not settings.database_path.is_file():
+        raise NoDatabaseError(settings.database_path)  # no workspace: nothing is made
     _new_folder(destination)
     # A PostgreSQL store is the server's to back up (pg_dump); the rest is copied all the same.
     written = [] if settings.database.url else [_database(settings, destination)]

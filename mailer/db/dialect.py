@@ -15,6 +15,9 @@ from typing import Any
 _QUOTED = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 _IN_LIST = re.compile(r"\bIN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\?\)\s*\)", re.I)
 _LIST = re.compile(r"\bSELECT\s+value\s+FROM\s+json_each\(\?\)", re.I)
+# An insert that gives the id itself, as SQLite's INTEGER PRIMARY KEY allows: the table's
+# identity must then move past it, as SQLite's next rowid does.
+_EXPLICIT_ID = re.compile(r"^\s*INSERT\s+(?:OR\s+IGNORE\s+)?INTO\s+(\w+)\s*\(\s*id\s*,", re.I)
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _GREATEST = re.compile(r"\bMAX\(([^(),]+),([^(),]+)\)", re.I)
@@ -37,6 +40,7 @@ class Statement:
     sql: str
     lists: frozenset[int]  # positions of parameters given as JSON arrays, bound as arrays
     numbered: bool  # ?1 … ?N: bound by name
+    gives_id_of: str = ""  # a table whose id this insert gives
 
     def bind(self, params: Sequence[Any]) -> Sequence[Any] | dict[str, Any]:
         values = [
@@ -93,4 +97,5 @@ def to_postgres(sql: str) -> Statement:
         returning = _RETURNING.search(text)
         at = returning.start() if returning else len(text.rstrip().rstrip(";"))
         text = f"{text[:at].rstrip()} ON CONFLICT DO NOTHING {text[at:]}".rstrip()
-    return Statement(text, frozenset(lists), numbered)
+    explicit = _EXPLICIT_ID.match(sql)
+    return Statement(text, frozenset(lists), numbered, explicit.group(1) if explicit else "")

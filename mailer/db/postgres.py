@@ -100,13 +100,24 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         statement = to_postgres(sql)
-        return self.connection.execute(statement.sql, statement.bind(parameters))
+        cursor = self.connection.execute(statement.sql, statement.bind(parameters))
+        self._follow(statement.gives_id_of)
+        return cursor
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         statement = to_postgres(sql)
         cursor = self.connection.cursor()
         cursor.executemany(statement.sql, [statement.bind(row) for row in parameters])
+        self._follow(statement.gives_id_of)
         return cursor
+
+    def _follow(self, table: str) -> None:
+        """After ids given by hand, the table's next id is past the largest."""
+        if table:
+            self.connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" GREATEST((SELECT MAX(id) FROM {table}), 1))"
+            )
 
 
 class PostgresDatabase(Database):

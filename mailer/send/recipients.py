@@ -79,7 +79,7 @@ def eligible(database: Database, chosen: Audience) -> Generator[Reader, None, No
 
 def count_eligible(database: Database, chosen: Audience) -> int:
     sql, params = chosen.query("s.id")
-    row = database.query_one(f"SELECT COUNT(*) FROM ({sql})", params)
+    row = database.query_one(f"SELECT COUNT(*) FROM ({sql}) AS readers", params)
     return int(row[0]) if row else 0
 
 
