@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke, engine_environ, store
 from tests.message_checks import check_paths
 from tests.smtp_servers import LoopbackController, Recorder, closed_port, start
 
@@ -128,8 +128,9 @@ def command(workspace: Path, *args: str) -> list[str]:
 
 
 def environment(extra: dict[str, str] | None) -> dict[str, str]:
+    """The process's environment less its settings, but for the test's engine."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
-    return {**base, **(extra or {})}
+    return {**base, **engine_environ(), **(extra or {})}
 
 
 def start_send(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -147,6 +148,7 @@ def wait_for(condition: object, child: subprocess.Popen[str], seconds: float = 6
         time.sleep(0.002)  # polling the server's count, not synchronising on time
 
 
+@pytest.mark.usefixtures("engine")
 def test_sigkill_then_resume_delivers_everyone_with_bounded_duplicates(tmp_path: Path) -> None:
     emails = populate(tmp_path, 3000)
     recorder = Recorder()
@@ -166,18 +168,15 @@ def test_sigkill_then_resume_delivers_everyone_with_bounded_duplicates(tmp_path:
     counts = recorder.counts()
     assert set(counts) == set(emails)  # everyone at least once
     duplicates = sum(n - 1 for n in counts.values())
-    db = sqlite3.connect(tmp_path / "subscribers" / "mailer.db")
-    limit = json.loads(db.execute("SELECT settings FROM campaigns").fetchone()[0])[
-        "in_flight_limit"
-    ]
-    assert duplicates <= limit
-    assert db.execute("SELECT status FROM campaigns").fetchone()[0] == "done"
-    statuses = dict(
-        db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
-    )
+    with store(tmp_path) as db:
+        [(settings, status)] = db.query("SELECT settings, status FROM campaigns")
+        statuses = dict(db.query("SELECT status, COUNT(*) FROM deliveries GROUP BY status"))
+    assert duplicates <= json.loads(settings)["in_flight_limit"]
+    assert status == "done"
     assert statuses == {"sent": 3000}
 
 
+@pytest.mark.usefixtures("engine")
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_finishes_in_flight_and_prints_the_resume_command(
     tmp_path: Path, stop: signal.Signals

@@ -13,8 +13,7 @@ import pytest
 from mailer import config
 from mailer.audience import lists, subscriptions
 from mailer.compose.report import load_report
-from mailer.db.campaign_lock import one_sender
-from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.opening import open_database
 from mailer.errors import InputError
 from mailer.models import Candidate, Reader
 from mailer.send import service
@@ -23,12 +22,14 @@ from mailer.send.messages import MessageFactory
 from mailer.send.recipients import Audience, audience
 from mailer.send.service import Overrides, Session
 from mailer.send.types import Stop, StopReason
-from tests.conftest import EXAMPLE_REPORT, PUBLICATION
+from tests.conftest import EXAMPLE_REPORT, PUBLICATION, engine_environ
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
 
 
 def workspace_with(folder: Path, readers: int, env: dict[str, str] | None = None) -> Session:
-    settings = config.load(folder, env or {})
-    database = Database(settings.database_path)
+    settings = config.load(folder, {**engine_environ(), **(env or {})})
+    database = open_database(settings)
     weekly = lists.create(database, "weekly", "Weekly")
     people = [Candidate(f"r{i}@example.org", False, f"Reader {i}") for i in range(readers)]
     subscriptions.add(database, weekly, people)
@@ -52,7 +53,7 @@ class Spy:
     ) -> object:
         status = Campaigns(self.session.database).get(campaign_id or 0).status
         try:
-            with one_sender(self.session.settings.database_path, campaign_id or 0):
+            with self.session.database.campaign_lock(campaign_id or 0):
                 locked = False
         except InputError:
             locked = True

@@ -15,7 +15,7 @@ import uvicorn
 
 from mailer import config
 from mailer.audience import lists, subscriptions
-from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.opening import open_database
 from mailer.models import Candidate
 from mailer.web.app import create_app
 from tests.smtp_servers import LoopbackController, Mailbox
@@ -32,7 +32,10 @@ from tests.test_web import (
 
 
 @pytest.fixture
-def site(workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+def site(
+    engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
+) -> Iterator[Site]:
+    """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made
     made.live.stop()
@@ -137,7 +140,7 @@ def test_the_base_url_origin_is_accepted_behind_a_proxy(
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        with Database(settings.database_path) as store:
+        with open_database(settings) as store:
             lists.create(store, "letters", "Letters", public_form=True)
         form = f"{url}/s/letters"
         origins = [("https://news.example.org", 200), ("https://NEWS.example.org:443", 200),
@@ -221,18 +224,13 @@ def test_the_answer_goes_out_before_the_database_is_touched(site: Site) -> None:
     the database cannot be written at all, and the request is stored after the answer."""
     with site.live.store() as store:
         subscriptions.add(store, site.double, [Candidate("old@example.org", False)], confirmed=True)
-    store = site.live.store()
-    try:
-        store.connection.execute("BEGIN IMMEDIATE")  # nobody else may write until we let go
+    with site.live.store() as store, store.transaction():  # nobody else may write meanwhile
         known = post_form(f"{site.live.url}/s/letters", {"email": "old@example.org"})
         unknown = post_form(f"{site.live.url}/s/letters", {"email": "new@example.org"})
         assert known.status == unknown.status == 200
         assert known.body == unknown.body
         assert store.query("SELECT email FROM subscribers") == [("ada@example.org",),
                                                                 ("old@example.org",)]  # fmt: skip
-    finally:
-        store.connection.execute("ROLLBACK")
-        store.close()
     [received] = site.mailbox.wait_for(1)  # stored once the lock went, then mailed
     assert received.recipient == "new@example.org"
     assert site.membership(site.double, "new@example.org") == "unconfirmed"

@@ -25,7 +25,10 @@ DAY = 86_400
 
 
 @pytest.fixture
-def site(workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+def site(
+    engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
+) -> Iterator[Site]:
+    """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made
     made.live.stop()
@@ -212,7 +215,7 @@ def test_joining_a_list_takes_the_readers_own_confirmation_leaving_does_not(site
 
 def test_a_blocked_reader_may_leave_but_is_asked_nothing(site: Site) -> None:
     with site.live.store() as store:
-        suppression.block(store, [Candidate("ada@example.org", False)])
+        suppression.block(store, [Candidate("ada@example.org", False)], site.live.signer().secret)
     answer = save(site, page_url(site), list=[str(site.double.id)])
     assert answer.status == 200  # the same answer: the page does not say who is blocked
     assert "letters" not in memberships(site, site.ada.id)
@@ -307,7 +310,7 @@ def test_a_taken_blocked_or_erased_address_gets_the_same_answer_and_no_mail(site
     with site.live.store() as store:
         subscriptions.add(store, site.double, [Candidate("bob@example.org", False, "Bob")])
         subscriptions.add(store, site.double, [Candidate("gone@example.org", False)])
-        suppression.block(store, [Candidate("spam@example.org", False)])
+        suppression.block(store, [Candidate("spam@example.org", False)], site.live.signer().secret)
         erasure.forget(store, "gone@example.org", site.live.signer().secret, None)
     url = page_url(site)
     free = request_address(site, url, "free@example.net")  # mailed after its answer

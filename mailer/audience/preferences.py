@@ -29,7 +29,7 @@ ON = (MembershipStatus.CONFIRMED, MembershipStatus.UNCONFIRMED)
 OFFERED = (
     "SELECT l.id, COALESCE(m.status, '') FROM lists l LEFT JOIN memberships m"
     " ON m.list_id = l.id AND m.subscriber_id = ?"
-    " WHERE l.public_form OR m.status IN ('confirmed', 'unconfirmed') ORDER BY l.name, l.slug"
+    " WHERE l.public_form = 1 OR m.status IN ('confirmed', 'unconfirmed') ORDER BY l.name, l.slug"
 )
 NONCE_BITS = 62  # a request's random number: a positive SQLite integer, 12 base-36 digits
 
