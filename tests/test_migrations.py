@@ -72,4 +72,4 @@ def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Pat
                              stderr=subprocess.PIPE, text=True) for _ in range(6)]  # fmt: skip
     answers = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0] * 6, answers
-    assert {out.strip() for out, _ in answers} == {str(len(SCHEMA))}
+    assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}

@@ -19,6 +19,7 @@ TOO_MANY_PROCESSES = min(os.cpu_count() or 1, 16) + 1
 # (section.key, TOML literal) that must be refused; the value sits on line 3 of the file.
 BAD = [
     ("send.max_attachment_mb", "-1"),
+    ("send.lease_seconds", "0"),
     ("images.mode", '"embedded"'),
     ("newsletter.name", '"Two\\nLines"'),
     ("newsletter.sender", '"a@example.org, b@example.org"'),

@@ -1,4 +1,4 @@
-"""CLI commands that follow campaigns: campaigns ls, show, resume, retry."""
+"""CLI commands that follow campaigns: campaigns ls, show, resume, retry, work."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from mailer.errors import NotFoundError
 from mailer.send import campaign_editions, service
 from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import CampaignInfo, Campaigns
+from mailer.send.claims import Worker, worker_name, workers
 from mailer.send.service import Overrides, Session
 from mailer.send.welcome import welcomes
 
@@ -39,7 +40,9 @@ def known_campaign(campaign_id: int) -> int:
     return campaign_id
 
 
-def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -> None:
+def _continue(
+    campaign_id: int, statuses: Sequence[str], overrides: Overrides, worker: str = ""
+) -> None:
     known_campaign(campaign_id)
 
     def starting(total: int, transport: str) -> None:
@@ -48,7 +51,7 @@ def _continue(campaign_id: int, statuses: Sequence[str], overrides: Overrides) -
     with open_db() as database:
         session = Session(settings(), database)
         outcome = run(session, lambda: service.continue_campaign(
-            session, campaign_id, statuses, overrides, starting))  # fmt: skip
+            session, campaign_id, statuses, overrides, starting, worker=worker))  # fmt: skip
     if outcome.progress.total == 0:
         out.print(f"campaign {campaign_id}: nothing left to send")
         return
@@ -86,6 +89,24 @@ def campaigns_retry(
 ) -> None:  # fmt: skip
     """Try the deferred deliveries (temporary failures) of a campaign again."""
     _continue(campaign_id, service.RETRY, Overrides(concurrency, rate, 0, outbox))
+
+
+@app.command("work", epilog="Example: mailer campaigns work 3   (on each sending host)")
+def campaigns_work(
+    campaign_id: CampaignId,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    outbox: Outbox = None,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="This worker's name; default HOST:PID.")
+    ] = None,
+) -> None:
+    """Be one of many processes sending a campaign, on this host or others with the same
+    database: claim batches of its queued deliveries and send them through this host's
+    [smtp] relay. The campaign's rate is shared by the workers alive; a dead worker's batch is
+    taken again after [send] lease_seconds."""
+    worker = name or worker_name()
+    _continue(campaign_id, ("queued",), Overrides(concurrency, rate, 0, outbox), worker)
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="JSON with stable keys, for scripts.")]
@@ -126,6 +147,18 @@ def _editions(editions: Sequence[EditionCounts]) -> list[str]:
     return ["editions:"] + [f"  {name:<{wide}}  {n:<{wider}}  {e.subject}" for name, n, e in rows]
 
 
+def _workers(working: Sequence[Worker]) -> list[str]:
+    """One line per worker process that claimed deliveries (`campaigns work`)."""
+    if not working:
+        return []
+    lines = ["workers:"]
+    for w in working:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(w.counts.items())) or "nothing yet"
+        state = f"finished {local(w.finished_at)}" if w.finished_at else f"seen {local(w.seen_at)}"
+        lines.append(f"  {w.name}  {counts}; {state}")
+    return lines
+
+
 def _welcome(slug: str, current: str | None) -> str:
     if current is not None:
         return f"kind:     welcome mail of {current}: each reader who joins gets it once"
@@ -143,6 +176,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         fallout = campaign_fallout(database, campaign_id)
         editions = campaign_editions.counts(database, campaign_id)
         welcoming = welcomes(database).get(campaign_id)
+        working = workers(database, campaign_id)
     if as_json:
         write_json(campaign_detail(info, failures, fallout, editions))
         return
@@ -160,6 +194,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         f" finished {local(info.finished_at)}",
         "counts:   " + ", ".join(f"{n} {k}" for k, n in info.counts.items()),
         *_editions(editions),
+        *_workers(working),
     ]
     out.print("\n".join(lines), markup=False)
     if failures:

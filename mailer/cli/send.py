@@ -14,6 +14,7 @@ from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
+from mailer.cli.workers import follow_workers
 from mailer.compose.assets import inspect_report
 from mailer.compose.editions import read_editions
 from mailer.compose.notices import Notice
@@ -25,6 +26,7 @@ from mailer.send import service
 from mailer.send.recipients import audience
 from mailer.send.service import Overrides, RunResult, Session
 from mailer.send.types import StopReason
+from mailer.send.workers import store_for_workers
 
 STRICT = (
     "Refuse on any warning: an image without alt text or over plain http, heavy attachments,"
@@ -203,6 +205,15 @@ def send(
             " now, started by `mailer serve`.",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            metavar="N",
+            help="Send through N processes (`campaigns work`) on this machine.",
+        ),
+    ] = 0,
     tz: Annotated[
         str | None,
         typer.Option(
@@ -214,6 +225,9 @@ def send(
 ) -> None:
     """Send a report to the confirmed, active readers of one or more lists, or a segment; now,
     or at a set time (--at)."""
+    if workers and (at or limit or outbox):
+        raise InputError("--workers sends the whole campaign now, through the relay (or outbox)"
+                         " of mailer.toml: not with --at, --limit or --outbox")  # fmt: skip
     overrides = Overrides(concurrency, rate, limit, outbox, again)
     zone = tz or settings().newsletter.timezone
     when = scheduled_time(at, zone, test=bool(test), limit=limit, outbox=outbox, tz=tz)
@@ -255,6 +269,11 @@ def send(
                       markup=False)  # fmt: skip
             return
         confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
+        if workers:
+            campaign_id = run_stoppable(store_for_workers(session, plan), session.control)
+            out.print(f"campaign {campaign_id}")
+            follow_workers(database, campaign_id, workers)
+            return
         outcome = run(session, lambda: service.send_campaign(session, plan))
     if outcome.campaign_id is None:
         out.print("stopped before the server answered: nothing sent, no campaign created")

@@ -246,6 +246,7 @@ def rules() -> dict[str, Check]:
         "send.retry_delay": number(0, 86400),
         "send.max_consecutive_failures": whole(1),
         "send.max_attachment_mb": number(0, 1000),
+        "send.lease_seconds": number(1, 3600),
         "images.mode": one_of("hosted", "inline"),
         "dkim.domain": optional(dns_name),
         "dkim.selector": dns_name,

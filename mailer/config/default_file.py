@@ -46,6 +46,7 @@ DOCS: dict[str, dict[str, str]] = {
         "retry_delay": "Seconds before the first retry of a deferred message, doubled (0-86400).",
         "max_consecutive_failures": "Pause the campaign after this many failures in a row (1+).",
         "max_attachment_mb": "Refuse a report whose attachments add up to more megabytes (0-1000).",
+        "lease_seconds": "A worker's claim on a batch; a dead worker's is taken after it (1-3600).",
     },
     "images": {
         "mode": "hosted (served by `mailer serve` at BASE_URL/media/) or inline (in each message).",

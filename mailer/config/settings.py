@@ -59,6 +59,7 @@ class SendSettings:
     retry_delay: float = 30.0
     max_consecutive_failures: int = 50
     max_attachment_mb: float = 10.0
+    lease_seconds: float = 60.0  # a worker's claim on its batch: taken again once it runs out
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from mailer.errors import CampaignLocked, InputError
 
 
 @contextmanager
-def one_sender(database_path: Path, campaign_id: int) -> Iterator[None]:
-    """Hold the campaign's lock, or raise InputError when another process holds it."""
+def one_sender(database_path: Path, campaign_id: int, *, shared: bool = False) -> Iterator[None]:
+    """Hold the campaign's lock (``shared``: one of its workers), or raise CampaignLocked when
+    another process holds it the other way."""
     path = database_path.parent / f".campaign-{campaign_id}.lock"
     try:
         handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
@@ -21,7 +22,7 @@ def one_sender(database_path: Path, campaign_id: int) -> Iterator[None]:
         raise InputError(f"cannot lock {path}: {error.strerror}") from None
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CampaignLocked(campaign_id) from None
         yield

@@ -90,8 +90,11 @@ class Database(ABC):
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def transaction(self) -> Transaction:
-        return Transaction(self)
+    def transaction(self, *, exclusive: bool = True) -> Transaction:
+        """A write transaction. ``exclusive=False`` is for work that locks its own rows (the
+        claims of `campaigns work`): PostgreSQL lets such transactions run side by side,
+        SQLite still takes them one at a time."""
+        return Transaction(self, exclusive)
 
     @abstractmethod
     def close(self) -> None: ...
@@ -117,15 +120,18 @@ class Database(ABC):
         """The MailerError an engine's error means for the user; any other error as it is."""
 
     @abstractmethod
-    def campaign_lock(self, campaign_id: int) -> AbstractContextManager[None]:
-        """Held by the one process sending a campaign: CampaignLocked when another holds it."""
+    def campaign_lock(
+        self, campaign_id: int, *, shared: bool = False
+    ) -> AbstractContextManager[None]:
+        """Held by the one process sending a campaign, or ``shared`` by each of its workers
+        (`campaigns work`): CampaignLocked when another process holds it the other way."""
 
     @abstractmethod
     def reserve(self) -> Reserve | None:
         """Room to give back on a full disk, where the store is a local file."""
 
     @abstractmethod
-    def _begin(self) -> Connection: ...
+    def _begin(self, exclusive: bool) -> Connection: ...
 
     @abstractmethod
     def _commit(self) -> None: ...
@@ -137,11 +143,11 @@ class Database(ABC):
 class Transaction:
     """One write transaction of ``database``; its watchers run inside it."""
 
-    def __init__(self, database: Database) -> None:
-        self.database = database
+    def __init__(self, database: Database, exclusive: bool = True) -> None:
+        self.database, self.exclusive = database, exclusive
 
     def __enter__(self) -> Connection:
-        self.db = self.database._begin()
+        self.db = self.database._begin(self.exclusive)
         try:
             for watcher in self.database.watchers:
                 watcher.begin(self.db)

@@ -181,27 +181,30 @@ class PostgresDatabase(Database):
             raise self.error(error) from None
 
     @contextmanager
-    def _campaign_lock(self, campaign_id: int) -> Iterator[None]:
-        key = CAMPAIGN_LOCKS + campaign_id
+    def _campaign_lock(self, campaign_id: int, shared: bool) -> Iterator[None]:
+        key, kind = CAMPAIGN_LOCKS + campaign_id, "_shared" if shared else ""
         with self.pool.connection() as connection:
-            row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            row = connection.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (key,)).fetchone()
             if not row or not row[0]:
                 raise CampaignLocked(campaign_id)
             try:
                 yield
             finally:
-                connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                connection.execute(f"SELECT pg_advisory_unlock{kind}(%s)", (key,))
 
-    def campaign_lock(self, campaign_id: int) -> AbstractContextManager[None]:
-        return self._campaign_lock(campaign_id)
+    def campaign_lock(
+        self, campaign_id: int, *, shared: bool = False
+    ) -> AbstractContextManager[None]:
+        return self._campaign_lock(campaign_id, shared)
 
     def reserve(self) -> None:
         return None  # the server's disk is its own to watch
 
-    def _begin(self) -> Connection:
+    def _begin(self, exclusive: bool) -> Connection:
         try:
             self.connection.execute("BEGIN")
-            self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if exclusive:
+                self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
         except psycopg.Error as error:
             self._rollback()
             raise self.error(error) from None

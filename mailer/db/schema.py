@@ -240,4 +240,27 @@ SCHEMA = [
     """,
 ]
 
-MIGRATIONS = [Migration(sql) for sql in SCHEMA]
+# 13: many sending processes on one campaign (`mailer campaigns work`): each claims a batch of
+# queued deliveries for a while (claimed_by, lease_until: '' when unclaimed; the claim stays as
+# who sent it), and says in campaign_workers that it is alive and how much it holds. The
+# partial index finds the queued deliveries of a campaign in order, not walking the sent ones.
+WORKERS = """
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN lease_until TEXT NOT NULL DEFAULT '';
+CREATE INDEX deliveries_queued ON deliveries (campaign_id, subscriber_id) WHERE status = 'queued';
+CREATE TABLE campaign_workers (
+    campaign_id {id} NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL DEFAULT '',
+    holding INTEGER NOT NULL DEFAULT 0,  -- deliveries claimed and not yet recorded
+    PRIMARY KEY (campaign_id, worker)
+);
+"""
+
+MIGRATIONS = [Migration(sql) for sql in SCHEMA] + [
+    Migration(WORKERS.format(id="INTEGER"), WORKERS.format(id="BIGINT")),
+]

@@ -104,13 +104,15 @@ class SqliteDatabase(Database):
     def mapped(self, error: BaseException) -> BaseException:
         return self.error(error) if isinstance(error, sqlite3.Error | OverflowError) else error
 
-    def campaign_lock(self, campaign_id: int) -> AbstractContextManager[None]:
-        return one_sender(self.path, campaign_id)
+    def campaign_lock(
+        self, campaign_id: int, *, shared: bool = False
+    ) -> AbstractContextManager[None]:
+        return one_sender(self.path, campaign_id, shared=shared)
 
     def reserve(self) -> Reserve:
         return Reserve(self.path)
 
-    def _begin(self) -> Connection:
+    def _begin(self, exclusive: bool) -> Connection:
         try:
             self.connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:

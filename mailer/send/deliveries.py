@@ -57,7 +57,22 @@ class CampaignLog:
                 (now(), self.campaign_id),
             )
 
+    def more(self) -> float | None:
+        return None
+
+    def rate(self) -> float | None:
+        return None
+
     def pending(self, after: int, limit: int) -> list[Delivery]:
+        return self.peek(after, limit)
+
+    def peek(self, after: int, limit: int) -> list[Delivery]:
+        """The pending deliveries after the reader ``after``, taking nothing."""
+        return self.deliveries(" AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
+                               [after, limit])  # fmt: skip
+
+    def deliveries(self, where: str, params: Sequence[object]) -> list[Delivery]:
+        """The campaign's pending deliveries that also meet ``where``, with their readers."""
         # The reader's language is the edition the campaign gave them (older campaigns: none,
         # so their own, which finds the one edition those had).
         rows = self.database.query(
@@ -67,9 +82,8 @@ class CampaignLog:
             "  ON m.list_id = l.list_id AND m.subscriber_id = s.id AND m.status = 'confirmed'"
             "  WHERE l.campaign_id = d.campaign_id)"
             " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            " WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?))"
-            " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
-            (self.campaign_id, self.statuses, after, limit),
+            f" WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?)){where}",
+            (self.campaign_id, self.statuses, *params),
         )
         return [Delivery(reader(r), r[6], bool(r[7])) for r in rows]
 
@@ -149,4 +163,10 @@ class MemoryLog:
         return False
 
     def finish(self, stop: Stop | None) -> None:
+        return None
+
+    def more(self) -> float | None:
+        return None
+
+    def rate(self) -> float | None:
         return None

@@ -155,7 +155,11 @@ class Pipeline:
             while not self.stopping and remaining:
                 page = self.log.pending(after, 500 if remaining < 0 else min(500, remaining))
                 if not page:
-                    break
+                    wait = self.log.more()
+                    if wait is None:
+                        break
+                    await asyncio.sleep(wait)  # another process's claims may yet come free
+                    continue
                 for delivery in page:
                     after = delivery.reader.id
                     if self.stopping:
@@ -244,6 +248,8 @@ class Pipeline:
         self, connection: Connection, delivery: Delivery, message: bytes, message_id: str
     ) -> bool | None:
         """Send one message; None means the connection dropped before an answer."""
+        if share := self.log.rate():  # a shared rate: this process's part of it, as it is now
+            self.limiter.interval = 1.0 / share
         await self.limiter.acquire()
         reader = delivery.reader
         try:

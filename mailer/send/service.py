@@ -22,6 +22,7 @@ from mailer.send.builders import (
     with_verp,
 )
 from mailer.send.campaigns import CampaignInfo, Campaigns
+from mailer.send.claims import ClaimLog
 from mailer.send.connecting import open_first
 from mailer.send.deliveries import PENDING, CampaignLog, MemoryLog, find_reader
 from mailer.send.engine import Pipeline
@@ -118,15 +119,17 @@ async def continue_campaign(
     overrides: Overrides = NO_OVERRIDES,
     on_start: Callable[[int, str], None] = lambda total, transport: None,
     still: Callable[[CampaignInfo], bool] = lambda info: True,
+    worker: str = "",
 ) -> RunResult:
     """Deliver a stored campaign's deliveries in ``statuses`` (RESUME: all not yet sent; RETRY:
     the deferred ones). ``on_start`` hears how many and through what, before the first.
     ``still`` is asked once the lock is held: False (the scheduler's reason to start it has
-    gone meanwhile, say the editor moved it) leaves the campaign as it is."""
+    gone meanwhile, say the editor moved it) leaves the campaign as it is. A ``worker`` (named,
+    `campaigns work`) is one of many processes on the campaign: it claims its deliveries."""
     settings, database = session.settings, session.database
     transport = choose_transport(settings, overrides.outbox)
     ready_for_readers(session, transport)
-    with database.campaign_lock(campaign_id):
+    with database.campaign_lock(campaign_id, shared=bool(worker)):
         campaigns = Campaigns(database)
         info = campaigns.get(campaign_id)
         if info.status == "cancelled":
@@ -153,7 +156,11 @@ async def continue_campaign(
         if info.status == "scheduled":
             with database.transaction() as db:
                 snapshot_readers(db, campaign_id, chosen, factory.editions.chooser.sql())
+        options = resume_options(session, info, overrides)
         log = CampaignLog(database, campaign_id, statuses)
+        if worker:
+            lease = settings.send.lease_seconds
+            log = ClaimLog(database, campaign_id, worker, options.rate, lease)
         total = log.count()
         if total == 0:
             if info.status not in ("done", "cancelled"):  # nothing left (or nobody): it is done
@@ -162,7 +169,6 @@ async def continue_campaign(
             return RunResult(campaign_id, Progress(0))
         _check_pending(factory, log)
         on_start(total, transport.description)
-        options = resume_options(session, info, overrides)
         pool = build_pool(settings, recipe)
         async with pool or contextlib.nullcontext():
             progress = await _run(
@@ -209,7 +215,7 @@ def _check_pending(factory: MessageFactory, log: CampaignLog) -> None:
     """Render the message of every reader still to be sent to, as a dry run does: a reader it
     fails for (changed attributes, changed templates) stops the run before the first message."""
     after = 0
-    while batch := log.pending(after, 1000):
+    while batch := log.peek(after, 1000):
         factory.editions.check(delivery.reader for delivery in batch if delivery.eligible)
         after = batch[-1].reader.id
 

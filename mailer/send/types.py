@@ -80,6 +80,10 @@ class DeliveryLog(Protocol):
     def pending(self, after: int, limit: int) -> list[Delivery]: ...
     def record(self, results: Sequence[Result]) -> bool: ...  # True: out of space, stop
     def finish(self, stop: Stop | None) -> None: ...
+    # When pending() has nothing: seconds until more may come (a dead worker's claims end),
+    # or None when nothing more will.
+    def more(self) -> float | None: ...
+    def rate(self) -> float | None: ...  # this process's share of a shared rate; None: its own
 
 
 Render = Callable[[Reader], tuple[bytes, str]]  # -> message bytes, Message-ID

@@ -1,0 +1,55 @@
+"""`send --workers N`: start the campaign's worker processes and follow them to the end."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import typer
+
+from mailer.cli.common import err, out, settings
+from mailer.cli.progress import Reporter
+from mailer.db.database import Database
+from mailer.send.campaigns import Campaigns
+from mailer.send.claims import workers
+from mailer.send.types import Progress
+from mailer.send.workers import Workers
+
+
+def follow_workers(database: Database, campaign_id: int, count: int) -> None:
+    """Start ``count`` workers on the stored campaign, show its progress until they end (Ctrl-C
+    or SIGTERM stops them as it stops one send), and print what each did."""
+    campaigns = Campaigns(database)
+    total = sum(campaigns.get(campaign_id).counts.values())
+    progress, reporter = Progress(total), Reporter()
+    started = Workers.start(settings().workspace, campaign_id, count)
+
+    def watch() -> None:
+        progress.counts.update(campaigns.get(campaign_id).counts)
+        reporter(progress)
+
+    def stop(_: int, __: FrameType | None) -> None:
+        err.print("stopping: the workers finish the messages in flight")
+        started.stop()
+
+    before = [signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        started.wait(watch)
+    finally:
+        for kind, handler in zip((signal.SIGINT, signal.SIGTERM), before, strict=True):
+            signal.signal(kind, handler)
+        reporter.close()
+        failures = started.failures()
+        started.close()
+    info = campaigns.get(campaign_id)
+    c = info.counts
+    out.print(f"campaign {campaign_id}: {info.status}; {c['sent']} sent, {c['deferred']} deferred,"
+              f" {c['failed']} failed, {c['skipped']} skipped, {c['queued']} queued"
+              f" by {count} workers in {progress.elapsed:.1f} s", markup=False)  # fmt: skip
+    for worker in workers(database, campaign_id):
+        out.print(f"  {worker.name}: {worker.counts.get('sent', 0)} sent", markup=False)
+    for failure in failures:
+        err.print(f"error: {failure}", markup=False)
+    if failures or info.status != "done":
+        out.print(f"resume with: mailer campaigns resume {campaign_id}", markup=False)
+        raise typer.Exit(1)

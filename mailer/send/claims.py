@@ -1,0 +1,187 @@
+"""Many processes on one campaign: each claims batches of queued deliveries under a lease."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from mailer.db.database import IN_JSON, Connection, Database, as_json
+from mailer.send.deliveries import CampaignLog
+from mailer.send.types import Delivery, Result, Stop
+from mailer.times import stamp
+
+# A claim takes the next queued deliveries nobody holds, or whose holder's lease ran out (it
+# died). PostgreSQL skips the rows another worker is claiming at that moment (SKIP LOCKED), so
+# workers never wait on each other; SQLite's claims are one at a time under its write lock.
+CLAIM = (
+    "UPDATE deliveries SET claimed_by = ?, lease_until = ?"
+    " WHERE campaign_id = ? AND subscriber_id IN (SELECT subscriber_id FROM deliveries"
+    "  WHERE campaign_id = ? AND status = 'queued' AND lease_until < ?"
+    "  ORDER BY subscriber_id LIMIT ?{lock}) RETURNING subscriber_id"
+)
+LOCK = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+POLL = 1.0  # seconds, at most, between looks for claims that came free
+
+
+def worker_name() -> str:
+    """This process, as `campaigns show` lists it: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """One process's part in a campaign, as `campaigns show` lists it."""
+
+    name: str
+    started_at: str
+    seen_at: str
+    finished_at: str
+    counts: dict[str, int]
+
+
+class ClaimLog(CampaignLog):
+    """The delivery log of one of a campaign's workers: ``pending`` claims what it returns for
+    ``lease`` seconds, renewed while the worker records; the campaign's ``rate`` is shared by
+    the workers alive; the last one out finishes the campaign."""
+
+    def __init__(
+        self,
+        database: Database,
+        campaign_id: int,
+        worker: str,
+        rate: float,
+        lease: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(database, campaign_id, ("queued",))
+        self.worker, self.shared, self.lease, self.clock = worker, rate, lease, clock
+        self.alive = 1  # workers sending now (holding claims): they share the rate
+        self.held: set[int] = set()
+
+    def _stamp(self, ahead: float = 0.0) -> str:
+        return stamp(self.clock() + timedelta(seconds=ahead))
+
+    def start(self) -> None:
+        super().start()
+        at = self._stamp()
+        host, _, pid = self.worker.rpartition(":")
+        with self.database.transaction() as db:
+            db.execute(
+                "INSERT INTO campaign_workers (campaign_id, worker, host, pid, started_at,"
+                " seen_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, worker)"
+                " DO UPDATE SET seen_at = excluded.seen_at, finished_at = ''",
+                (self.campaign_id, self.worker, host, int(pid) if pid.isdigit() else 0, at, at),
+            )
+
+    def pending(self, after: int, limit: int) -> list[Delivery]:
+        """Claim up to ``limit`` deliveries: the next queued ones nobody holds."""
+        now, until = self._stamp(), self._stamp(self.lease)
+        lock = LOCK[self.database.engine]
+        with self.database.transaction(exclusive=False) as db:
+            self._renew(db, now, until)
+            rows = db.execute(CLAIM.format(lock=lock), (self.worker, until, self.campaign_id,
+                              self.campaign_id, now, limit)).fetchall()  # fmt: skip
+        claimed = sorted(int(row[0]) for row in rows)
+        self.held.update(claimed)
+        if not claimed:
+            return []
+        return self.deliveries(  # read as a resume reads them
+            f" AND d.subscriber_id IN {IN_JSON} ORDER BY d.subscriber_id", [as_json(claimed)]
+        )
+
+    def _renew(self, db: Connection, now: str, until: str) -> None:
+        """Keep what this worker still holds, say it is alive, and count those who are."""
+        db.execute(
+            "UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND claimed_by = ?"
+            " AND status = 'queued'",
+            (until, self.campaign_id, self.worker),
+        )
+        db.execute(
+            "UPDATE campaign_workers SET seen_at = ?, holding = ? WHERE campaign_id = ?"
+            " AND worker = ?",
+            (now, len(self.held), self.campaign_id, self.worker),
+        )
+        # Those waiting for claims to come free (holding none) send nothing: no share for them.
+        row = db.execute(
+            "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
+            " AND seen_at >= ? AND holding > 0",
+            (self.campaign_id, self._stamp(-self.lease)),
+        ).fetchone()
+        self.alive = max(1, int(row[0]))
+
+    def record(self, results: Sequence[Result]) -> bool:
+        full = super().record(results)
+        self.held.difference_update(result.subscriber_id for result in results)
+        now, until = self._stamp(), self._stamp(self.lease)
+        with self.database.transaction(exclusive=False) as db:
+            self._renew(db, now, until)
+        return full
+
+    def rate(self) -> float | None:
+        return self.shared / self.alive if self.shared > 0 else None
+
+    def more(self) -> float | None:
+        """Seconds until a claim held by another worker may come free; None when none is."""
+        row = self.database.query_one(
+            "SELECT MIN(lease_until) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+            (self.campaign_id,),
+        )
+        if row is None or row[0] is None:
+            return None
+        ends = datetime.fromisoformat(row[0]) if row[0] else self.clock()
+        return min(POLL, max(0.05, (ends - self.clock()).total_seconds()))
+
+    def _finish(self, stop: Stop | None) -> None:
+        """Give back what was claimed and not sent; the campaign is done when nothing is left,
+        still sending while another worker is alive, else paused."""
+        reason = "" if stop is None else str(stop)
+        now = self._stamp()
+        with self.database.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET claimed_by = '', lease_until = '' WHERE campaign_id = ?"
+                " AND claimed_by = ? AND status = 'queued'",
+                (self.campaign_id, self.worker),
+            )
+            db.execute(
+                "UPDATE campaign_workers SET seen_at = ?, finished_at = ? WHERE campaign_id = ?"
+                " AND worker = ?",
+                (now, now, self.campaign_id, self.worker),
+            )
+            queued = db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+                (self.campaign_id,),
+            ).fetchone()[0]
+            others = db.execute(
+                "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
+                " AND seen_at >= ?",
+                (self.campaign_id, self._stamp(-self.lease)),
+            ).fetchone()[0]
+            if queued and others:
+                return  # the others go on
+            status = "paused" if queued else "done"
+            reason = "" if status == "done" else reason or f"{queued} not sent yet"
+            db.execute(
+                "UPDATE campaigns SET status = ?, reason = ?,"
+                " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
+                (status, reason, status, now, self.campaign_id),
+            )
+
+
+def workers(database: Database, campaign_id: int) -> list[Worker]:
+    """The processes that worked on a campaign, with what each sent, failed, deferred."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, status, count in database.query(
+        "SELECT claimed_by, status, COUNT(*) FROM deliveries WHERE campaign_id = ?"
+        " AND claimed_by != '' GROUP BY claimed_by, status",
+        (campaign_id,),
+    ):
+        counts.setdefault(name, {})[status] = int(count)
+    rows = database.query(
+        "SELECT worker, started_at, seen_at, finished_at FROM campaign_workers"
+        " WHERE campaign_id = ? ORDER BY started_at, worker",
+        (campaign_id,),
+    )
+    return [Worker(r[0], r[1], r[2], r[3], counts.get(r[0], {})) for r in rows]

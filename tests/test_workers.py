@@ -1,0 +1,145 @@
+"""Many senders on one campaign (`campaigns work`, `send --workers`), on each engine: claims,
+a dead worker's batch taken again after its lease, the shared rate, the workers listed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.conftest import EXAMPLE_REPORT, store
+from tests.smtp_servers import Recorder, start
+from tests.test_send_cli import cli, command, environment, populate, smtp_env, wait_for
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
+
+
+@dataclass
+class Timed(Recorder):
+    """A recorder that notes when each message arrived."""
+
+    times: list[float] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.times.append(time.monotonic())
+        return await super().handle_DATA(server, session, envelope)
+
+
+def work(workspace: Path, name: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`mailer campaigns work 1 --name NAME` as its own process."""
+    return subprocess.Popen(command(workspace, "campaigns", "work", "1", "--name", name),
+                            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def run(workspace: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(workspace, *args), env=environment(env), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def stored(workspace: Path, env: dict[str, str]) -> None:
+    """Campaign 1 stored with its readers and one message sent: the rest wait for workers."""
+    cli(workspace, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes", "--limit", "1", env=env)
+
+
+def test_send_with_workers_reaches_each_reader_once_and_lists_the_workers(
+    tmp_path: Path,
+) -> None:
+    emails = populate(tmp_path, 1200)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        said = cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
+                   "--workers", "3", env=env)  # fmt: skip
+    finally:
+        controller.stop()
+    assert recorder.counts() == dict.fromkeys(emails, 1)
+    assert "campaign 1: done; 1200 sent" in said and "by 3 workers" in said
+    shown = cli(tmp_path, "campaigns", "show", "1")
+    lines = shown[shown.index("workers:") :].splitlines()[1:]
+    assert len(lines) == 3
+    assert sum(int(line.split()[1]) for line in lines) == 1200  # "  NAME  N sent; finished …"
+    with store(tmp_path) as db:
+        per = db.query("SELECT claimed_by, COUNT(*) FROM deliveries GROUP BY claimed_by")
+    assert len(per) == 3 and all(count > 0 for _, count in per)
+
+
+def test_a_killed_workers_batch_is_sent_by_the_others_after_its_lease(tmp_path: Path) -> None:
+    emails = populate(tmp_path, 3000)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        stored(tmp_path, env)
+        a, b, c = (work(tmp_path, name, env) for name in ("a", "b", "c"))
+        wait_for(lambda: len(recorder.received) >= 600, a)
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        with store(tmp_path) as db:
+            held = db.query_one("SELECT COUNT(*) FROM deliveries WHERE claimed_by = 'a'"
+                                " AND status = 'queued'")  # fmt: skip
+            assert held is not None
+            # a's lease runs out: the clock moved on (lease_seconds is 60 by default)
+            with db.transaction() as tx:
+                tx.execute("UPDATE deliveries SET lease_until = '' WHERE claimed_by = 'a'")
+        for survivor in (b, c):
+            out, err = survivor.communicate(timeout=120)
+            assert survivor.returncode == 0, out + err
+    finally:
+        controller.stop()
+    counts = recorder.counts()
+    assert set(counts) == set(emails)  # nobody missed
+    with store(tmp_path) as db:
+        [(settings, status)] = db.query("SELECT settings, status FROM campaigns")
+        left = db.query("SELECT COUNT(*) FROM deliveries WHERE status != 'sent'")
+        taken = db.query_one("SELECT COUNT(*) FROM deliveries WHERE claimed_by IN ('b', 'c')")
+    assert sum(n - 1 for n in counts.values()) <= json.loads(settings)["in_flight_limit"]
+    assert status == "done" and left == [(0,)]
+    assert taken is not None and taken[0] > 0
+    shown = cli(tmp_path, "campaigns", "show", "1")
+    assert all(f"  {name}  " in shown for name in ("a", "b", "c"))
+
+
+def test_the_rate_is_shared_by_the_workers(tmp_path: Path) -> None:
+    populate(tmp_path, 1000)
+    recorder = Timed()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes", "--limit", "1",
+            "--rate", "200", env=env)  # fmt: skip
+        workers = [work(tmp_path, name, env) for name in ("a", "b", "c")]
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, out + err
+    finally:
+        controller.stop()
+    times = recorder.times[1:]  # the one --limit sent came first, alone
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 180 <= rate <= 220, rate  # 200/s for all three together, within 10 %
+
+
+def test_a_resume_waits_for_the_workers_and_a_worker_for_a_resume(tmp_path: Path) -> None:
+    populate(tmp_path, 50)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        stored(tmp_path, env)
+        with store(tmp_path) as db, db.campaign_lock(1, shared=True):  # a worker at work
+            resumed = run(tmp_path, env, "campaigns", "resume", "1")
+        with store(tmp_path) as db, db.campaign_lock(1):  # a resume at work
+            worked = run(tmp_path, env, "campaigns", "work", "1")
+    finally:
+        controller.stop()
+    for done in (resumed, worked):
+        assert done.returncode == 1
+        assert done.stderr == "error: campaign 1 is being sent by another mailer process\n"
+    assert len(recorder.received) == 1
