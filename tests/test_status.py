@@ -12,6 +12,8 @@ import pytest
 import mailer
 from mailer.audience import lists, subscriptions
 from mailer.audience.status import (
+    AFTER_BOUNCE,
+    KEPT,
     MEMBERSHIP,
     SUBSCRIBER,
     Change,
@@ -159,6 +161,14 @@ def test_subscriber_table(
         verdict = change_subscriber(db, change, sid, where=Where(target.id, None, "why"))
     after = snapshot(database)
     goal = SUBSCRIBER.get((change, before))
+    if (change, before) in KEPT:  # the event is written, the status stays
+        assert verdict is Verdict.UNCHANGED
+        assert database.query(EVENT)[-1] == (change.value, sid, target.id, None, "why")
+        assert after["events"][:-1] == rows["events"]
+        assert {k: v for k, v in after.items() if k != "events"} == {
+            k: v for k, v in rows.items() if k != "events"
+        }
+        return
     if goal is None:
         assert verdict is (Verdict.UNCHANGED if LEADS_TO.get(change) == before else Verdict.REFUSED)
         assert after == rows
@@ -222,7 +232,9 @@ def test_erase(database: Database, home: MailingList, target: MailingList) -> No
     of = "SELECT {} FROM {} WHERE subscriber_id = ?"
     tables = ("events", "memberships", "deliveries")
     bobs = [database.query(of.format("*", t), (bob,)) for t in tables]
-    assert bobs[2] == [(bobs[2][0][0], bob, "queued", 0, None, f"550 <{bob}>", "", None, "1", "")]
+    assert bobs[2] == [
+        (bobs[2][0][0], bob, "queued", 0, None, f"550 <{bob}>", "", None, "1", "", "", "")
+    ]
     assert set_subscriber(database, Change.ERASE, sid) is Verdict.CHANGED
     rows = snapshot(database)
     assert (sid, f"erased-{sid}@erased.invalid", "", "{}", 0, "erased") in [
@@ -440,3 +452,5 @@ def test_the_transition_table_is_exactly_this() -> None:
         (c.ERASE, S.BOUNCED): S.ERASED,
         (c.ERASE, S.BLOCKLISTED): S.ERASED,
     }
+    assert {(c.BOUNCE, S.BLOCKLISTED)} == KEPT
+    assert {(c.UNBLOCK, S.BLOCKLISTED): S.BOUNCED} == AFTER_BOUNCE

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from mailer.audience.arrivals import land
 from mailer.audience.csv_lines import MAX_LINE, FieldError, Line, cells, lines
-from mailer.audience.import_formats import LEAVING, Layout, plan
+from mailer.audience.import_formats import LEAVING, Layout, plan, stronger
 from mailer.audience.import_reading import Reading, read_rows, workers_for
 from mailer.audience.import_rows import Arrival
 from mailer.audience.status.bulk import LEAVING as CHANGES
@@ -37,10 +37,12 @@ class RowProblem:
     line: int
     value: str
     reason: str
+    note: str = ""  # what became of the row all the same
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}" + (
-            f": {self.value!r}" if self.value else ""
+        value = f": {self.value!r}" if self.value else ""
+        return f"{self.path}:{self.line}: {self.reason}{value}" + (
+            f"; {self.note}" if self.note else ""
         )
 
 
@@ -143,10 +145,16 @@ def import_csv(
                 for row in batch:
                     if not isinstance(row, Arrival):
                         bad(*row)
-                    elif gone is not None and row.email.endswith(gone):
+                        continue
+                    if row.problems:  # it says the reader left: that stands without them
+                        counts["invalid"] += 1
+                        note = f"the row's {row.status} is applied without this value"
+                        for reason, value in row.problems:
+                            on_problem(RowProblem(path, row.line, value, reason, note))
+                    if gone is not None and row.email.endswith(gone):
                         counts["erased"] += 1  # the tool's stand-in for a reader erased
                     elif row.email in chunk.candidates:
-                        chunk.duplicate(row.line, row.written)
+                        chunk.duplicate(row.line, row.written, row.email, row.standing())
                     else:
                         chunk.add(row.candidate(), row.standing())
                         if len(chunk.candidates) >= CHUNK:
@@ -169,9 +177,18 @@ class _Chunk:
     candidates: dict[str, Candidate] = field(default_factory=dict)
     standings: dict[str, Standing] = field(default_factory=dict)
 
-    def duplicate(self, line: int, shown: str) -> None:
+    def duplicate(self, line: int, shown: str, email: str, standing: Standing | None) -> None:
+        """A later row of an address read before is ignored, unless it says the reader left
+        (deeper than the row before): a departure always wins."""
         self.summary.counts["duplicate-in-file"] += 1
-        self.on_problem(RowProblem(self.path, line, shown, "duplicate in file, ignored"))
+        before = self.standings.get(email)
+        was = before.status if before else None
+        if standing is not None and stronger(was, standing.status) != was:
+            self.standings[email] = standing
+            why = f"duplicate in file: its {standing.status} applies"
+        else:
+            why = "duplicate in file, ignored"
+        self.on_problem(RowProblem(self.path, line, shown, why))
 
     def add(self, candidate: Candidate, standing: Standing | None) -> None:
         self.candidates[candidate.email] = candidate
@@ -183,18 +200,20 @@ class _Chunk:
             return
         counts, options = self.summary.counts, self.options
         seen = _already_seen(self.database, self.candidates)
-        for email in seen:  # in an earlier chunk
-            self.duplicate(self.candidates[email].line, email)
-        fresh = [c for c in self.candidates.values() if c.email not in seen]
+        leaving = {e for e in seen if (s := self.standings.get(e)) and s.status in LEAVING}
+        for email in seen:  # in an earlier chunk: only a departure lands
+            standing = self.standings.pop(email, None)
+            self.duplicate(self.candidates[email].line, email, email, standing)
+        fresh = [c for c in self.candidates.values() if c.email not in seen or c.email in leaving]
         landed = land(
             self.database, self.mailing_list, fresh, secret=self.secret,
             standings=self.standings, resubscribe=options.resubscribe,
             confirmed=options.confirmed, dry_run=options.dry_run,
             detail=f"import:{self.path.name}",
         )  # fmt: skip
-        counts["erased"] += len(landed.erased)
+        counts["erased"] += len(landed.erased - seen)
         for email, outcome in landed.outcomes.items():
-            counts[outcome.value] += 1
+            counts[outcome.value] += email not in seen  # a duplicate is counted as one
             standing = self.standings.get(email)
             if standing is not None and standing.status in LEAVING:
                 self.summary.left[standing.status] += 1

@@ -25,7 +25,33 @@ STATUS_WORDS: Mapping[str, str | None] = {
     "": None, "confirmed": "confirmed", "subscribed": "confirmed", "unconfirmed": "unconfirmed",
     "pending": "unconfirmed", "unsubscribed": "unsubscribed", "bounced": "bounced",
     "cleaned": "bounced", "blocklisted": "blocklisted", "blocked": "blocklisted",
+    "active": "confirmed", "blacklisted": "blocklisted",
 }  # fmt: skip
+# How far a status keeps a reader from mail: of two a file gives one reader (a status column
+# and a column that says they left, or two rows), the deeper stands.
+DEPTH = {"unsubscribed": 1, "bounced": 2, "blocklisted": 3}
+# Columns that say the reader left, in a file of any format, --map or not: a value there makes
+# the row's reader unsubscribed or bounced whatever else it says (never confirmed), dated by it.
+LEFT_COLUMNS = (("unsub_time", "unsubscribed"), ("unsubscribed_at", "unsubscribed"),
+                ("unsubscribe_time", "unsubscribed"), ("unsubscribed_on", "unsubscribed"),
+                ("unsubscription_date", "unsubscribed"), ("clean_time", "bounced"),
+                ("cleaned_at", "bounced"), ("bounced_at", "bounced"))  # fmt: skip
+# Mailchimp's own columns, in English in every export: the merge fields' labels (Email Address,
+# First Name) are translated, or renamed by the editor. Three of these make a Mailchimp export.
+MAILCHIMP_OWN = frozenset({"member_rating", "optin_time", "optin_ip", "confirm_time",
+                           "confirm_ip", "last_changed", "leid", "euid", "unsub_time",
+                           "unsub_campaign_title", "unsub_campaign_id", "unsub_reason",
+                           "clean_time", "clean_campaign_title", "clean_campaign_id"})  # fmt: skip
+EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "emailaddress",
+                 "email_address", "mail", "adresse e-mail", "adresse email", "courriel",
+                 "e-mail-adresse", "e-mail adresse", "emailadresse", "correo electrónico",
+                 "dirección de correo electrónico", "indirizzo email", "indirizzo e-mail",
+                 "e-mailadres", "endereço de e-mail", "endereço de email")  # fmt: skip
+
+
+def stronger(first: str | None, then: str | None) -> str | None:
+    """Of two statuses for one reader, the one that keeps them further from mail."""
+    return then if DEPTH.get(then or "", 0) > DEPTH.get(first or "", 0) else first
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,34 +61,43 @@ class Format:
     name: str
     signature: frozenset[str]  # lower-case columns a header must all have
     columns: tuple[tuple[str, str], ...]  # (lower-case column, field); first non-empty wins
-    any_of: frozenset[str] = frozenset()  # ... and at least one of these, when given
+    any_of: frozenset[str] = frozenset()  # ... and at least ``enough`` of these, when given
+    enough: int = 1
     status: str | None = None  # the status of every row, when the file is of one status
     words: Mapping[str, str | None] = field(default_factory=lambda: STATUS_WORDS)
     tag_separator: str = ","
     json_columns: frozenset[str] = frozenset()  # a JSON object whose keys become attributes
     gone_domain: str = ""  # addresses there stand for readers who asked to be erased
     prefixed: bool = False  # attribute:NAME columns (mailer's export of clashing names)
+    email_first: bool = False  # the first column is the address, whatever its label
 
     def recognises(self, present: set[str]) -> bool:
-        return self.signature <= present and (not self.any_of or bool(self.any_of & present))
+        found = len(self.any_of & present)
+        return self.signature <= present and (not self.any_of or found >= self.enough)
 
 
 def _formats() -> tuple[Format, ...]:
-    mailchimp = (("email address", "email"), ("first name", "first_name"),
-                 ("last name", "last_name"), ("optin_time", "joined_at"),
+    first = ("first name", "prénom", "vorname", "nombre", "nome", "voornaam")
+    last = ("last name", "nom", "nachname", "apellido", "apellidos", "cognome", "sobrenome",
+            "achternaam")  # fmt: skip
+    mailchimp = (*((h, "email") for h in EMAIL_HEADERS), *((h, "first_name") for h in first),
+                 *((h, "last_name") for h in last), ("optin_time", "joined_at"),
                  ("confirm_time", "confirmed_at"), ("optin_ip", "ip"),
                  ("tags", "tags"))  # fmt: skip
-    chimp = frozenset({"email address", "member_rating", "optin_time", "confirm_time"})
+
+    def chimp(kind: str, also: str, columns: tuple[tuple[str, str], ...], status: str) -> Format:
+        return Format(f"Mailchimp ({kind} export)", frozenset({also} - {""}), columns,
+                      any_of=MAILCHIMP_OWN, enough=3, status=status, email_first=True)  # fmt: skip
+
     paying = dict.fromkeys(("regular", "premium", "gifted", "trialed", "churning", "churned",
                             "past_due", "paused", "unpaid", "upgraded"), "confirmed")  # fmt: skip
     mailer = EXPORTED
     return (
         Format("mailer export", frozenset(mailer), tuple((c, c) for c in mailer), prefixed=True),
-        Format("Mailchimp (unsubscribed export)", chimp | {"unsub_time"},
-               (*mailchimp, ("unsub_time", "status_at")), status="unsubscribed"),
-        Format("Mailchimp (cleaned export)", chimp | {"clean_time"},
-               (*mailchimp, ("clean_time", "status_at")), status="bounced"),
-        Format("Mailchimp (subscribed export)", chimp, mailchimp, status="confirmed"),
+        chimp("unsubscribed", "unsub_time", (*mailchimp, ("unsub_time", "status_at")),
+              "unsubscribed"),
+        chimp("cleaned", "clean_time", (*mailchimp, ("clean_time", "status_at")), "bounced"),
+        chimp("subscribed", "", mailchimp, "confirmed"),
         Format("listmonk", frozenset({"uuid", "email", "name", "attributes", "status",
                                       "created_at", "updated_at"}),
                (("email", "email"), ("name", "name"), ("status", "status"),
@@ -95,14 +130,18 @@ def _formats() -> tuple[Format, ...]:
 
 
 FORMATS = _formats()
-EMAIL_HEADERS = ("email", "e-mail", "email address", "e-mail address", "emailaddress",
-                 "email_address", "mail")  # fmt: skip
+# A generic CSV's status column, by any of these names (a value it does not know is a bad row).
+STATUS_COLUMNS = ("status", "state", "subscription_status", "subscription status",
+                  "subscriber_status", "subscriber status", "member_status",
+                  "member status")  # fmt: skip
 GENERIC = Format(
     "generic CSV",
     frozenset(),
     (*((h, "email") for h in EMAIL_HEADERS), ("name", "name"), ("full name", "name"),
      ("fullname", "name"), ("first name", "first_name"), ("first_name", "first_name"),
-     ("last name", "last_name"), ("last_name", "last_name"), ("surname", "last_name")),
+     ("last name", "last_name"), ("last_name", "last_name"), ("surname", "last_name"),
+     *((h, "status") for h in STATUS_COLUMNS), ("tags", "tags"), ("tag", "tags")),
+    tag_separator=",;",
 )  # fmt: skip
 # A reader's language, in a file of any format: the first of these columns with a value.
 LANGUAGE_COLUMNS = (("language", "lang"), ("lang", "lang"), ("locale", "lang"))
@@ -122,6 +161,8 @@ class Layout:
     words: Mapping[str, str | None] = field(default_factory=lambda: STATUS_WORDS)
     tag_separator: str = ","
     gone_domain: str = ""
+    leaving: tuple[tuple[int, str], ...] = ()  # (column, status): LEFT_COLUMNS in the file
+    guessed: bool = False  # a generic CSV's status column, taken by a name such as state
 
     @property
     def width(self) -> int:
@@ -156,7 +197,8 @@ def plan(
             fields[target] = [index]
     given = set(fields)
     position = {n: i for i, n in enumerate(lowered)}
-    for column, name in (*found.columns, *LANGUAGE_COLUMNS):
+    dated = ((column, "status_at") for column, _ in LEFT_COLUMNS)
+    for column, name in (*found.columns, *LANGUAGE_COLUMNS, *dated):
         at = position.get(column)
         if at is None or at in mapped or name in given or at in fields.get(name, []):
             continue
@@ -164,6 +206,10 @@ def plan(
     if found is GENERIC and "name" in fields:  # a name column: first and last stay attributes
         for part in {"first_name", "last_name"} - given:
             fields.pop(part, None)
+    taken = {i for columns in fields.values() for i in columns}
+    free = 0 not in mapped and 0 not in taken and lowered[0] not in found.any_of
+    if found.email_first and "email" not in fields and free:
+        fields["email"] = [0]  # Mailchimp's address comes first, under any label
     _check_email(path, fields.get("email", []), names)
     used = {i for columns in fields.values() for i in columns}
     json_columns = tuple(position[c] for c in sorted(found.json_columns) if c in position)
@@ -178,6 +224,9 @@ def plan(
         {k: tuple(v) for k, v in fields.items()}, tuple(attributes), json_columns,
         found.status, forced, STATUS_WORDS if "status" in given else found.words,
         found.tag_separator, found.gone_domain,
+        tuple((position[c], status) for c, status in LEFT_COLUMNS if c in position),
+        found is GENERIC and "status" not in given
+        and any(lowered[i] != "status" for i in fields.get("status", ())),
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from mailer.audience.addresses import Address
 from mailer.audience.cleaning import clean
-from mailer.audience.import_formats import LEAVING, Layout
+from mailer.audience.import_formats import LEAVING, Layout, stronger
 from mailer.audience.status.bulk import Standing
 from mailer.models import MAX_LANG, Candidate, Consent
 from mailer.times import stamp
@@ -33,10 +33,10 @@ def language_tag(written: str) -> str | None:
 
 
 class RowError(Exception):
-    """A row whose value in one column cannot be taken: why, and the value."""
+    """A row whose value in one column cannot be taken: why, the value, and its column."""
 
-    def __init__(self, reason: str, value: str = "") -> None:
-        self.reason, self.value = reason, value
+    def __init__(self, reason: str, value: str = "", column: int = -1) -> None:
+        self.reason, self.value, self.column = reason, value, column
         super().__init__(reason)
 
 
@@ -63,10 +63,13 @@ def time_stamp(text: str) -> str:
 
 @functools.lru_cache(maxsize=4096)  # a list has few distinct sets of tags
 def tags_of(text: str, separator: str) -> tuple[str, ...]:
-    """The tags in one cell: separated by ``separator``, each possibly quoted (Mailchimp writes
-    ``"vip","press"``); cleaned, without blanks or repeats."""
+    """The tags in one cell: separated by ``separator`` (or by any of its characters), each
+    possibly quoted (Mailchimp writes ``"vip","press"``); cleaned, without blanks or repeats."""
     if not text:
         return ()
+    for other in separator[1:]:
+        text = text.replace(other, separator[0])
+    separator = separator[0]
     if '"' in text:
         parts = next(csv.reader([text], delimiter=separator, skipinitialspace=True), [])
     else:
@@ -108,6 +111,7 @@ class Arrival(NamedTuple):
     lang: str
     status: str | None
     status_at: str
+    problems: tuple[tuple[str, str], ...] = ()  # (why, value): values left out of a departure
 
     def candidate(self) -> Candidate:
         consent = Consent(self.source, self.joined_at, self.confirmed_at, self.ip)
@@ -132,9 +136,46 @@ class RowReader:
         self.sources, self.tags, self.lang = get("source"), get("tags"), get("lang")
         self.attributes = tuple((name, column) for column, name in layout.attributes)
         self.fixed = None if self.status else self._forced(layout.status)
+        self.leaving = layout.leaving
 
     def read(self, cells: Sequence[str], address: Address, line: int) -> Arrival:
-        """The reader a row describes; RowError for a value that cannot be taken."""
+        """The reader a row describes; RowError for a value that cannot be taken, unless the
+        row says its reader left: a bad time, IP or language beside it must not keep them on
+        the list, so the departure stands without the bad values, listed as its problems."""
+        try:
+            return self._read(cells, address, line)
+        except RowError as error:
+            return self._salvage(cells, address, line, error)
+
+    def _salvage(
+        self, cells: Sequence[str], address: Address, line: int, error: RowError
+    ) -> Arrival:
+        gone = self._left(cells, None)  # read before a bad time in such a column is blanked
+        kept, problems = list(cells), []
+        while 0 <= error.column < len(kept) and kept[error.column]:
+            problems.append(error)
+            kept[error.column] = ""
+            try:
+                arrival = self._read(kept, address, line)
+                break
+            except RowError as again:
+                error = again
+        else:
+            raise (problems or [error])[0]
+        status = stronger(arrival.status, gone)
+        if status not in LEAVING:
+            raise problems[0]
+        shown = tuple((problem.reason, problem.value) for problem in problems)
+        return arrival._replace(status=status, problems=shown)
+
+    def _left(self, cells: Sequence[str], status: str | None) -> str | None:
+        """The row's status, or the departure a LEFT_COLUMNS column gives, if deeper."""
+        for column, gone in self.leaving:
+            if cells[column].strip():
+                status = stronger(status, gone)
+        return status
+
+    def _read(self, cells: Sequence[str], address: Address, line: int) -> Arrival:
         first = self._first
         name = clean(first(cells, self.name)[1]).strip() if self.name else None
         if not name and (self.first_name or self.last_name):
@@ -144,10 +185,11 @@ class RowReader:
         confirmed_at = self._time(cells, self.confirmed_at)
         ip = self._ip(cells) if self.ip else ""
         source = clean(first(cells, self.sources)[1]).strip() if self.sources else ""
-        written = clean(first(cells, self.lang)[1]).strip() if self.lang else ""
+        at, written = first(cells, self.lang) if self.lang else (-1, "")
+        written = clean(written).strip()
         lang = language_tag(written) if written else ""
         if lang is None:
-            raise RowError("invalid language tag (BCP 47, such as en or pt-BR)", written)
+            raise RowError("invalid language tag (BCP 47, such as en or pt-BR)", written, at)
         tags = tags_of(first(cells, self.tags)[1], self.layout.tag_separator) if self.tags else ()
         # clean() inlined: most cells are printable, and there are many of them
         attributes = {name: value for name, column in self.attributes
@@ -156,6 +198,8 @@ class RowReader:
         if self.layout.json_columns:
             attributes = {**self._objects(cells), **attributes}
         status = self.fixed if self.status is None else self._status(cells)
+        if self.leaving:
+            status = self._left(cells, status)
         status_at = self._time(cells, self.status_at) if status is not None else ""
         return Arrival(line, cells[self.layout.email], address.email, address.smtputf8, name,
                        attributes, source or self.source, joined_at or confirmed_at,
@@ -177,7 +221,7 @@ class RowReader:
         except ValueError:
             name = self.layout.names[column]
             expected = "ISO 8601, such as 2024-03-14 09:12:31 or 2024-03-14T09:12:31Z"
-            raise RowError(f"invalid time in {name} (expected {expected})", text) from None
+            raise RowError(f"invalid time in {name} (expected {expected})", text, column) from None
 
     def _ip(self, cells: Sequence[str]) -> str:
         column, text = self._first(cells, self.ip)
@@ -191,7 +235,8 @@ class RowReader:
         try:
             return str(ipaddress.ip_address(text))  # IPv6, in its short form
         except ValueError:
-            raise RowError(f"invalid IP address in {self.layout.names[column]}", text) from None
+            name = self.layout.names[column]
+            raise RowError(f"invalid IP address in {name}", text, column) from None
 
     def _forced(self, own: str | None) -> str | None:
         """The row's status as --status leaves it: no option brings back a reader the file
@@ -208,7 +253,9 @@ class RowReader:
         word = clean(text).strip().lower()
         if word not in self.layout.words:
             known = ", ".join(w for w in self.layout.words if w)
-            raise RowError(f"unknown status in {self.layout.names[column]} ({known})", text)
+            name = self.layout.names[column]
+            hint = f'; not a status? --map "{name}=attribute:{name}"' if self.layout.guessed else ""
+            raise RowError(f"unknown status in {name} ({known}{hint})", text, column)
         return self._forced(self.layout.words[word])
 
     def _objects(self, cells: Sequence[str]) -> dict[str, str]:

@@ -83,6 +83,7 @@ BUILT_IN = {
     "changed_before": Field("date", CHANGED, bound="<"),
     "changed_after": Field("date", CHANGED, bound=">"),
 }
+ALIASES = {"language": "lang"}  # other names of built-in fields, as the import takes them
 # The readers with a tag, as a set the index tags(tag, subscriber_id) builds once.
 TAGGED = "s.id IN (SELECT t.subscriber_id FROM tags t WHERE {})"
 
@@ -106,7 +107,8 @@ def _known(attributes: Collection[str]) -> str:
 
 def _written(key: str) -> str:
     """How to write an attribute's name in an expression."""
-    plain = BARE.fullmatch(key) and key.lower() not in KEYWORDS and key.lower() not in BUILT_IN
+    lower = key.lower()
+    plain = BARE.fullmatch(key) and lower not in KEYWORDS and lower not in {*BUILT_IN, *ALIASES}
     return key if plain else "attr('{}')".format(key.replace("\\", "\\\\").replace("'", "\\'"))
 
 
@@ -160,8 +162,9 @@ class _Compiler:
         """The field's name, how it reads, and its token (for the column of errors)."""
         first = tree.children[0]
         assert isinstance(first, Token)
-        if first.type == "NAME" and first.lower() in BUILT_IN:
-            return first.lower(), BUILT_IN[first.lower()], first
+        built_in = ALIASES.get(first.lower(), first.lower())
+        if first.type == "NAME" and built_in in BUILT_IN:
+            return built_in, BUILT_IN[built_in], first
         key = tree.children[-1]  # the NAME, or attr('…')'s STRING
         assert isinstance(key, Token)
         name = str(key) if key.type == "NAME" else unquote(key)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from mailer.audience import members
+from mailer.audience.erased import erased_among
 from mailer.audience.status import Change, Verdict, Where, change_subscriber
 from mailer.db.database import Database
 from mailer.models import Candidate, SubscriberStatus
@@ -21,6 +22,7 @@ class Suppressed(StrEnum):
     UNBLOCKED = "unblocked"
     NOT_BLOCKED = "not_blocked"  # active, bounced or erased: nothing to lift
     ERASED = "erased"  # an erased reader's stand-in address: nothing to block
+    FORGOTTEN = "forgotten"  # erased at the reader's request: only its keyed hash is kept
     UNKNOWN = "unknown"  # unblock of an address never seen
 
 
@@ -34,17 +36,27 @@ class Suppression:
     before: str  # the subscriber status before ('' for an address never seen)
     lists: tuple[tuple[str, str], ...] = ()
     blocked_by: str = ""  # for an unblock: what blocked them (blocklisted: the editor; complaint)
+    after: str = ""  # for an unblock: the status now (bounced, when their address bounced)
 
 
 def block(
-    database: Database, addresses: Sequence[Candidate], detail: str = "by the editor"
+    database: Database,
+    addresses: Sequence[Candidate],
+    secret: bytes,
+    detail: str = "by the editor",
 ) -> list[Suppression]:
     """Block each address on every list, in one transaction: a known reader becomes blocklisted
     (their memberships stay as they are); an address never seen is kept, blocklisted, with no
-    membership, so that no import, form or editor's addition reaches it without --resubscribe."""
+    membership, so that no import, form or editor's addition reaches it without --resubscribe.
+    An address erased at the reader's request (its keyed hash made with ``secret``) is not
+    written back: that hash already keeps imports and additions away (FORGOTTEN)."""
     done: list[Suppression] = []
     with database.transaction() as db:
+        forgotten = erased_among(db, secret, [c.email for c in addresses])
         for candidate in addresses:
+            if candidate.email in forgotten:
+                done.append(Suppression(candidate.email, Suppressed.FORGOTTEN, ""))
+                continue
             known = members.subscriber_id(db, candidate.email) is not None
             subscriber, before = members.ensure_subscriber(db, candidate)
             verdict = change_subscriber(db, Change.BLOCK, subscriber, where=Where(detail=detail))
@@ -60,9 +72,9 @@ def unblock(
     database: Database, emails: Sequence[str], detail: str = "by the editor"
 ) -> list[Suppression]:
     """Lift the block on each address, in one transaction. Only a block is lifted: a bounced
-    reader stays bounced (`subscribers add --resubscribe` brings them back) and an erased one
-    erased. Memberships stay as they were: an unblocked reader receives mail again on each list
-    where they are confirmed."""
+    reader stays bounced (`subscribers add --resubscribe` brings them back), as does one whose
+    address bounced while blocked, and an erased one erased. Memberships stay as they were: an
+    unblocked active reader receives mail again on each list where they are confirmed."""
     done: list[Suppression] = []
     with database.transaction() as db:
         for email in emails:
@@ -82,7 +94,9 @@ def unblock(
             ).fetchone()
             change_subscriber(db, Change.UNBLOCK, subscriber, where=Where(detail=detail))
             blocked_by = str(cause[0]) if cause else ""
-            done.append(Suppression(email, Suppressed.UNBLOCKED, before, (), blocked_by))
+            after = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber,))
+            done.append(Suppression(email, Suppressed.UNBLOCKED, before, (), blocked_by,
+                                    str(after.fetchone()[0])))  # fmt: skip
     return [_with_lists(database, s) for s in done]
 
 
@@ -92,5 +106,4 @@ def _with_lists(database: Database, done: Suppression) -> Suppression:
         " JOIN subscribers s ON s.id = m.subscriber_id WHERE s.email = ? ORDER BY l.slug",
         (done.email,),
     )
-    return Suppression(done.email, done.outcome, done.before,
-                       tuple((str(r[0]), str(r[1])) for r in rows), done.blocked_by)  # fmt: skip
+    return replace(done, lists=tuple((str(r[0]), str(r[1])) for r in rows))

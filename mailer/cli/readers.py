@@ -134,8 +134,9 @@ def _addresses(emails: list[str]) -> list[Candidate]:
 def subscribers_block(emails: Emails) -> None:
     """Block addresses on every list, known or never seen: no campaign, import or form reaches
     them until `mailer subscribers unblock` (or an explicit --resubscribe)."""
+    secret = load_secret(settings().workspace)
     with open_db() as database:
-        done = suppression.block(database, _addresses(emails))
+        done = suppression.block(database, _addresses(emails), secret)
     for d in done:
         _say(_blocked(d))
 
@@ -147,6 +148,10 @@ def _blocked(d: Suppression) -> str:
         return f"{d.email} was already blocked"
     if d.outcome is Suppressed.ERASED:
         return f"{d.email} is an erased reader: nothing to block"
+    if d.outcome is Suppressed.FORGOTTEN:
+        return (f"{d.email} was erased at the reader's request and is already suppressed: its"
+                " keyed hash keeps imports and additions out; the address is not stored"
+                " again")  # fmt: skip
     kept = ", ".join(f"{slug} {status}" for slug, status in d.lists) or "none"
     return f"blocked {d.email} on every list (was {d.before}; memberships kept: {kept})"
 
@@ -173,8 +178,12 @@ def _unblocked(d: Suppression) -> str:
             return (f"{d.email} is not blocked but bounced: `mailer subscribers add LIST"
                     f" {d.email} --resubscribe` brings them back")  # fmt: skip
         return f"{d.email} is not blocked ({d.before})"
-    receives = [slug for slug, status in d.lists if status == "confirmed"]
     cause = CAUSES.get(d.blocked_by, "blocked")
+    if d.after == "bounced":
+        return (f"unblocked {d.email} ({cause}), but their address bounced: still bounced, no"
+                f" mail (`mailer subscribers add LIST {d.email} --resubscribe` brings them"
+                " back)")  # fmt: skip
+    receives = [slug for slug, status in d.lists if status == "confirmed"]
     where = f"receives mail again on {', '.join(receives)}" if receives else "on no list yet"
     others = [f"{slug} {status}" for slug, status in d.lists if status != "confirmed"]
     rest = f" (still {', '.join(others)})" if others else ""

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailer.audience.status.table import SUBSCRIBER, Change, M, S, membership_target
+from mailer.audience.status.departures import left_deleted
+from mailer.audience.status.table import KEPT, SUBSCRIBER, Change, M, S, membership_target
 from mailer.db.database import IN_JSON, Connection, as_json, now
 from mailer.models import Candidate, Consent, MailingList, MembershipStatus, Outcome
 
@@ -46,8 +47,9 @@ def join_many(
     names, attributes, tags, language and consent. Readers who left, bounced or were blocked
     are skipped unless ``resubscribe``: an import is not consent. A reader whose ``standings``
     entry says they left (unsubscribed, bounced, blocklisted) is moved there, always, with
-    the time it gives; one it says confirmed is confirmed. Events carry ``detail`` (default:
-    the candidate's consent source). The same TRANSITIONS, written in bulk."""
+    the time it gives; one it says confirmed is confirmed. A reader who had left a deleted list
+    of this slug counts as having left this one. Events carry ``detail`` (default: the
+    candidate's consent source). The same TRANSITIONS, written in bulk."""
     batch = _Batch(mailing_list, now(), confirmed, detail)
     existing = {
         row[0]: row
@@ -66,6 +68,8 @@ def join_many(
         (tagged,),
     ):
         tags.setdefault(email, set()).add(tag)
+    outsiders = [row[1] for row in existing.values() if row[6] is None and row[4] == S.ACTIVE]
+    gone = set() if resubscribe else left_deleted(db, mailing_list.slug, outsiders)
     outcomes: list[Outcome] = []
     for c in candidates:
         standing = (standings or {}).get(c.email)
@@ -76,6 +80,8 @@ def join_many(
             outcomes.append(Outcome.SKIPPED)
         elif standing is not None and standing.status in LEAVING:
             outcomes.append(batch.leave(c, standing, row, tags.get(c.email, set())))
+        elif row[1] in gone:
+            outcomes.append(Outcome.SKIPPED)
         else:
             outcomes.append(batch.join(c, standing, row, tags.get(c.email, set()), resubscribe))
     if not dry_run:
@@ -165,8 +171,10 @@ class _Batch:
             self.event(self.stamp, change, c, dated=at)
             changed = True
         target = SUBSCRIBER.get((change, S(row[4])))
-        if change is not Change.UNSUBSCRIBE and target is not None:
-            self.statuses.append((str(target), self.stamp, c.email))
+        kept = (change, S(row[4])) in KEPT  # a bounce while blocked: its event, no status
+        if change is not Change.UNSUBSCRIBE and (target is not None or kept):
+            if target is not None:
+                self.statuses.append((str(target), self.stamp, c.email))
             self.event(self.stamp, change, c, dated=at)
             changed = True
         edited = self.edit(c, row, tags)

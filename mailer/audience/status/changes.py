@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailer.audience.status.table import (
+    AFTER_BOUNCE,
+    KEPT,
     LEADS_TO,
     SUBSCRIBER,
     Change,
@@ -30,11 +32,11 @@ class Where:
 
 
 def record_event(
-    db: Connection, kind: str, subscriber_id: int, where: Where, at: str | None = None
+    db: Connection, kind: str, subscriber_id: int | None, where: Where, at: str | None = None
 ) -> None:
     """Write one event (join_many, in this module too, writes its events in bulk). Kinds
     beyond Change: soft_bounce, which counts towards a bounce but changes no status; Edit's,
-    the reader's own changes and requests."""
+    the reader's own changes and requests; list_deleted, of no reader (departures)."""
     db.execute(
         "INSERT INTO events (at, kind, subscriber_id, list_id, campaign_id, detail)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -109,9 +111,14 @@ def change_subscriber(
     if row is None:
         return Verdict.MISSING
     before = SubscriberStatus(row[0])
+    if (change, before) in KEPT:  # recorded; the status stays
+        record_event(db, change, subscriber_id, where, at or now())
+        return Verdict.UNCHANGED
     target = SUBSCRIBER.get((change, before))
     if target is None:
         return Verdict.UNCHANGED if LEADS_TO.get(change) == before else Verdict.REFUSED
+    if (change, before) in AFTER_BOUNCE and _bounced_since_back(db, subscriber_id):
+        target = AFTER_BOUNCE[(change, before)]
     stamp = at or now()
     if change is Change.ERASE:
         _erase(db, subscriber_id, stamp)
@@ -196,14 +203,25 @@ def _erase(db: Connection, subscriber_id: int, stamp: str) -> None:
     )
 
 
+def _bounced_since_back(db: Connection, subscriber_id: int) -> bool:
+    """Whether the reader's address bounced after they last came back (their own new consent,
+    or --resubscribe: a membership comes back only with its reader active)."""
+    row = db.execute(
+        "SELECT kind FROM events WHERE subscriber_id = ? AND kind IN (?, ?)"
+        " ORDER BY id DESC LIMIT 1",
+        (subscriber_id, Change.BOUNCE.value, Change.RESUBSCRIBE.value),
+    ).fetchone()
+    return row is not None and row[0] == Change.BOUNCE
+
+
 def bounce(db: Connection, subscriber_id: int, where: Where, at: str) -> Verdict:
-    """A hard bounce: the reader becomes bounced. For one already bounced or blocked the
-    status stays and the bounce is still recorded, so `campaigns show` lists it; for an
-    erased reader nothing is written."""
+    """A hard bounce: the reader becomes bounced. For one already bounced the status stays
+    and the bounce is still recorded, so `campaigns show` lists it; a blocked one stays
+    blocked with the bounce kept (KEPT); for an erased reader nothing is written."""
     verdict = change_subscriber(db, Change.BOUNCE, subscriber_id, where=where, at=at)
-    if verdict in (Verdict.UNCHANGED, Verdict.REFUSED):
+    if verdict is Verdict.UNCHANGED:
         row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,))
-        if row.fetchone()[0] != S.ERASED:
+        if row.fetchone()[0] == S.BOUNCED:  # a blocked reader's is written already
             record_event(db, Change.BOUNCE, subscriber_id, where, at)
     return verdict
 

@@ -66,6 +66,12 @@ SUBSCRIBER: dict[tuple[Change, SubscriberStatus], SubscriberStatus] = {
 
 
 LEADS_TO = {change: after for (change, _), after in SUBSCRIBER.items()}  # being there: unchanged
+# A bounce while the reader is blocked changes no status (the block stays) but is kept: its
+# event is written, and lifting the block then leads where AFTER_BOUNCE says.
+KEPT = frozenset({(Change.BOUNCE, S.BLOCKLISTED)})
+# Where a change leads instead when the reader's address bounced (while blocked or before)
+# since they last came back (resubscribed): lifting a block never makes a dead address active.
+AFTER_BOUNCE = {(Change.UNBLOCK, S.BLOCKLISTED): S.BOUNCED}
 
 
 def membership_target(
