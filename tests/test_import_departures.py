@@ -96,7 +96,7 @@ def test_a_column_that_says_the_reader_left_is_read_in_any_file(
     assert send(mailer, workspace, weekly) == {"stays@example.org": 1, BYSTANDER: 1}
 
 
-@pytest.mark.parametrize("column", ["status", "State", "subscription_status"])
+@pytest.mark.parametrize("column", ["status", "Member Status", "subscription_status"])
 def test_a_generic_status_column_is_read_and_an_unknown_value_is_a_bad_row(
     mailer: Invoke, workspace: Path, weekly: str, column: str
 ) -> None:
@@ -274,3 +274,11 @@ def test_tags_and_language_columns_of_a_generic_csv(
     assert dry.exit_code == 0, dry.output
     assert "1 message rendered and checked for weekly where" in dry.stdout
     assert readers(workspace)["bob@example.org"]["lang"] == "en"
+
+
+def test_a_state_column_is_the_readers_state_not_a_status(mailer: Invoke, workspace: Path) -> None:
+    path = write_csv(workspace / "us.csv", "email,state\nann@example.org,Ohio\n")
+    done = mailer("subscribers", "import", "us", str(path), "--create-list")
+    assert done.exit_code == 0, done.output
+    shown = mailer("subscribers", "show", "ann@example.org").stdout
+    assert "state" in shown and "Ohio" in shown and "confirmed" in shown

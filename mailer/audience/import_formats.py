@@ -131,7 +131,8 @@ def _formats() -> tuple[Format, ...]:
 
 FORMATS = _formats()
 # A generic CSV's status column, by any of these names (a value it does not know is a bad row).
-STATUS_COLUMNS = ("status", "state", "subscription_status", "subscription status",
+# Not "state": in an address list it is mostly the reader's state or province.
+STATUS_COLUMNS = ("status", "subscription_status", "subscription status",
                   "subscriber_status", "subscriber status", "member_status",
                   "member status")  # fmt: skip
 GENERIC = Format(
