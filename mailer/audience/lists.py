@@ -77,13 +77,14 @@ def summaries(database: Database, slug: str | None = None) -> list[ListSummary]:
     and blocklisted apart)."""
     rows = database.query(
         "SELECT l.id, l.slug, l.name, l.opt_in, l.public_archive, l.public_form, l.created_at,"
-        " SUM(m.status = 'confirmed' AND s.status = 'active'),"
-        " SUM(m.status = 'unconfirmed' AND s.status = 'active'),"
-        " SUM(m.status = 'unsubscribed'),"
-        " SUM(m.status != 'unsubscribed' AND s.status = 'bounced'),"
-        " SUM(m.status != 'unsubscribed' AND s.status = 'blocklisted')"
+        " COUNT(CASE WHEN m.status = 'confirmed' AND s.status = 'active' THEN 1 END),"
+        " COUNT(CASE WHEN m.status = 'unconfirmed' AND s.status = 'active' THEN 1 END),"
+        " COUNT(CASE WHEN m.status = 'unsubscribed' THEN 1 END),"
+        " COUNT(CASE WHEN m.status != 'unsubscribed' AND s.status = 'bounced' THEN 1 END),"
+        " COUNT(CASE WHEN m.status != 'unsubscribed' AND s.status = 'blocklisted' THEN 1 END)"
         " FROM lists l LEFT JOIN memberships m ON m.list_id = l.id"
-        " LEFT JOIN subscribers s ON s.id = m.subscriber_id WHERE ? IS NULL OR l.slug = ?"
+        " LEFT JOIN subscribers s ON s.id = m.subscriber_id"
+        " WHERE CAST(? AS TEXT) IS NULL OR l.slug = ?"
         " GROUP BY l.id ORDER BY l.slug",
         (slug, slug),
     )

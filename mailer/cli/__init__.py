@@ -6,6 +6,7 @@ from mailer.cli import (
     backup,
     bounces,
     campaigns,
+    db,
     dkim,
     lists,
     readers,
@@ -20,6 +21,7 @@ app.add_typer(lists.app, name="lists")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(dkim.app, name="dkim")
+app.add_typer(db.app, name="db")
 app.add_typer(bounces.app, name="bounces")
 
 __all__ = ["app", "backup", "readers", "schedule", "send", "serve"]
