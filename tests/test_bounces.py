@@ -319,7 +319,7 @@ def test_verp_maildir_twice_and_dry_run(mailer: Invoke, workspace: Path) -> None
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
         "4 messages read: 1 hard, 1 soft, 0 unsubscribed, 1 unmatched, 1 unrecognised,"
-        " 0 already processed; 1 readers now bounced"
+        " 0 already processed; 1 reader now bounced"
     )
     assert "unmatched: cur/" in result.stderr and "x@nowhere.example" in result.stderr
     assert list(new.iterdir()) == []

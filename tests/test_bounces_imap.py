@@ -217,7 +217,7 @@ def test_imap_bounces(dovecot: Dovecot, mailer: Invoke, workspace: Path) -> None
     imap.store("5", "+FLAGS", "(\\Seen)")
     imap.logout()
     later = mailer("bounces", "process", dovecot.url, env=env)
-    assert later.stdout.startswith("1 messages read: 0 hard, 0 soft, 0 unsubscribed, 1 unmatched")
+    assert later.stdout.startswith("1 message read: 0 hard, 0 soft, 0 unsubscribed, 1 unmatched")
     assert dovecot.flags()[-1] == {"\\Seen", "$MailerProcessed"}
 
 

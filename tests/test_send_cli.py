@@ -233,7 +233,7 @@ def test_campaigns_show_lists_the_bounces_it_caused(mailer: Invoke, example: str
     assert "19 sent, 0 deferred, 1 failed" in result.stdout
     shown = mailer("campaigns", "show", "1").stdout
     failures = shown.split("failures:")[1].split("bounces and unsubscribes:")
-    assert re.search(rf"{dead}\s+failed\s+550\s+1 attempts\s+5\.1\.1 no such", failures[0])
+    assert re.search(rf"{dead}\s+failed\s+550\s+1 attempt\s+5\.1\.1 no such", failures[0])
     assert re.search(rf"\sbounced\s+{dead}\s+550 5\.1\.1 no such user here", failures[1])
     assert (
         "zoe.bronte@example.org\tZoë Brontë\tbounced" in mailer("subscribers", "ls", example).stdout

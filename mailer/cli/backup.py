@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli.common import app, out, settings
+from mailer.cli.common import app, no_workspace, out, settings
 from mailer.db.backup import backup as backup_workspace
+from mailer.db.database import NoDatabaseError
+from mailer.errors import InputError
 
 
 @app.command(epilog="Example: mailer backup /srv/backups/mailer-2026-11-27")
@@ -20,7 +22,11 @@ def backup(
     """Copy the database, mailer.toml, .mailer-secret, the DKIM key, templates/ and media/
     into DEST, consistently even while send or serve run. Restore: use DEST as the workspace."""
     current = settings()
-    for written in backup_workspace(current, destination):
+    try:
+        done = backup_workspace(current, destination)
+    except NoDatabaseError as error:  # before DEST is made: a folder with no workspace
+        raise InputError(no_workspace(error)) from None
+    for written in done:
         out.print(f"wrote {written.path} ({written.what})", markup=False)
     if current.database.url:
         out.print("the database is PostgreSQL's: back it up on its server, with pg_dump",

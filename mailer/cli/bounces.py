@@ -9,6 +9,7 @@ import typer
 from mailer.bounces.apply import ProcessSummary, process
 from mailer.bounces.sources import open_source
 from mailer.cli.common import Typer, err, open_db, out, settings
+from mailer.cli.output import plural
 from mailer.tokens import Signer, load_secret
 
 app = Typer(help="Process bounces and mailed unsubscribe requests.", no_args_is_help=True)
@@ -37,12 +38,10 @@ def bounces_process(
     Processed messages are marked (Maildir: moved to cur/ as seen; IMAP: \\Seen and
     $MailerProcessed), never deleted; running it again changes nothing."""
     current = settings()
-    signer = Signer(load_secret(current.workspace))
-    with (
-        open_db() as database,
-        open_source(source, imap_password=current.bounces.imap_password) as mailbox,
-    ):
-        summary = process(database, mailbox, signer, current.bounces, dry_run=dry_run)
+    with open_db(create=not dry_run) as database:  # a dry run creates nothing
+        signer = Signer(load_secret(current.workspace))
+        with open_source(source, imap_password=current.bounces.imap_password) as mailbox:
+            summary = process(database, mailbox, signer, current.bounces, dry_run=dry_run)
     for note in summary.notes:
         err.print(f"{note.outcome}: {note.key}: {note.detail}", markup=False)
     prefix = "dry run, nothing changed: " if dry_run else ""
@@ -51,4 +50,5 @@ def bounces_process(
 
 def summary_line(summary: ProcessSummary) -> str:
     counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items())
-    return f"{summary.read} messages read: {counts}; {summary.newly_bounced} readers now bounced"
+    read, bounced = plural(summary.read, "message"), plural(summary.newly_bounced, "reader")
+    return f"{read} read: {counts}; {bounced} now bounced"

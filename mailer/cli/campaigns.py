@@ -15,6 +15,7 @@ from mailer.cli.output import (
     campaign_detail,
     campaign_record,
     local,
+    plural,
     rows,
     time_cell,
     write_json,
@@ -200,7 +201,8 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
     if failures:
         out.print("failures:")
         for f in failures:
-            out.print(f"  {f.email}\t{f.status}\t{f.code or '-'}\t{f.attempts} attempts\t{f.error}",
+            tried = plural(f.attempts, "attempt")
+            out.print(f"  {f.email}\t{f.status}\t{f.code or '-'}\t{tried}\t{f.error}",
                       markup=False)  # fmt: skip
     if fallout:
         out.print("bounces and unsubscribes:")

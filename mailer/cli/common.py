@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import inspect
 import math
+import os
+import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
@@ -27,20 +34,69 @@ out = Console(highlight=False, soft_wrap=True, width=WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
 
 
+class _Several(TyperArgument):
+    """An argument that takes one or more values: its type is one value's (``<str>``, where
+    typer says ``<list[str]>``); its name (``EMAIL...``) says there may be several."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        shown = super().display_type_rich(ctx)
+        return None if shown is None else re.sub(r"^<list\[(.*)\]>$", r"<\1>", shown)
+
+    def _usage_display_name(self) -> str:  # typer adds "..." to a name that has it already
+        return super()._usage_display_name().replace("...}...", "}...").replace("...]...", "]...")
+
+
 class _PlainFlags:
     """Help that shows flags as flags (typer labels them ``<bool>``, which makes
-    ``--double-opt-in true`` look right) and names arguments in capitals."""
+    ``--double-opt-in true`` look right), names arguments in capitals, never labels a value
+    ``<list[str]>``, and prints its text as written: typer reads it as Rich markup, where
+    "(default: [dkim] domain)" loses its "[dkim]"."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
         for param in params:
+            if isinstance(param, TyperArgument) and param.nargs != 1:
+                param.__class__ = _Several
             if param.metavar is not None:
                 continue
             if isinstance(param, TyperOption) and param.is_flag:
                 param.metavar = ""
-            elif isinstance(param, TyperArgument):
-                param.metavar = param.name.upper()
+            elif isinstance(param, TyperArgument) or getattr(param, "multiple", False):
+                param.metavar = param.name.upper()  # a repeatable option: one value's name
         return params
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with literal_help([self, *self.get_params(ctx)], subcommands(self, ctx)):
+            super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+def subcommands(command: Any, ctx: Any) -> list[Any]:
+    """A group's commands, whose help its page lists; none for a command."""
+    if not isinstance(command, TyperGroup):
+        return []
+    found = (command.get_command(ctx, name) for name in command.list_commands(ctx))
+    return [c for c in found if c is not None]
+
+
+@contextmanager
+def literal_help(items: list[Any], listed: list[Any]) -> Iterator[None]:
+    """While one help page is printed: the help, short help and epilog of ``items`` and of the
+    ``listed`` commands escaped as Rich markup, so that "[dkim] domain" shows as written, and
+    each listed command's help in the group's table joined on one line (typer keeps the line
+    breaks of a docstring there)."""
+    kept = [(item, name, getattr(item, name)) for item in (*items, *listed)
+            for name in ("help", "short_help", "epilog") if hasattr(item, name)]  # fmt: skip
+    for item, name, text in kept:
+        if isinstance(text, str):
+            setattr(item, name, escape(text))
+    for command in listed:
+        if command.short_help is None and command.help:
+            command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+    try:
+        yield
+    finally:
+        for item, name, text in kept:
+            setattr(item, name, text)
 
 
 class Command(_PlainFlags, TyperCommand):
@@ -70,13 +126,38 @@ class MailerGroup(Group):
 
     def invoke(self, ctx: Any) -> Any:  # click's Context; typer may vendor click
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a reader gone away (`| head -1`) is found here, not at exit
+            return result
+        except BrokenPipeError as error:
+            reader_gone(error)
+            raise typer.Exit(PIPE_CLOSED) from None
         except MailerError as error:
             err.print(f"error: {error}", markup=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+
+
+PIPE_CLOSED = 141  # as a shell reports a command that SIGPIPE ended: 128 + 13
+
+
+def reader_gone(error: BrokenPipeError) -> None:
+    """What stdout's reader stopped reading (`mailer subscribers ls weekly | head -1`) leaves:
+    nothing more goes to stdout (flushed again at exit), and the work it left half done, a
+    database stream among it, ends here in silence: no traceback, nothing on stderr."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file: nothing to redirect
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        traceback.clear_frames(error.__traceback__)  # their generators are closed now
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 # -h as well as --help, on every command (sub-apps take it from their parent's context).

@@ -9,7 +9,7 @@ import typer
 
 from mailer.audience import lists
 from mailer.cli.common import Typer, confirm, err, open_db, out
-from mailer.cli.output import LIST_COUNTS, list_record, local, rows, write_json
+from mailer.cli.output import LIST_COUNTS, list_record, local, plural, rows, write_json
 from mailer.cli.welcome import clear_welcome, set_welcome
 from mailer.errors import InputError
 from mailer.models import ListSummary
@@ -178,4 +178,4 @@ def lists_rm(
         refusal = f"refusing to delete list {slug!r} without --yes"
         confirm(f"Delete list {slug!r} and all its memberships?", yes, refusal)
         removed = lists.remove(database, mailing_list.slug)
-    out.print(f"deleted list {slug} ({removed} memberships)", markup=False)
+    out.print(f"deleted list {slug} ({plural(removed, 'membership')})", markup=False)

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from mailer.bounces.fallout import Fallout
-from mailer.cli.common import out
+from mailer.cli.common import err, out
 from mailer.models import ListSummary, Member
 from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import CampaignInfo, Failure
@@ -28,15 +28,24 @@ def local(stamp: str | None) -> str:
     return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def rows(header: Sequence[str], lines: Iterable[Sequence[str]]) -> None:
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """``1 message``, ``2 messages``; ``nouns`` for a plural that is not ``noun`` + s."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
+
+
+def rows(header: Sequence[str], lines: Iterable[Sequence[str]], empty: str = "") -> None:
     """A table with headers on a terminal (nothing if there are no rows); else tab-separated,
     header first, streamed. On a terminal times are local; piped they stay as stored, in UTC
-    ISO 8601 (see ``time_cell``)."""
+    ISO 8601 (see ``time_cell``). With no rows, ``empty`` (if given) says so on stderr."""
     if not out.is_terminal:
         clean = str.maketrans("\t\n\r", "   ")
         sys.stdout.write("\t".join(header) + "\n")
+        written = False
         for line in lines:
             sys.stdout.write("\t".join(cell.translate(clean) for cell in line) + "\n")
+            written = True
+        if not written and empty:
+            err.print(empty, markup=False)
         return
     table = Table(box=None, header_style="bold")
     for title in header:  # only free text (names, subjects) gives way on a narrow terminal
@@ -47,6 +56,8 @@ def rows(header: Sequence[str], lines: Iterable[Sequence[str]]) -> None:
         table.add_row(*line)
     if table.row_count:
         out.print(table)
+    elif empty:
+        err.print(empty, markup=False)
 
 
 def time_cell(stamp: str | None) -> str:

@@ -13,6 +13,7 @@ from mailer import times
 from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
+from mailer.cli.output import plural
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.cli.workers import follow_workers
 from mailer.compose.assets import inspect_report
@@ -111,11 +112,6 @@ def warn(notices: list[Notice]) -> None:
         err.print(f"warning: {notice}", markup=False)
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 message``, ``2 messages``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def run(session: Session, work: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult:
     """Run a service call with progress shown and Ctrl-C handled."""
     reporter = Reporter()
@@ -176,7 +172,8 @@ def send(
         bool, typer.Option("--dry-run", help="Render and check every message; send nothing.")
     ] = False,
     test: Annotated[
-        list[str] | None, typer.Option(help="Send only to this address; repeatable.")
+        list[str] | None,
+        typer.Option(metavar="EMAIL", help="Send only to this address; repeatable."),
     ] = None,
     test_as: Annotated[
         str | None,
@@ -238,7 +235,7 @@ def send(
     addresses = [normalise(t) for t in test or ()]
     if reader is not None and not addresses:
         raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")
-    with open_db() as database:
+    with open_db(create=not (dry_run or addresses)) as database:
         session = Session(settings(), database)
         chosen = audience(database, list_slugs, where)
         if addresses:

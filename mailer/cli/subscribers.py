@@ -19,7 +19,7 @@ from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv, re
 from mailer.audience.import_formats import FIELDS, FORCED
 from mailer.audience.import_rows import language_tag
 from mailer.cli.common import Typer, err, open_db, out, settings
-from mailer.cli.output import member_record, rows, time_cell, write_json_array
+from mailer.cli.output import member_record, plural, rows, time_cell, write_json_array
 from mailer.cli.welcome import require_welcome, said_welcome
 from mailer.errors import DiskFullError, InputError
 from mailer.models import Candidate, Consent, MembershipStatus, Outcome
@@ -54,7 +54,10 @@ def subscribers_add(
     list_slug: Annotated[str, typer.Argument(metavar="LIST")],
     email: str,
     name: Annotated[str | None, typer.Option(help="Reader's name.")] = None,
-    attr: Annotated[list[str] | None, typer.Option(help="KEY=VALUE attribute; repeatable.")] = None,
+    attr: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="An attribute; repeatable."),
+    ] = None,
     check_dns: Annotated[
         bool | None,
         typer.Option("--check-dns/--no-check-dns", help="Check the domain accepts mail."),
@@ -175,7 +178,9 @@ def subscribers_ls(
              time_cell(m.joined_at), time_cell(m.changed_at)]
             for m in found
         )  # fmt: skip
-        rows(("address", "name", "status", "joined", "last change"), shown)
+        matching = " matching --status/--since" if statuses or after else ""
+        rows(("address", "name", "status", "joined", "last change"), shown,
+             empty=f"no readers on {list_slug}{matching}")  # fmt: skip
 
 
 MAP_HELP = (
@@ -238,7 +243,7 @@ def subscribers_import(
         err.print(str(problem), markup=False)
 
     secret = load_secret(current.workspace)
-    with open_db() as database:
+    with open_db(create=not dry_run) as database:
         if create_list:
             read_layout(file, options)  # a bad header or option creates nothing
             found = lists.find(database, list_slug)
@@ -278,4 +283,4 @@ def subscribers_export(
             export_csv(database, mailing_list, sys.stdout, statuses)
             return
         count = export_file(database, mailing_list, output, statuses)
-    err.print(f"exported {count} readers to {output}", markup=False)
+    err.print(f"exported {plural(count, 'reader')} to {output}", markup=False)

@@ -181,7 +181,8 @@ def where_set(
     workspace: Path, section: str, key: str, environ: Mapping[str, str] | None = None
 ) -> str:
     """Where a setting's value comes from, for a message that says where to change it: the
-    MAILER_* variable, mailer.toml:LINE, or "not set in mailer.toml" for its default."""
+    MAILER_* variable, PATH:LINE, or "not set in PATH" for its default. PATH is the workspace's
+    mailer.toml as the command found it (from a subfolder, or -w, it is not ./mailer.toml)."""
     environ = os.environ if environ is None else environ
     name = f"{ENV_PREFIX}{section}_{key}".upper()
     if name in environ:
@@ -191,4 +192,4 @@ def where_set(
         line = _line_of(path.read_text(encoding="utf-8"), section, key)
     except (OSError, UnicodeDecodeError):
         line = None
-    return f"{CONFIG_NAME}:{line}" if line else f"not set in {CONFIG_NAME}"
+    return f"{path}:{line}" if line else f"not set in {path}"

@@ -136,7 +136,8 @@ class SqliteDatabase(Database):
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         try:
-            yield from self.connection.execute(sql, params)
+            for row in self.connection.execute(sql, params):  # noqa: UP028 -- a reader that
+                yield row  # stops early closes only this generator, never a closed cursor
         except (sqlite3.Error, OverflowError) as error:
             raise self.error(error) from None
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailer.compose.editions import Edition, read_editions
 from mailer.compose.report import Report
@@ -20,6 +21,7 @@ from mailer.send.sessions import NO_OVERRIDES, Overrides, Session
 from mailer.send.smtp import SmtpTransport
 from mailer.send.transports import choose_transport
 from mailer.send.types import SendOptions, Transport
+from mailer.times import localised
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,35 @@ def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -
     return send_options(session.settings, concurrency, rate, overrides.limit)
 
 
+LIVE = ("draft", "scheduled", "sending", "paused")  # may still send: resumed, or when due
+
+
+def same_report(
+    campaigns: Sequence[CampaignInfo], chosen: Audience, source: str
+) -> CampaignInfo | None:
+    """The latest campaign of this very report source to one of these lists that sent it to
+    someone, or still may; one cancelled (or finished) with nothing sent does not count."""
+    slugs = {found.slug for found in chosen.lists}
+    for info in reversed(campaigns):
+        counts = info.kind == "issue" and (info.counts["sent"] or info.status in LIVE)
+        if counts and info.source == source and slugs & set(info.lists):
+            return info
+    return None
+
+
+def already(earlier: CampaignInfo, zone: str = "") -> str:
+    """What an earlier campaign of the same report did, with its campaign number and date."""
+    lists = " + ".join(earlier.lists)
+    if earlier.status == "scheduled":
+        when = localised(datetime.fromisoformat(earlier.scheduled_at or earlier.created_at), zone)
+        return (f"already scheduled for {lists} as campaign {earlier.id},"
+                f" for {when:%Y-%m-%d %H:%M} {when.tzname()}")  # fmt: skip
+    if earlier.counts["sent"]:
+        return f"already sent to {lists} as campaign {earlier.id} on {earlier.created_at[:10]}"
+    return (f"already being sent to {lists} as campaign {earlier.id} ({earlier.status}),"
+            f" started {earlier.created_at[:10]}")  # fmt: skip
+
+
 def recipe_for(
     session: Session,
     editions: Sequence[Edition],
@@ -91,11 +122,10 @@ def plan_campaign(
     transport = choose_transport(session.settings, overrides.outbox)
     ready_for_readers(session, transport)
     options = run_options(session, overrides)
-    earlier = Campaigns(session.database).same_report(chosen, source)
+    earlier = same_report(Campaigns(session.database).all(), chosen, source)
     if earlier is not None and not overrides.again:
-        sent_to = " + ".join(earlier.lists)
-        raise InputError(f"{report.path}: already sent to {sent_to} as campaign {earlier.id}"
-                         f" on {earlier.created_at[:10]}; --again sends it anyway")  # fmt: skip
+        done = already(earlier, session.settings.newsletter.timezone)
+        raise InputError(f"{report.path}: {done}; --again sends it anyway")
     recipe = recipe_for(session, editions, chosen, f"c{os.urandom(3).hex()}")
     factory = MessageFactory(recipe)
     with contextlib.closing(eligible(session.database, chosen)) as everyone:

@@ -28,6 +28,23 @@ def judge(reply: Reply) -> Judgement:
     return Judgement("deferred")
 
 
+# RFC 3207, RFC 4954: a session that must start TLS, or log in, before it may send anything.
+# A 530 (or such words in a refusal of MAIL) is about the session, not a reader: no retry helps.
+MUST_STARTTLS = re.compile(r"starttls|\btls\b|encrypt", re.IGNORECASE)
+SESSION_WORDS = re.compile(r"must issue a starttls|authentication required|not authenticated",
+                        re.IGNORECASE)  # fmt: skip
+
+
+def session_refusal(reply: Reply) -> str | None:
+    """What a refusal of MAIL or RCPT asks of the session itself before it may send anything:
+    "starttls" or "login"; None when it is about this message or reader."""
+    if reply.stage not in ("mail", "rcpt") or not reply.permanent:
+        return None
+    if reply.code != 530 and not (reply.stage == "mail" and SESSION_WORDS.search(reply.text)):
+        return None
+    return "starttls" if MUST_STARTTLS.search(reply.text) else "login"
+
+
 def backoff(retry_delay: float, attempts: int) -> float:
     """Seconds before the next attempt: ``retry_delay``, doubled after each attempt."""
     return float(retry_delay * 2 ** (attempts - 1))

@@ -23,6 +23,7 @@ from mailer.config import SmtpSettings
 from mailer.errors import ConnectionLost, TransportError
 from mailer.models import Reply
 from mailer.send import pipelining
+from mailer.send.retry import session_refusal
 
 LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 # The fast DATA path writes through these aiosmtplib internals; tested with the aiosmtplib
@@ -37,8 +38,11 @@ NO_SMTPUTF8 = Reply(553, "5.6.7 the server does not offer SMTPUTF8, needed for t
 class SmtpConnection:
     """One persistent SMTP session; 4xx/5xx answers come back as data, a drop as ConnectionLost."""
 
-    def __init__(self, client: aiosmtplib.SMTP, where: str) -> None:
+    def __init__(
+        self, client: aiosmtplib.SMTP, where: str, settings: SmtpSettings | None = None
+    ) -> None:
         self.client, self.where = client, where
+        self.settings = settings or SmtpSettings()
         self.smtputf8 = client.supports_extension("smtputf8")
         self.fast = fast_data_possible(client)
         # RFC 2920: only a server whose EHLO lists PIPELINING gets MAIL, RCPT and DATA at once.
@@ -54,22 +58,33 @@ class SmtpConnection:
         mail = [b"MAIL", b"FROM:<" + sender.encode() + b">", *options]
         rcpt = [b"RCPT", b"TO:<" + recipient.encode() + b">"]
         if self.pipelining and not any(pipelining.PROHIBITED.search(a) for a in mail + rcpt):
-            return await self._pipelined(b" ".join(mail) + b"\r\n", b" ".join(rcpt) + b"\r\n",
-                                         message)  # fmt: skip
+            reply = await self._pipelined(b" ".join(mail) + b"\r\n", b" ".join(rcpt) + b"\r\n",
+                                          message)  # fmt: skip
+            return self._for_a_reader(reply)
         # MAIL, RCPT and DATA directly: sendmail() re-parses addresses and copies the message.
         try:
             answer = await client.execute_command(*mail)
             if answer.code != 250:
-                return await self._refused(answer.code, answer.message, "mail")
+                reply = await self._refused(answer.code, answer.message, "mail")
+                return self._for_a_reader(reply)
             answer = await client.execute_command(*rcpt)
             if answer.code not in (250, 251):
-                return await self._refused(answer.code, answer.message, "rcpt")
+                reply = await self._refused(answer.code, answer.message, "rcpt")
+                return self._for_a_reader(reply)
             answer = await self._data(message)
         except SMTPResponseException as error:
             return await self._refused(error.code, error.message)
         except (SMTPException, OSError) as error:
             raise ConnectionLost(self.where, str(error) or type(error).__name__) from None
         return Reply(answer.code, answer.message)
+
+    def _for_a_reader(self, reply: Reply) -> Reply:
+        """``reply``, unless it refuses the session itself (530: start TLS, or log in, first):
+        then a TransportError that names the setting to change stops the run."""
+        refusal = session_refusal(reply)
+        if refusal is not None:
+            raise TransportError(self.where, session_advice(self.settings, refusal, reply))
+        return reply
 
     async def _pipelined(self, mail: bytes, rcpt: bytes, message: bytes) -> Reply:
         """The same transaction as a pipelined group; the same replies make the same Reply, a
@@ -145,6 +160,7 @@ class SmtpTransport:
         self.where = f"SMTP server {settings.host}:{settings.port}"
         self.context: ssl.SSLContext | None = None
         self.local_hostname = socket.getfqdn() or "localhost"
+        self.probed = False  # the first connection asks whether this session may send at all
 
     @property
     def description(self) -> str:
@@ -176,6 +192,8 @@ class SmtpTransport:
                 await client.ehlo()
             if s.username:
                 await client.login(s.username, s.password)
+            refused = None if self.probed else await self._probe(client)
+            self.probed = True
         except aiosmtplib.SMTPAuthenticationError as error:
             client.close()
             raise TransportError(self.where, _login_refused(s, error)) from None
@@ -187,7 +205,26 @@ class SmtpTransport:
             elif s.security != "tls" and not greeted and await self._speaks_tls(error):
                 reason = f"the server at {s.host}:{s.port} expects TLS from the start: {TLS}"
             raise TransportError(self.where, reason) from None
-        return SmtpConnection(client, self.where)
+        if refused is not None:
+            client.close()
+            raise TransportError(self.where, session_advice(s, refused[0], refused[1]))
+        return SmtpConnection(client, self.where, s)
+
+    async def _probe(self, client: aiosmtplib.SMTP) -> tuple[str, Reply] | None:
+        """With STARTTLS or AUTH offered but not used: MAIL FROM:<> then RSET, so that a server
+        that takes no mail from such a session (530) says so before anything is recorded."""
+        s = self.settings
+        plain = s.security == "none" and client.supports_extension("starttls")
+        if not plain and (s.username or not client.supports_extension("auth")):
+            return None
+        answer = await client.execute_command(b"MAIL", b"FROM:<>")
+        reply = Reply(answer.code, answer.message, "mail")
+        refusal = session_refusal(reply)
+        if refusal is not None:
+            return refusal, reply
+        with contextlib.suppress(SMTPResponseException):
+            await client.rset()
+        return None
 
     async def _speaks_tls(self, error: BaseException) -> bool:
         """After no greeting (a timeout, a drop, a line that is not SMTP): whether the port
@@ -213,6 +250,19 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return f"TLS certificate not trusted ({text}); set verify_tls = false only for a test relay"
     return text or type(error).__name__
+
+
+def session_advice(s: SmtpSettings, refusal: str, reply: Reply) -> str:
+    """What to change when the server takes no mail from this session: one line."""
+    said = " ".join(f"{reply.code} {reply.text}".split())
+    if refusal == "starttls" and s.security == "none":
+        return f"the server takes mail only over TLS ({said}): set [smtp] security = starttls"
+    if refusal == "starttls":
+        return f"the server refuses this session ({said}): check [smtp] security"
+    if not s.username:
+        return (f"the server takes mail only after a login ({said}): set [smtp] username,"
+                " and its password in MAILER_SMTP_PASSWORD")  # fmt: skip
+    return f"the server takes no mail from {s.username!r} ({said}): check [smtp] username, password"
 
 
 def _login_refused(s: SmtpSettings, error: aiosmtplib.SMTPAuthenticationError) -> str:
