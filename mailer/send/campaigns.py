@@ -104,18 +104,6 @@ class Campaigns:
     def all(self) -> list[CampaignInfo]:
         return self._select("", ())
 
-    def same_report(self, chosen: Audience, source: str) -> CampaignInfo | None:
-        """The latest campaign that sent this very report source to one of these lists."""
-        digest = hashlib.sha256(source.encode()).hexdigest()
-        ids = json.dumps([found.id for found in chosen.lists])
-        found = self._select(
-            "WHERE c.source_sha256 = ? AND c.kind = 'issue'"
-            " AND EXISTS (SELECT 1 FROM campaign_lists l WHERE l.campaign_id = c.id"
-            " AND l.list_id IN (SELECT value FROM json_each(?)))",
-            (digest, ids),
-        )
-        return found[-1] if found else None
-
     def _select(self, where: str, params: Sequence[Any]) -> list[CampaignInfo]:
         rows = self.database.query(
             "SELECT c.id, c.list_slug, c.subject, c.report_path, c.source, c.status, c.reason,"
