@@ -179,7 +179,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         welcoming = welcomes(database).get(campaign_id)
         working = workers(database, campaign_id)
     if as_json:
-        write_json(campaign_detail(info, failures, fallout, editions))
+        write_json(campaign_detail(info, failures, fallout, editions, working))
         return
     lines = [
         f"campaign {info.id}: {info.subject}",

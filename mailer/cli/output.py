@@ -15,6 +15,7 @@ from mailer.cli.common import err, out
 from mailer.models import ListSummary, Member
 from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import CampaignInfo, Failure
+from mailer.send.claims import Worker
 
 LIST_COUNTS = ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
 DELIVERY_COUNTS = ("queued", "sent", "deferred", "failed", "skipped")
@@ -147,10 +148,21 @@ def campaign_detail(
     failures: Sequence[Failure],
     fallout: Sequence[Fallout],
     editions: Sequence[EditionCounts] = (),
+    workers: Sequence[Worker] = (),
 ) -> dict[str, Any]:
     return {
         **campaign_record(info),
         "editions": [edition_record(e) for e in editions],
+        "workers": [
+            {
+                "name": w.name,
+                "started_at": w.started_at,
+                "seen_at": w.seen_at,
+                "finished_at": w.finished_at or None,
+                "counts": w.counts,
+            }
+            for w in workers
+        ],  # fmt: skip
         "failures": [failure_record(f) for f in failures],
         "fallout": [
             {"at": e.at, "kind": e.kind, "email": e.email, "detail": e.detail} for e in fallout

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mailer.compose.editions import primary
-from mailer.db.database import Database, now
+from mailer.db.database import MAX_ID, Database, now
 from mailer.errors import NotFoundError
 from mailer.models import MailingList
 from mailer.send import campaign_editions
@@ -148,7 +148,7 @@ class Campaigns:
             "SELECT s.email, d.status, d.attempts, d.last_code, d.last_error FROM deliveries d"
             " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = ?"
             " AND d.status IN ('failed', 'deferred') ORDER BY d.status, s.email LIMIT ?",
-            (campaign_id, -1 if limit is None else limit),
+            (campaign_id, MAX_ID if limit is None else limit),
         )
         return [Failure(*row) for row in rows]
 

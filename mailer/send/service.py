@@ -167,7 +167,8 @@ async def continue_campaign(
                 log.start()
                 log.finish(None)
             return RunResult(campaign_id, Progress(0))
-        _check_pending(factory, log)
+        if not worker:  # each worker would read every reader: the send checked them once
+            _check_pending(factory, log)
         on_start(total, transport.description)
         pool = build_pool(settings, recipe)
         async with pool or contextlib.nullcontext():
