@@ -1,10 +1,12 @@
 """Import benchmark: generate N readers as CSV (a plain layout, and Mailchimp's 22-column export),
-import each with the real CLI, twice, and print rows/s, peak RSS and the ratio between layouts."""
+import each with the real CLI, twice, into SQLite and PostgreSQL (a private server, as the tests
+start one), and print rows/s, peak RSS and the ratios between layouts and engines."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -13,6 +15,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.postgres_server import postgres_server
 
 NAMES = ["Zoë Brontë", "José Álvarez", "Łukasz Nowak", "Ada Lovelace", "Søren Ødegaard", "Li Wei"]
 CITIES = ["Haworth", "Sevilla", "Kraków", "London", "Bergen", "Chengdu"]
@@ -58,7 +64,7 @@ def generate_mailchimp(path: Path, rows: int) -> None:
             )
 
 
-def run(workspace: Path, *args: str) -> tuple[float, int, str]:
+def run(workspace: Path, env: dict[str, str], *args: str) -> tuple[float, int, str]:
     """Run ``mailer`` in a child; return wall seconds, peak child RSS (KiB), stdout."""
     start = time.perf_counter()
     done = subprocess.run(
@@ -66,6 +72,7 @@ def run(workspace: Path, *args: str) -> tuple[float, int, str]:
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     elapsed = time.perf_counter() - start
     if done.returncode not in (0,):
@@ -73,16 +80,18 @@ def run(workspace: Path, *args: str) -> tuple[float, int, str]:
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, done.stdout.strip()
 
 
-def layout(rows: int, make: Callable[[Path, int], None], name: str) -> dict[str, object]:
+def layout(
+    rows: int, make: Callable[[Path, int], None], name: str, env: dict[str, str]
+) -> dict[str, object]:
     """Import ``rows`` readers of one layout into a new workspace, twice."""
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
         source = workspace / name
         make(source, rows)
-        run(workspace, "lists", "create", "bench")
-        first, rss, summary = run(workspace, "subscribers", "import", "bench", str(source))
+        run(workspace, env, "lists", "create", "bench")
+        first, rss, summary = run(workspace, env, "subscribers", "import", "bench", str(source))
         again, rss_again, summary_again = run(
-            workspace, "subscribers", "import", "bench", str(source)
+            workspace, env, "subscribers", "import", "bench", str(source)
         )
     return {
         "first_import_s": round(first, 2),
@@ -106,18 +115,36 @@ def main() -> None:
         default=True,
         help="then time --where segments over as many readers (bench/segment_bench.py)",
     )
+    parser.add_argument("--engines", nargs="+", default=["sqlite", "postgresql"])
     options = parser.parse_args()
     result: dict[str, object] = {"rows": options.rows}
-    if options.layout in ("both", "plain"):
-        result["plain"] = layout(options.rows, generate, "readers.csv")
-    if options.layout in ("both", "mailchimp"):
-        result["mailchimp"] = layout(
-            options.rows, generate_mailchimp, "subscribed_members_export_bench.csv"
-        )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    server = postgres_server() if "postgresql" in options.engines else None
+    pg = next(server) if server is not None else None
+    try:
+        for engine in options.engines:
+            env = dict(base)
+            if engine == "postgresql" and pg is not None:
+                env["MAILER_DATABASE_URL"] = pg.create_database()
+            suffix = "" if engine == "sqlite" else f" ({engine})"
+            if options.layout in ("both", "plain"):
+                result[f"plain{suffix}"] = layout(options.rows, generate, "readers.csv", env)
+            if options.layout in ("both", "mailchimp"):
+                result[f"mailchimp{suffix}"] = layout(
+                    options.rows, generate_mailchimp, "subscribed_members_export_bench.csv", env
+                )
+    finally:
+        for _ in server or ():  # stops it, removes its folder
+            pass
     plain, mailchimp = result.get("plain"), result.get("mailchimp")
     if isinstance(plain, dict) and isinstance(mailchimp, dict):
         result["mailchimp_over_plain_time"] = round(
             mailchimp["first_import_s"] / plain["first_import_s"], 2
+        )
+    on_pg = result.get("plain (postgresql)")
+    if isinstance(plain, dict) and isinstance(on_pg, dict):
+        result["postgresql_over_sqlite_time"] = round(
+            on_pg["first_import_s"] / plain["first_import_s"], 2
         )
     if options.json:
         print(json.dumps(result))

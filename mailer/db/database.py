@@ -50,6 +50,21 @@ class Connection(Protocol):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
 
+def insert_rows(
+    db: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Many new rows into one table, in the caller's transaction: one COPY on PostgreSQL (one
+    stream, not a round trip per row), one prepared INSERT repeated on SQLite."""
+    if not rows:
+        return
+    copy = getattr(db, "copy_rows", None)
+    if copy is not None:
+        copy(table, columns, rows)
+        return
+    marks = ", ".join("?" * len(columns))
+    db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
 class Watcher(Protocol):
     """Work done inside every transaction of a database: at its start and before its commit."""
 

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 from psycopg.adapt import Dumper
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.postgres import adapters as postgres
@@ -110,6 +110,18 @@ class PgConnection:
         cursor.executemany(statement.sql, [statement.bind(row) for row in parameters])
         self._follow(statement.gives_id_of)
         return cursor
+
+    def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Rows into ``table`` by COPY (``insert_rows``)."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self.connection.cursor().copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        self._follow(table if "id" in columns else "")
 
     def _follow(self, table: str) -> None:
         """After ids given by hand, the table's next id is past the largest."""
