@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import mailbox
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,14 @@ from mailer.bounces.apply import process
 from mailer.bounces.fallout import campaign_fallout
 from mailer.bounces.parse import read_message
 from mailer.bounces.sources import MaildirSource, open_source
-from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.database import Database
 from mailer.models import Candidate
 from mailer.send.campaigns import Campaigns
 from mailer.send.deliveries import PENDING, CampaignLog
 from mailer.send.recipients import Audience
 from mailer.send.types import Result
 from mailer.tokens import Signer, load_secret, verp_local_part
-from tests.conftest import Invoke
+from tests.conftest import Invoke, store
 
 DSN = Path(__file__).parent / "data" / "dsn"
 
@@ -66,7 +65,7 @@ _serial = itertools.count(1)
 
 
 def open_store(workspace: Path) -> Database:
-    return Database(config.load(workspace, {}).database_path)
+    return store(workspace)  # on the test's engine
 
 
 def seed(
@@ -173,19 +172,12 @@ def snapshot(store: Database) -> dict[str, list[tuple[Any, ...]]]:
         "deliveries": "SELECT * FROM deliveries",
         "processed_mail": "SELECT * FROM processed_mail",
     }
-    out = {}
-    for name, sql in tables.items():
-        try:
-            out[name] = sorted(store.connection.execute(sql).fetchall(), key=repr)
-        except sqlite3.OperationalError:  # processed_mail before the first run
-            out[name] = []
-    return out
+    return {name: sorted(store.query(sql), key=repr) for name, sql in tables.items()}
 
 
 def status_of(store: Database, email: str) -> str:
-    row = store.connection.execute(
-        "SELECT status FROM subscribers WHERE email = ?", (email,)
-    ).fetchone()
+    row = store.query_one("SELECT status FROM subscribers WHERE email = ?", (email,))
+    assert row is not None, email
     return str(row[0])
 
 
@@ -227,6 +219,7 @@ def test_corpus_not_bounces(name: str, kind: str) -> None:
     assert reading.failures == ()
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_corpus_through_mbox(mailer: Invoke, workspace: Path) -> None:
     """Every provider's format, read from an mbox: statuses, events, deliveries, fallout."""
     with open_store(workspace) as store:
@@ -252,10 +245,10 @@ def test_corpus_through_mbox(mailer: Invoke, workspace: Path) -> None:
             assert status_of(store, address) == "active"
             assert kinds(store, address) == ["soft_bounce"]
         deliveries = dict(
-            store.connection.execute(
-                "SELECT s.email, d.status || ' ' || COALESCE(d.last_code, '-') FROM deliveries d"
-                " JOIN subscribers s ON s.id = d.subscriber_id"
-            ).fetchall()
+            store.query(
+                "SELECT s.email, d.status || ' ' || COALESCE(CAST(d.last_code AS TEXT), '-')"
+                " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            )
         )
         assert deliveries["reader.gone@gmail.com"] == "failed 550"
         assert deliveries["nobody.here@outlook.com"] == "failed 550"
@@ -286,6 +279,7 @@ def test_corpus_through_mbox(mailer: Invoke, workspace: Path) -> None:
 # VERP, Maildir, idempotence, dry run
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_verp_maildir_twice_and_dry_run(mailer: Invoke, workspace: Path) -> None:
     with open_store(workspace) as store:
         campaign, ids = seed(store, {"gone@example.com": "", "full@example.com": ""})
@@ -328,10 +322,10 @@ def test_verp_maildir_twice_and_dry_run(mailer: Invoke, workspace: Path) -> None
     with open_store(workspace) as store:
         assert status_of(store, "gone@example.com") == "bounced"
         assert status_of(store, "full@example.com") == "active"
-        events = store.connection.execute(
+        events = store.query(
             "SELECT kind, subscriber_id, campaign_id, detail FROM events"
             " WHERE kind IN ('bounced', 'soft_bounce') ORDER BY id"
-        ).fetchall()
+        )
         assert events == [
             ("bounced", ids["gone@example.com"], campaign,
              "5.1.1 smtp; 550 5.1.1 <gone@forward.example>: Recipient address rejected:"
@@ -348,6 +342,7 @@ def test_verp_maildir_twice_and_dry_run(mailer: Invoke, workspace: Path) -> None
         assert snapshot(store) == before
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_forged_verp_is_not_trusted(workspace: Path) -> None:
     """A VERP tag with a wrong MAC names nobody: the DSN's own recipient counts."""
     with open_store(workspace) as store:
@@ -381,6 +376,7 @@ def _soft_run(store: Database, workspace: Path, messages: list[bytes], at: datet
     return summary.newly_bounced
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_soft_bounces_add_up_within_the_window(workspace: Path) -> None:
     start = datetime(2025, 3, 1, tzinfo=UTC)
     with open_store(workspace) as store:
@@ -424,6 +420,7 @@ def unsubscribe_mail(sender: str, slug: str, n: int = 1) -> bytes:
     ).encode()
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_mailto_unsubscribe(mailer: Invoke, workspace: Path) -> None:
     with open_store(workspace) as store:
         seed(store, {"ada@example.net": "", "bob@example.net": ""})

@@ -12,9 +12,10 @@ import pytest
 
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.status import Change, Verdict, change_membership
-from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.database import Database
 from mailer.models import Candidate, Consent, MailingList
 from mailer.models import MembershipStatus as M
+from tests.conftest import store
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import FORM, Site, confirm_link, http, make_site, post_form
 
@@ -22,8 +23,9 @@ T = [f"2030-01-0{day}T00:00:00+00:00" for day in range(1, 10)]  # T[n]: the n-th
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with Database(tmp_path / "db.sqlite") as db:
+def database(engine: str, tmp_path: Path) -> Iterator[Database]:
+    """The test's store, on each engine in turn."""
+    with store(tmp_path) as db:
         yield db
 
 
@@ -60,11 +62,11 @@ def move(
 
 def new_subscriber(database: Database, email: str) -> int:
     with database.transaction() as db:
-        cursor = db.execute(
-            "INSERT INTO subscribers (email, created_at, updated_at) VALUES (?, ?, ?)",
+        [(sid,)] = db.execute(
+            "INSERT INTO subscribers (email, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
             (email, T[0], T[0]),
-        )
-    return int(cursor.lastrowid or 0)
+        ).fetchall()
+    return int(sid)
 
 
 def test_joining_confirmed_dates_the_confirmation_at_the_join(
@@ -97,7 +99,8 @@ def test_confirming_leaving_and_coming_back(database: Database, weekly: MailingL
 
 
 @pytest.fixture
-def site(workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+def site(engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+    """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made
     made.live.stop()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from mailer.audience import lists
 from mailer.audience.csv_export import export_csv
 from mailer.audience.csv_import import RowProblem, import_csv
-from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.database import Database
 from mailer.models import MailingList
-from tests.conftest import Invoke, write_csv
+from tests.conftest import Invoke, engine_environ, store, write_csv
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
 
 SECRET = b"k" * 32  # the workspace secret that keys erased addresses, for direct calls
 
@@ -135,11 +137,12 @@ def test_reimport_changes_nothing_and_updates_are_counted(
         workspace / "a.csv", "email,name,city\na@example.org,A,X\nb@example.org,B,Y\n"
     )
     mailer("subscribers", "import", weekly, str(first))
-    db = workspace / "subscribers" / "mailer.db"
-    events_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    with store(workspace) as db:
+        events_before = db.query("SELECT COUNT(*) FROM events")
     again = mailer("subscribers", "import", weekly, str(first))
     assert summary_line(again.stdout)["unchanged"] == 2
-    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0] == events_before
+    with store(workspace) as db:
+        assert db.query("SELECT COUNT(*) FROM events") == events_before
     changed = write_csv(
         workspace / "b.csv", "email,name,city\na@example.org,A,Z\nb@example.org,B,Y\n"
     )
@@ -153,8 +156,8 @@ def test_unsubscribed_and_bounced_need_resubscribe(
     path = write_csv(workspace / "a.csv", "email\na@example.org\nb@example.org\nc@example.org\n")
     mailer("subscribers", "import", weekly, str(path))
     mailer("subscribers", "rm", weekly, "a@example.org")
-    db = sqlite3.connect(workspace / "subscribers" / "mailer.db", isolation_level=None)
-    db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'b@example.org'")
+    with store(workspace) as db:
+        db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'b@example.org'")
     counts = summary_line(mailer("subscribers", "import", weekly, str(path)).stdout)
     assert (counts["skipped"], counts["unchanged"]) == (2, 1)
     counts = summary_line(
@@ -230,6 +233,8 @@ def test_export_import_round_trips_exactly(mailer: Invoke, workspace: Path, week
 cell = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n"), max_size=12
 )
+# Each example's lists and readers are its own: on PostgreSQL the examples share one database.
+_example = itertools.count(1)
 
 
 @settings(
@@ -240,37 +245,39 @@ cell = st.text(
 )
 def test_round_trip_property(tmp_path: Path, people: list[tuple[str, str, str]]) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
-    with Database(folder / "db.sqlite") as store:
-        source, target = lists.create(store, "a", "A"), lists.create(store, "b", "B")
+    n = next(_example)
+    with store(folder) as db:
+        source, target = lists.create(db, f"a{n}", "A"), lists.create(db, f"b{n}", "B")
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(["email", "name", "note", "other"])
         for i, (name, note, other) in enumerate(people):
-            writer.writerow([f"p{i}@example.org", name.strip(), note, other])
+            writer.writerow([f"p{i}.{n}@example.org", name.strip(), note, other])
         path = folder / "in.csv"
         path.write_text(buffer.getvalue(), encoding="utf-8")
         problems: list[RowProblem] = []
-        import_csv(store, source, path, on_problem=problems.append, secret=SECRET)
+        import_csv(db, source, path, on_problem=problems.append, secret=SECRET)
         assert problems == []
-        first = export_of(store, source, folder / "first.csv")
-        import_csv(store, target, folder / "first.csv", on_problem=problems.append, secret=SECRET)
+        first = export_of(db, source, folder / "first.csv")
+        import_csv(db, target, folder / "first.csv", on_problem=problems.append, secret=SECRET)
         assert problems == []
-        assert export_of(store, target, folder / "second.csv") == first
+        assert export_of(db, target, folder / "second.csv") == first
 
 
-def export_of(store: Database, mailing_list: MailingList, path: Path) -> str:
+def export_of(database: Database, mailing_list: MailingList, path: Path) -> str:
     with path.open("w", encoding="utf-8", newline="") as handle:
-        export_csv(store, mailing_list, handle)
+        export_csv(database, mailing_list, handle)
     return path.read_text(encoding="utf-8")
 
 
-def consistent(db_path: Path) -> tuple[int, int, int]:
-    db = sqlite3.connect(db_path)
-    subscribers = db.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0]
-    memberships = db.execute("SELECT COUNT(*) FROM memberships").fetchone()[0]
-    events = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'subscribed'").fetchone()[0]
-    db.close()
-    return subscribers, memberships, events
+def consistent(workspace: Path) -> tuple[int, int, int]:
+    with store(workspace) as db:
+        row = db.query_one(
+            "SELECT (SELECT COUNT(*) FROM subscribers), (SELECT COUNT(*) FROM memberships),"
+            " (SELECT COUNT(*) FROM events WHERE kind = 'subscribed')"
+        )
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) -> None:
@@ -284,17 +291,17 @@ def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) 
     def interrupt(problem: RowProblem) -> None:
         raise KeyboardInterrupt  # as if Ctrl-C arrived while reading row 7002
 
-    with Database(tmp_path / "db.sqlite") as store:
-        weekly = lists.create(store, "weekly", "W")
+    with store(tmp_path) as db:
+        weekly = lists.create(db, "weekly", "W")
         with pytest.raises(KeyboardInterrupt):
-            import_csv(store, weekly, path, on_problem=interrupt, secret=SECRET)
-    assert consistent(tmp_path / "db.sqlite") == (5_000, 5_000, 5_000)  # first chunk only
-    with Database(tmp_path / "db.sqlite") as store:
+            import_csv(db, weekly, path, on_problem=interrupt, secret=SECRET)
+    assert consistent(tmp_path) == (5_000, 5_000, 5_000)  # first chunk only
+    with store(tmp_path) as db:
         summary = import_csv(
-            store, lists.get(store, "weekly"), path, on_problem=lambda p: None, secret=SECRET
+            db, lists.get(db, "weekly"), path, on_problem=lambda p: None, secret=SECRET
         )
     assert (summary.counts["added"], summary.counts["unchanged"]) == (rows - 5_000, 5_000)
-    assert consistent(tmp_path / "db.sqlite") == (rows, rows, rows)
+    assert consistent(tmp_path) == (rows, rows, rows)
 
 
 def test_import_killed_with_sigkill_is_consistent(tmp_path: Path) -> None:
@@ -304,24 +311,24 @@ def test_import_killed_with_sigkill_is_consistent(tmp_path: Path) -> None:
     )
     command = [sys.executable, "-m", "mailer", "--workspace", str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env.update(engine_environ())  # the test's engine
     subprocess.run(
         [*command, "lists", "create", "weekly"], check=True, env=env, capture_output=True
     )
     child = subprocess.Popen([*command, "subscribers", "import", "weekly", str(path)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    db = tmp_path / "subscribers" / "mailer.db"
     deadline = time.monotonic() + 60
-    while consistent(db)[0] < 5_000 and child.poll() is None and time.monotonic() < deadline:
+    while consistent(tmp_path)[0] < 5_000 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)  # polling for progress, not synchronising on time
     child.send_signal(signal.SIGKILL)
     child.wait()
-    subscribers, memberships, events = consistent(db)
+    subscribers, memberships, events = consistent(tmp_path)
     assert subscribers == memberships == events
     assert subscribers % 5_000 == 0 or subscribers == rows
     rerun = subprocess.run([*command, "subscribers", "import", "weekly", str(path)],
                            env=env, capture_output=True, text=True)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
-    assert consistent(db) == (rows, rows, rows)
+    assert consistent(tmp_path) == (rows, rows, rows)
 
 
 def test_create_list_on_import_is_repeatable(mailer: Invoke) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,10 +17,9 @@ from mailer.audience import lists
 from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv
 from mailer.audience.erased import remember
 from mailer.audience.import_rows import tags_of, time_stamp
-from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.times import stamp
 from mailer.tokens import load_secret
-from tests.conftest import Invoke, write_csv
+from tests.conftest import Invoke, store, write_csv
 from tests.test_import import SECRET, summary_line
 from tests.test_import_formats import CLEANED, MAILCHIMP, PLACE, readers
 
@@ -37,6 +36,7 @@ def subscribed_export(workspace: Path, *emails: str) -> Path:
     return write_csv(workspace / "subscribed_members_export_9c1d.csv", MAILCHIMP + "\r\n" + rows)
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_add_records_the_editor_as_the_source(mailer: Invoke, workspace: Path) -> None:
     mailer("lists", "create", "weekly")
     assert mailer("subscribers", "add", "weekly", "ada@example.org").exit_code == 0
@@ -46,6 +46,7 @@ def test_add_records_the_editor_as_the_source(mailer: Invoke, workspace: Path) -
     assert ada["events"] == [("subscribed", joined_at, "cli")]
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_export_writes_consent_and_importing_it_elsewhere_keeps_it(
     mailer: Invoke, workspace: Path
 ) -> None:
@@ -84,6 +85,7 @@ def test_export_writes_consent_and_importing_it_elsewhere_keeps_it(
     assert readers(workspace, "third")["bob@example.org"]["membership"] == "unsubscribed"
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_no_import_mails_a_reader_who_left_bounced_or_was_blocked(
     mailer: Invoke, workspace: Path
 ) -> None:
@@ -116,11 +118,12 @@ def test_no_import_mails_a_reader_who_left_bounced_or_was_blocked(
     }
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_an_erased_address_is_never_added_again_by_an_import(
     mailer: Invoke, workspace: Path
 ) -> None:
     mailer("lists", "create", "weekly")
-    with sqlite3.connect(workspace / "subscribers" / "mailer.db") as db:
+    with store(workspace) as database, database.transaction() as db:
         remember(db, load_secret(workspace), "ada@example.org", stamp(datetime.now(UTC)))
     export = subscribed_export(workspace, "ada@example.org", "bob@example.org")
     for args in ([], ["--resubscribe"]):
@@ -142,24 +145,29 @@ Imported = tuple[list[RowProblem], str, list[tuple[Any, ...]]]
 
 
 def import_both_ways(tmp_path: Path, path: Path) -> list[Imported]:
-    """The problems, summary and rows of importing ``path`` read here, then by a worker."""
+    """The problems, summary and rows of importing ``path`` read here, then by a worker, each
+    into a list of its own (in one database on PostgreSQL)."""
     results: list[Imported] = []
     for workers in (0, 1):
         problems: list[RowProblem] = []
-        with Database(tmp_path / f"db{workers}.sqlite") as store:
-            weekly = lists.create(store, "weekly", "Weekly")
+        folder = tmp_path / f"db{workers}"
+        folder.mkdir()
+        with store(folder) as database:
+            weekly = lists.create(database, f"weekly{workers}", "Weekly")
             options = ImportOptions(workers=workers)
-            summary = import_csv(store, weekly, path, on_problem=problems.append, secret=SECRET,
-                                 options=options)  # fmt: skip
-            rows = store.query(
+            summary = import_csv(database, weekly, path, on_problem=problems.append,
+                                 secret=SECRET, options=options)  # fmt: skip
+            rows = database.query(
                 "SELECT s.email, s.name, s.attributes, s.status, m.status, m.source, m.joined_at,"
                 " m.confirmed_at, m.ip FROM subscribers s JOIN memberships m"
-                " ON m.subscriber_id = s.id ORDER BY s.id"
+                " ON m.subscriber_id = s.id WHERE m.list_id = ? ORDER BY s.id",
+                (weekly.id,),
             )
         results.append((problems, str(summary), rows))
     return results
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_a_worker_process_reads_rows_as_this_one_does(tmp_path: Path) -> None:
     emails = [f"r{i}@example.org" for i in range(5200)]
     path = subscribed_export(tmp_path, *emails, "R7@example.org")  # a duplicate, across chunks
@@ -176,6 +184,7 @@ def test_a_worker_process_reads_rows_as_this_one_does(tmp_path: Path) -> None:
     assert len(rows) == 5200
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
 def test_an_interrupted_import_read_by_a_worker_keeps_whole_chunks(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "r.csv",
@@ -186,17 +195,17 @@ def test_an_interrupted_import_read_by_a_worker_keeps_whole_chunks(tmp_path: Pat
     def interrupt(problem: RowProblem) -> None:
         raise KeyboardInterrupt  # as if Ctrl-C arrived while reading row 7002
 
-    with Database(tmp_path / "db.sqlite") as store:
-        weekly = lists.create(store, "weekly", "W")
+    with store(tmp_path) as database:
+        weekly = lists.create(database, "weekly", "W")
         try:
-            import_csv(store, weekly, path, on_problem=interrupt, secret=SECRET,
+            import_csv(database, weekly, path, on_problem=interrupt, secret=SECRET,
                        options=ImportOptions(workers=1))  # fmt: skip
         except KeyboardInterrupt:
             pass
         else:
             raise AssertionError("the interruption was lost")
-        assert store.query("SELECT COUNT(*) FROM memberships") == [(5000,)]
-        summary = import_csv(store, weekly, path, on_problem=lambda p: None, secret=SECRET,
+        assert database.query("SELECT COUNT(*) FROM memberships") == [(5000,)]
+        summary = import_csv(database, weekly, path, on_problem=lambda p: None, secret=SECRET,
                              options=ImportOptions(workers=1))  # fmt: skip
     assert (summary.counts["added"], summary.counts["unchanged"]) == (4000, 5000)
 

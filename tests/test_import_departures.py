@@ -13,6 +13,8 @@ from tests.test_import import summary_format, summary_line
 from tests.test_import_formats import UNSUBSCRIBED, readers
 from tests.test_suppression import send, statuses
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
+
 BYSTANDER = "reader@example.org"
 
 

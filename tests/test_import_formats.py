@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Invoke, write_csv
+from tests.conftest import Invoke, store, write_csv
 from tests.test_import import summary_format, summary_line
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
 
 # Mailchimp's subscribed export of an audience with its default merge fields: 22 columns.
 MAILCHIMP = (
@@ -48,26 +49,22 @@ def weekly(mailer: Invoke) -> str:
     return "weekly"
 
 
-def db(workspace: Path) -> sqlite3.Connection:
-    return sqlite3.connect(workspace / "subscribers" / "mailer.db")
-
-
 def readers(workspace: Path, slug: str = "weekly") -> dict[str, dict[str, Any]]:
     """Each reader of the list as the database holds them: statuses, consent, tags, events."""
     found: dict[str, dict[str, Any]] = {}
-    with db(workspace) as con:
-        for row in con.execute(
+    with store(workspace) as db:
+        for row in db.query(
             "SELECT s.id, s.email, s.name, s.attributes, s.status, s.lang, m.status, m.source,"
             " m.joined_at, m.confirmed_at, m.ip FROM subscribers s JOIN memberships m"
-            " ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id WHERE l.slug = ?",
+            " ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id WHERE l.slug = ?"
+            " ORDER BY s.id",
             (slug,),
         ):
             sid, email, name, attributes, status, lang, membership, *consent = row
-            tags = {t for (t,) in con.execute("SELECT tag FROM tags WHERE subscriber_id = ?",
-                                              (sid,))}  # fmt: skip
-            events = con.execute(
+            tags = {t for (t,) in db.query("SELECT tag FROM tags WHERE subscriber_id = ?", (sid,))}
+            events = db.query(
                 "SELECT kind, at, detail FROM events WHERE subscriber_id = ? ORDER BY id", (sid,)
-            ).fetchall()
+            )
             found[email] = {
                 "name": name, "attributes": json.loads(attributes), "status": status,
                 "lang": lang, "membership": membership, "consent": tuple(consent),

@@ -1,5 +1,5 @@
 """One reader's own data: `subscribers show` (GDPR articles 15 and 20) and `subscribers forget`
-(article 17), through the real CLI on a real SQLite file and outbox."""
+(article 17), through the real CLI on each engine and a real outbox."""
 
 from __future__ import annotations
 
@@ -17,19 +17,16 @@ import pytest
 
 from mailer.audience import erased, lists, subscriptions
 from mailer.audience.subscriptions import Link
-from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Candidate, Consent
 from mailer.tokens import load_secret
-from tests.conftest import EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_REPORT, Invoke, dump, engine_environ, store
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import FORM, Site, confirm_link, http, make_site, post_form
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
+
 ADA = "ada@example.org"
 TRACES = (b"ada@example.org", b"Ada Lovelace", b"Paris", b"steward", b"192.0.2.7")
-
-
-def store(workspace: Path) -> Database:
-    return Database(workspace / "subscribers" / "mailer.db")
 
 
 def outbox_recipients(workspace: Path) -> list[str]:
@@ -110,9 +107,12 @@ def test_show_of_an_unknown_address_exits_1(mailer: Invoke, ada: Path) -> None:
 
 
 def traces(workspace: Path) -> list[bytes]:
-    """Which of TRACES the database files still hold, byte for byte (free pages included)."""
-    files = [p for p in (workspace / "subscribers").iterdir() if p.name.startswith("mailer.db")]
-    data = b"".join(p.read_bytes() for p in files)
+    """Which of TRACES the database still holds: SQLite's files byte for byte (free pages
+    included), or every row of PostgreSQL's tables."""
+    with store(workspace) as database:
+        rows = "" if database.engine == "sqlite" else dump(database)
+    files = (workspace / "subscribers").glob("mailer.db*")  # none on PostgreSQL
+    data = b"".join(p.read_bytes() for p in files) + rows.encode()
     return [t for t in TRACES if t in data]
 
 
@@ -138,8 +138,9 @@ def test_forget_erases_the_reader_everywhere_and_keeps_counts(mailer: Invoke, ad
     assert outbox_recipients(ada) == ["bob@example.org"]
     after = json.loads(mailer("campaigns", "show", "1", "--json").stdout)
     assert after["counts"] == counts and after["reason"].endswith("message for [erased]")
+    with store(ada) as database, database.transaction() as db:
+        assert erased.erased_among(db, load_secret(ada), [ADA, "b@x.org"]) == {ADA}
     with store(ada) as database:
-        assert erased.erased_among(database.connection, load_secret(ada), [ADA, "b@x.org"]) == {ADA}
         anonymous = "SELECT status, name, attributes, lang FROM subscribers WHERE id = 1"
         assert database.query(anonymous) == [("erased", "", "{}", "")]
         assert database.query("SELECT COUNT(*) FROM tags") == [(0,)]
@@ -165,6 +166,7 @@ def test_forgetting_twice_or_a_stranger(mailer: Invoke, ada: Path) -> None:
 def test_forget_asks_on_a_terminal(ada: Path, answer: str) -> None:
     leader, follower = pty.openpty()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    clean.update(engine_environ())  # the test's engine
     command = [sys.executable, "-m", "mailer", "-w", str(ada), "subscribers", "forget", ADA]
     with subprocess.Popen(command, stdin=follower, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, env=clean) as process:  # fmt: skip
@@ -185,7 +187,8 @@ def test_forget_asks_on_a_terminal(ada: Path, answer: str) -> None:
 
 
 @pytest.fixture
-def site(workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+def site(engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+    """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made
     made.live.stop()
@@ -198,11 +201,12 @@ def test_an_erased_reader_comes_back_through_the_form_as_a_new_subscriber(
     secret = load_secret(workspace)
     post_form(f"{site.live.url}/s/weekly", {"email": ADA, "name": "Ada"}, ip="198.51.100.4")
     [received] = site.mailbox.wait_for(1)
-    with site.live.store() as database:
-        assert erased.erased_among(database.connection, secret, [ADA]) == {ADA}  # not yet
+    with site.live.store() as database, database.transaction() as db:
+        assert erased.erased_among(db, secret, [ADA]) == {ADA}  # not yet
     assert http("POST", confirm_link(received.message, site.live.url), b"", FORM).status == 200
+    with site.live.store() as database, database.transaction() as db:
+        assert erased.erased_among(db, secret, [ADA]) == set()
     with site.live.store() as database:
-        assert erased.erased_among(database.connection, secret, [ADA]) == set()
         rows = database.query("SELECT id, status, name FROM subscribers ORDER BY id")
     assert rows[0] == (site.ada.id, "erased", "")  # the old row stays anonymous
     assert rows[1][1:] == ("active", "Ada") and rows[1][0] != site.ada.id

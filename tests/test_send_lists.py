@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import mailbox
 import re
-import sqlite3
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from tests.conftest import EXAMPLE_REPORT, Invoke
+import pytest
+
+from tests.conftest import EXAMPLE_REPORT, Invoke, store
 from tests.test_web import FORM, http, start_web
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
 
 
 def outbox_messages(folder: Path) -> dict[str, bytes]:
@@ -26,13 +29,12 @@ def outbox_messages(folder: Path) -> dict[str, bytes]:
 
 
 def membership(workspace: Path, slug: str, email: str) -> str | None:
-    db = sqlite3.connect(workspace / "subscribers" / "mailer.db")
-    row = db.execute(
-        "SELECT m.status FROM memberships m JOIN lists l ON l.id = m.list_id"
-        " JOIN subscribers s ON s.id = m.subscriber_id WHERE l.slug = ? AND s.email = ?",
-        (slug, email),
-    ).fetchone()
-    db.close()
+    with store(workspace) as db:
+        row = db.query_one(
+            "SELECT m.status FROM memberships m JOIN lists l ON l.id = m.list_id"
+            " JOIN subscribers s ON s.id = m.subscriber_id WHERE l.slug = ? AND s.email = ?",
+            (slug, email),
+        )
     return None if row is None else str(row[0])
 
 

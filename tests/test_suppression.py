@@ -12,14 +12,16 @@ import pytest
 
 from mailer.audience import lists, members, subscriptions
 from mailer.audience.status import Change, set_subscriber
-from mailer.db.sqlite import SqliteDatabase as Database
-from tests.conftest import EXAMPLE_REPORT, Invoke, write_csv
+from mailer.db.database import Database
+from tests.conftest import EXAMPLE_REPORT, Invoke, store, write_csv
 from tests.smtp_servers import LoopbackController, Mailbox
 from tests.test_web import FORM, Site, confirm_link, http, make_site, post_form
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
+
 
 def db(workspace: Path) -> Database:
-    return Database(workspace / "subscribers" / "mailer.db")
+    return store(workspace)  # on the test's engine
 
 
 def statuses(workspace: Path, email: str) -> tuple[str | None, dict[str, str]]:
@@ -173,7 +175,8 @@ def test_the_editors_additions_never_bring_back_who_left(
 
 
 @pytest.fixture
-def site(workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+def site(engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
+    """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made
     made.live.stop()

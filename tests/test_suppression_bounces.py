@@ -4,13 +4,16 @@ bounced, never mailed; and blocking an erased address writes nothing of it back.
 from __future__ import annotations
 
 import mailbox
-import sqlite3
 from pathlib import Path
 
-from tests.conftest import Invoke, write_csv
+import pytest
+
+from tests.conftest import Invoke, dump, write_csv
 from tests.test_bounces import open_store, postfix_bounce, seed
 from tests.test_import_formats import CLEANED
 from tests.test_suppression import events, send, statuses
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
 
 MESSAGE_ID = "<1.7.0ada@example.org>"
 
@@ -95,10 +98,11 @@ def test_blocking_an_erased_address_writes_nothing_of_it_back(
         "ada@example.org was erased at the reader's request and is already suppressed: its"
         " keyed hash keeps imports and additions out; the address is not stored again"
     )
-    store = sqlite3.connect(workspace / "subscribers" / "mailer.db")
-    rows = store.execute("SELECT email, status FROM subscribers ORDER BY id").fetchall()
-    store.close()
+    with open_store(workspace) as store:
+        rows = store.query("SELECT email, status FROM subscribers ORDER BY id")
+        held = dump(store)
     assert rows == [("erased-1@erased.invalid", "erased"), ("spam@example.org", "blocklisted")]
-    files = (workspace / "subscribers").glob("mailer.db*")  # free pages and the log too
+    assert "ada@example.org" not in held
+    files = (workspace / "subscribers").glob("mailer.db*")  # SQLite's free pages and log too
     assert all(b"ada@example.org" not in path.read_bytes() for path in files)
     assert mailer("subscribers", "add", "weekly", "ada@example.org").exit_code == 1

@@ -6,6 +6,7 @@ import csv
 import errno
 import os
 from collections.abc import Iterator, Sequence
+from itertools import groupby
 from pathlib import Path
 from typing import TextIO
 
@@ -36,16 +37,14 @@ def _column(key: str) -> str:
 
 def _tags(database: Database, mailing_list: MailingList) -> Iterator[tuple[int, str]]:
     """(subscriber id, tags) of the list's tagged members, in subscriber order."""
-    return (
-        (int(row[0]), str(row[1]))
-        for row in database.stream(
-            "SELECT t.subscriber_id, group_concat(t.tag, char(10)) FROM"
-            " (SELECT t.subscriber_id, t.tag FROM tags t JOIN memberships m"
-            " ON m.subscriber_id = t.subscriber_id AND m.list_id = ?"
-            " ORDER BY t.subscriber_id, t.tag) t GROUP BY t.subscriber_id ORDER BY t.subscriber_id",
-            (mailing_list.id,),
-        )
+    rows = database.stream(
+        "SELECT t.subscriber_id, t.tag FROM tags t JOIN memberships m"
+        " ON m.subscriber_id = t.subscriber_id AND m.list_id = ? ORDER BY t.subscriber_id",
+        (mailing_list.id,),
     )
+    # Grouped and sorted here, by code point, as either engine would otherwise spell it.
+    for subscriber_id, tagged in groupby(rows, key=lambda row: int(row[0])):
+        yield subscriber_id, "\n".join(sorted(str(row[1]) for row in tagged))
 
 
 def _tag_cell(tags: str) -> str:
