@@ -16,7 +16,7 @@ from mailer import config
 from mailer.cli import app
 from mailer.db.database import Database
 from mailer.db.opening import open_database
-from mailer.db.postgres import close_pools
+from mailer.db.postgres import PostgresDatabase, close_pools
 from mailer.db.sqlite import SqliteDatabase
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.smtp_servers import LoopbackController, Mailbox, Recorder, start
@@ -133,6 +133,24 @@ def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     postgres.drop_database(url)
 
 
+@pytest.fixture(scope="session")
+def migrated(postgres: PostgresServer) -> str:
+    """A database with mailer's schema, made once: the template of each test's store."""
+    url = postgres.create_database()
+    PostgresDatabase(url).close()  # opening it migrates it
+    close_pools()  # a template takes no connections while it is copied
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def store_url(postgres: PostgresServer, migrated: str) -> Iterator[str]:
+    """A new database with mailer's schema already in it (a copy of ``migrated``)."""
+    url = postgres.create_database(template=migrated)
+    yield url
+    close_pools()
+    postgres.drop_database(url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The store a test runs on, once each: the workspace's SQLite file, then a new database
@@ -140,7 +158,7 @@ def engine(request: pytest.FixtureRequest, workspace: Path, monkeypatch: pytest.
     the test starts and for ``store``. A module takes both with
     ``pytestmark = pytest.mark.usefixtures("engine")``."""
     if request.param == "postgresql":
-        monkeypatch.setenv("MAILER_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        monkeypatch.setenv("MAILER_DATABASE_URL", request.getfixturevalue("store_url"))
     return str(request.param)
 
 

@@ -129,11 +129,13 @@ class PostgresServer:
     def database_url(self, name: str) -> str:
         return f"postgresql://{self.user}@{HOST}:{self.port}/{name}"
 
-    def create_database(self) -> str:
-        """Create a new, empty database with a unique name and return its URL."""
+    def create_database(self, template: str = "") -> str:
+        """Create a new database with a unique name and return its URL: empty, or a copy of
+        the database ``template`` (which nobody may be connected to)."""
         name = f"test_{uuid.uuid4().hex}"
+        copy = sql.SQL(" TEMPLATE {}").format(sql.Identifier(template)) if template else sql.SQL("")
         with psycopg.connect(self.url, autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            connection.execute(sql.SQL("CREATE DATABASE {}{}").format(sql.Identifier(name), copy))
         return self.database_url(name)
 
     def drop_database(self, url: str) -> None:
