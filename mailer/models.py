@@ -72,7 +72,7 @@ class Consent:
     """How and when a reader joined a list, as a membership keeps it (GDPR article 7: the
     controller must be able to show consent). Times are stored stamps (UTC ISO 8601)."""
 
-    source: str  # import:FILE, form, cli, api
+    source: str  # import:FILE, form, cli, preferences
     joined_at: str = ""  # '' : now
     confirmed_at: str = ""
     ip: str = ""
@@ -118,7 +118,7 @@ class Member:
     updated_at: str = ""  # when the membership last changed
     joined_at: str = ""  # when the reader first joined this list
     changed_at: str = ""  # the latest change on this list or of the reader (bounced, blocked)
-    source: str = ""  # how they joined: import:FILE, form, cli, api ('' before consent records)
+    source: str = ""  # how they joined: import:FILE, form, cli, preferences ('' before consent records)
     ip: str = ""  # the address they joined from, when known (the form)
     confirmed_at: str = ""  # when they confirmed (or were added confirmed); '' if never
     lang: str = ""  # the reader's language (BCP 47), '' when unknown

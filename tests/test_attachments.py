@@ -169,6 +169,15 @@ def test_a_file_listed_twice_is_a_warning_and_attached_once(
     assert strict.exit_code == 1 and strict.stderr == f"error: {said} (--strict)\n"
 
 
+def test_the_same_name_listed_twice_is_named_at_its_second_line(workspace: Path) -> None:
+    report = write_report(workspace, ["annex.pdf", "notes.txt"])
+    report.write_text(
+        report.read_text().replace("  - annex.pdf\n", "  - annex.pdf\n  - annex.pdf\n")
+    )
+    [notice] = [str(notice) for notice in compiled(report).warnings]
+    assert notice.startswith(f"{report}:5: attachment annex.pdf is listed twice")
+
+
 @pytest.mark.parametrize("mode", ["hosted", "inline"])
 def test_a_signed_message_with_an_attachment_verifies_with_dkimpy(
     tmp_path: Path, mode: str

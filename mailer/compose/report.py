@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,10 +182,14 @@ def _files(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[Liste
     if not all(isinstance(name, str | int | float) for name in names):  # []: none at all
         raise FileInputError(path, f"front matter '{key}' must be a list of file names", start)
     listed, after = [], start
+    taken: Counter[tuple[int, str]] = Counter()  # a name listed twice is on two lines
     for name in map(str, names):
         if not name.strip():
             raise FileInputError(path, f"front matter '{key}' has an empty file name", start)
-        found = next((n for n in range(after, len(lines) + 1) if name in lines[n - 1]), None)
+        found = next((n for n in range(after, len(lines) + 1)
+                      if lines[n - 1].count(name) > taken[n, name]), None)  # fmt: skip
+        if found:
+            taken[found, name] += 1
         after = found or after
         listed.append(Listed(name, found or start))
     return tuple(listed)
