@@ -33,7 +33,7 @@ Dear {{ subscriber.name or "reader" }}, the quarter in figures.
 <script>window.pwned = 1</script>
 <iframe src="http://evil.example/"></iframe>
 <object data="http://evil.example/x.swf"></object><embed src="http://evil.example/y.swf">
-<p><img src="chart.png" alt="chart" onerror="window.pwned = 2"> <a href="javascript:alert(1)"
+<p><img src="data:image/png;base64,AAAA" alt="chart" onerror="window.pwned = 2"> <a href="javascript:alert(1)"
 onclick="window.pwned = 3">details</a> and <a href="https://example.org/data">the data</a>.</p>
 """
 GONE = ["http-equiv", "HTTP-EQUIV", "evil.example", "<script", "pwned", "<iframe", "<object",
@@ -75,7 +75,7 @@ def test_the_archive_serves_the_stored_copy_without_active_content(
     copy = stored(workspace, 1)
     assert "Own masthead" in copy and "the quarter in figures" in copy
     assert '<a href="https://example.org/data" style=' in copy and "the data</a>" in copy
-    assert '<img src="chart.png" alt="chart" style=' in copy and "Dear reader," in copy
+    assert '<img src="data:image/png;base64,AAAA" alt="chart" style=' in copy and "Dear reader," in copy
     assert f'href="{live.url}/s/weekly"' in copy and "ada@example.org" not in copy
     for active in GONE:
         assert active not in copy, active

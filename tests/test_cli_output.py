@@ -180,7 +180,8 @@ def test_campaigns_ls_and_show_json(mailer: Invoke, workspace: Path) -> None:
     assert record["report"] == str(EXAMPLE_REPORT)
     shown = parsed(mailer, "campaigns", "show", "1")
     assert isinstance(shown, dict)
-    assert set(shown) == CAMPAIGN_KEYS | {"failures", "fallout", "editions"}
+    assert set(shown) == CAMPAIGN_KEYS | {"failures", "fallout", "editions", "workers"}
+    assert shown["workers"] == []  # one process sent it, not `campaigns work`
     assert {k: shown[k] for k in CAMPAIGN_KEYS} == record
     [failure] = shown["failures"]
     assert set(failure) == {"email", "status", "code", "attempts", "error"}

@@ -60,6 +60,7 @@ class ClaimLog(CampaignLog):
         self.worker, self.shared, self.lease, self.clock = worker, rate, lease, clock
         self.alive = 1  # workers sending now (holding claims): they share the rate
         self.held: set[int] = set()
+        self.renewed = datetime.min.replace(tzinfo=UTC)
 
     def _stamp(self, ahead: float = 0.0) -> str:
         return stamp(self.clock() + timedelta(seconds=ahead))
@@ -81,11 +82,11 @@ class ClaimLog(CampaignLog):
         now, until = self._stamp(), self._stamp(self.lease)
         lock = LOCK[self.database.engine]
         with self.database.transaction(exclusive=False) as db:
-            self._renew(db, now, until)
             rows = db.execute(CLAIM.format(lock=lock), (self.worker, until, self.campaign_id,
                               self.campaign_id, now, limit)).fetchall()  # fmt: skip
-        claimed = sorted(int(row[0]) for row in rows)
-        self.held.update(claimed)
+            claimed = sorted(int(row[0]) for row in rows)
+            self.held.update(claimed)
+            self._renew(db, now, until)  # what it holds now, counted among those who send
         if not claimed:
             return []
         return self.deliveries(  # read as a resume reads them
@@ -94,10 +95,11 @@ class ClaimLog(CampaignLog):
 
     def _renew(self, db: Connection, now: str, until: str) -> None:
         """Keep what this worker still holds, say it is alive, and count those who are."""
+        self.renewed = self.clock()
         db.execute(
-            "UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND claimed_by = ?"
-            " AND status = 'queued'",
-            (until, self.campaign_id, self.worker),
+            f"UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND subscriber_id"
+            f" IN {IN_JSON} AND status = 'queued'",
+            (until, self.campaign_id, as_json(sorted(self.held))),
         )
         db.execute(
             "UPDATE campaign_workers SET seen_at = ?, holding = ? WHERE campaign_id = ?"
@@ -115,9 +117,10 @@ class ClaimLog(CampaignLog):
     def record(self, results: Sequence[Result]) -> bool:
         full = super().record(results)
         self.held.difference_update(result.subscriber_id for result in results)
-        now, until = self._stamp(), self._stamp(self.lease)
-        with self.database.transaction(exclusive=False) as db:
-            self._renew(db, now, until)
+        if (self.clock() - self.renewed).total_seconds() >= min(self.lease / 4, 1.0):
+            now, until = self._stamp(), self._stamp(self.lease)
+            with self.database.transaction(exclusive=False) as db:
+                self._renew(db, now, until)
         return full
 
     def rate(self) -> float | None:
