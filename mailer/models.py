@@ -118,7 +118,9 @@ class Member:
     updated_at: str = ""  # when the membership last changed
     joined_at: str = ""  # when the reader first joined this list
     changed_at: str = ""  # the latest change on this list or of the reader (bounced, blocked)
-    source: str = ""  # how they joined: import:FILE, form, cli, preferences ('' before consent records)
+    source: str = (
+        ""  # how they joined: import:FILE, form, cli, preferences ('' before consent records)
+    )
     ip: str = ""  # the address they joined from, when known (the form)
     confirmed_at: str = ""  # when they confirmed (or were added confirmed); '' if never
     lang: str = ""  # the reader's language (BCP 47), '' when unknown

@@ -75,7 +75,10 @@ def test_the_archive_serves_the_stored_copy_without_active_content(
     copy = stored(workspace, 1)
     assert "Own masthead" in copy and "the quarter in figures" in copy
     assert '<a href="https://example.org/data" style=' in copy and "the data</a>" in copy
-    assert '<img src="data:image/png;base64,AAAA" alt="chart" style=' in copy and "Dear reader," in copy
+    assert (
+        '<img src="data:image/png;base64,AAAA" alt="chart" style=' in copy
+        and "Dear reader," in copy
+    )
     assert f'href="{live.url}/s/weekly"' in copy and "ada@example.org" not in copy
     for active in GONE:
         assert active not in copy, active

@@ -32,9 +32,7 @@ from tests.test_web import (
 
 
 @pytest.fixture
-def site(
-    engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
-) -> Iterator[Site]:
+def site(engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
     """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made

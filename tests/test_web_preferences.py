@@ -25,9 +25,7 @@ DAY = 86_400
 
 
 @pytest.fixture
-def site(
-    engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]
-) -> Iterator[Site]:
+def site(engine: str, workspace: Path, smtp: tuple[LoopbackController, Mailbox]) -> Iterator[Site]:
     """A live site for the test, on each engine in turn."""
     made = make_site(workspace, smtp)
     yield made

@@ -111,9 +111,7 @@ class PgConnection:
         self._follow(statement.gives_id_of)
         return cursor
 
-    def copy_rows(
-        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-    ) -> None:
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Rows into ``table`` by COPY (``insert_rows``)."""
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
