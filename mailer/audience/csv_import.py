@@ -129,7 +129,7 @@ def import_csv(
         counts["invalid"] += 1
         on_problem(RowProblem(path, line, value, reason))
 
-    with _open(path) as handle, _fewer_checkpoints(database):
+    with _open(path) as handle, _fewer_checkpoints(database), _analyzed(database):
         rows = lines(handle)
         layout, delimiter = _header(path, rows, options)
         summary.format = layout.format
@@ -229,6 +229,13 @@ def _worker_lost(path: Path) -> Iterator[None]:
         raise FileInputError(
             path, "a process reading it stopped; run the same import again"
         ) from None
+
+
+@contextmanager
+def _analyzed(database: Database) -> Iterator[None]:
+    """The tables an import filled, analysed once it is done (PostgreSQL plans by them)."""
+    yield
+    database.analyze("subscribers", "memberships", "events", "tags")
 
 
 @contextmanager

@@ -130,6 +130,10 @@ class Database(ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One statement in its own implicit transaction."""
 
+    def analyze(self, *tables: str) -> None:
+        """After many rows went in: PostgreSQL's planner learns the tables' new sizes now, not
+        when its autovacuum gets to them (SQLite plans from its indexes alone)."""
+
     @abstractmethod
     def mapped(self, error: BaseException) -> BaseException:
         """The MailerError an engine's error means for the user; any other error as it is."""

@@ -207,6 +207,9 @@ class PostgresDatabase(Database):
     ) -> AbstractContextManager[None]:
         return self._campaign_lock(campaign_id, shared)
 
+    def analyze(self, *tables: str) -> None:
+        self.execute(f"ANALYZE {', '.join(tables)}")
+
     def reserve(self) -> None:
         return None  # the server's disk is its own to watch
 

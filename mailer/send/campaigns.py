@@ -93,6 +93,8 @@ class Campaigns:
                 campaign_editions.store_files(db, campaign_id, files)
             readers_now = kind == "issue" and not scheduled_at
             snapshot(db, campaign_id, chosen, edition_of, readers=readers_now)
+        if readers_now:
+            self.database.analyze("deliveries")
         return campaign_id
 
     def get(self, campaign_id: int) -> CampaignInfo:

@@ -16,11 +16,15 @@ from mailer.times import stamp
 # A claim takes the next queued deliveries nobody holds, or whose holder's lease ran out (it
 # died). PostgreSQL skips the rows another worker is claiming at that moment (SKIP LOCKED), so
 # workers never wait on each other; SQLite's claims are one at a time under its write lock.
+# The batch is chosen once (MATERIALIZED): a plan that ran the choice again for each row it
+# updates would, with SKIP LOCKED, both take longer and take other rows.
 CLAIM = (
-    "UPDATE deliveries SET claimed_by = ?, lease_until = ?"
-    " WHERE campaign_id = ? AND subscriber_id IN (SELECT subscriber_id FROM deliveries"
-    "  WHERE campaign_id = ? AND status = 'queued' AND lease_until < ?"
-    "  ORDER BY subscriber_id LIMIT ?{lock}) RETURNING subscriber_id"
+    "WITH batch AS MATERIALIZED (SELECT subscriber_id FROM deliveries"
+    " WHERE campaign_id = ? AND status = 'queued' AND lease_until < ?"
+    " ORDER BY subscriber_id LIMIT ?{lock})"
+    " UPDATE deliveries SET claimed_by = ?, lease_until = ?"
+    " WHERE campaign_id = ? AND subscriber_id IN (SELECT subscriber_id FROM batch)"
+    " RETURNING subscriber_id"
 )
 LOCK = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
 POLL = 1.0  # seconds, at most, between looks for claims that came free
@@ -82,8 +86,8 @@ class ClaimLog(CampaignLog):
         now, until = self._stamp(), self._stamp(self.lease)
         lock = LOCK[self.database.engine]
         with self.database.transaction(exclusive=False) as db:
-            rows = db.execute(CLAIM.format(lock=lock), (self.worker, until, self.campaign_id,
-                              self.campaign_id, now, limit)).fetchall()  # fmt: skip
+            rows = db.execute(CLAIM.format(lock=lock), (self.campaign_id, now, limit,
+                              self.worker, until, self.campaign_id)).fetchall()  # fmt: skip
             claimed = sorted(int(row[0]) for row in rows)
             self.held.update(claimed)
             self._renew(db, now, until)  # what it holds now, counted among those who send

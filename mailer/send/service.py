@@ -156,6 +156,7 @@ async def continue_campaign(
         if info.status == "scheduled":
             with database.transaction() as db:
                 snapshot_readers(db, campaign_id, chosen, factory.editions.chooser.sql())
+            database.analyze("deliveries")
         options = resume_options(session, info, overrides)
         log = CampaignLog(database, campaign_id, statuses)
         if worker:
