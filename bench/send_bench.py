@@ -1,4 +1,5 @@
-"""Send throughput: mailer's pipeline vs bare aiosmtplib (and optionally mailmerge) into one sink.
+"""Send throughput: Postfix's smtp-source (the limit) first, then mailer's pipeline vs bare
+aiosmtplib (and optionally mailmerge), into one sink. Workers: bench/workers_bench.py.
 
 Run by hand, not in tests:  python bench/send_bench.py [-n 20000] [--concurrency 16]
 [--rounds 5] [--report example|heavy] [--json]
@@ -54,6 +55,23 @@ c = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
 c.start()
 threading.Event().wait()
 """
+
+
+def physical_limit(folder: Path, port: int, count: int, connections: int) -> dict[str, float]:
+    """Postfix's smtp-source: ``count`` copies of mailer's own message over ``connections``
+    kept-open sessions into the same sink, as fast as it goes: what no sender beats here."""
+    source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    message = sample_message(folder).replace(b"\r\n", b"\n")  # it appends CRLF to each line
+    (folder / "limit.eml").write_bytes(message)
+    command = [source, "-d", "-s", str(connections), "-m", str(count), "-f", SENDER,
+               "-t", "reader@example.org", "-F", str(folder / "limit.eml"),
+               f"127.0.0.1:{port}"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    rate = round(count / elapsed, 1)
+    return {"messages": count, "seconds": round(elapsed, 3), "per_second": rate,
+            "cpu_us_per_message": 0.0, "peak_rss_mb": 0.0}  # fmt: skip
 
 
 def start_sink(kind: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -300,13 +318,15 @@ def in_child(
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+LIMIT = "smtp-source (the limit)"  # the first row, with postfix's smtp-sink
 ROWS = {"mailer": "mailer", "mailer + DKIM rsa": "dkim-rsa",
         "mailer + DKIM ed25519": "dkim-ed25519", "bare aiosmtplib": "bare"}  # fmt: skip
 RATIOS = {"mailer_vs_bare": ("mailer", "bare aiosmtplib", "per_second"),
           "mailer_sending_vs_bare": ("mailer", "bare aiosmtplib", "send_per_second"),
           "rsa_signed_vs_unsigned": ("mailer + DKIM rsa", "mailer", "per_second"),
           "ed25519_signed_vs_unsigned": ("mailer + DKIM ed25519", "mailer", "per_second"),
-          "mailer_vs_mailmerge": ("mailer", "mailmerge 2.3.0", "per_second")}  # fmt: skip
+          "mailer_vs_mailmerge": ("mailer", "mailmerge 2.3.0", "per_second"),
+          "mailer_vs_limit": ("mailer", LIMIT, "per_second")}  # fmt: skip
 
 
 def summarise(rounds: list[dict[str, dict[str, float]]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -365,6 +385,8 @@ def main() -> None:
             peers = {"mailmerge 2.3.0": "mailmerge"} if args.peer_mailmerge else {}
             for number in range(1, args.rounds + 1):  # interleaved: a round's ratios share
                 rounds.append({})  # conditions; the peer installs itself, so it runs once
+                if sink_name.startswith("postfix") and Path("/usr/sbin/smtp-source").exists():
+                    rounds[-1][LIMIT] = physical_limit(folder, port, args.n, args.concurrency)
                 for name, phase in (ROWS | peers if number == 1 else ROWS).items():
                     try:
                         fail = name == args.fail_row
@@ -405,7 +427,8 @@ def main() -> None:
                        ("mailer, sending only / bare", "mailer_sending_vs_bare"),
                        ("DKIM RSA 2048 signed / unsigned", "rsa_signed_vs_unsigned"),
                        ("DKIM Ed25519 signed / unsigned", "ed25519_signed_vs_unsigned"),
-                       ("mailer / mailmerge", "mailer_vs_mailmerge")):  # fmt: skip
+                       ("mailer / mailmerge", "mailer_vs_mailmerge"),
+                       ("mailer / smtp-source, the limit", "mailer_vs_limit")):  # fmt: skip
         if key in result:
             each = ", ".join(f"{x:.2f}" for x in result[key])
             print(f"{label} = {statistics.median(result[key]):.2f}x (per round: {each})")
