@@ -33,7 +33,8 @@ Dear {{ subscriber.name or "reader" }}, the quarter in figures.
 <script>window.pwned = 1</script>
 <iframe src="http://evil.example/"></iframe>
 <object data="http://evil.example/x.swf"></object><embed src="http://evil.example/y.swf">
-<p><img src="data:image/png;base64,AAAA" alt="chart" onerror="window.pwned = 2"> <a href="javascript:alert(1)"
+<p><img src="data:image/png;base64,AAAA" alt="chart" onerror="window.pwned = 2">
+<a href="javascript:alert(1)"
 onclick="window.pwned = 3">details</a> and <a href="https://example.org/data">the data</a>.</p>
 """
 GONE = ["http-equiv", "HTTP-EQUIV", "evil.example", "<script", "pwned", "<iframe", "<object",

@@ -83,6 +83,7 @@ def test_bad_urls_are_one_line_and_nothing_is_created(mailer: Invoke, workspace:
     assert mailer("lists", "create", "mine").exit_code == 0
     for url, says in [
         ("postgresql://editor:hunter2@db.example.org/news", "must not hold a password"),
+        ("postgresql://editor@db.example.org/news?password=hunter2", "must not hold a password"),
         ("mysql://db.example.org/news", "must be a url such as postgresql://"),
         ("postgresql://nobody@127.0.0.1:1/news", "cannot connect"),
     ]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailer.send.claims import settle
 from tests.conftest import EXAMPLE_REPORT, store
 from tests.smtp_servers import Recorder, start
 from tests.test_send_cli import cli, command, environment, populate, smtp_env, wait_for
@@ -148,3 +149,53 @@ def test_a_resume_waits_for_the_workers_and_a_worker_for_a_resume(tmp_path: Path
         assert done.returncode == 1
         assert done.stderr == "error: campaign 1 is being sent by another mailer process\n"
     assert len(recorder.received) == 1
+
+
+def test_ctrl_c_stops_the_workers_gracefully_and_a_resume_sends_exactly_the_rest(
+    tmp_path: Path,
+) -> None:
+    emails = populate(tmp_path, 1500)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        parent = subprocess.Popen(
+            command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
+                    "--workers", "2"),
+            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: len(recorder.received) >= 300, parent)
+        parent.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the parent only
+        out, err = parent.communicate(timeout=120)
+        assert parent.returncode == 1, out + err
+        assert "the workers finish the messages in flight" in err and "Traceback" not in err
+        assert "resume with: mailer campaigns resume 1" in out
+        assert len(recorder.received) < 1500
+        cli(tmp_path, "campaigns", "resume", "1", env=env)
+    finally:
+        controller.stop()
+    counts = recorder.counts()
+    assert set(counts) == set(emails) and set(counts.values()) == {1}  # each exactly once
+
+
+def test_a_machines_dead_workers_are_settled_and_the_campaign_paused(tmp_path: Path) -> None:
+    populate(tmp_path, 20)
+    recorder = Recorder()
+    controller = start(recorder)
+    try:
+        stored(tmp_path, smtp_env(controller.port))
+    finally:
+        controller.stop()
+    with store(tmp_path) as db:
+        with db.transaction() as tx:  # a worker of this machine that was killed mid-send
+            tx.execute("UPDATE campaigns SET status = 'sending', reason = ''")
+            tx.execute(
+                "INSERT INTO campaign_workers (campaign_id, worker, host, pid, started_at,"
+                " seen_at) VALUES (1, 'here:999999-ab12', 'here', 999999, ?, ?)",
+                ("2026-11-27T10:00:00+00:00", "2026-11-27T10:00:05+00:00"),
+            )
+        assert settle(db, 1, "elsewhere", [999999]) == "sending"  # not this machine's
+        assert settle(db, 1, "here", [999999]) == "paused"
+        [(status, reason)] = db.query("SELECT status, reason FROM campaigns")
+        [(finished,)] = db.query("SELECT finished_at FROM campaign_workers")
+    assert (status, reason) == ("paused", "19 not sent yet (its workers ended)") and finished

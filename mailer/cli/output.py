@@ -162,7 +162,7 @@ def campaign_detail(
                 "counts": w.counts,
             }
             for w in workers
-        ],  # fmt: skip
+        ],
         "failures": [failure_record(f) for f in failures],
         "fallout": [
             {"at": e.at, "kind": e.kind, "email": e.email, "detail": e.detail} for e in fallout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from types import FrameType
 
 import typer
@@ -11,7 +12,7 @@ from mailer.cli.common import err, out, settings
 from mailer.cli.progress import Reporter
 from mailer.db.database import Database
 from mailer.send.campaigns import Campaigns
-from mailer.send.claims import workers
+from mailer.send.claims import settle, workers
 from mailer.send.types import Progress
 from mailer.send.workers import Workers
 
@@ -28,19 +29,29 @@ def follow_workers(database: Database, campaign_id: int, count: int) -> None:
         progress.counts.update(campaigns.get(campaign_id).counts)
         reporter(progress)
 
+    presses = 0
+
     def stop(_: int, __: FrameType | None) -> None:
-        err.print("stopping: the workers finish the messages in flight")
-        started.stop()
+        nonlocal presses
+        presses += 1
+        started.stop()  # a second time: the workers abandon what is in flight
+        if presses == 1:
+            err.print("stopping: the workers finish the messages in flight (Ctrl-C again to abort)")
 
     before = [signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)]
     try:
         started.wait(watch)
+    except BaseException:
+        started.end()
+        raise
     finally:
         for kind, handler in zip((signal.SIGINT, signal.SIGTERM), before, strict=True):
             signal.signal(kind, handler)
         reporter.close()
         failures = started.failures()
         started.close()
+        pids = [process.pid for process in started.processes]
+        settle(database, campaign_id, socket.gethostname(), pids)  # those killed, if any
     info = campaigns.get(campaign_id)
     c = info.counts
     out.print(f"campaign {campaign_id}: {info.status}; {c['sent']} sent, {c['deferred']} deferred,"

@@ -21,7 +21,9 @@ HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 URL = re.compile(r"(?P<scheme>[A-Za-z]+)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^/:?#\[\]@]*)"
                  r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^?#]*)?")  # fmt: skip
 POSTGRES_URL = re.compile(r"postgres(?:ql)?://[^\s]*\Z")
-POSTGRES_PASSWORD = re.compile(r"postgres(?:ql)?://[^/@?#]*:[^/@?#]*@")  # user:password@
+POSTGRES_PASSWORD = re.compile(  # user:password@, or ?password= among the parameters
+    r"postgres(?:ql)?://[^/@?#]*:[^/@?#]*@|[?&](?:ssl)?password=", re.IGNORECASE
+)
 URL_UNSAFE = re.compile(r"[\s<>\"'`,\\^{}|\x00-\x1f\x7f]")
 SECRET_WORDS = ("password", "secret", "token")
 LARGEST = 2**31 - 1
@@ -213,7 +215,7 @@ def postgres_url(value: object) -> str | None:
         return "must not contain control characters"
     if not POSTGRES_URL.match(text):
         return "must be a url such as postgresql://mailer@db.example.org/mailer"
-    if POSTGRES_PASSWORD.match(text):
+    if POSTGRES_PASSWORD.search(text):
         return "must not hold a password: give it in PGPASSWORD or ~/.pgpass instead"
     return None
 

@@ -133,6 +133,7 @@ class Database(ABC):
     def analyze(self, *tables: str) -> None:
         """After many rows went in: PostgreSQL's planner learns the tables' new sizes now, not
         when its autovacuum gets to them (SQLite plans from its indexes alone)."""
+        return None
 
     @abstractmethod
     def mapped(self, error: BaseException) -> BaseException:

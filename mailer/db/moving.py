@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from mailer.db.postgres import WRITE_LOCK, PostgresDatabase
+from mailer.db.postgres import WRITE_LOCK, PostgresDatabase, shown
 from mailer.db.sqlite import SqliteDatabase
 from mailer.errors import InputError, StoreError
 
@@ -37,7 +37,9 @@ def migrate_to(
     one that holds other rows is refused. ``on_table`` hears each table as it is copied."""
     with PostgresDatabase(url) as target:
         tables = _tables(source)
-        source.connection.execute("BEGIN")  # one snapshot: writers go on, unseen
+        # One snapshot, and no writer meanwhile: what one wrote after it would be lost once the
+        # workspace moves to the copy.
+        source.connection.execute("BEGIN IMMEDIATE")
         try:
             counts = {table: _count(source, table) for table in tables}
             there = {table: _count(target, table) for table in tables}
@@ -55,7 +57,7 @@ def migrate_to(
     if after != counts:
         wrong = next(t for t in tables if after[t] != counts[t])
         raise StoreError(
-            url, f"{wrong} has {after[wrong]} rows after the copy, not {counts[wrong]}"
+            shown(url), f"{wrong} has {after[wrong]} rows after the copy, not {counts[wrong]}"
         )
     return Moved(target.where, counts, copied=True)
 

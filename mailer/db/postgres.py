@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, ClassVar
 
 import psycopg
@@ -23,7 +23,7 @@ from mailer.db.schema import MIGRATIONS
 from mailer.db.schema_postgres import BASELINE, BASELINE_VERSION
 from mailer.errors import CampaignLocked, DiskFullError, MailerError, StoreError
 
-POOL_SIZE = 10  # connections per process: a sending run, the web side and the scheduler's runs
+POOL_SIZE = 24  # connections per process: the web side's threads, the scheduler's runs
 # Advisory lock keys (bigint): the write lock every transaction takes, as SQLite's BEGIN
 # IMMEDIATE does; the schema's; one per campaign, held by the process sending it.
 WRITE_LOCK = 0x6D61_696C_6572_0001
@@ -68,11 +68,18 @@ def _pool(url: str, where: str, timeout: float) -> ConnectionPool[psycopg.Connec
             return pool
         try:  # one plain connection first: the pool would only log why it cannot connect
             psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.ProgrammingError:  # libpq's words would quote the url, password and all
+            raise StoreError(where, "is not a valid url") from None
         except psycopg.Error as error:
             raise StoreError(where, f"cannot connect: {_first_line(error)}") from None
+        # A lock waited for as long as SQLite's busy_timeout, not for ever; a transaction left
+        # open by a stuck session ends after a minute.
+        options = (
+            f"-c lock_timeout={int(timeout * 1000)} -c idle_in_transaction_session_timeout=60s"
+        )
         pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False,
-                              kwargs={"autocommit": True}, configure=_configure,
-                              timeout=timeout)  # fmt: skip
+                              kwargs={"autocommit": True, "options": options},
+                              configure=_configure, timeout=timeout)  # fmt: skip
         pool.open(wait=True, timeout=max(timeout, 1.0))
         _pools[url] = pool
         return pool
@@ -156,6 +163,8 @@ class PostgresDatabase(Database):
             self.connection = None  # type: ignore[assignment]
 
     def error(self, error: BaseException) -> MailerError:
+        if isinstance(error, errors.LockNotAvailable):
+            return StoreError(self.where, "locked by another process; try again when it is done")
         if isinstance(error, errors.DiskFull):
             return DiskFullError(f"database {self.where}")
         if isinstance(error, errors.NumericValueOutOfRange):
@@ -192,15 +201,22 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def _campaign_lock(self, campaign_id: int, shared: bool) -> Iterator[None]:
+        """A session lock on this database's own connection (a COMMIT keeps it): held while
+        the connection lives, dropped with it if the process dies."""
         key, kind = CAMPAIGN_LOCKS + campaign_id, "_shared" if shared else ""
-        with self.pool.connection() as connection:
-            row = connection.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (key,)).fetchone()
-            if not row or not row[0]:
-                raise CampaignLocked(campaign_id)
-            try:
-                yield
-            finally:
-                connection.execute(f"SELECT pg_advisory_unlock{kind}(%s)", (key,))
+        try:
+            row = self.connection.execute(
+                f"SELECT pg_try_advisory_lock{kind}(%s)", (key,)
+            ).fetchone()
+        except psycopg.Error as error:
+            raise self.error(error) from None
+        if not row or not row[0]:
+            raise CampaignLocked(campaign_id)
+        try:
+            yield
+        finally:
+            with suppress(psycopg.Error):  # a connection gone has dropped the lock already
+                self.connection.execute(f"SELECT pg_advisory_unlock{kind}(%s)", (key,))
 
     def campaign_lock(
         self, campaign_id: int, *, shared: bool = False

@@ -31,8 +31,9 @@ POLL = 1.0  # seconds, at most, between looks for claims that came free
 
 
 def worker_name() -> str:
-    """This process, as `campaigns show` lists it: host and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as `campaigns show` lists it: host, process id, and a random tag (two
+    containers may share a host name and a process id)."""
+    return f"{socket.gethostname()}:{os.getpid()}-{os.urandom(2).hex()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ class ClaimLog(CampaignLog):
     def start(self) -> None:
         super().start()
         at = self._stamp()
-        host, _, pid = self.worker.rpartition(":")
+        host, _, process = self.worker.rpartition(":")
+        pid = process.partition("-")[0]
         with self.database.transaction() as db:
             db.execute(
                 "INSERT INTO campaign_workers (campaign_id, worker, host, pid, started_at,"
@@ -82,7 +84,11 @@ class ClaimLog(CampaignLog):
             )
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
-        """Claim up to ``limit`` deliveries: the next queued ones nobody holds."""
+        """Claim up to ``limit`` deliveries: the next queued ones nobody holds; under a shared
+        rate, no more than this worker sends in half its lease."""
+        share = self.rate()
+        if share:
+            limit = max(1, min(limit, int(share * self.lease / 2)))
         now, until = self._stamp(), self._stamp(self.lease)
         lock = LOCK[self.database.engine]
         with self.database.transaction(exclusive=False) as db:
@@ -102,8 +108,8 @@ class ClaimLog(CampaignLog):
         self.renewed = self.clock()
         db.execute(
             f"UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND subscriber_id"
-            f" IN {IN_JSON} AND status = 'queued'",
-            (until, self.campaign_id, as_json(sorted(self.held))),
+            f" IN {IN_JSON} AND status = 'queued' AND claimed_by = ?",
+            (until, self.campaign_id, as_json(sorted(self.held)), self.worker),
         )
         db.execute(
             "UPDATE campaign_workers SET seen_at = ?, holding = ? WHERE campaign_id = ?"
@@ -121,13 +127,20 @@ class ClaimLog(CampaignLog):
     def record(self, results: Sequence[Result]) -> bool:
         full = super().record(results)
         self.held.difference_update(result.subscriber_id for result in results)
+        self._keep()
+        return full
+
+    def _keep(self) -> None:
+        """Renew the claims at most once a second (and well within the lease)."""
         if (self.clock() - self.renewed).total_seconds() >= min(self.lease / 4, 1.0):
             now, until = self._stamp(), self._stamp(self.lease)
             with self.database.transaction(exclusive=False) as db:
                 self._renew(db, now, until)
-        return full
 
     def rate(self) -> float | None:
+        """Asked before each message: the claims are kept while messages go out, even when
+        no result has come back for a while."""
+        self._keep()
         return self.shared / self.alive if self.shared > 0 else None
 
     def more(self) -> float | None:
@@ -192,3 +205,35 @@ def workers(database: Database, campaign_id: int) -> list[Worker]:
         (campaign_id,),
     )
     return [Worker(r[0], r[1], r[2], r[3], counts.get(r[0], {})) for r in rows]
+
+
+def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int]) -> str:
+    """Once a machine's workers have all ended: those of them that died are marked finished,
+    and a campaign that no worker sends any more is done, or paused with what is left. The
+    campaign's status is returned."""
+    at = stamp(datetime.now(UTC))
+    with database.transaction() as db:
+        db.execute(
+            f"UPDATE campaign_workers SET finished_at = ? WHERE campaign_id = ? AND host = ?"
+            f" AND pid IN {IN_JSON} AND finished_at = ''",
+            (at, campaign_id, host, as_json(pids)),
+        )
+        status = db.execute("SELECT status FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        others = db.execute(
+            "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''",
+            (campaign_id,),
+        ).fetchone()[0]
+        if status is None or status[0] != "sending" or others:
+            return str(status[0]) if status else ""
+        queued = db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+            (campaign_id,),
+        ).fetchone()[0]
+        settled = "paused" if queued else "done"
+        db.execute(
+            "UPDATE campaigns SET status = ?, reason = ?,"
+            " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
+            (settled, f"{queued} not sent yet (its workers ended)" if queued else "", settled,
+             at, campaign_id),
+        )  # fmt: skip
+    return settled

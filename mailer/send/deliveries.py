@@ -97,7 +97,7 @@ class CampaignLog:
             db.executemany(
                 "UPDATE deliveries SET status = ?, attempts = ?, last_code = ?, last_error = ?,"
                 " reply = ?, message_id = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
-                " WHERE campaign_id = ? AND subscriber_id = ?",
+                " WHERE campaign_id = ? AND subscriber_id = ? AND status != 'sent'",  # sent stays
                 [(r.status, r.attempts, r.code or None, "" if r.status == "sent" else r.text,
                   r.text, r.message_id, r.status, stamp, campaign, r.subscriber_id)
                  for r in results],

@@ -51,8 +51,14 @@ class Workers:
         for _ in range(count):
             log = tempfile.TemporaryFile()  # noqa: SIM115 -- kept open until close(): what it says
             started.logs.append(log)
-            started.processes.append(
-                subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            started.processes.append(  # a session of its own: a terminal's Ctrl-C is ours
+                subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
             )
         return started
 
@@ -67,10 +73,17 @@ class Workers:
         watch()
 
     def stop(self) -> None:
-        """Ask each worker to stop as Ctrl-C does: what is in flight finishes and is recorded."""
+        """Ask each worker to stop as one Ctrl-C does: what is in flight finishes and is
+        recorded; asked again, as a second Ctrl-C: what is in flight is abandoned."""
         for process in self.processes:
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGINT)
+
+    def end(self) -> None:
+        """Stop them all and wait for each (after an error of the caller's own)."""
+        self.stop()
+        for process in self.processes:
+            process.wait()
 
     def failures(self) -> list[str]:
         """The last line each failed worker wrote, with its exit status."""
