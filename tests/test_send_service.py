@@ -53,7 +53,10 @@ class Spy:
     ) -> object:
         status = Campaigns(self.session.database).get(campaign_id or 0).status
         try:
-            with self.session.database.campaign_lock(campaign_id or 0):
+            with (
+                open_database(self.session.settings) as other,
+                other.campaign_lock(campaign_id or 0),
+            ):  # as another process would try
                 locked = False
         except InputError:
             locked = True
