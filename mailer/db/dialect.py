@@ -13,6 +13,8 @@ from typing import Any
 # rewritten here, outside quoted text. A list bound as one JSON parameter for
 # `IN (SELECT value FROM json_each(?))` becomes an array bound to `= ANY(%s)`.
 _QUOTED = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
+_NOT_IN_LIST = re.compile(r"\bNOT\s+IN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\?\)\s*\)", re.I)
+_LEFT_OVER = re.compile(r"\bjson_each\(|\bOR\s+IGNORE\b", re.I)  # not said in PostgreSQL
 _IN_LIST = re.compile(r"\bIN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\?\)\s*\)", re.I)
 _LIST = re.compile(r"\bSELECT\s+value\s+FROM\s+json_each\(\?\)", re.I)
 # An insert that gives the id itself, as SQLite's INTEGER PRIMARY KEY allows: the table's
@@ -60,7 +62,7 @@ def to_postgres(sql: str) -> Statement:
     """``sql`` (SQLite's dialect, ``?`` or ``?N`` marks) as PostgreSQL reads it through psycopg."""
     parts = _QUOTED.split(sql)
     lists: set[int] = set()
-    numbered = False
+    numbered = plain = False
     marks = 0
     out: list[str] = []
     ignore = bool(_OR_IGNORE.match(sql))
@@ -71,11 +73,14 @@ def to_postgres(sql: str) -> Statement:
         part = part.replace("%", "%%")
         if index == 0 and ignore:
             part = _OR_IGNORE.sub("INSERT INTO", part, count=1)
+        part = _NOT_IN_LIST.sub("<> ALL(?LIST)", part)
         part = _IN_LIST.sub("= ANY(?LIST)", part)
         part = _LIST.sub("SELECT unnest(CAST(?LIST AS text[]))", part)
         part = _GREATEST.sub(r"GREATEST(\1,\2)", part)
         for pattern, replacement in _SIMPLE:
             part = pattern.sub(replacement, part)
+        if _LEFT_OVER.search(part):
+            raise ValueError(f"no PostgreSQL for this statement's SQLite idiom: {sql}")
         pieces = []
         position = 0
         for found in _MARK.finditer(part):
@@ -88,10 +93,13 @@ def to_postgres(sql: str) -> Statement:
                 numbered = True
                 pieces.append(f"%(p{found.group(1)})s")
             else:
+                plain = True
                 pieces.append("%s")
             marks += 1
         pieces.append(part[position:])
         out.append("".join(pieces))
+    if numbered and plain:
+        raise ValueError(f"no PostgreSQL for ? and ?N marks in one statement: {sql}")
     text = "".join(out)
     if ignore:
         returning = _RETURNING.search(text)
