@@ -207,6 +207,16 @@ def workers(database: Database, campaign_id: int) -> list[Worker]:
     return [Worker(r[0], r[1], r[2], r[3], counts.get(r[0], {})) for r in rows]
 
 
+def queued(database: Database, campaign_id: int) -> int:
+    """How many of a campaign's deliveries are still queued (read through the partial index
+    of queued deliveries, which shrinks as they are sent)."""
+    row = database.query_one(
+        "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+        (campaign_id,),
+    )
+    return int(row[0]) if row else 0
+
+
 def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int]) -> str:
     """Once a machine's workers have all ended: those of them that died are marked finished,
     and a campaign that no worker sends any more is done, or paused with what is left. The
