@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from send_bench import REPORT, SENDER, free_port, sample_message, wait_listening
+from send_bench import REPORT, SENDER, free_port, physical_limit, wait_listening
 
 from tests.postgres_server import postgres_server
 
-SMTP_SINK, SMTP_SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
+SMTP_SINK = "/usr/sbin/smtp-sink"
 CONNECTIONS = 16
 
 
@@ -36,18 +36,6 @@ def sink(port: int, pipelining: bool) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([SMTP_SINK, "-u", "nobody", *flags, f"127.0.0.1:{port}", "1000"])
     wait_listening(port)
     return process
-
-
-def limit(folder: Path, port: int, count: int) -> float:
-    """smtp-source: ``count`` copies of mailer's own message over 16 kept-open sessions."""
-    message = sample_message(folder).replace(b"\r\n", b"\n")  # it appends CRLF to each line
-    (folder / "message.eml").write_bytes(message)
-    command = [SMTP_SOURCE, "-d", "-s", str(CONNECTIONS), "-m", str(count), "-f", SENDER,
-               "-t", "reader@example.org", "-F", str(folder / "message.eml"),
-               f"127.0.0.1:{port}"]  # fmt: skip
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return count / (time.perf_counter() - start)
 
 
 def mailer(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,7 +100,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
             (folder / "subscribers").mkdir()
-            rows["smtp-source (the limit)"] = limit(folder, ports[True], args.n)
+            rows["smtp-source (the limit)"] = physical_limit(
+                folder, ports[True], args.n, CONNECTIONS
+            )["per_second"]
             for engine in args.engines:
                 env = dict(base)
                 if engine == "postgresql" and pg is not None:

@@ -50,7 +50,7 @@ def migrate_to(
                 raise InputError(f"{target.where} already holds other data ({table}: "
                                  f"{there[table]} rows, the workspace {counts[table]});"
                                  " migrate into an empty database")  # fmt: skip
-            _copy(source, target, tables, on_table)
+            _copy(source, target, counts, on_table)
         finally:
             source.connection.execute("COMMIT")
         after = {table: _count(target, table) for table in tables}
@@ -97,13 +97,13 @@ def _columns(source: SqliteDatabase, table: str) -> list[str]:
 def _copy(
     source: SqliteDatabase,
     target: PostgresDatabase,
-    tables: list[str],
+    counts: dict[str, int],
     on_table: Callable[[str, int], None],
 ) -> None:
     connection = target.connection
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-        for table in tables:
+        for table, count in counts.items():  # the tables in ORDER, with their rows
             columns = _columns(source, table)
             chosen = ", ".join(
                 "NULL" if (table, c) == ("lists", "welcome_campaign_id") else c for c in columns
@@ -114,7 +114,7 @@ def _copy(
             with connection.cursor().copy(statement) as copy:
                 for row in source.stream(f"SELECT {chosen} FROM {table}"):
                     copy.write_row(row)
-            on_table(table, _count(source, table))
+            on_table(table, count)
         welcomes = source.query(
             "SELECT id, welcome_campaign_id FROM lists WHERE welcome_campaign_id IS NOT NULL"
         )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
-from mailer.send.deliveries import CampaignLog
+from mailer.send.deliveries import CampaignLog, conclude, queued_in
 from mailer.send.types import Delivery, Result, Stop
 from mailer.times import stamp
 
@@ -170,10 +170,7 @@ class ClaimLog(CampaignLog):
                 " AND worker = ?",
                 (now, now, self.campaign_id, self.worker),
             )
-            queued = db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
-                (self.campaign_id,),
-            ).fetchone()[0]
+            queued = queued_in(db, self.campaign_id)
             others = db.execute(
                 "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
                 " AND seen_at >= ?",
@@ -181,13 +178,7 @@ class ClaimLog(CampaignLog):
             ).fetchone()[0]
             if queued and others:
                 return  # the others go on
-            status = "paused" if queued else "done"
-            reason = "" if status == "done" else reason or f"{queued} not sent yet"
-            db.execute(
-                "UPDATE campaigns SET status = ?, reason = ?,"
-                " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
-                (status, reason, status, now, self.campaign_id),
-            )
+            conclude(db, self.campaign_id, reason, now, queued)
 
 
 def workers(database: Database, campaign_id: int) -> list[Worker]:
@@ -235,15 +226,5 @@ def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int])
         ).fetchone()[0]
         if status is None or status[0] != "sending" or others:
             return str(status[0]) if status else ""
-        queued = db.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
-            (campaign_id,),
-        ).fetchone()[0]
-        settled = "paused" if queued else "done"
-        db.execute(
-            "UPDATE campaigns SET status = ?, reason = ?,"
-            " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
-            (settled, f"{queued} not sent yet (its workers ended)" if queued else "", settled,
-             at, campaign_id),
-        )  # fmt: skip
-    return settled
+        queued = queued_in(db, campaign_id)
+        return conclude(db, campaign_id, f"{queued} not sent yet (its workers ended)", at, queued)

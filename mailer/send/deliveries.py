@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from mailer.audience.status import bounce_many
-from mailer.db.database import Database, now
+from mailer.db.database import Connection, Database, now
 from mailer.errors import DiskFullError
 from mailer.models import Reader
 from mailer.send.recipients import reader
@@ -114,23 +114,32 @@ class CampaignLog:
                 self.reserve.release()
 
     def _finish(self, stop: Stop | None) -> None:
-        reason = "" if stop is None else str(stop)
         with self.database.transaction() as db:
-            queued = db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
-                (self.campaign_id,),
-            ).fetchone()[0]
-            # Everyone recorded is done, even if a stop came meanwhile: nothing is left to resume.
-            status = "paused" if queued else "done"
-            if status == "done":
-                reason = ""
-            elif not reason:
-                reason = f"{queued} not sent yet"
-            db.execute(
-                "UPDATE campaigns SET status = ?, reason = ?,"
-                " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
-                (status, reason, status, now(), self.campaign_id),
-            )
+            queued = queued_in(db, self.campaign_id)
+            conclude(db, self.campaign_id, "" if stop is None else str(stop), now(), queued)
+
+
+def queued_in(db: Connection, campaign_id: int) -> int:
+    """How many of the campaign's deliveries are queued, in the caller's transaction."""
+    row = db.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+        (campaign_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+def conclude(db: Connection, campaign_id: int, reason: str, at: str, queued: int) -> str:
+    """In the caller's transaction: the campaign is done when nothing is queued (even if a stop
+    came meanwhile: nothing is left to resume), else paused with ``reason`` (by default, how
+    many are left). Returns the status."""
+    status = "paused" if queued else "done"
+    reason = "" if status == "done" else reason or f"{queued} not sent yet"
+    db.execute(
+        "UPDATE campaigns SET status = ?, reason = ?,"
+        " finished_at = CASE WHEN ? = 'done' THEN ? ELSE finished_at END WHERE id = ?",
+        (status, reason, status, at, campaign_id),
+    )
+    return status
 
 
 def find_reader(database: Database, email: str) -> Reader | None:
