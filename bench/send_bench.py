@@ -216,7 +216,8 @@ def sample_message(folder: Path, kind: str = "example") -> bytes:
     current = config.load(folder, {})
     bench = MailingList(1, "bench", "Bench", False)
     factory = MessageFactory(Recipe(current, load_report(report_path(folder, kind)), bench, "b"))
-    return factory.make(Reader(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"}), 1)[0]
+    reader = Reader(1, "reader1@example1.org", "Reader 1", {"city": "Oslo"})
+    return b"".join(factory.make(reader, 1)[0])
 
 
 def phase_bare(

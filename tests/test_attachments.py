@@ -191,10 +191,12 @@ def test_a_signed_message_with_an_attachment_verifies_with_dkimpy(
     key = generate_key("ed25519")
     record = dns_record(key).encode()
     for reader in READERS:
-        message, _, relaxed = campaign.build_relaxed(reader, LINKS)
+        chunks, _, relaxed_chunks = campaign.build_relaxed(reader, LINKS)
+        assert relaxed_chunks is not None  # shared chunks canonicalised once per campaign
+        message, relaxed = b"".join(chunks), b"".join(relaxed_chunks)
         assert relaxed == Relaxed.canonicalize_body(message.partition(b"\r\n\r\n")[2])
-        assert relaxed is not None  # shared chunks canonicalised once, joined per reader
-        signed = DkimSigner("example.org", "mailer", key).sign(message, sha256(relaxed).digest())
+        signer = DkimSigner("example.org", "mailer", key)
+        signed = b"".join(signer.sign(chunks, sha256(relaxed).digest()))
         assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
         tampered = signed.replace(b"JVBERi0xLjQK", b"JVBERi0xLjUK", 1)  # "%PDF-1.4" -> 1.5
         assert tampered != signed and not dkim.verify(
@@ -252,3 +254,19 @@ def test_a_resume_sends_the_files_the_campaign_read_first(mailer: Invoke, worksp
     images = {re.search(r"/media/([0-9a-f]+\.png)", str(m.get_body(("html",)).get_content()))[1]  # type: ignore[union-attr, index]
               for m in sent}  # fmt: skip
     assert len(images) == 1  # the chart as it was when the campaign began
+
+
+def test_every_reader_s_message_holds_the_campaign_s_encoded_attachment_not_a_copy(
+    tmp_path: Path,
+) -> None:
+    """The per-reader cost does not grow with the attachments: each message's chunks hold
+    the one encoded part the campaign made, and only the reader's own chunks are new."""
+    campaign = compiled(write_report(tmp_path, ["annex.pdf"]))
+    messages = [campaign.build(reader, LINKS)[0] for reader in READERS]
+    [annex] = [chunk for chunk in messages[0] if len(chunk) > len(FILES["annex.pdf"])]
+    for chunks in messages[1:]:
+        assert sum(chunk is annex for chunk in chunks) == 1
+    assert b"".join(messages[0]) != b"".join(messages[1])  # the readers' own parts differ
+    wire = email.message_from_bytes(b"".join(messages[0]), policy=email.policy.default)
+    [part] = [p for p in wire.walk() if p.get_filename() == "annex.pdf"]
+    assert part.get_payload(decode=True) == FILES["annex.pdf"]

@@ -31,7 +31,7 @@ def build(recipient: Reader) -> tuple[Ready, str]:
         f"From: news@example.org\r\nTo: {recipient.email}\r\nSubject: test\r\n"
         f"Message-ID: {message_id}\r\n\r\nHello {recipient.name}\r\n"
     )
-    return Ready(body.encode()), message_id
+    return Ready([body.encode()]), message_id
 
 
 def store_with(
@@ -244,7 +244,7 @@ def test_data_is_dot_stuffed_and_crlf_on_the_wire(body: bytes) -> None:
 
     async def send() -> None:
         connection = await smtp(server.port).connect()
-        reply = await connection.send("a@example.org", "b@example.org", body, False)
+        reply = await connection.send("a@example.org", "b@example.org", [body], False)
         await connection.close()
         assert reply.code == 250
 

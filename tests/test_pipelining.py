@@ -55,7 +55,7 @@ async def exchange(
         connection.pipelining = pipelining
     try:
         replies = [
-            await connection.send(SENDER, recipient, body(n), False)
+            await connection.send(SENDER, recipient, [body(n)], False)
             for n, recipient in enumerate(recipients)
         ]
     finally:
@@ -190,7 +190,7 @@ def test_a_data_that_says_354_after_a_refused_rcpt_gets_a_lone_dot() -> None:
 def build(reader: Reader) -> tuple[Ready, str]:
     message_id = f"<{reader.id}.test@example.org>"
     text = f"From: {SENDER}\r\nTo: {reader.email}\r\nMessage-ID: {message_id}\r\n\r\nHi\r\n"
-    return Ready(text.encode()), message_id
+    return Ready([text.encode()]), message_id
 
 
 def campaign(tmp_path: Path, count: int) -> tuple[Database, int]:
@@ -298,10 +298,10 @@ def test_a_421_ends_the_connection_on_either_path(pipelining: bool) -> None:
     async def send() -> tuple[Reply, bool]:
         connection = await transport(server.port).connect()
         connection.pipelining = pipelining
-        reply = await connection.send(SENDER, "a@example.org", body(0), False)
+        reply = await connection.send(SENDER, "a@example.org", [body(0)], False)
         connected = connection.client.is_connected
         with pytest.raises(ConnectionLost):
-            await connection.send(SENDER, "b@example.org", body(1), False)
+            await connection.send(SENDER, "b@example.org", [body(1)], False)
         await connection.close()
         return reply, connected
 
@@ -325,7 +325,7 @@ def test_pipelining_over_starttls(tmp_path: Path) -> None:
     async def send() -> tuple[list[Reply], bool, bool]:
         connection = await SmtpTransport(settings).connect()
         recipients = ["a@example.org", "gone@example.org", "b@example.org"]
-        replies = [await connection.send(SENDER, to, body(0), False) for to in recipients]
+        replies = [await connection.send(SENDER, to, [body(0)], False) for to in recipients]
         secure = connection.client.get_transport_info("sslcontext") is not None
         await connection.close()
         return replies, connection.pipelining, secure

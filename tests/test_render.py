@@ -385,8 +385,8 @@ def test_headers_and_message_ids() -> None:
     assert str(first["Reply-To"]) == "Letters Desk <letters@example.org>"
     assert str(first["MIME-Version"]) == "1.0"
     assert first["Date"].datetime is not None
-    raw, message_id = compiled.build(READERS[0], LINKS)
-    assert str(parse(raw)["Message-ID"]) == message_id
+    chunks, message_id = compiled.build(READERS[0], LINKS)
+    assert str(parse(b"".join(chunks))["Message-ID"]) == message_id
     no_reply = campaign(news=NewsletterSettings(base_url="https://b.example.org"))
     assert parse(no_reply.message(READERS[0], LINKS))["Reply-To"] is None
 

@@ -41,7 +41,7 @@ async def send_all(port: int, fast: bool) -> list[bool]:
     connection.fast = fast and connection.fast
     try:
         for body in BODIES:
-            reply = await connection.send("a@example.org", "b@example.org", body, False)
+            reply = await connection.send("a@example.org", "b@example.org", [body], False)
             assert reply.code == 250, reply
     finally:
         await connection.close()

@@ -164,8 +164,9 @@ class CompiledCampaign:
         message_id: str | None = None,
         date: bytes | None = None,
     ) -> bytes:
-        """Return the complete message for one reader as CRLF bytes, ready for SMTP DATA."""
-        return self.build(reader, links, message_id=message_id, date=date)[0]
+        """Return the complete message for one reader as CRLF bytes (previews and tests; the
+        send pipeline keeps the chunks ``build`` gives)."""
+        return b"".join(self.build(reader, links, message_id=message_id, date=date)[0])
 
     def build(
         self,
@@ -174,8 +175,10 @@ class CompiledCampaign:
         *,
         message_id: str | None = None,
         date: bytes | None = None,
-    ) -> tuple[bytes, str]:
-        """Return (message bytes, Message-ID) for one reader: the send pipeline's Build."""
+    ) -> tuple[list[bytes], str]:
+        """Return (message chunks, Message-ID) for one reader: the send pipeline's Build. The
+        chunks that every reader shares (the attachments, the report's lines) are the same
+        objects each time, never copied per reader."""
         message, message_id, _ = self._build(reader, links, message_id, date, False)
         return message, message_id
 
@@ -186,8 +189,8 @@ class CompiledCampaign:
         *,
         message_id: str | None = None,
         date: bytes | None = None,
-    ) -> tuple[bytes, str, bytes | None]:
-        """Like ``build``, plus the DKIM relaxed canonical body, joined from shared chunks
+    ) -> tuple[list[bytes], str, list[bytes] | None]:
+        """Like ``build``, plus the DKIM relaxed canonical body as chunks, from shared chunks
         canonicalised once per campaign; None when it must be computed from the bytes."""
         return self._build(reader, links, message_id, date, True)
 
@@ -198,7 +201,7 @@ class CompiledCampaign:
         message_id: str | None,
         date: bytes | None,
         relaxed: bool,
-    ) -> tuple[bytes, str, bytes | None]:
+    ) -> tuple[list[bytes], str, list[bytes] | None]:
         context = self._context(reader, links)
         message_id = message_id or self.skeleton.message_id(reader.id)
         text, text_relaxed = self.text.chunks(context, reader.email, relaxed)
@@ -208,8 +211,8 @@ class CompiledCampaign:
             to_addr=reader.email,
             unsubscribe_url=links.unsubscribe,
             message_id=message_id,
-            text=b"".join(text),
-            html=b"".join(html),
+            text=text,
+            html=html,
             date=date,
         )
         canonical = None

@@ -30,6 +30,13 @@ HTML_HEAD = b'Content-Type: text/html; charset="utf-8"\r\n' + (
 FrameBytes = tuple[bytes, bytes, bytes]
 
 
+class Shared(bytes):
+    """A chunk of a campaign's messages made once and put, the same object, in every
+    reader's message: what writes messages may work on it once (SMTP's dot-stuffing)."""
+
+    __slots__ = ()
+
+
 def clean(value: str) -> str:
     """Turn every line break and control character into a space; collapse whitespace."""
     if value.isprintable() and "  " not in value and value.strip() == value:
@@ -235,7 +242,8 @@ class Skeleton:
         self.from_header = mailbox("From", *self.sender)
         self.subject_header = unstructured("Subject", subject)
         self.reply_to = split_mailbox(reply_to) if clean(reply_to) else None
-        opening, self.middle, self.end = frame(self.boundary, related, attached)
+        opening, middle, end = frame(self.boundary, related, attached)
+        self.middle, self.end = Shared(middle), Shared(end)
         self.tail = b"".join(
             [
                 b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
@@ -267,11 +275,11 @@ class Skeleton:
     def unsubscribe_header(self, unsubscribe_url: str) -> bytes:
         return fold("List-Unsubscribe", [f"<{url(unsubscribe_url)}>,", f"<{self.mailto}>"])
 
-    def relaxed_body(self, text: list[bytes], html: list[bytes]) -> bytes:
-        """The DKIM relaxed body, from the relaxed chunks (whole lines) of the parts. The body
-        ends in the closing boundary line, so no empty lines at its end to drop."""
+    def relaxed_body(self, text: list[bytes], html: list[bytes]) -> list[bytes]:
+        """The DKIM relaxed body as chunks, from the relaxed chunks (whole lines) of the parts.
+        The body ends in the closing boundary line, so no empty lines at its end to drop."""
         opening, middle, end = self.relaxed_frame
-        return b"".join([opening, *text, middle, *html, end])
+        return [opening, *text, middle, *html, end]
 
     def assemble(
         self,
@@ -280,27 +288,27 @@ class Skeleton:
         to_addr: str,
         unsubscribe_url: str,
         message_id: str,
-        text: bytes,
-        html: bytes,
+        text: list[bytes],
+        html: list[bytes],
         date: bytes | None = None,
-    ) -> bytes:
-        """Join the shared bytes with one reader's headers and encoded parts."""
-        return b"".join(
-            [
-                self.from_header,
-                mailbox("To", to_name, to_addr),
-                self.subject_header,
-                b"Date: ",
-                date or self.date(),
-                b"\r\nMessage-ID: ",
-                clean(message_id).replace(" ", "").encode("ascii", "replace"),
-                b"\r\n",
-                self.list_id_header,
-                self.unsubscribe_header(unsubscribe_url),
-                self.tail,
-                text,
-                self.middle,
-                html,
-                self.end,
-            ]
-        )
+    ) -> list[bytes]:
+        """The shared bytes with one reader's headers and encoded parts, as chunks in order:
+        joined only where they are written, so a campaign's attachments are never copied per
+        reader."""
+        return [
+            self.from_header,
+            mailbox("To", to_name, to_addr),
+            self.subject_header,
+            b"Date: ",
+            date or self.date(),
+            b"\r\nMessage-ID: ",
+            clean(message_id).replace(" ", "").encode("ascii", "replace"),
+            b"\r\n",
+            self.list_id_header,
+            self.unsubscribe_header(unsubscribe_url),
+            self.tail,
+            *text,
+            self.middle,
+            *html,
+            self.end,
+        ]

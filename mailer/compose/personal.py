@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from mailer.compose.mime import relaxed_lines
+from mailer.compose.mime import Shared, relaxed_lines
 from mailer.compose.plaintext import WRAP_OPEN, WrapSpec, rewrap
 from mailer.compose.templates import check_size, weight
 from mailer.errors import FileInputError
@@ -192,7 +192,7 @@ class Part:
         if run:
             self.statics.append("".join(run))
             source.append(f"{SENTINEL}{len(self.statics) - 1}{SENTINEL}")
-        self.encoded = [qp(text) for text in self.statics]
+        self.encoded = [Shared(qp(text)) for text in self.statics]
         self.canonical = [relaxed_lines(chunk) for chunk in self.encoded]  # each ends in CRLF
         try:
             code = env.compile("".join(source), PART_FILE, PART_FILE)

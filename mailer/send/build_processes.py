@@ -16,6 +16,7 @@ from mailer import config
 from mailer.errors import InputError, MailerError, WorkerError
 from mailer.models import AnyAttributes, Reader
 from mailer.send.messages import MessageFactory, Recipe
+from mailer.send.types import Message
 
 LENGTH = struct.Struct("!I")
 STDERR_KEPT = 2000  # bytes of a worker's stderr kept to explain why it died
@@ -79,7 +80,7 @@ class BuildPool:
 
     def build(
         self, reader: Reader, campaign_id: int | None, message_id: str
-    ) -> asyncio.Future[bytes]:
+    ) -> asyncio.Future[Message]:
         """Ask for ``reader``'s finished message, as MessageFactory.make would return it.
         Awaiting raises InputError when it cannot be rendered, WorkerError when a worker
         fails."""
@@ -116,7 +117,7 @@ class _Worker(asyncio.SubprocessProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.frames = Frames()
-        self.waiting: deque[asyncio.Future[bytes]] = deque()
+        self.waiting: deque[asyncio.Future[Message]] = deque()
         self.outgoing: list[bytes] = []
         self.stderr = b""
         self.failure = ""
@@ -138,7 +139,7 @@ class _Worker(asyncio.SubprocessProtocol):
         elif self.timer is None:
             self.timer = self.loop.call_later(BATCH_WAIT, self._flush)
 
-    def request(self, payload: bytes) -> asyncio.Future[bytes]:
+    def request(self, payload: bytes) -> asyncio.Future[Message]:
         if self.failure:
             raise WorkerError(self.failure)
         future = self.loop.create_future()
@@ -165,7 +166,7 @@ class _Worker(asyncio.SubprocessProtocol):
                 continue
             kind, text = payload[:1], payload[1:]
             if kind == b"+":
-                future.set_result(text)
+                future.set_result([text])
             elif kind == b"!":  # this reader's message cannot be rendered
                 _reject(future, InputError(text.decode(errors="replace")))
             else:
@@ -199,7 +200,7 @@ class _Worker(asyncio.SubprocessProtocol):
             self.transport.kill()
 
 
-def _reject(future: asyncio.Future[bytes], error: MailerError) -> None:
+def _reject(future: asyncio.Future[Message], error: MailerError) -> None:
     future.set_exception(error)
     future.exception()  # a stopped campaign leaves some unawaited: no warning when collected
 
@@ -252,7 +253,7 @@ def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> byte
         return b"!" + str(error).encode()
     except Exception as error:  # a bug: the campaign stops with the reason
         return b"-" + f"building the message for {email}: {error!r}".encode()
-    return b"+" + message
+    return b"".join([b"+", *message])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from mailer.models import Reader
 from mailer.send.build_processes import BuildPool
 from mailer.send.messages import MessageFactory, Recipe
 from mailer.send.transports import return_path
-from mailer.send.types import Build, Ready, Render, SendOptions
+from mailer.send.types import Build, Message, Ready, Render, SendOptions
 from mailer.tokens import Signer, verp_local_part
 
 
@@ -27,7 +27,7 @@ def build_pool(settings: config.Settings, recipe: Recipe) -> BuildPool | None:
 def message_builder(factory: MessageFactory, campaign_id: int | None) -> Render:
     """Per reader, in this process (dry runs and checks; runs use campaign_builder)."""
 
-    def build(reader: Reader) -> tuple[bytes, str]:
+    def build(reader: Reader) -> tuple[Message, str]:
         return factory.make(reader, campaign_id)
 
     return build
@@ -41,7 +41,7 @@ def campaign_builder(
     if pool is None:
         render = message_builder(factory, campaign_id)
 
-        def build(reader: Reader) -> tuple[Awaitable[bytes], str]:
+        def build(reader: Reader) -> tuple[Awaitable[Message], str]:
             message, message_id = render(reader)
             return Ready(message), message_id
 
@@ -49,7 +49,7 @@ def campaign_builder(
 
     skeleton = factory.compiled.skeleton
 
-    def build_in_pool(reader: Reader) -> tuple[Awaitable[bytes], str]:
+    def build_in_pool(reader: Reader) -> tuple[Awaitable[Message], str]:
         message_id = skeleton.message_id(reader.id)
         return pool.build(reader, campaign_id, message_id), message_id
 

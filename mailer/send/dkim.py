@@ -7,6 +7,7 @@ import functools
 import hashlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -63,18 +64,24 @@ class DkimSigner:
             + b"; s=" + self.selector.encode() + b"; t="
         )  # fmt: skip
 
-    def sign(self, message: bytes, body_hash: bytes | None = None) -> bytes:
-        """Return ``message`` with a DKIM-Signature header in front (CRLF message in, CRLF out).
-        ``body_hash``, when known, is the SHA-256 of the relaxed canonical body."""
-        end = message.find(b"\r\n\r\n")
+    def sign(self, message: Sequence[bytes], body_hash: bytes | None = None) -> list[bytes]:
+        """Return the chunks of ``message`` with a DKIM-Signature header in front (CRLF
+        message in, CRLF out). ``body_hash``, when known, is the SHA-256 of the relaxed
+        canonical body; then only the chunks up to the body are read."""
+        head, end = b"", -1
+        for chunk in message:  # the header block sits in the first few small chunks
+            head += chunk
+            end = head.find(b"\r\n\r\n")
+            if end >= 0 and body_hash is not None:
+                break
         if end < 0:
             raise InputError("cannot DKIM-sign a message without a header/body separator")
         if body_hash is None:
-            body_hash = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
-        value, digest = self.prepare(message[:end], body_hash)
+            body_hash = hashlib.sha256(relaxed_body(head[end + 4 :])).digest()
+        value, digest = self.prepare(head[:end], body_hash)
         encoded = base64.b64encode(self.key_sign(digest))
         folded = b"\r\n ".join(encoded[i : i + 72] for i in range(0, len(encoded), 72))
-        return b"DKIM-Signature:" + value + folded + b"\r\n" + message
+        return [b"DKIM-Signature:" + value + folded + b"\r\n", *message]
 
     def prepare(self, head: bytes, body_hash: bytes) -> tuple[bytes, bytes]:
         """Return the DKIM-Signature value up to ``b=`` and the digest the key signs."""

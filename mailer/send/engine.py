@@ -17,6 +17,7 @@ from mailer.send.types import (
     Control,
     Delivery,
     DeliveryLog,
+    Message,
     Progress,
     Queued,
     Ready,
@@ -245,7 +246,7 @@ class Pipeline:
             return None
 
     async def _deliver(
-        self, connection: Connection, delivery: Delivery, message: bytes, message_id: str
+        self, connection: Connection, delivery: Delivery, message: Message, message_id: str
     ) -> bool | None:
         """Send one message; None means the connection dropped before an answer."""
         if share := self.log.rate():  # a shared rate: this process's part of it, as it is now
@@ -313,4 +314,4 @@ class Pipeline:
             self.on_progress(self.progress)
 
 
-_STOP: Any = (Delivery(Reader(0, "")), Ready(b""), "")
+_STOP: Any = (Delivery(Reader(0, "")), Ready([]), "")

@@ -77,8 +77,8 @@ class MessageFactory:
 
     def make(
         self, reader: Reader, campaign_id: int | None, message_id: str | None = None
-    ) -> tuple[bytes, str]:
-        """Return (message bytes, Message-ID). Without a campaign (test sends) the links carry
+    ) -> tuple[list[bytes], str]:
+        """Return (message chunks, Message-ID). Without a campaign (test sends) the links carry
         no real token."""
         listing, base = self.mailing_list, self.base
         token = preferences = "test"
@@ -99,5 +99,10 @@ class MessageFactory:
         message, message_id, relaxed = edition.campaign.build_relaxed(
             reader, links, message_id=message_id
         )
-        body_hash = hashlib.sha256(relaxed).digest() if relaxed is not None else None
+        body_hash = None
+        if relaxed is not None:
+            hashing = hashlib.sha256()
+            for chunk in relaxed:
+                hashing.update(chunk)
+            body_hash = hashing.digest()
         return self.dkim.sign(message, body_hash), message_id

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mailer.errors import DiskFullError, MailerError, TransportError
 from mailer.models import Reply
+from mailer.send.types import Message
 
 
 class OutboxConnection:
@@ -21,7 +22,7 @@ class OutboxConnection:
         self.host = socket.gethostname().replace("/", "_").replace(":", "_")
         self.count = 0
 
-    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply:
+    async def send(self, sender: str, recipient: str, message: Message, smtputf8: bool) -> Reply:
         self.count += 1
         name = f"{time.time_ns()}.P{os.getpid()}Q{id(self):x}_{self.count}.{self.host}"
         temporary = self.root / "tmp" / name
@@ -30,7 +31,7 @@ class OutboxConnection:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(b"Return-Path: <" + sender.encode() + b">\r\n")
                 handle.write(b"Delivered-To: " + recipient.encode() + b"\r\n")
-                handle.write(message)
+                handle.writelines(message)
             temporary.rename(self.root / "new" / name)
         except OSError as error:
             temporary.unlink(missing_ok=True)  # half a message is no message

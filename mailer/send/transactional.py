@@ -15,10 +15,9 @@ async def deliver_notice(
     """Sign ``message`` (CRLF bytes) when [dkim] is set and deliver it; the server's answer is
     data, an unreachable server raises TransportError."""
     signer = dkim_signer(settings)
-    if signer is not None:
-        message = signer.sign(message)
+    chunks = [message] if signer is None else signer.sign([message])
     connection = await transport.connect()
     try:
-        return await connection.send(return_path(settings), recipient, message, smtputf8)
+        return await connection.send(return_path(settings), recipient, chunks, smtputf8)
     finally:
         await connection.close()

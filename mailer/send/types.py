@@ -35,7 +35,9 @@ class Result:
 
 
 class Connection(Protocol):
-    async def send(self, sender: str, recipient: str, message: bytes, smtputf8: bool) -> Reply: ...
+    async def send(
+        self, sender: str, recipient: str, message: Message, smtputf8: bool
+    ) -> Reply: ...
     async def close(self) -> None: ...
 
 
@@ -86,10 +88,13 @@ class DeliveryLog(Protocol):
     def rate(self) -> float | None: ...  # this process's share of a shared rate; None: its own
 
 
-Render = Callable[[Reader], tuple[bytes, str]]  # -> message bytes, Message-ID
+# A message as chunks in order: the ones every reader shares are the same objects each time,
+# joined only where they are written (the socket, the outbox), never copied per reader.
+Message = Sequence[bytes]
+Render = Callable[[Reader], tuple[Message, str]]  # -> message chunks, Message-ID
 # Called when the reader is queued, so a message can be signed in another process while
-# earlier ones are sent; the awaitable gives the finished bytes.
-Build = Callable[[Reader], tuple[Awaitable[bytes], str]]
+# earlier ones are sent; the awaitable gives the finished message.
+Build = Callable[[Reader], tuple[Awaitable[Message], str]]
 
 
 class Ready:
@@ -97,15 +102,15 @@ class Ready:
 
     __slots__ = ("message",)
 
-    def __init__(self, message: bytes) -> None:
+    def __init__(self, message: Message) -> None:
         self.message = message
 
-    def __await__(self) -> Generator[Any, None, bytes]:
+    def __await__(self) -> Generator[Any, None, Message]:
         yield from ()  # a generator that never suspends
         return self.message
 
 
-Queued = tuple[Delivery, Awaitable[bytes], str]  # the delivery, its message, its Message-ID
+Queued = tuple[Delivery, Awaitable[Message], str]  # the delivery, its message, its Message-ID
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,71 @@
+"""A message's chunks as SMTP DATA carries them: CRLF, dot-stuffed, ending in CRLF "." CRLF."""
+
+from __future__ import annotations
+
+import re
+
+from mailer.compose.mime import Shared
+from mailer.send.types import Message
+
+LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+LONG = 1024  # a campaign's shared chunks this long are stuffed once, then remembered
+KEPT = 256  # remembered chunks at most (a campaign has a few dozen)
+
+
+class DataPayload:
+    """Makes DATA payloads. A campaign's long Shared chunks (its attachments, the report's
+    text) are checked and stuffed once, so the per-message work is the reader's own chunks
+    and one join. Nothing else is kept: a message built elsewhere is new bytes each time."""
+
+    def __init__(self) -> None:
+        self.remembered: dict[int, tuple[bytes, bytes | None]] = {}
+
+    def __call__(self, message: Message) -> bytes:
+        pieces: list[bytes] = []
+        line_start = True
+        for chunk in message:
+            if not chunk:
+                continue
+            stuffed = self._stuffed(chunk)
+            if stuffed is None:  # a bare CR or LF, or CRLF split between chunks
+                return payload(b"".join(message))
+            if line_start and chunk[:1] == b".":
+                pieces.append(b".")
+            pieces.append(stuffed)
+            line_start = chunk.endswith(b"\n")
+        if not line_start or not pieces:
+            pieces.append(b"\r\n")
+        pieces.append(b".\r\n")
+        return b"".join(pieces)
+
+    def _stuffed(self, chunk: bytes) -> bytes | None:
+        if type(chunk) is not Shared or len(chunk) < LONG:
+            return _stuff(chunk)
+        known = self.remembered.get(id(chunk))
+        if known is not None and known[0] is chunk:  # the chunk is kept alive, so ids match
+            return known[1]
+        stuffed = _stuff(chunk)
+        if len(self.remembered) >= KEPT:
+            self.remembered.clear()
+        self.remembered[id(chunk)] = (chunk, stuffed)
+        return stuffed
+
+
+def _stuff(chunk: bytes) -> bytes | None:
+    """``chunk`` with every line that starts with "." doubled after a CRLF; None unless each
+    CR and LF in it is part of a CRLF."""
+    crlf = chunk.count(b"\r\n")
+    if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
+        return None
+    return chunk.replace(b"\r\n.", b"\r\n..")
+
+
+def payload(message: bytes) -> bytes:
+    """The body of one message in bytes as DATA carries it, whatever its line endings."""
+    crlf = message.count(b"\r\n")  # a bare LF or a bare CR: make every ending CRLF
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = LINE_ENDINGS.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    data = message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    return b"." + data if data.startswith(b".") else data
