@@ -143,7 +143,7 @@ class PipeliningServer(FaultyServer):
     say so). Served by PipeliningSMTP: DATA with no recipient is answered ``no_recipients``
     ('554', or '354': take the data all the same, keep its lines, then 554); ``drop_mail``
     closes the connection when MAIL is read, before any reply (RCPT and DATA are in flight);
-    the rule may also say '450' (a full mailbox)."""
+    the rule may also say '450' (a full mailbox) or 'silent' (RCPT never answered)."""
 
     no_recipients: str = "554"
     drop_mail: set[int] = field(default_factory=set)  # the n-th MAIL (from 1, every connection)
@@ -164,10 +164,13 @@ class PipeliningServer(FaultyServer):
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if self.rule(address, self.attempts[address] + 1) == "450":
+        action = self.rule(address, self.attempts[address] + 1)
+        if action == "450":
             with self.lock:
                 self.attempts[address] += 1
             return "450 4.2.2 mailbox full, try again later"
+        if action == "silent":  # never answers: the client's read timeout must end it
+            await asyncio.Event().wait()
         return await super().handle_RCPT(server, session, envelope, address, options)
 
     async def handle_MAIL(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailer.compose.mime import Shared
+from mailer.send import dot_stuffing
 from mailer.send.dot_stuffing import LONG, DataPayload, payload
 
 LINES = st.lists(
@@ -26,13 +28,19 @@ def cut_messages(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
         message += draw(st.sampled_from([b"no end", b".", b"x"]))
     cuts = sorted(draw(st.lists(st.integers(0, len(message)), max_size=6)))
     edges = [0, *cuts, len(message)]
-    return message, [message[a:b] for a, b in itertools.pairwise(edges)]
+    chunks = [message[a:b] for a, b in itertools.pairwise(edges)]
+    return message, [Shared(c) if draw(st.booleans()) else c for c in chunks]
 
 
 @given(cut_messages())
 def test_any_cut_gives_the_payload_of_the_whole(case: tuple[bytes, list[bytes]]) -> None:
+    """Cut anywhere, some pieces shared (stuffed alone, and remembered) and some not (joined
+    with their neighbours): the same bytes on the wire, twice over."""
     message, chunks = case
-    assert DataPayload()(chunks) == payload(message)
+    make = DataPayload()
+    with patch.object(dot_stuffing, "LONG", 1):  # every shared piece counts as long
+        assert make(chunks) == payload(message)
+        assert make(chunks) == payload(message)  # with what it remembered
 
 
 def test_a_shared_chunk_is_stuffed_once_and_stays_right_for_every_reader() -> None:

@@ -313,6 +313,24 @@ def test_a_421_ends_the_connection_on_either_path(pipelining: bool) -> None:
     assert not connected
 
 
+def test_a_server_that_goes_silent_mid_pipeline_times_out_as_a_lost_connection() -> None:
+    server = start_pipelining(PipeliningServer(rule=lambda to, attempt: "silent"))
+
+    async def send() -> bool:
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, security="none", timeout=0.5)
+        connection = await SmtpTransport(settings).connect()
+        assert connection.pipelining
+        with pytest.raises(ConnectionLost, match=r"[Tt]imed out"):
+            await connection.send(SENDER, "a@example.org", [body(0)], False)
+        return connection.client.is_connected
+
+    try:
+        still_connected = asyncio.run(asyncio.wait_for(send(), 10))
+    finally:
+        server.stop()
+    assert not still_connected  # closed: a late reply cannot be read as the next one's
+
+
 def test_pipelining_over_starttls(tmp_path: Path) -> None:
     """Over TLS, replies that arrive as several records in one read all reach the reader."""
     context = server_tls(tmp_path)

@@ -374,7 +374,13 @@ def test_headers_and_message_ids() -> None:
     compiled = campaign()
     first, second = (parse(compiled.message(READERS[1], LINKS)) for _ in range(2))
     assert first["Message-ID"] != second["Message-ID"]
-    assert re.fullmatch(r"<c42\.2\.[0-9a-f]{16}@example\.org>", str(first["Message-ID"]))
+    # The campaign, the reader, this skeleton's random 12 hex digits and a count.
+    shape = re.compile(r"<c42\.2\.([0-9a-f]{12})[0-9a-f]+@example\.org>")
+    found = shape.fullmatch(str(first["Message-ID"]))
+    assert found is not None
+    other = campaign()  # as in another process: another random part
+    again = shape.fullmatch(str(parse(other.message(READERS[1], LINKS))["Message-ID"]))
+    assert again is not None and again.group(1) != found.group(1)
     assert str(first["List-Unsubscribe"]) == (
         "<https://bulletin.example.org/u/AbC123>, "
         "<mailto:bulletin+unsubscribe-survey@example.org?subject=unsubscribe>"
@@ -530,3 +536,19 @@ def test_both_footers_link_the_preferences_page_and_a_forwarded_reader_to_the_fo
     # A list without a public form offers no form to whoever was forwarded the message.
     plain_html, plain_text = campaign().parts(READERS[0], LINKS)
     assert "forwarded" not in plain_text and "/s/" not in plain_html.partition("contentinfo")[2]
+
+
+def test_a_personal_piece_the_last_reader_had_is_reused_only_when_it_is_the_same() -> None:
+    """Each personal piece's encoding is kept for the next reader: readers in turns (the same
+    one twice, others between, links that change) each still read exactly their own parts."""
+    compiled = campaign()
+    other = Links("https://bulletin.example.org/u/Other9", "https://bulletin.example.org/a/8")
+    turns = [(READERS[0], LINKS), (READERS[0], LINKS), (READERS[1], LINKS),
+             (READERS[0], other), (READERS[5], other), (READERS[0], LINKS)]  # fmt: skip
+    for reader, links in turns:
+        message = parse(compiled.message(reader, links))
+        html, text = compiled.parts(reader, links)  # rendered afresh, nothing kept
+        for kind, expected in (("html", html), ("plain", text)):
+            part = message.get_body((kind,))
+            assert part is not None
+            assert part.get_content().replace("\r\n", "\n") == expected, (reader.email, kind)

@@ -199,3 +199,49 @@ def test_a_machines_dead_workers_are_settled_and_the_campaign_paused(tmp_path: P
         [(status, reason)] = db.query("SELECT status, reason FROM campaigns")
         [(finished,)] = db.query("SELECT finished_at FROM campaign_workers")
     assert (status, reason) == ("paused", "19 not sent yet (its workers ended)") and finished
+
+
+def workers_of(workspace: Path) -> list[str]:
+    """The `campaigns work` processes of ``workspace`` still alive."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:  # it ended while we looked
+            continue
+        if str(workspace).encode() in words and b"work" in words:
+            found.append(b" ".join(words).decode())
+    return found
+
+
+def test_workers_started_for_a_send_that_stops_first_end_without_a_word(tmp_path: Path) -> None:
+    """`send --workers` starts its workers while it checks every reader: a check that fails,
+    or a send not confirmed, leaves no campaign, and the workers end with it."""
+    populate(tmp_path, 30)
+    report = tmp_path / "weather.md"
+    report.write_text("---\nsubject: Weather\n---\nRain in {{ subscriber.attributes.city }}.\n")
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        failed = run(tmp_path, env, "send", str(report), "--list", "big", "--yes",
+                     "--workers", "2")  # fmt: skip
+        unconfirmed = run(tmp_path, env, "send", str(EXAMPLE_REPORT), "--list", "big",
+                          "--workers", "2")  # fmt: skip
+    finally:
+        controller.stop()
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"error: {report}:4: 'dict object' has no attribute 'city'")
+    assert unconfirmed.returncode != 0 and "without --yes" in unconfirmed.stderr
+    assert recorder.received == [] and workers_of(tmp_path) == []
+    assert "no campaigns yet" in run(tmp_path, env, "campaigns", "ls").stderr
+
+
+def test_a_worker_told_nothing_ends_quietly_and_a_bad_id_is_one_line(tmp_path: Path) -> None:
+    populate(tmp_path, 3)
+    told = subprocess.run(command(tmp_path, "campaigns", "work", "-"), input="", text=True,
+                          capture_output=True, env=environment({}), timeout=120)  # fmt: skip
+    assert (told.returncode, told.stdout, told.stderr) == (0, "", "")
+    wrong = run(tmp_path, {}, "campaigns", "work", "three")
+    assert wrong.returncode == 1
+    assert wrong.stderr == "error: campaign id 'three': a number, or - to read it from stdin\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,7 @@ from mailer.cli.output import (
 from mailer.cli.send import run, summarise
 from mailer.config.checks import MAX_CONCURRENCY
 from mailer.db.database import MAX_ID
-from mailer.errors import NotFoundError
+from mailer.errors import InputError, NotFoundError
 from mailer.send import campaign_editions, service
 from mailer.send.campaign_editions import EditionCounts
 from mailer.send.campaigns import CampaignInfo, Campaigns
@@ -94,7 +95,14 @@ def campaigns_retry(
 
 @app.command("work", epilog="Example: mailer campaigns work 3   (on each sending host)")
 def campaigns_work(
-    campaign_id: CampaignId,
+    campaign: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="The campaign; - reads it from standard input (as `send --workers` starts its"
+            " workers before the campaign exists), and nothing there means nothing to do.",
+        ),
+    ],
     concurrency: Concurrency = None,
     rate: Rate = None,
     outbox: Outbox = None,
@@ -106,8 +114,14 @@ def campaigns_work(
     database: claim batches of its queued deliveries and send them through this host's
     [smtp] relay. The campaign's rate is shared by the workers alive; a dead worker's batch is
     taken again after [send] lease_seconds."""
+    if campaign == "-":
+        campaign = sys.stdin.readline().strip()
+        if not campaign:
+            return  # the process that started this one stopped before its campaign existed
+    if not campaign.isdigit():
+        raise InputError(f"campaign id {campaign!r}: a number, or - to read it from stdin")
     worker = name or worker_name()
-    _continue(campaign_id, ("queued",), Overrides(concurrency, rate, 0, outbox), worker)
+    _continue(int(campaign), ("queued",), Overrides(concurrency, rate, 0, outbox), worker)
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="JSON with stable keys, for scripts.")]

@@ -15,7 +15,7 @@ from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.output import plural
 from mailer.cli.progress import Reporter, run_stoppable
-from mailer.cli.workers import follow_workers
+from mailer.cli.workers import follow_workers, start_workers
 from mailer.compose.assets import inspect_report
 from mailer.compose.editions import read_editions
 from mailer.compose.notices import Notice
@@ -256,7 +256,13 @@ def send(
         if len(plan.editions) > 1:
             languages = ", ".join(edition.lang for edition in plan.editions)
             out.print(f"editions:  {languages} (the first is the default)", markup=False)
-        plan.check()
+        spawned = start_workers(workers) if workers else None  # they load while this checks
+        try:
+            plan.check()
+        except BaseException:
+            if spawned is not None:
+                spawned.cancel()
+            raise
         if when is not None:
             shown = in_zone(when, zone)
             confirm(f"Send to {readers} at {shown}?", yes, "refusing to schedule without --yes")
@@ -265,12 +271,17 @@ def send(
                       f" then; cancel with: mailer campaigns cancel {campaign_id}",
                       markup=False)  # fmt: skip
             return
-        confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
-        if workers:
-            campaign_id = run_stoppable(store_for_workers(session, plan), session.control)
+        if spawned is not None:
+            try:
+                confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
+                campaign_id = run_stoppable(store_for_workers(session, plan), session.control)
+            except BaseException:
+                spawned.cancel()
+                raise
             out.print(f"campaign {campaign_id}")
-            follow_workers(database, campaign_id, workers)
+            follow_workers(database, campaign_id, spawned)
             return
+        confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
         outcome = run(session, lambda: service.send_campaign(session, plan))
     if outcome.campaign_id is None:
         out.print("stopped before the server answered: nothing sent, no campaign created")

@@ -17,13 +17,19 @@ from mailer.send.types import Progress
 from mailer.send.workers import Workers
 
 
-def follow_workers(database: Database, campaign_id: int, count: int) -> None:
-    """Start ``count`` workers on the stored campaign, show its progress until they end (Ctrl-C
+def start_workers(count: int) -> Workers:
+    """Start ``count`` workers, waiting for a campaign: ``follow_workers`` gives them one."""
+    return Workers.start(settings().workspace, count)
+
+
+def follow_workers(database: Database, campaign_id: int, started: Workers) -> None:
+    """Give the started workers the stored campaign, show its progress until they end (Ctrl-C
     or SIGTERM stops them as it stops one send), and print what each did."""
     campaigns = Campaigns(database)
     total = sum(campaigns.get(campaign_id).counts.values())
     progress, reporter = Progress(total), Reporter()
-    started = Workers.start(settings().workspace, campaign_id, count)
+    count = len(started.processes)
+    started.begin(campaign_id)
 
     def watch() -> None:  # the queued ones only, by their index: a million need no full count
         progress.counts["sent"] = total - queued(database, campaign_id)

@@ -194,6 +194,10 @@ class Part:
             source.append(f"{SENTINEL}{len(self.statics) - 1}{SENTINEL}")
         self.encoded = [Shared(qp(text)) for text in self.statics]
         self.canonical = [relaxed_lines(chunk) for chunk in self.encoded]  # each ends in CRLF
+        # Each personal piece's last text and encoding, by its place: a piece that reads the
+        # reader only in a condition (the preheader, shown unless on the web) is the same for
+        # every reader, and is encoded once.
+        self.recent: dict[int, tuple[str, bytes]] = {}
         try:
             code = env.compile("".join(source), PART_FILE, PART_FILE)
         except jinja2.TemplateSyntaxError as error:
@@ -253,16 +257,18 @@ class Part:
         pieces = self.run(context, who)
         chunks: list[bytes] = []
         relaxed: list[bytes] | None = [] if canonical else None
-        encoded = self.encoded
+        encoded, recent = self.encoded, self.recent
         for i, piece in enumerate(pieces):
             if i & 1:
                 chunks.append(encoded[int(piece)])
                 if relaxed is not None:
                     relaxed.append(self.canonical[int(piece)])
             elif piece:
-                if self.specs and WRAP_OPEN in piece:
-                    piece = rewrap(piece, self.specs)
-                chunk = qp(piece)
+                known = recent.get(i)
+                if known is None or known[0] != piece:  # else the last reader's, as it was
+                    text = rewrap(piece, self.specs) if self.specs and WRAP_OPEN in piece else piece
+                    known = recent[i] = (piece, qp(text))
+                chunk = known[1]
                 chunks.append(chunk)
                 if relaxed is not None and chunk.endswith(b"\n"):
                     relaxed.append(relaxed_lines(chunk))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from mailer.compose.mime import Shared
 from mailer.send.types import Message
@@ -23,11 +24,9 @@ class DataPayload:
     def __call__(self, message: Message) -> bytes:
         pieces: list[bytes] = []
         line_start = True
-        for chunk in message:
-            if not chunk:
-                continue
-            stuffed = self._stuffed(chunk)
-            if stuffed is None:  # a bare CR or LF, or CRLF split between chunks
+        for chunk, shared in _segments(message):
+            stuffed = self._remembered(chunk) if shared else _stuff(chunk)
+            if stuffed is None:  # a bare CR or LF, or a CRLF split around a shared chunk
                 return payload(b"".join(message))
             if line_start and chunk[:1] == b".":
                 pieces.append(b".")
@@ -38,9 +37,7 @@ class DataPayload:
         pieces.append(b".\r\n")
         return b"".join(pieces)
 
-    def _stuffed(self, chunk: bytes) -> bytes | None:
-        if type(chunk) is not Shared or len(chunk) < LONG:
-            return _stuff(chunk)
+    def _remembered(self, chunk: bytes) -> bytes | None:
         known = self.remembered.get(id(chunk))
         if known is not None and known[0] is chunk:  # the chunk is kept alive, so ids match
             return known[1]
@@ -49,6 +46,22 @@ class DataPayload:
             self.remembered.clear()
         self.remembered[id(chunk)] = (chunk, stuffed)
         return stuffed
+
+
+def _segments(message: Message) -> Iterator[tuple[bytes, bool]]:
+    """The long shared chunks, each alone, and the runs of other chunks between them joined
+    (whether each is shared): a message is stuffed in a few pieces, not one per chunk."""
+    run: list[bytes] = []
+    for chunk in message:
+        if type(chunk) is Shared and len(chunk) >= LONG:
+            if run:
+                yield b"".join(run), False
+                run = []
+            yield chunk, True
+        elif chunk:
+            run.append(chunk)
+    if run:
+        yield b"".join(run), False
 
 
 def _stuff(chunk: bytes) -> bytes | None:

@@ -68,17 +68,24 @@ class Replies(asyncio.Protocol):
     async def next(self) -> SMTPResponse:
         """The next reply; the replies that came before a drop are still handed back first."""
         if not self.ready and self.failure is None:
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self.waiter = loop.create_future()
+            # A timer on the future itself: wait_for would wrap it in a task every reply.
+            timer = None if self.timeout is None else loop.call_later(self.timeout, self._late)
             try:
-                await asyncio.wait_for(self.waiter, self.timeout)
-            except TimeoutError:
-                raise SMTPReadTimeoutError("Timed out waiting for server response") from None
+                await self.waiter
             finally:
                 self.waiter = None
+                if timer is not None:
+                    timer.cancel()
         if self.ready:
             return self.ready.popleft()
         assert self.failure is not None
         raise self.failure
+
+    def _late(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(SMTPReadTimeoutError("Timed out waiting for server response"))
 
     def _fail(self, error: Exception) -> None:
         if self.failure is None:

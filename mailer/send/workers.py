@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,24 +38,26 @@ async def store_for_workers(session: Session, plan: Plan) -> int:
 
 @dataclass
 class Workers:
-    """The worker processes of one campaign on this machine, each `mailer campaigns work`."""
+    """The worker processes of one campaign on this machine, each `mailer campaigns work -`.
+    They are started before the campaign exists (while this process checks every reader, they
+    load mailer) and wait for its id on their standard input: ``begin`` sends it, ``cancel``
+    closes it unsaid and they end without a word."""
 
-    campaign_id: int
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, workspace: Path, campaign_id: int, count: int) -> Workers:
-        started = cls(campaign_id)
+    def start(cls, workspace: Path, count: int) -> Workers:
+        started = cls()
         command = [sys.executable, "-m", "mailer", "--workspace", str(workspace),
-                   "campaigns", "work", str(campaign_id)]  # fmt: skip
+                   "campaigns", "work", "-"]  # fmt: skip
         for _ in range(count):
             log = tempfile.TemporaryFile()  # noqa: SIM115 -- kept open until close(): what it says
             started.logs.append(log)
             started.processes.append(  # a session of its own: a terminal's Ctrl-C is ours
                 subprocess.Popen(
                     command,
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE,
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
@@ -62,14 +65,42 @@ class Workers:
             )
         return started
 
+    def begin(self, campaign_id: int) -> None:
+        """Tell each worker which campaign to send."""
+        for process in self.processes:
+            self._tell(process, f"{campaign_id}\n".encode())
+
+    def cancel(self) -> None:
+        """No campaign after all (a failed check, a refusal): each ends with nothing said."""
+        for process in self.processes:
+            self._tell(process, b"")
+        for process in self.processes:
+            process.wait()
+        self.close()
+
+    @staticmethod
+    def _tell(process: subprocess.Popen[bytes], line: bytes) -> None:
+        if process.stdin is None or process.stdin.closed:
+            return
+        with contextlib.suppress(BrokenPipeError):  # it died; its exit status says why
+            process.stdin.write(line)
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+
     def running(self) -> bool:
         return any(process.poll() is None for process in self.processes)
 
     def wait(self, watch: Callable[[], None], interval: float = WATCH) -> None:
-        """Until every worker has ended, call ``watch`` every ``interval`` seconds."""
+        """Until every worker has ended, call ``watch`` every ``interval`` seconds; back as
+        soon as the last one exits, not at the next look."""
         while self.running():
             watch()
-            time.sleep(interval)
+            deadline = time.monotonic() + interval
+            for process in self.processes:
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    break
         watch()
 
     def stop(self) -> None:
