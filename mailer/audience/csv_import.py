@@ -17,7 +17,7 @@ from mailer.audience.import_reading import Reading, read_rows, workers_for
 from mailer.audience.import_rows import Arrival
 from mailer.audience.status.bulk import LEAVING as CHANGES
 from mailer.audience.status.bulk import Standing
-from mailer.db.database import IN_JSON, Database, as_json
+from mailer.db.database import Database, as_json
 from mailer.errors import FileInputError, InputError
 from mailer.models import Candidate, MailingList
 
@@ -260,11 +260,11 @@ def _start_seen(database: Database) -> None:
 
 
 def _already_seen(database: Database, emails: Iterable[str]) -> set[str]:
-    """Record ``emails`` as seen in this import; return those that were seen before."""
-    batch = as_json(emails)
-    before = {
-        row[0]
-        for row in database.query(f"SELECT email FROM seen WHERE email IN {IN_JSON}", (batch,))
-    }
-    database.execute("INSERT OR IGNORE INTO seen SELECT value FROM json_each(?)", (batch,))
-    return before
+    """Record ``emails`` as seen in this import; return those that were seen before (those
+    the insert left out): one statement a chunk."""
+    batch = list(emails)
+    added = database.query(
+        "INSERT OR IGNORE INTO seen SELECT value FROM json_each(?) RETURNING email",
+        (as_json(batch),),
+    )
+    return set(batch).difference(row[0] for row in added)
