@@ -270,3 +270,29 @@ def test_every_reader_s_message_holds_the_campaign_s_encoded_attachment_not_a_co
     wire = email.message_from_bytes(b"".join(messages[0]), policy=email.policy.default)
     [part] = [p for p in wire.walk() if p.get_filename() == "annex.pdf"]
     assert part.get_payload(decode=True) == FILES["annex.pdf"]
+
+
+def test_an_edition_that_takes_the_default_s_attachments_is_not_warned_of_them_again(
+    mailer: Invoke, workspace: Path
+) -> None:
+    """The default's warning names the default's file and line, once; an edition that lists
+    attachments of its own is warned at its own lines."""
+    report = write_report(workspace, ["annex.pdf", "notes.txt"])
+    report.write_text(
+        report.read_text().replace("  - notes.txt\n", "  - notes.txt\n  - ./annex.pdf\n")
+    )
+    french = workspace / "report.fr.md"
+    french.write_text("---\nsubject: Le rapport annuel\n---\nBonjour.\n", encoding="utf-8")
+    said = (f"warning: {report}:6: attachment ./annex.pdf is listed twice (first as annex.pdf):"
+            " it is attached once\n")  # fmt: skip
+    for command in (["render", str(report), "--out", str(workspace / "out")],
+                    ["send", str(report), "--list", "nobody", "--dry-run"]):  # fmt: skip
+        done = mailer(*command)
+        assert done.stderr.startswith(said) and done.stderr.count("warning:") == 1, done.output
+    german = workspace / "report.de.md"
+    german.write_text("---\nsubject: Der Bericht\nattachments:\n  - notes.txt\n  - notes.txt\n"
+                      "---\nHallo.\n", encoding="utf-8")  # fmt: skip
+    done = mailer("render", str(report), "--out", str(workspace / "out2"))
+    assert done.exit_code == 0, done.output
+    assert done.stderr == said + (f"warning: {german}:5: attachment notes.txt is listed twice:"
+                                  " it is attached once\n")  # fmt: skip

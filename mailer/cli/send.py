@@ -16,8 +16,7 @@ from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.output import plural
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.cli.workers import follow_workers, start_workers
-from mailer.compose.assets import inspect_report
-from mailer.compose.editions import read_editions
+from mailer.compose.editions import inspect_editions, read_editions
 from mailer.compose.notices import Notice
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
@@ -62,8 +61,8 @@ def render(
     """Render REPORT for one reader into message.eml, message.html and message.txt (and its
     images into DIR/media/, which message.html shows)."""
     current = settings()
-    for edition in read_editions(load_report(report)):  # every language's images and files
-        warn(inspect_report(edition.report, current, strict=strict))
+    for notices in inspect_editions(read_editions(load_report(report)), current, strict=strict):
+        warn(notices)  # every language's images and files
     if list_slug is None:
         paths = render_preview(report, current, out_dir, email=to, language=language, strict=strict)
     else:
@@ -230,8 +229,8 @@ def send(
     when = scheduled_time(at, zone, test=bool(test), limit=limit, outbox=outbox, tz=tz)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
-    for edition in read_editions(report):  # every language's images, alt texts, attachments
-        warn(inspect_report(edition.report, settings(), strict=strict))
+    for notices in inspect_editions(read_editions(report), settings(), strict=strict):
+        warn(notices)  # every language's images, alt texts, attachments
     addresses = [normalise(t) for t in test or ()]
     if reader is not None and not addresses:
         raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")

@@ -68,18 +68,20 @@ def prepare_body(
     return Body(html, text, placed, files, [*placed.notices, *looks, *heavy])
 
 
-def inspect_report(report: Report, settings: Settings, *, strict: bool = False) -> list[Notice]:
-    """Check the report's images (their headers only) and attachments: a missing file, or
-    attachments over [send] max_attachment_mb, are errors; what readers would miss (and a
-    paragraph that looks like the first item of the list after it) is a warning, returned,
-    or (``strict``) the error raised."""
+def inspect_report(
+    report: Report, settings: Settings, *, strict: bool = False, with_attachments: bool = True
+) -> list[Notice]:
+    """Check the report's images (their headers only) and attachments (unless told not to):
+    a missing file, or attachments over [send] max_attachment_mb, are errors; what readers
+    would miss (and a paragraph that looks like the first item of the list after it) is a
+    warning, returned, or (``strict``) the error raised."""
     tokens = _tokens(report)
     local, notices = images.survey(tokens, images.find(tokens, report), report)
     notices += _damaged(local, report)
     notices += lookalikes.survey(tokens, report)
     notices += footnotes.survey(tokens, report)
-    _, heavy = attachments.survey(report, settings.send.max_attachment_mb)
-    notices += heavy
+    if with_attachments:
+        notices += attachments.survey(report, settings.send.max_attachment_mb)[1]
     if strict and notices:
         raise notices[0].error()
     return notices

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from babel.core import Locale, UnknownLocaleError
 
+from mailer.compose.assets import inspect_report
 from mailer.compose.compiled import CompiledCampaign, compile_campaign
+from mailer.compose.notices import Notice
 from mailer.compose.report import LANG, MAX_REPORT, Report, parse_report
 from mailer.compose.report_files import ReportFiles
 from mailer.config import Settings
@@ -87,6 +89,18 @@ def find_editions(report: Report, source: str) -> list[Edition]:
         text = read_source(path)
         editions.append(_edition(parse_report(text, path), tag, report, text))
     return editions
+
+
+def inspect_editions(
+    editions: Sequence[Edition], settings: Settings, *, strict: bool = False
+) -> Iterator[list[Notice]]:
+    """Each edition's warnings in turn, its images and attachments checked (``inspect_report``).
+    The attachments an edition takes from the default were checked with the default: they are
+    not named again under the edition's file, with the default's lines."""
+    default = editions[0].report.attachments
+    for edition in editions:
+        own = edition is editions[0] or edition.report.attachments is not default
+        yield inspect_report(edition.report, settings, strict=strict, with_attachments=own)
 
 
 def _glob_escape(text: str) -> str:
