@@ -4,8 +4,8 @@
 Run by hand from the repository (needs postfix for smtp-sink and smtp-source, and PostgreSQL's
 Debian package for the PostgreSQL rows):
     .venv/bin/python bench/workers_bench.py [-n 50000] [--workers 1 2] [--engines sqlite postgresql]
-Each row's rate is the readers over the seconds from the moment `send` names its transport (it
-then checks every reader's message, stores the campaign and sends) to its exit: worker start-up
+Each row's rate is the readers over the seconds from the moment `send` names its transport (every
+reader's message is checked by then; it stores the campaign and sends) to its exit: worker start-up
 included. Quote the ratios to the limit, from one run.
 """
 
@@ -54,7 +54,7 @@ def workspace(folder: Path, count: int, env: dict[str, str]) -> None:
 
 def send(folder: Path, env: dict[str, str], workers: int) -> float:
     """One campaign to every reader by ``workers`` processes: readers per second, from when
-    the command names the transport (then it checks every reader, stores, sends) to its end."""
+    the command names the transport (every reader checked; then it stores, sends) to its end."""
     command = [sys.executable, "-m", "mailer", "--workspace", str(folder), "send", str(REPORT),
                "--list", "bench", "--yes", "--again",
                "--concurrency", str(CONNECTIONS // max(workers, 1))]  # fmt: skip
@@ -65,7 +65,7 @@ def send(folder: Path, env: dict[str, str], workers: int) -> float:
     assert child.stdout is not None
     stored = None
     for line in child.stdout:
-        if line.startswith("transport:"):  # then every reader is checked, and it sends
+        if line.startswith("transport:"):  # every reader is checked by now: it stores, sends
             stored = time.perf_counter()
         if ": done;" in line:  # with workers: "campaign 1: done; 5000 sent, ..."
             sent = int(line.split("; ")[1].split()[0])

@@ -71,3 +71,10 @@ def test_messages_built_elsewhere_are_not_kept() -> None:
         whole = b"Subject: %d\r\n\r\n" % n + b".line\r\n" * LONG
         assert make([whole]) == payload(whole)
     assert make.remembered == {}
+
+
+def test_a_shared_chunk_without_dots_is_kept_once_not_copied() -> None:
+    annex = Shared((b"QUJD" * 19 + b"\r\n") * 100)  # base64 lines: no dot anywhere
+    make = DataPayload()
+    assert make([b"To: a\r\n\r\n", annex]) == payload(b"To: a\r\n\r\n" + annex)
+    assert make.remembered[id(annex)][1] is annex

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+import email_validator
+from email_validator import EmailNotValidError, validate_email
 
 from mailer.audience.cleaning import has_controls
 from mailer.errors import AddressError
@@ -26,7 +27,6 @@ class Address:
 ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 LABEL = r"(?![^.]{2}--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EVERYDAY = re.compile(rf"(?=.{{1,64}}@)({ATOM}(?:\.{ATOM})*)@((?:{LABEL}\.)+{LABEL})", re.ASCII)
-RESERVED = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
 
 def everyday(text: str) -> str | None:
@@ -38,7 +38,8 @@ def everyday(text: str) -> str | None:
     domain = found.group(2).lower()
     if len(domain) > 253 or not domain[-1].isalpha():
         return None
-    if any(domain == name or domain.endswith("." + name) for name in RESERVED):
+    reserved = email_validator.SPECIAL_USE_DOMAIN_NAMES  # the library's list, as it reads it
+    if any(domain == name or domain.endswith("." + name) for name in reserved):
         return None
     return text.lower()
 

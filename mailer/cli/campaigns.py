@@ -118,7 +118,7 @@ def campaigns_work(
         campaign = sys.stdin.readline().strip()
         if not campaign:
             return  # the process that started this one stopped before its campaign existed
-    if not campaign.isdigit():
+    if not (campaign.isascii() and campaign.isdigit() and len(campaign) <= 18):
         raise InputError(f"campaign id {campaign!r}: a number, or - to read it from stdin")
     worker = name or worker_name()
     _continue(int(campaign), ("queued",), Overrides(concurrency, rate, 0, outbox), worker)

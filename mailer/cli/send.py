@@ -15,7 +15,7 @@ from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.output import plural
 from mailer.cli.progress import Reporter, run_stoppable
-from mailer.cli.workers import follow_workers, start_workers
+from mailer.cli.workers import follow_workers, waiting_workers
 from mailer.compose.editions import inspect_editions, read_editions
 from mailer.compose.notices import Notice
 from mailer.compose.preview import render_preview
@@ -247,40 +247,31 @@ def send(
                       f" {chosen.describe()}; nothing sent", markup=False)  # fmt: skip
             return
         day = times.localised(when, zone).date().isoformat() if when else ""
-        plan = service.plan_campaign(session, report, chosen, overrides, day)
-        readers = plural(plan.readers, "reader")
-        shown = "lists:    " if chosen.several else "list:     "
-        out.print(f"subject:   {plan.report.subject}\n{shown} {chosen.describe()} ({readers})"
-                  f"\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
-        if len(plan.editions) > 1:
-            languages = ", ".join(edition.lang for edition in plan.editions)
-            out.print(f"editions:  {languages} (the first is the default)", markup=False)
-        spawned = start_workers(workers) if workers else None  # they load while this checks
-        try:
+        with waiting_workers(workers) as spawned:  # they load while every reader is checked
+            plan = service.plan_campaign(session, report, chosen, overrides, day)
+            readers = plural(plan.readers, "reader")
+            shown = "lists:    " if chosen.several else "list:     "
+            out.print(f"subject:   {plan.report.subject}\n{shown} {chosen.describe()} ({readers})"
+                      f"\ntransport: {plan.transport.description}", markup=False)  # fmt: skip
+            if len(plan.editions) > 1:
+                languages = ", ".join(edition.lang for edition in plan.editions)
+                out.print(f"editions:  {languages} (the first is the default)", markup=False)
             plan.check()
-        except BaseException:
+            if when is not None:
+                shown = in_zone(when, zone)
+                confirm(f"Send to {readers} at {shown}?", yes,
+                        "refusing to schedule without --yes")  # fmt: skip
+                campaign_id = service.schedule_campaign(session, plan, when)
+                out.print(f"campaign {campaign_id} scheduled for {shown}: `mailer serve` starts"
+                          f" it then; cancel with: mailer campaigns cancel {campaign_id}",
+                          markup=False)  # fmt: skip
+                return
+            confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
             if spawned is not None:
-                spawned.cancel()
-            raise
-        if when is not None:
-            shown = in_zone(when, zone)
-            confirm(f"Send to {readers} at {shown}?", yes, "refusing to schedule without --yes")
-            campaign_id = service.schedule_campaign(session, plan, when)
-            out.print(f"campaign {campaign_id} scheduled for {shown}: `mailer serve` starts it"
-                      f" then; cancel with: mailer campaigns cancel {campaign_id}",
-                      markup=False)  # fmt: skip
-            return
-        if spawned is not None:
-            try:
-                confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
                 campaign_id = run_stoppable(store_for_workers(session, plan), session.control)
-            except BaseException:
-                spawned.cancel()
-                raise
-            out.print(f"campaign {campaign_id}")
-            follow_workers(database, campaign_id, spawned)
-            return
-        confirm(f"Send to {readers}?", yes, "refusing to send without --yes")
+                out.print(f"campaign {campaign_id}")
+                follow_workers(database, campaign_id, spawned)
+                return
         outcome = run(session, lambda: service.send_campaign(session, plan))
     if outcome.campaign_id is None:
         out.print("stopped before the server answered: nothing sent, no campaign created")

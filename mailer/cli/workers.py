@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import typer
@@ -17,9 +19,21 @@ from mailer.send.types import Progress
 from mailer.send.workers import Workers
 
 
-def start_workers(count: int) -> Workers:
-    """Start ``count`` workers, waiting for a campaign: ``follow_workers`` gives them one."""
-    return Workers.start(settings().workspace, count)
+@contextmanager
+def waiting_workers(count: int) -> Iterator[Workers | None]:
+    """``count`` workers started now (None for none): they load mailer while this process
+    checks every reader and stores the campaign. Unless ``follow_workers`` gave them their
+    campaign, they are told there is none when the block ends (a failed check, a refusal,
+    Ctrl-C), and end without a word."""
+    if not count:
+        yield None
+        return
+    started = Workers.start(settings().workspace, count)
+    try:
+        yield started
+    finally:
+        if not started.begun:
+            started.cancel()
 
 
 def follow_workers(database: Database, campaign_id: int, started: Workers) -> None:

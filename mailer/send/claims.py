@@ -27,6 +27,12 @@ CLAIM = (
     " RETURNING subscriber_id"
 )
 LOCK = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+# Whether a claim would find anything: read first, so that a worker waiting for the others'
+# last batches (or a dead one's lease) looks without a write transaction each time.
+CLAIMABLE = (
+    "SELECT 1 FROM deliveries WHERE campaign_id = ? AND status = 'queued' AND lease_until < ?"
+    " LIMIT 1"
+)
 # Seconds, at most, between looks for claims that came free: at a campaign's end the last
 # workers wait for the others' last batches, and the one that finds nothing left ends it.
 POLL = 0.1
@@ -88,10 +94,12 @@ class ClaimLog(CampaignLog):
     def pending(self, after: int, limit: int) -> list[Delivery]:
         """Claim up to ``limit`` deliveries: the next queued ones nobody holds; under a shared
         rate, no more than this worker sends in half its lease."""
-        share = self.rate()
+        share = self.rate()  # also keeps this worker's claims and says it is alive
         if share:
             limit = max(1, min(limit, int(share * self.lease / 2)))
         now, until = self._stamp(), self._stamp(self.lease)
+        if self.database.query_one(CLAIMABLE, (self.campaign_id, now)) is None:
+            return []
         lock = LOCK[self.database.engine]
         with self.database.transaction(exclusive=False) as db:
             rows = db.execute(CLAIM.format(lock=lock), (self.campaign_id, now, limit,

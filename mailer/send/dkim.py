@@ -67,12 +67,15 @@ class DkimSigner:
         """Return the chunks of ``message`` with a DKIM-Signature header in front (CRLF
         message in, CRLF out). ``body_hash``, when known, is the SHA-256 of the relaxed
         canonical body; then only the chunks up to the body are read."""
-        head, end = b"", -1
-        for chunk in message:  # the header block sits in the first few small chunks
-            head += chunk
-            end = head.find(b"\r\n\r\n")
-            if end >= 0 and body_hash is not None:
-                break
+        if body_hash is None:
+            head = b"".join(message)
+        else:
+            head = b""
+            for chunk in message:  # the header block sits in the first few small chunks
+                head += chunk
+                if b"\r\n\r\n" in head:
+                    break
+        end = head.find(b"\r\n\r\n")
         if end < 0:
             raise InputError("cannot DKIM-sign a message without a header/body separator")
         if body_hash is None:

@@ -10,7 +10,7 @@ from mailer.send.types import Message
 
 LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 LONG = 1024  # a campaign's shared chunks this long are stuffed once, then remembered
-KEPT = 256  # remembered chunks at most (a campaign has a few dozen)
+KEPT = 4096  # remembered chunks at most (a campaign has a few dozen, a long report hundreds)
 
 
 class DataPayload:
@@ -70,7 +70,9 @@ def _stuff(chunk: bytes) -> bytes | None:
     crlf = chunk.count(b"\r\n")
     if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
         return None
-    return chunk.replace(b"\r\n.", b"\r\n..")
+    # replace() copies even when nothing matches (always, for a bytes subclass): a campaign's
+    # attachment is kept once, not twice.
+    return chunk.replace(b"\r\n.", b"\r\n..") if b"\r\n." in chunk else chunk
 
 
 def payload(message: bytes) -> bytes:

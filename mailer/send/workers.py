@@ -1,4 +1,4 @@
-"""`send --workers N`: the campaign stored, then sent by N `campaigns work` processes here."""
+"""`send --workers N`: N `campaigns work -` processes here, told the campaign once it is stored."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from mailer.send.service import store_plan
 from mailer.send.sessions import Session
 
 WATCH = 0.5  # seconds between looks at the campaign's counts while the workers send
+CANCEL_WAIT = 30.0  # seconds a worker told "no campaign" has to end before it is killed
 
 
 async def store_for_workers(session: Session, plan: Plan) -> int:
@@ -45,28 +46,34 @@ class Workers:
 
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
+    begun: bool = False
 
     @classmethod
     def start(cls, workspace: Path, count: int) -> Workers:
         started = cls()
         command = [sys.executable, "-m", "mailer", "--workspace", str(workspace),
                    "campaigns", "work", "-"]  # fmt: skip
-        for _ in range(count):
-            log = tempfile.TemporaryFile()  # noqa: SIM115 -- kept open until close(): what it says
-            started.logs.append(log)
-            started.processes.append(  # a session of its own: a terminal's Ctrl-C is ours
-                subprocess.Popen(
-                    command,
-                    stdin=subprocess.PIPE,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
+        try:
+            for _ in range(count):
+                log = tempfile.TemporaryFile()  # noqa: SIM115 -- open until close(): what it says
+                started.logs.append(log)
+                started.processes.append(  # a session of its own: a terminal's Ctrl-C is ours
+                    subprocess.Popen(
+                        command,
+                        stdin=subprocess.PIPE,
+                        stdout=log,
+                        stderr=log,
+                        start_new_session=True,
+                    )
                 )
-            )
+        except BaseException:  # no more processes (EMFILE...): those started end unsaid
+            started.cancel()
+            raise
         return started
 
     def begin(self, campaign_id: int) -> None:
         """Tell each worker which campaign to send."""
+        self.begun = True
         for process in self.processes:
             self._tell(process, f"{campaign_id}\n".encode())
 
@@ -75,7 +82,11 @@ class Workers:
         for process in self.processes:
             self._tell(process, b"")
         for process in self.processes:
-            process.wait()
+            try:
+                process.wait(timeout=CANCEL_WAIT)
+            except subprocess.TimeoutExpired:  # stuck before it could read: it told nobody
+                process.kill()
+                process.wait()
         self.close()
 
     @staticmethod
