@@ -107,8 +107,8 @@ class Database(ABC):
 
     def transaction(self, *, exclusive: bool = True) -> Transaction:
         """A write transaction. ``exclusive=False`` is for work that locks its own rows (the
-        claims of `campaigns work`): PostgreSQL lets such transactions run side by side,
-        SQLite still takes them one at a time."""
+        claims of `campaigns work`, a campaign's results): PostgreSQL lets such transactions
+        run side by side, SQLite still takes them one at a time."""
         return Transaction(self, exclusive)
 
     @abstractmethod

@@ -93,7 +93,10 @@ class CampaignLog:
     def _record(self, results: Sequence[Result]) -> None:
         stamp = now()
         campaign = self.campaign_id
-        with self.database.transaction() as db:
+        bounced = [(r.subscriber_id, f"{r.code} {r.text}") for r in results if r.bounced]
+        # The campaign's own rows, one statement: their row locks are enough, so several
+        # workers record side by side. A bounce changes a reader's status: the write lock.
+        with self.database.transaction(exclusive=bool(bounced)) as db:
             db.executemany(
                 "UPDATE deliveries SET status = ?, attempts = ?, last_code = ?, last_error = ?,"
                 " reply = ?, message_id = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
@@ -102,7 +105,6 @@ class CampaignLog:
                   r.text, r.message_id, r.status, stamp, campaign, r.subscriber_id)
                  for r in results],
             )  # fmt: skip
-            bounced = [(r.subscriber_id, f"{r.code} {r.text}") for r in results if r.bounced]
             if bounced:
                 bounce_many(db, bounced, campaign, stamp)
 
