@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailer.compose.compiled import CompiledCampaign, Links
-from mailer.compose.mime import relaxed_body
+from mailer.compose.relaxed import relaxed_body
 from mailer.compose.report import load_report
 from mailer.config import NewsletterSettings
 from mailer.models import MailingList, Reader

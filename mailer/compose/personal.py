@@ -11,8 +11,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from mailer.compose.mime import Shared, relaxed_lines
+from mailer.compose.mime import Shared
 from mailer.compose.plaintext import WRAP_OPEN, WrapSpec, rewrap
+from mailer.compose.relaxed import relaxed_lines
 from mailer.compose.templates import check_size, weight
 from mailer.errors import FileInputError
 

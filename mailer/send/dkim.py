@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from mailer.compose.mime import relaxed_body
+from mailer.compose.relaxed import relaxed_body
 from mailer.config import Settings
 from mailer.errors import FileInputError, InputError
 
