@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
+from workers_bench import mailer
 
 from tests.postgres_server import postgres_server
 from tests.smtp_servers import Recorder, start
@@ -42,18 +43,13 @@ def settings(url: str, port: int, lease: float) -> str:
     )
 
 
-def mailer(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
-    command = [sys.executable, "-m", "mailer", "--workspace", str(folder), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100_000, help="readers (default 100,000)")
     parser.add_argument("--kill-at", type=float, default=0.3, help="share sent when one dies")
     parser.add_argument("--lease", type=float, default=5.0, help="[send] lease_seconds")
     args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}  # each its toml
     relays = [Recorder() for _ in HOSTS]
     servers = [start(relay) for relay in relays]
     server = postgres_server()
@@ -70,16 +66,16 @@ def main() -> None:
                 handle.write("email,name\n")
                 handle.writelines(f"reader{i}@example.org,Reader {i}\n" for i in range(args.n))
             started = time.perf_counter()
-            mailer(hosts[0], "subscribers", "import", "big", str(readers), "--create-list")
+            mailer(hosts[0], env, "subscribers", "import", "big", str(readers), "--create-list")
             imported = time.perf_counter() - started
-            mailer(hosts[0], "send", str(REPORT), "--list", "big", "--yes", "--limit", "1")
+            mailer(hosts[0], env, "send", str(REPORT), "--list", "big", "--yes", "--limit", "1")
             for folder in hosts[1:]:  # the same secret: the links in every message are good
                 shutil.copy(hosts[0] / ".mailer-secret", folder / ".mailer-secret")
             started = time.perf_counter()
             workers = [subprocess.Popen(
                 [sys.executable, "-m", "mailer", "--workspace", str(folder), "campaigns", "work",
                  "1", "--name", folder.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                env={k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
+                env=env,
             ) for folder in hosts]  # fmt: skip
             while sum(len(r.received) for r in relays) < args.kill_at * args.n:
                 time.sleep(0.01)

@@ -19,7 +19,7 @@ from mailer.db.opening import open_database
 from mailer.db.postgres import PostgresDatabase, close_pools
 from mailer.db.sqlite import SqliteDatabase
 from tests.postgres_server import PostgresServer, postgres_server
-from tests.smtp_servers import LoopbackController, Mailbox, Recorder, start
+from tests.smtp_servers import LoopbackController, Mailbox, Recorder, serving, start
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CSV = ROOT / "subscribers" / "example.csv"
@@ -60,10 +60,7 @@ def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[LoopbackController, Recorder]]:
-    recorder = Recorder()
-    controller = start(recorder, enable_SMTPUTF8=True)
-    yield controller, recorder
-    controller.stop()
+    yield from serving(enable_SMTPUTF8=True)
 
 
 @pytest.fixture

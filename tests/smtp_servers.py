@@ -8,7 +8,7 @@ import socket
 import ssl
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -128,6 +128,14 @@ def start(handler: Any, **kwargs: Any) -> LoopbackController:
     controller = LoopbackController(handler, **kwargs)
     controller.start()
     return controller
+
+
+def serving(**kwargs: Any) -> Iterator[tuple[LoopbackController, Recorder]]:
+    """A fixture's body: a Recorder served with ``kwargs`` while the test runs."""
+    recorder = Recorder()
+    controller = start(recorder, **kwargs)
+    yield controller, recorder
+    controller.stop()
 
 
 def closed_port() -> int:

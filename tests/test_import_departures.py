@@ -246,9 +246,8 @@ def test_a_reader_who_came_back_before_the_list_went_is_not_kept_out(
     assert mailer("subscribers", "add", "mc", "alice@example.org").exit_code == 0
     assert mailer("subscribers", "rm", "mc", "alice@example.org").exit_code == 0
     assert mailer("lists", "rm", "mc", "--yes").exit_code == 0
-    assert (
-        mailer("lists", "create", "mc").exit_code == 0
-    )  # made again; she is back by --resubscribe
+    # made again; she is back by --resubscribe
+    assert mailer("lists", "create", "mc").exit_code == 0
     assert mailer("subscribers", "add", "mc", "alice@example.org", "--resubscribe").exit_code == 0
     assert mailer("lists", "rm", "mc", "--yes").exit_code == 0
     assert mailer("lists", "create", "mc").exit_code == 0

@@ -14,7 +14,7 @@ import pytest
 from mailer.models import Reply
 from mailer.send.retry import session_refusal
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke
-from tests.smtp_servers import LoopbackController, Recorder, closed_port, server_tls, start
+from tests.smtp_servers import LoopbackController, Recorder, closed_port, server_tls, serving
 
 Server = tuple[LoopbackController, Recorder]
 
@@ -97,10 +97,7 @@ def test_a_cancelled_schedule_does_not_block_the_report(
 
 @pytest.fixture
 def starttls_only(tmp_path: Path) -> Iterator[Server]:
-    recorder = Recorder()
-    controller = start(recorder, tls_context=server_tls(tmp_path), require_starttls=True)
-    yield controller, recorder
-    controller.stop()
+    yield from serving(tls_context=server_tls(tmp_path), require_starttls=True)
 
 
 def test_plain_smtp_to_a_starttls_only_server_stops_at_once(
@@ -127,10 +124,7 @@ def test_plain_smtp_to_a_starttls_only_server_stops_at_once(
 def login_only() -> Iterator[Server]:
     """Takes mail only after a login, and offers none over plain text: nothing to tell before
     the first MAIL FROM."""
-    recorder = Recorder()
-    controller = start(recorder, auth_required=True, auth_require_tls=True)
-    yield controller, recorder
-    controller.stop()
+    yield from serving(auth_required=True, auth_require_tls=True)
 
 
 def test_a_server_that_wants_a_login_stops_the_run_with_nothing_sent(

@@ -15,7 +15,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailer.send.claims import settle
 from tests.conftest import EXAMPLE_REPORT, store
-from tests.smtp_servers import Recorder, start
+from tests.smtp_servers import LoopbackController, Recorder, start
 from tests.test_send_cli import cli, command, environment, populate, smtp_env, wait_for
 
 pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
@@ -30,6 +30,15 @@ class Timed(Recorder):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.times.append(time.monotonic())
         return await super().handle_DATA(server, session, envelope)
+
+
+Relay = tuple[Recorder, dict[str, str]]  # the recording relay, and the settings naming it
+
+
+@pytest.fixture
+def relay(smtp_server: tuple[LoopbackController, Recorder]) -> Relay:
+    controller, recorder = smtp_server
+    return recorder, smtp_env(controller.port)
 
 
 def work(workspace: Path, name: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -51,16 +60,12 @@ def stored(workspace: Path, env: dict[str, str]) -> None:
 
 def test_send_with_workers_reaches_each_reader_once_and_lists_the_workers(
     tmp_path: Path,
+    relay: Relay,
 ) -> None:
     emails = populate(tmp_path, 1200)
-    recorder = Recorder()
-    controller = start(recorder)
-    env = smtp_env(controller.port)
-    try:
-        said = cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
-                   "--workers", "3", env=env)  # fmt: skip
-    finally:
-        controller.stop()
+    recorder, env = relay
+    said = cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
+               "--workers", "3", env=env)  # fmt: skip
     assert recorder.counts() == dict.fromkeys(emails, 1)
     assert "campaign 1: done; 1200 sent" in said and "by 3 workers" in said
     shown = cli(tmp_path, "campaigns", "show", "1")
@@ -72,29 +77,26 @@ def test_send_with_workers_reaches_each_reader_once_and_lists_the_workers(
     assert len(per) == 3 and all(count > 0 for _, count in per)
 
 
-def test_a_killed_workers_batch_is_sent_by_the_others_after_its_lease(tmp_path: Path) -> None:
+def test_a_killed_workers_batch_is_sent_by_the_others_after_its_lease(
+    tmp_path: Path, relay: Relay
+) -> None:
     emails = populate(tmp_path, 3000)
-    recorder = Recorder()
-    controller = start(recorder)
-    env = smtp_env(controller.port)
-    try:
-        stored(tmp_path, env)
-        a, b, c = (work(tmp_path, name, env) for name in ("a", "b", "c"))
-        wait_for(lambda: len(recorder.received) >= 600, a)
-        a.send_signal(signal.SIGKILL)
-        a.wait()
-        with store(tmp_path) as db:
-            held = db.query_one("SELECT COUNT(*) FROM deliveries WHERE claimed_by = 'a'"
-                                " AND status = 'queued'")  # fmt: skip
-            assert held is not None
-            # a's lease runs out: the clock moved on (lease_seconds is 60 by default)
-            with db.transaction() as tx:
-                tx.execute("UPDATE deliveries SET lease_until = '' WHERE claimed_by = 'a'")
-        for survivor in (b, c):
-            out, err = survivor.communicate(timeout=120)
-            assert survivor.returncode == 0, out + err
-    finally:
-        controller.stop()
+    recorder, env = relay
+    stored(tmp_path, env)
+    a, b, c = (work(tmp_path, name, env) for name in ("a", "b", "c"))
+    wait_for(lambda: len(recorder.received) >= 600, a)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    with store(tmp_path) as db:
+        held = db.query_one("SELECT COUNT(*) FROM deliveries WHERE claimed_by = 'a'"
+                            " AND status = 'queued'")  # fmt: skip
+        assert held is not None
+        # a's lease runs out: the clock moved on (lease_seconds is 60 by default)
+        with db.transaction() as tx:
+            tx.execute("UPDATE deliveries SET lease_until = '' WHERE claimed_by = 'a'")
+    for survivor in (b, c):
+        out, err = survivor.communicate(timeout=120)
+        assert survivor.returncode == 0, out + err
     counts = recorder.counts()
     assert set(counts) == set(emails)  # nobody missed
     with store(tmp_path) as db:
@@ -132,19 +134,16 @@ def test_the_rate_is_shared_by_the_workers(tmp_path: Path) -> None:
     assert 180 <= rate <= 220, rate  # 200/s for all three together, within 10 %
 
 
-def test_a_resume_waits_for_the_workers_and_a_worker_for_a_resume(tmp_path: Path) -> None:
+def test_a_resume_waits_for_the_workers_and_a_worker_for_a_resume(
+    tmp_path: Path, relay: Relay
+) -> None:
     populate(tmp_path, 50)
-    recorder = Recorder()
-    controller = start(recorder)
-    env = smtp_env(controller.port)
-    try:
-        stored(tmp_path, env)
-        with store(tmp_path) as db, db.campaign_lock(1, shared=True):  # a worker at work
-            resumed = run(tmp_path, env, "campaigns", "resume", "1")
-        with store(tmp_path) as db, db.campaign_lock(1):  # a resume at work
-            worked = run(tmp_path, env, "campaigns", "work", "1")
-    finally:
-        controller.stop()
+    recorder, env = relay
+    stored(tmp_path, env)
+    with store(tmp_path) as db, db.campaign_lock(1, shared=True):  # a worker at work
+        resumed = run(tmp_path, env, "campaigns", "resume", "1")
+    with store(tmp_path) as db, db.campaign_lock(1):  # a resume at work
+        worked = run(tmp_path, env, "campaigns", "work", "1")
     for done in (resumed, worked):
         assert done.returncode == 1
         assert done.stderr == "error: campaign 1 is being sent by another mailer process\n"
@@ -153,39 +152,32 @@ def test_a_resume_waits_for_the_workers_and_a_worker_for_a_resume(tmp_path: Path
 
 def test_ctrl_c_stops_the_workers_gracefully_and_a_resume_sends_exactly_the_rest(
     tmp_path: Path,
+    relay: Relay,
 ) -> None:
     emails = populate(tmp_path, 1500)
-    recorder = Recorder()
-    controller = start(recorder)
-    env = smtp_env(controller.port)
-    try:
-        parent = subprocess.Popen(
-            command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
-                    "--workers", "2"),
-            env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        wait_for(lambda: len(recorder.received) >= 300, parent)
-        parent.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the parent only
-        out, err = parent.communicate(timeout=120)
-        assert parent.returncode == 1, out + err
-        assert "the workers finish the messages in flight" in err and "Traceback" not in err
-        assert "resume with: mailer campaigns resume 1" in out
-        assert len(recorder.received) < 1500
-        cli(tmp_path, "campaigns", "resume", "1", env=env)
-    finally:
-        controller.stop()
+    recorder, env = relay
+    parent = subprocess.Popen(
+        command(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
+                "--workers", "2"),
+        env=environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: len(recorder.received) >= 300, parent)
+    parent.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the parent only
+    out, err = parent.communicate(timeout=120)
+    assert parent.returncode == 1, out + err
+    assert "the workers finish the messages in flight" in err and "Traceback" not in err
+    assert "resume with: mailer campaigns resume 1" in out
+    assert len(recorder.received) < 1500
+    cli(tmp_path, "campaigns", "resume", "1", env=env)
     counts = recorder.counts()
     assert set(counts) == set(emails) and set(counts.values()) == {1}  # each exactly once
 
 
-def test_a_machines_dead_workers_are_settled_and_the_campaign_paused(tmp_path: Path) -> None:
+def test_a_machines_dead_workers_are_settled_and_the_campaign_paused(
+    tmp_path: Path, relay: Relay
+) -> None:
     populate(tmp_path, 20)
-    recorder = Recorder()
-    controller = start(recorder)
-    try:
-        stored(tmp_path, smtp_env(controller.port))
-    finally:
-        controller.stop()
+    stored(tmp_path, relay[1])
     with store(tmp_path) as db:
         with db.transaction() as tx:  # a worker of this machine that was killed mid-send
             tx.execute("UPDATE campaigns SET status = 'sending', reason = ''")
@@ -214,22 +206,19 @@ def workers_of(workspace: Path) -> list[str]:
     return found
 
 
-def test_workers_started_for_a_send_that_stops_first_end_without_a_word(tmp_path: Path) -> None:
+def test_workers_started_for_a_send_that_stops_first_end_without_a_word(
+    tmp_path: Path, relay: Relay
+) -> None:
     """`send --workers` starts its workers while it checks every reader: a check that fails,
     or a send not confirmed, leaves no campaign, and the workers end with it."""
     populate(tmp_path, 30)
     report = tmp_path / "weather.md"
     report.write_text("---\nsubject: Weather\n---\nRain in {{ subscriber.attributes.city }}.\n")
-    recorder = Recorder()
-    controller = start(recorder)
-    env = smtp_env(controller.port)
-    try:
-        failed = run(tmp_path, env, "send", str(report), "--list", "big", "--yes",
-                     "--workers", "2")  # fmt: skip
-        unconfirmed = run(tmp_path, env, "send", str(EXAMPLE_REPORT), "--list", "big",
-                          "--workers", "2")  # fmt: skip
-    finally:
-        controller.stop()
+    recorder, env = relay
+    failed = run(tmp_path, env, "send", str(report), "--list", "big", "--yes",
+                 "--workers", "2")  # fmt: skip
+    unconfirmed = run(tmp_path, env, "send", str(EXAMPLE_REPORT), "--list", "big",
+                      "--workers", "2")  # fmt: skip
     assert failed.returncode == 1
     assert failed.stderr.startswith(f"error: {report}:4: 'dict object' has no attribute 'city'")
     assert unconfirmed.returncode != 0 and "without --yes" in unconfirmed.stderr

@@ -129,7 +129,7 @@ def import_csv(
         counts["invalid"] += 1
         on_problem(RowProblem(path, line, value, reason))
 
-    with _open(path) as handle, _fewer_checkpoints(database), _analyzed(database):
+    with _open(path) as handle, database.fewer_checkpoints(CHECKPOINT_PAGES), _analyzed(database):
         rows = lines(handle)
         layout, delimiter = _header(path, rows, options)
         summary.format = layout.format
@@ -200,11 +200,11 @@ class _Chunk:
             return
         counts, options = self.summary.counts, self.options
         seen = _already_seen(self.database, self.candidates)
-        leaving = {e for e in seen if (s := self.standings.get(e)) and s.status in LEAVING}
-        for email in seen:  # in an earlier chunk: only a departure lands
+        for email in seen:  # in an earlier chunk: only a departure lands (and keeps its standing)
             standing = self.standings.pop(email, None)
             self.duplicate(self.candidates[email].line, email, email, standing)
-        fresh = [c for c in self.candidates.values() if c.email not in seen or c.email in leaving]
+        fresh = [c for c in self.candidates.values()
+                 if c.email not in seen or c.email in self.standings]  # fmt: skip
         landed = land(
             self.database, self.mailing_list, fresh, secret=self.secret,
             standings=self.standings, resubscribe=options.resubscribe,
@@ -236,21 +236,6 @@ def _analyzed(database: Database) -> Iterator[None]:
     """The tables an import filled, analysed once it is done (PostgreSQL plans by them)."""
     yield
     database.analyze("subscribers", "memberships", "events", "tags")
-
-
-@contextmanager
-def _fewer_checkpoints(database: Database) -> Iterator[None]:
-    """While an import writes, SQLite copies its log into the database less often (each copy
-    waits for the disk): the same data, written sooner. As before afterwards."""
-    if database.engine != "sqlite":
-        yield
-        return
-    before = int(database.query("PRAGMA wal_autocheckpoint")[0][0])
-    database.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-    try:
-        yield
-    finally:
-        database.execute(f"PRAGMA wal_autocheckpoint = {before}")
 
 
 def _start_seen(database: Database) -> None:

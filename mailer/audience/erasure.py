@@ -55,8 +55,7 @@ def forget(database: Database, email: str, secret: bytes, outbox: Path | None) -
 
 
 def _erase(database: Database, found: Erasure, secret: bytes) -> Erasure:
-    if database.engine == "sqlite":
-        database.execute("PRAGMA secure_delete = ON")  # freed space is zeroed, not left behind
+    database.secure_delete()  # freed space is zeroed, not left behind
     stamp = now()
     with database.transaction() as db:
         row = db.execute("SELECT id FROM subscribers WHERE email = ?", (found.email,)).fetchone()
@@ -71,7 +70,7 @@ def _erase(database: Database, found: Erasure, secret: bytes) -> Erasure:
         return _already(database, found.email, secret)
     if verdict is not Verdict.CHANGED:  # an erased reader's stand-in address
         return Erasure(found.email, True)
-    return replace(found, erased_at=stamp, checkpointed=_checkpoint(database))
+    return replace(found, erased_at=stamp, checkpointed=database.checkpoint())
 
 
 def _already(database: Database, email: str, secret: bytes) -> Erasure:
@@ -98,15 +97,6 @@ def _scrub_campaign_notes(db: Connection, email: str) -> None:
             "UPDATE campaigns SET reason = ? WHERE id = ?",
             (pattern.sub("[erased]", reason), campaign_id),
         )
-
-
-def _checkpoint(database: Database) -> bool:
-    """Move the write-ahead log into the database file and empty it, so the old pages are gone
-    from it too; False when another process holds it open (the log is reused, not erased)."""
-    if database.engine != "sqlite":
-        return True  # no log here to empty: PostgreSQL's vacuum reclaims old row versions
-    row = database.query_one("PRAGMA wal_checkpoint(TRUNCATE)")
-    return row is not None and row[0] == 0
 
 
 def _clear_outbox(root: Path, email: str) -> int:

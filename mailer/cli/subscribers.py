@@ -25,7 +25,7 @@ from mailer.errors import DiskFullError, InputError
 from mailer.models import Candidate, Consent, MembershipStatus, Outcome
 from mailer.send.confirmation import confirm_by_mail
 from mailer.send.event_loop import runner
-from mailer.send.welcome import Joining, joining, welcome_of
+from mailer.send.welcome import joining, welcome_of
 from mailer.tokens import load_secret
 
 app = Typer(help="Manage the readers of a list.", no_args_is_help=True)
@@ -92,8 +92,7 @@ def subscribers_add(
         cleaned = None if name is None else clean(name).strip()
         candidate = Candidate(address.email, address.smtputf8, cleaned, attributes,
                               consent=Consent("cli"), lang=lang)  # fmt: skip
-        welcoming = (joining(database, address.email, mailing_list.id) if welcome
-                     else nullcontext(Joining(address.email)))  # fmt: skip
+        welcoming = joining(database, address.email, mailing_list.id) if welcome else nullcontext()
         with welcoming as welcomes:  # the welcome is queued with the join
             landed = land(database, mailing_list, [candidate], secret=secret,
                           resubscribe=resubscribe)  # fmt: skip
@@ -117,7 +116,7 @@ def subscribers_add(
             loop.run(confirm_by_mail(current, mailing_list, member))
         out.print(f"sent {address.email} a message to confirm; they receive campaigns once they do",
                   markup=False)  # fmt: skip
-    if welcome:
+    if welcomes is not None:  # --welcome
         said_welcome(welcomes.queued, address.email, member)
 
 

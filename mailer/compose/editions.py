@@ -145,14 +145,20 @@ def stored_editions(rows: Iterable[tuple[str, str, str]]) -> list[Edition]:
     return editions
 
 
-def choose_edition(editions: Sequence[Edition], language: str) -> Report:
-    """``mailer render --language fr``: the edition a reader of ``language`` gets."""
-    tags = [edition.lang for edition in editions]
-    wanted = Chooser(tags).pick(language)
-    if primary(wanted) != primary(language):
-        shown = ", ".join(tags)
-        raise InputError(f"no edition in {language!r} beside {editions[0].report.path}: {shown}")
+def edition_for(editions: Sequence[Edition], language: str) -> Report:
+    """The edition a reader of ``language`` gets, chosen as a send chooses it."""
+    wanted = Chooser([edition.lang for edition in editions]).pick(language)
     return next(edition.report for edition in editions if edition.lang == wanted)
+
+
+def choose_edition(editions: Sequence[Edition], language: str) -> Report:
+    """``mailer render --language fr``: the edition a reader of ``language`` gets, which must
+    be in that language."""
+    found = edition_for(editions, language)
+    if primary(found.lang) != primary(language):
+        shown = ", ".join(edition.lang for edition in editions)
+        raise InputError(f"no edition in {language!r} beside {editions[0].report.path}: {shown}")
+    return found
 
 
 class Chooser:

@@ -198,7 +198,7 @@ class Part:
         # Each personal piece's last text and encoding, by its place: a piece that reads the
         # reader only in a condition (the preheader, shown unless on the web) is the same for
         # every reader, and is encoded once.
-        self.recent: dict[int, tuple[str, bytes]] = {}
+        self.recent: dict[int, tuple[str, bytes, bytes | None]] = {}
         try:
             code = env.compile("".join(source), PART_FILE, PART_FILE)
         except jinja2.TemplateSyntaxError as error:
@@ -268,11 +268,15 @@ class Part:
                 known = recent.get(i)
                 if known is None or known[0] != piece:  # else the last reader's, as it was
                     text = rewrap(piece, self.specs) if self.specs and WRAP_OPEN in piece else piece
-                    known = recent[i] = (piece, qp(text))
+                    known = recent[i] = (piece, qp(text), None)
                 chunk = known[1]
                 chunks.append(chunk)
                 if relaxed is not None and chunk.endswith(b"\n"):
-                    relaxed.append(relaxed_lines(chunk))
+                    lines = known[2]
+                    if lines is None:  # its DKIM form, made once too
+                        lines = relaxed_lines(chunk)
+                        recent[i] = (piece, chunk, lines)
+                    relaxed.append(lines)
                 else:
                     relaxed = None
         return chunks, relaxed

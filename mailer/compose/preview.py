@@ -15,17 +15,16 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 from markdown_it.common.utils import escapeHtml
 
-from mailer.compose.compiled import CompiledCampaign, Links, compile_campaign, preview_links
+from mailer.compose.compiled import CompiledCampaign, Links, preview_links
 from mailer.compose.editions import (
-    Chooser,
     CompiledEditions,
     Compiler,
-    Edition,
     choose_edition,
+    edition_for,
     read_editions,
 )
 from mailer.compose.images import publish
-from mailer.compose.report import Report, load_report
+from mailer.compose.report import load_report
 from mailer.config import Settings
 from mailer.errors import AddressError, FileInputError, NotFoundError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
@@ -95,15 +94,14 @@ def render_preview(
     reader = choose_reader(everyone, email, mailing_list.slug if mailing_list else "")
     listing = mailing_list or preview_list(settings)
     shown = choose_edition(editions, language) if language is not None else None
+    compiler = Compiler(settings, listing, "preview", publish=False)
     if strict or mailing_list is not None:
-        compiler = Compiler(settings, listing, "preview", publish=False)
         compiled = CompiledEditions([edition.report for edition in editions], compiler)
         compiled.check(everyone)
         chosen = compiled.editions[shown.lang] if shown else compiled.for_reader(reader)
         campaign = chosen.campaign
     else:
-        report = shown or _edition_of(editions, reader)
-        campaign = compile_campaign(settings, report, listing, "preview", publish=False)
+        campaign = compiler(shown or edition_for(editions, reader.lang))
     links = preview_links(settings.newsletter.base_url)
     html, text = campaign.parts(reader, links)
     message = campaign.message(reader, links)
@@ -116,12 +114,6 @@ def render_preview(
     except OSError as error:
         raise FileInputError(out_dir, error.strerror or str(error)) from None
     return paths
-
-
-def _edition_of(editions: list[Edition], reader: Reader) -> Report:
-    """The edition ``reader`` gets, chosen by their language as a send chooses it."""
-    wanted = Chooser([edition.lang for edition in editions]).pick(reader.lang)
-    return next(edition.report for edition in editions if edition.lang == wanted)
 
 
 def _with_local_images(html: str, campaign: CompiledCampaign, out_dir: Path) -> str:

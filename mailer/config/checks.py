@@ -211,8 +211,8 @@ def span(value: object) -> str | None:
 def postgres_url(value: object) -> str | None:
     """A PostgreSQL connection url with no password in it (libpq reads PGPASSWORD, ~/.pgpass)."""
     text = str(value)
-    if CONTROLS.search(text):
-        return "must not contain control characters"
+    if (problem := secret(text)) is not None:
+        return problem
     if not POSTGRES_URL.match(text):
         return "must be a url such as postgresql://mailer@db.example.org/mailer"
     if POSTGRES_PASSWORD.search(text):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
@@ -134,6 +134,23 @@ class Database(ABC):
         """After many rows went in: PostgreSQL's planner learns the tables' new sizes now, not
         when its autovacuum gets to them (SQLite plans from its indexes alone)."""
         return None
+
+    def secure_delete(self) -> None:
+        """From now on, the space of deleted rows is overwritten in the database file (SQLite's
+        secure_delete); PostgreSQL's vacuum reclaims old row versions itself."""
+        return None
+
+    def checkpoint(self) -> bool:
+        """Move the write-ahead log into the database file and empty it, so the old pages are
+        gone from it too; False when another process holds it open (the log is reused, not
+        erased). True where there is no log to empty (PostgreSQL)."""
+        return True
+
+    def fewer_checkpoints(self, pages: int) -> AbstractContextManager[None]:
+        """While many rows go in, SQLite copies its log into the database less often, every
+        ``pages`` pages (each copy waits for the disk); as before afterwards. Nothing on
+        PostgreSQL."""
+        return nullcontext()
 
     @abstractmethod
     def mapped(self, error: BaseException) -> BaseException:

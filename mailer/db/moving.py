@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from psycopg import sql
-
 from mailer.db.postgres import WRITE_LOCK, PostgresDatabase, shown
 from mailer.db.sqlite import SqliteDatabase
 from mailer.errors import InputError, StoreError
@@ -18,7 +16,6 @@ ORDER = (
     "campaign_lists", "campaign_editions", "campaign_files", "campaign_workers", "tags",
     "erased_addresses", "processed_mail", "address_changes",
 )  # fmt: skip
-WITH_IDS = ("lists", "subscribers", "campaigns", "events")  # their identities move past them
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +105,8 @@ def _copy(
             chosen = ", ".join(
                 "NULL" if (table, c) == ("lists", "welcome_campaign_id") else c for c in columns
             )
-            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-            )
-            with connection.cursor().copy(statement) as copy:
-                for row in source.stream(f"SELECT {chosen} FROM {table}"):
-                    copy.write_row(row)
+            # COPY, then a table with ids has its next id moved past them
+            target.db.copy_rows(table, columns, source.stream(f"SELECT {chosen} FROM {table}"))
             on_table(table, count)
         welcomes = source.query(
             "SELECT id, welcome_campaign_id FROM lists WHERE welcome_campaign_id IS NOT NULL"
@@ -121,10 +114,3 @@ def _copy(
         with connection.cursor() as cursor:
             cursor.executemany("UPDATE lists SET welcome_campaign_id = %s WHERE id = %s",
                                [(campaign, list_id) for list_id, campaign in welcomes])  # fmt: skip
-        for table in WITH_IDS:
-            connection.execute(
-                sql.SQL(
-                    "SELECT setval(pg_get_serial_sequence({t}, 'id'),"
-                    " GREATEST((SELECT MAX(id) FROM {i}), 1))"
-                ).format(t=sql.Literal(table), i=sql.Identifier(table))
-            )

@@ -6,7 +6,7 @@ import contextlib
 import errno
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -111,6 +111,22 @@ class SqliteDatabase(Database):
 
     def reserve(self) -> Reserve:
         return Reserve(self.path)
+
+    def secure_delete(self) -> None:
+        self.execute("PRAGMA secure_delete = ON")  # freed space is zeroed, not left behind
+
+    def checkpoint(self) -> bool:
+        row = self.query_one("PRAGMA wal_checkpoint(TRUNCATE)")
+        return row is not None and row[0] == 0
+
+    @contextmanager
+    def fewer_checkpoints(self, pages: int) -> Iterator[None]:
+        before = int(self.query("PRAGMA wal_autocheckpoint")[0][0])
+        self.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+        try:
+            yield
+        finally:
+            self.execute(f"PRAGMA wal_autocheckpoint = {before}")
 
     def _begin(self, exclusive: bool) -> Connection:
         try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from mailer.compose.editions import primary
-from mailer.db.database import MAX_ID, Database, now
+from mailer.db.database import IN_JSON, MAX_ID, Database, as_json, now
 from mailer.errors import NotFoundError
 from mailer.models import MailingList
 from mailer.send import campaign_editions
@@ -51,6 +51,11 @@ class Failure:
     error: str
 
 
+def source_digest(source: str) -> str:
+    """How a campaign keeps its report's text to find it again: its SHA-256, in hex."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
 class Campaigns:
     """Create campaigns with their snapshot, and read them back for `campaigns ls/show`."""
 
@@ -76,7 +81,7 @@ class Campaigns:
         edition ``edition_of`` (an SQL expression of ``s.lang``) picks, in one transaction.
         A campaign ``scheduled_at`` a time (status scheduled), or a welcome, has no recipients
         yet: they are taken when it starts, or as readers join."""
-        digest = hashlib.sha256(source.encode()).hexdigest()
+        digest = source_digest(source)
         first, segment = chosen.lists[0], chosen.segment.text if chosen.segment else ""
         status = "scheduled" if scheduled_at else "draft"
         with self.database.transaction() as db:
@@ -105,6 +110,16 @@ class Campaigns:
 
     def all(self) -> list[CampaignInfo]:
         return self._select("", ())
+
+    def of_source(self, source: str, slugs: Iterable[str]) -> list[CampaignInfo]:
+        """The issues of this very report ``source`` to any of the lists ``slugs``, oldest
+        first."""
+        return self._select(
+            "WHERE c.source_sha256 = ? AND c.kind = 'issue' AND EXISTS (SELECT 1"
+            " FROM campaign_lists l WHERE l.campaign_id = c.id AND l.list_slug IN "
+            f"{IN_JSON})",
+            (source_digest(source), as_json(slugs)),
+        )
 
     def _select(self, where: str, params: Sequence[Any]) -> list[CampaignInfo]:
         rows = self.database.query(

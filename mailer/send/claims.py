@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
-from mailer.send.deliveries import CampaignLog, conclude, queued_in
+from mailer.send.deliveries import QUEUED, CampaignLog, conclude, queued_in
 from mailer.send.types import Delivery, Result, Stop
 from mailer.times import stamp
 
@@ -211,10 +211,7 @@ def workers(database: Database, campaign_id: int) -> list[Worker]:
 def queued(database: Database, campaign_id: int) -> int:
     """How many of a campaign's deliveries are still queued (read through the partial index
     of queued deliveries, which shrinks as they are sent)."""
-    row = database.query_one(
-        "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
-        (campaign_id,),
-    )
+    row = database.query_one(QUEUED, (campaign_id,))
     return int(row[0]) if row else 0
 
 

@@ -13,6 +13,8 @@ from mailer.send.recipients import reader
 from mailer.send.types import Delivery, Result, Stop
 
 PENDING = ("queued", "deferred")
+# How many of a campaign's deliveries are queued (through the partial index of queued ones).
+QUEUED = "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'"
 
 
 class CampaignLog:
@@ -123,10 +125,7 @@ class CampaignLog:
 
 def queued_in(db: Connection, campaign_id: int) -> int:
     """How many of the campaign's deliveries are queued, in the caller's transaction."""
-    row = db.execute(
-        "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
-        (campaign_id,),
-    ).fetchone()
+    row = db.execute(QUEUED, (campaign_id,)).fetchone()
     return int(row[0])
 
 

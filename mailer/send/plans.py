@@ -70,15 +70,12 @@ def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -
 LIVE = ("draft", "scheduled", "sending", "paused")  # may still send: resumed, or when due
 
 
-def same_report(
-    campaigns: Sequence[CampaignInfo], chosen: Audience, source: str
-) -> CampaignInfo | None:
+def same_report(campaigns: Campaigns, chosen: Audience, source: str) -> CampaignInfo | None:
     """The latest campaign of this very report source to one of these lists that sent it to
     someone, or still may; one cancelled (or finished) with nothing sent does not count."""
-    slugs = {found.slug for found in chosen.lists}
-    for info in reversed(campaigns):
-        counts = info.kind == "issue" and (info.counts["sent"] or info.status in LIVE)
-        if counts and info.source == source and slugs & set(info.lists):
+    earlier = campaigns.of_source(source, [found.slug for found in chosen.lists])
+    for info in reversed(earlier):  # newest first
+        if (info.counts["sent"] or info.status in LIVE) and info.source == source:
             return info
     return None
 
@@ -122,7 +119,7 @@ def plan_campaign(
     transport = choose_transport(session.settings, overrides.outbox)
     ready_for_readers(session, transport)
     options = run_options(session, overrides)
-    earlier = same_report(Campaigns(session.database).all(), chosen, source)
+    earlier = same_report(Campaigns(session.database), chosen, source)
     if earlier is not None and not overrides.again:
         done = already(earlier, session.settings.newsletter.timezone)
         raise InputError(f"{report.path}: {done}; --again sends it anyway")

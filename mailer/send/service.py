@@ -158,10 +158,11 @@ async def continue_campaign(
                 snapshot_readers(db, campaign_id, chosen, factory.editions.chooser.sql())
             database.analyze("deliveries")
         options = resume_options(session, info, overrides)
-        log = CampaignLog(database, campaign_id, statuses)
-        if worker:
-            lease = settings.send.lease_seconds
-            log = ClaimLog(database, campaign_id, worker, options.rate, lease)
+        log = (
+            ClaimLog(database, campaign_id, worker, options.rate, settings.send.lease_seconds)
+            if worker
+            else CampaignLog(database, campaign_id, statuses)
+        )
         total = log.count()
         if total == 0:
             if info.status not in ("done", "cancelled"):  # nothing left (or nobody): it is done

@@ -54,6 +54,10 @@ class SmtpConnection:
         self.pipelining = client.supports_extension("pipelining")
 
     async def send(self, sender: str, recipient: str, message: Message, smtputf8: bool) -> Reply:
+        return self._for_a_reader(await self._send(sender, recipient, message, smtputf8))
+
+    async def _send(self, sender: str, recipient: str, message: Message, smtputf8: bool) -> Reply:
+        """The server's reply to one message, a refusal of the session included."""
         client = self.client
         options: list[bytes] = []
         if smtputf8:
@@ -63,19 +67,16 @@ class SmtpConnection:
         mail = [b"MAIL", b"FROM:<" + sender.encode() + b">", *options]
         rcpt = [b"RCPT", b"TO:<" + recipient.encode() + b">"]
         if self.pipelining and not any(pipelining.PROHIBITED.search(a) for a in mail + rcpt):
-            reply = await self._pipelined(b" ".join(mail) + b"\r\n", b" ".join(rcpt) + b"\r\n",
-                                          message)  # fmt: skip
-            return self._for_a_reader(reply)
+            return await self._pipelined(b" ".join(mail) + b"\r\n", b" ".join(rcpt) + b"\r\n",
+                                         message)  # fmt: skip
         # MAIL, RCPT and DATA directly: sendmail() re-parses addresses and copies the message.
         try:
             answer = await client.execute_command(*mail)
             if answer.code != 250:
-                reply = await self._refused(answer.code, answer.message, "mail")
-                return self._for_a_reader(reply)
+                return await self._refused(answer.code, answer.message, "mail")
             answer = await client.execute_command(*rcpt)
             if answer.code not in (250, 251):
-                reply = await self._refused(answer.code, answer.message, "rcpt")
-                return self._for_a_reader(reply)
+                return await self._refused(answer.code, answer.message, "rcpt")
             answer = await self._data(message)
         except SMTPResponseException as error:
             return await self._refused(error.code, error.message)
