@@ -178,10 +178,14 @@ def test_dry_run_changes_nothing(mailer: Invoke, workspace: Path, weekly: str) -
 
 
 def test_duplicates_across_chunks_are_found(mailer: Invoke, workspace: Path, weekly: str) -> None:
-    rows = [f"r{i}@example.org" for i in range(12_000)] + ["r3@example.org", "R11999@example.org"]
+    again = [f"r{i}@example.org" for i in (4321, 7, 2500, 3, 4999, 18)]  # of the first chunk
+    rows = [f"r{i}@example.org" for i in range(12_000)] + again + ["R11999@example.org"]
     path = write_csv(workspace / "big.csv", "email\n" + "\n".join(rows) + "\n")
-    counts = summary_line(mailer("subscribers", "import", weekly, str(path)).stdout)
-    assert (counts["added"], counts["duplicate-in-file"]) == (12_000, 2)
+    result = mailer("subscribers", "import", weekly, str(path))
+    counts = summary_line(result.stdout)
+    assert (counts["added"], counts["duplicate-in-file"]) == (12_000, 7)
+    reported = [int(line.split(":")[1]) for line in result.stderr.splitlines() if "duplicate" in line]
+    assert reported == list(range(12_002, 12_009))  # each once, in the file's order
 
 
 FORMULAS = {

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,38 +11,19 @@ from typing import BinaryIO
 
 from mailer.audience.arrivals import land
 from mailer.audience.csv_lines import MAX_LINE, FieldError, Line, cells, lines
-from mailer.audience.import_formats import LEAVING, Layout, plan, stronger
-from mailer.audience.import_reading import Reading, read_rows, workers_for
-from mailer.audience.import_rows import Arrival
+from mailer.audience.import_chunks import Chunk, RowProblem, gathered
+from mailer.audience.import_formats import LEAVING, Layout, plan
+from mailer.audience.import_reading import Reading, workers_for
 from mailer.audience.status.bulk import LEAVING as CHANGES
-from mailer.audience.status.bulk import Standing
-from mailer.db.database import Database, as_json
+from mailer.db.database import Database
 from mailer.errors import FileInputError, InputError
-from mailer.models import Candidate, MailingList
+from mailer.models import MailingList
 
 DELIMITERS = (",", ";", "\t")
-CHUNK = 5000
 SUMMARY_KEYS = ("added", "updated", "unchanged", "skipped", "invalid", "duplicate-in-file",
                 "erased")  # fmt: skip
 LEFT = tuple(CHANGES)  # unsubscribed, bounced, blocklisted: as the summary names them
 CHECKPOINT_PAGES = 16 * 1024  # the WAL may grow to 64 MiB while an import writes
-
-
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    """One row that was not imported: where, what, why."""
-
-    path: Path
-    line: int
-    value: str
-    reason: str
-    note: str = ""  # what became of the row all the same
-
-    def __str__(self) -> str:
-        value = f": {self.value!r}" if self.value else ""
-        return f"{self.path}:{self.line}: {self.reason}{value}" + (
-            f"; {self.note}" if self.note else ""
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +103,6 @@ def import_csv(
     Names and attributes are cleaned of control characters; a cell that export escaped as a
     formula loses exactly that escape."""
     summary = ImportSummary()
-    counts = summary.counts
-
-    def bad(line: int, reason: str, value: str = "") -> None:
-        counts["invalid"] += 1
-        on_problem(RowProblem(path, line, value, reason))
-
     with _open(path) as handle, database.fewer_checkpoints(CHECKPOINT_PAGES), _analyzed(database):
         rows = lines(handle)
         layout, delimiter = _header(path, rows, options)
@@ -137,98 +111,41 @@ def import_csv(
         workers = options.workers
         if workers is None:
             workers = workers_for(os.fstat(handle.fileno()).st_size)
-        chunk = _Chunk(database, mailing_list, path, secret, options, summary, on_problem)
-        _start_seen(database)
-        gone = f"@{layout.gone_domain}" if layout.gone_domain else None
-        with closing(read_rows(rows, reading, workers)) as batches, _worker_lost(path):
-            for batch in batches:
-                for row in batch:
-                    if not isinstance(row, Arrival):
-                        bad(*row)
-                        continue
-                    if row.problems:  # it says the reader left: that stands without them
-                        counts["invalid"] += 1
-                        note = f"the row's {row.status} is applied without this value"
-                        for reason, value in row.problems:
-                            on_problem(RowProblem(path, row.line, value, reason, note))
-                    if gone is not None and row.email.endswith(gone):
-                        counts["erased"] += 1  # the tool's stand-in for a reader erased
-                    elif row.email in chunk.candidates:
-                        chunk.duplicate(row.line, row.written, row.email, row.standing())
-                    else:
-                        chunk.add(row.candidate(), row.standing())
-                        if len(chunk.candidates) >= CHUNK:
-                            chunk.flush()
-        chunk.flush()
+        chunks = gathered(rows, reading, workers, path, layout.gone_domain)
+        with closing(chunks):  # on an error here too, the reading processes end
+            for chunk in chunks:
+                for problem in chunk.problems:
+                    on_problem(problem)
+                for key, count in chunk.counts.items():
+                    summary.counts[key] += count
+                _land(database, mailing_list, chunk, secret, options, summary)
     return summary
 
 
-@dataclass
-class _Chunk:
-    """Rows waiting to land together, in one transaction."""
-
-    database: Database
-    mailing_list: MailingList
-    path: Path
-    secret: bytes
-    options: ImportOptions
-    summary: ImportSummary
-    on_problem: Callable[[RowProblem], None]
-    candidates: dict[str, Candidate] = field(default_factory=dict)
-    standings: dict[str, Standing] = field(default_factory=dict)
-
-    def duplicate(self, line: int, shown: str, email: str, standing: Standing | None) -> None:
-        """A later row of an address read before is ignored, unless it says the reader left
-        (deeper than the row before): a departure always wins."""
-        self.summary.counts["duplicate-in-file"] += 1
-        before = self.standings.get(email)
-        was = before.status if before else None
-        if standing is not None and stronger(was, standing.status) != was:
-            self.standings[email] = standing
-            why = f"duplicate in file: its {standing.status} applies"
-        else:
-            why = "duplicate in file, ignored"
-        self.on_problem(RowProblem(self.path, line, shown, why))
-
-    def add(self, candidate: Candidate, standing: Standing | None) -> None:
-        self.candidates[candidate.email] = candidate
-        if standing is not None:
-            self.standings[candidate.email] = standing
-
-    def flush(self) -> None:
-        if not self.candidates:
-            return
-        counts, options = self.summary.counts, self.options
-        seen = _already_seen(self.database, self.candidates)
-        for email in seen:  # in an earlier chunk: only a departure lands (and keeps its standing)
-            standing = self.standings.pop(email, None)
-            self.duplicate(self.candidates[email].line, email, email, standing)
-        fresh = [c for c in self.candidates.values()
-                 if c.email not in seen or c.email in self.standings]  # fmt: skip
-        landed = land(
-            self.database, self.mailing_list, fresh, secret=self.secret,
-            standings=self.standings, resubscribe=options.resubscribe,
-            confirmed=options.confirmed, dry_run=options.dry_run,
-            detail=f"import:{self.path.name}",
-        )  # fmt: skip
-        counts["erased"] += len(landed.erased - seen)
-        for email, outcome in landed.outcomes.items():
-            counts[outcome.value] += email not in seen  # a duplicate is counted as one
-            standing = self.standings.get(email)
-            if standing is not None and standing.status in LEAVING:
-                self.summary.left[standing.status] += 1
-        self.candidates.clear()
-        self.standings.clear()
-
-
-@contextmanager
-def _worker_lost(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except BrokenProcessPool:  # killed, out of memory: what it read so far has landed
-        raise FileInputError(
-            path, "a process reading it stopped; run the same import again"
-        ) from None
+def _land(
+    database: Database,
+    mailing_list: MailingList,
+    chunk: Chunk,
+    secret: bytes,
+    options: ImportOptions,
+    summary: ImportSummary,
+) -> None:
+    """One chunk onto the list, in one transaction, and its outcomes counted."""
+    if not chunk.candidates:
+        return
+    landed = land(
+        database, mailing_list, list(chunk.candidates.values()), secret=secret,
+        standings=chunk.standings, resubscribe=options.resubscribe,
+        confirmed=options.confirmed, dry_run=options.dry_run,
+        detail=f"import:{chunk.path.name}",
+    )  # fmt: skip
+    seen, counts = chunk.seen, summary.counts
+    counts["erased"] += len(landed.erased - seen)
+    for email, outcome in landed.outcomes.items():
+        counts[outcome.value] += email not in seen  # a duplicate is counted as one
+        standing = chunk.standings.get(email)
+        if standing is not None and standing.status in LEAVING:
+            summary.left[standing.status] += 1
 
 
 @contextmanager
@@ -236,20 +153,3 @@ def _analyzed(database: Database) -> Iterator[None]:
     """The tables an import filled, analysed once it is done (PostgreSQL plans by them)."""
     yield
     database.analyze("subscribers", "memberships", "events", "tags")
-
-
-def _start_seen(database: Database) -> None:
-    """A temporary table of the addresses met so far, to find duplicates across chunks."""
-    database.execute("CREATE TEMP TABLE IF NOT EXISTS seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
-    database.execute("DELETE FROM seen")
-
-
-def _already_seen(database: Database, emails: Iterable[str]) -> set[str]:
-    """Record ``emails`` as seen in this import; return those that were seen before (those
-    the insert left out): one statement a chunk."""
-    batch = list(emails)
-    added = database.query(
-        "INSERT OR IGNORE INTO seen SELECT value FROM json_each(?) RETURNING email",
-        (as_json(batch),),
-    )
-    return set(batch).difference(row[0] for row in added)

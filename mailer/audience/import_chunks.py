@@ -1,0 +1,153 @@
+"""An import's rows gathered into chunks to land, with what each chunk has to report."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailer.audience.csv_lines import Line
+from mailer.audience.import_formats import stronger
+from mailer.audience.import_reading import Reading, read_rows
+from mailer.audience.import_rows import Arrival
+from mailer.audience.status.bulk import Standing
+from mailer.db.database import as_json
+from mailer.errors import FileInputError
+from mailer.models import Candidate
+
+CHUNK = 5000  # rows landed in one transaction
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """One row that was not imported: where, what, why."""
+
+    path: Path
+    line: int
+    value: str
+    reason: str
+    note: str = ""  # what became of the row all the same
+
+    def __str__(self) -> str:
+        value = f": {self.value!r}" if self.value else ""
+        return f"{self.path}:{self.line}: {self.reason}{value}" + (
+            f"; {self.note}" if self.note else ""
+        )
+
+
+@dataclass
+class Chunk:
+    """Rows ready to land together, in one transaction: distinct readers (one met in an earlier
+    chunk only when its row says they left), where rows say each stands, the addresses met in
+    earlier chunks, and what the rows gave to report and count."""
+
+    path: Path
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    standings: dict[str, Standing] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    problems: list[RowProblem] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)  # invalid, duplicate-in-file, erased
+
+    def bad(self, line: int, reason: str, value: str = "") -> None:
+        self.counts["invalid"] += 1
+        self.problems.append(RowProblem(self.path, line, value, reason))
+
+    def duplicate(self, line: int, shown: str, email: str, standing: Standing | None) -> None:
+        """A later row of an address read before is ignored, unless it says the reader left
+        (deeper than the row before): a departure always wins."""
+        self.counts["duplicate-in-file"] += 1
+        before = self.standings.get(email)
+        was = before.status if before else None
+        if standing is not None and stronger(was, standing.status) != was:
+            self.standings[email] = standing
+            why = f"duplicate in file: its {standing.status} applies"
+        else:
+            why = "duplicate in file, ignored"
+        self.problems.append(RowProblem(self.path, line, shown, why))
+
+    def add(self, row: Arrival) -> None:
+        if row.problems:  # it says the reader left: that stands without them
+            self.counts["invalid"] += 1
+            note = f"the row's {row.status} is applied without this value"
+            for reason, value in row.problems:
+                self.problems.append(RowProblem(self.path, row.line, value, reason, note))
+        if row.email in self.candidates:
+            self.duplicate(row.line, row.written, row.email, row.standing())
+            return
+        self.candidates[row.email] = row.candidate()
+        if (standing := row.standing()) is not None:
+            self.standings[row.email] = standing
+
+    def finish(self, met: SeenAddresses) -> Chunk:
+        """The chunk without the addresses met in earlier chunks, but for a departure (which
+        keeps its standing): those are duplicates."""
+        self.seen = met.again(self.candidates)
+        for email in [email for email in self.candidates if email in self.seen]:  # in file order
+            standing = self.standings.pop(email, None)
+            self.duplicate(self.candidates[email].line, email, email, standing)
+            if email not in self.standings:
+                del self.candidates[email]
+        self.problems.sort(key=lambda problem: problem.line)  # as the file has them
+        return self
+
+
+class SeenAddresses:
+    """The addresses met so far in one import, to find duplicates across chunks: a private
+    SQLite database on disk (SQLite's own temporary file, gone when closed), apart from the
+    store, so that memory stays flat and the store's engine does none of this work."""
+
+    def __init__(self) -> None:
+        self.connection = sqlite3.connect("", isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode = OFF")
+        self.connection.execute("CREATE TABLE seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def again(self, emails: Iterable[str]) -> set[str]:
+        """Record ``emails`` as met; return those met before (those the insert left out)."""
+        batch = list(emails)
+        added = self.connection.execute(
+            "INSERT OR IGNORE INTO seen SELECT value FROM json_each(?) RETURNING email",
+            (as_json(batch),),
+        )
+        return set(batch).difference(row[0] for row in added)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def gathered(
+    lines: Iterator[Line], reading: Reading, workers: int, path: Path, gone: str | None
+) -> Generator[Chunk, None, None]:
+    """The file's rows as chunks, in order, read by ``workers`` processes (0: here) while the
+    caller lands the chunk before. ``gone``: the domain a tool gives its erased readers'
+    addresses."""
+    ending = f"@{gone}" if gone else None
+    with closing(SeenAddresses()) as met, _worker_lost(path):
+        chunk = Chunk(path)
+        with closing(read_rows(lines, reading, workers)) as batches:
+            for batch in batches:
+                for row in batch:
+                    if not isinstance(row, Arrival):
+                        chunk.bad(*row)
+                    elif ending is not None and row.email.endswith(ending):
+                        chunk.counts["erased"] += 1  # the tool's stand-in for a reader erased
+                    else:
+                        chunk.add(row)
+                        if len(chunk.candidates) >= CHUNK:
+                            yield chunk.finish(met)
+                            chunk = Chunk(path)
+        if chunk.candidates or chunk.problems or chunk.counts:
+            yield chunk.finish(met)
+
+
+@contextmanager
+def _worker_lost(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except BrokenProcessPool:  # killed, out of memory: what it read so far has landed
+        raise FileInputError(
+            path, "a process reading it stopped; run the same import again"
+        ) from None
