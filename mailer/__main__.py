@@ -1,5 +1,5 @@
 """Allow ``python -m mailer``."""
 
-from mailer.cli import app
+from mailer.cli import main
 
-app(prog_name="mailer")
+main()

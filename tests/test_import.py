@@ -184,7 +184,8 @@ def test_duplicates_across_chunks_are_found(mailer: Invoke, workspace: Path, wee
     result = mailer("subscribers", "import", weekly, str(path))
     counts = summary_line(result.stdout)
     assert (counts["added"], counts["duplicate-in-file"]) == (12_000, 7)
-    reported = [int(line.split(":")[1]) for line in result.stderr.splitlines() if "duplicate" in line]
+    lines = result.stderr.splitlines()
+    reported = [int(line.split(":")[1]) for line in lines if "duplicate" in line]
     assert reported == list(range(12_002, 12_009))  # each once, in the file's order
 
 

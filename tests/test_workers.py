@@ -4,8 +4,10 @@ a dead worker's batch taken again after its lease, the shared rate, the workers 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailer.send.claims import settle
+from mailer.send.workers import Workers
 from tests.conftest import EXAMPLE_REPORT, store
 from tests.smtp_servers import LoopbackController, Recorder, start
 from tests.test_send_cli import cli, command, environment, populate, smtp_env, wait_for
@@ -236,3 +239,24 @@ def test_a_worker_told_nothing_ends_quietly_and_a_bad_id_is_one_line(tmp_path: P
         assert wrong.returncode == 1
         said = f"error: campaign id {given!r}: a number, or - to read it from stdin\n"
         assert wrong.stderr == said
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polled"])
+def test_send_is_back_as_soon_as_its_last_worker_exits(
+    monkeypatch: pytest.MonkeyPatch, pidfd: bool
+) -> None:
+    """Not at the next look at the counts: told by a pidfd on Linux, else by polling."""
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open")
+    waiting = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                               stdin=subprocess.PIPE)  # fmt: skip
+    looks: list[float] = []
+
+    def watch() -> None:
+        looks.append(time.monotonic())
+        if len(looks) == 1 and waiting.stdin is not None:
+            waiting.stdin.close()  # the worker ends
+
+    Workers(processes=[waiting]).wait(watch, interval=600)
+    assert len(looks) == 2 and looks[1] - looks[0] < 60  # the next look was 600 s away
+    assert waiting.returncode == 0

@@ -20,6 +20,7 @@ from jinja2.utils import generate_lorem_ipsum
 import mailer
 from mailer.compose import translations
 from mailer.compose.byline import split_title
+from mailer.compose.template_cache import template_cache
 
 MAX_SIZE = 10_000_000  # characters (or items) of any value a template makes, and of any part
 MAX_BITS = 1_000_000  # bits of any integer a template computes
@@ -54,6 +55,7 @@ def sandbox(
         finalize=finalize,
         auto_reload=False,
         extensions=["jinja2.ext.i18n"],
+        bytecode_cache=template_cache(html, finalize),
     )
     translations.install(environment)
     environment.filters["split_title"] = split_title

@@ -74,6 +74,7 @@ class ClaimLog(CampaignLog):
         self.alive = 1  # workers sending now (holding claims): they share the rate
         self.held: set[int] = set()
         self.renewed = datetime.min.replace(tzinfo=UTC)
+        self.found = False  # the last claim took some: no need to look before the next
 
     def _stamp(self, ahead: float = 0.0) -> str:
         return stamp(self.clock() + timedelta(seconds=ahead))
@@ -98,7 +99,7 @@ class ClaimLog(CampaignLog):
         if share:
             limit = max(1, min(limit, int(share * self.lease / 2)))
         now, until = self._stamp(), self._stamp(self.lease)
-        if self.database.query_one(CLAIMABLE, (self.campaign_id, now)) is None:
+        if not self.found and self.database.query_one(CLAIMABLE, (self.campaign_id, now)) is None:
             return []
         lock = LOCK[self.database.engine]
         with self.database.transaction(exclusive=False) as db:
@@ -106,21 +107,24 @@ class ClaimLog(CampaignLog):
                               self.worker, until, self.campaign_id)).fetchall()  # fmt: skip
             claimed = sorted(int(row[0]) for row in rows)
             self.held.update(claimed)
-            self._renew(db, now, until)  # what it holds now, counted among those who send
+            self._renew(db, now, until, leases=self._due())  # counted among those who send
+        self.found = bool(claimed)
         if not claimed:
             return []
         return self.deliveries(  # read as a resume reads them
             f" AND d.subscriber_id IN {IN_JSON} ORDER BY d.subscriber_id", [as_json(claimed)]
         )
 
-    def _renew(self, db: Connection, now: str, until: str) -> None:
-        """Keep what this worker still holds, say it is alive, and count those who are."""
-        self.renewed = self.clock()
-        db.execute(
-            f"UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND subscriber_id"
-            f" IN {IN_JSON} AND status = 'queued' AND claimed_by = ?",
-            (until, self.campaign_id, as_json(sorted(self.held)), self.worker),
-        )
+    def _renew(self, db: Connection, now: str, until: str, leases: bool = True) -> None:
+        """Say this worker is alive and count those who are; with ``leases``, keep what it
+        still holds (a claim's own rows have their lease already)."""
+        if leases:
+            self.renewed = self.clock()
+            db.execute(
+                f"UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND subscriber_id"
+                f" IN {IN_JSON} AND status = 'queued' AND claimed_by = ?",
+                (until, self.campaign_id, as_json(sorted(self.held)), self.worker),
+            )
         db.execute(
             "UPDATE campaign_workers SET seen_at = ?, holding = ? WHERE campaign_id = ?"
             " AND worker = ?",
@@ -141,11 +145,16 @@ class ClaimLog(CampaignLog):
         return full
 
     def _keep(self) -> None:
-        """Renew the claims at most once a second (and well within the lease)."""
-        if (self.clock() - self.renewed).total_seconds() >= min(self.lease / 4, 1.0):
+        """Renew the claims when due."""
+        if self._due():
             now, until = self._stamp(), self._stamp(self.lease)
             with self.database.transaction(exclusive=False) as db:
                 self._renew(db, now, until)
+
+    def _due(self) -> bool:
+        """Whether the claims' leases are renewed now: at most once a second, and well
+        within the lease."""
+        return (self.clock() - self.renewed).total_seconds() >= min(self.lease / 4, 1.0)
 
     def rate(self) -> float | None:
         """Asked before each message: the claims are kept while messages go out, even when

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,13 +106,24 @@ class Workers:
         soon as the last one exits, not at the next look."""
         while self.running():
             watch()
-            deadline = time.monotonic() + interval
-            for process in self.processes:
-                try:
-                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    break
+            self._any_exit(interval)
         watch()
+
+    def _any_exit(self, timeout: float) -> None:
+        """Back when a running worker exits, or after ``timeout`` seconds."""
+        running = [process for process in self.processes if process.poll() is None]
+        if not running:
+            return
+        fds = _pidfds(running)
+        if fds is None:  # the first one polled, as Popen.wait does: every 50 ms at most
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running[0].wait(timeout=timeout)
+            return
+        try:
+            select.select(fds, [], [], timeout)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def stop(self) -> None:
         """Ask each worker to stop as one Ctrl-C does: what is in flight finishes and is
@@ -141,3 +152,17 @@ class Workers:
     def close(self) -> None:
         for log in self.logs:
             log.close()
+
+
+def _pidfds(processes: list[subprocess.Popen[bytes]]) -> list[int] | None:
+    """A descriptor for each process that is readable once it has ended (Linux 5.3 and
+    later), so that its end is known at once; None where there are none."""
+    fds: list[int] = []
+    try:
+        for process in processes:
+            fds.append(os.pidfd_open(process.pid))
+    except (AttributeError, OSError):  # another system; or it has ended and been reaped
+        for fd in fds:
+            os.close(fd)
+        return None
+    return fds
