@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from mailer.audience import lists
 from mailer.audience.csv_export import export_csv
-from mailer.audience.csv_import import RowProblem, import_csv
+from mailer.audience.csv_import import import_csv
+from mailer.audience.import_chunks import RowProblem
 from mailer.db.database import Database
 from mailer.models import MailingList
 from tests.conftest import Invoke, engine_environ, store, write_csv

@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailer.audience import lists
-from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv
+from mailer.audience.csv_import import ImportOptions, import_csv
 from mailer.audience.erased import remember
+from mailer.audience.import_chunks import RowProblem
 from mailer.audience.import_rows import tags_of, time_stamp
 from mailer.times import stamp
 from mailer.tokens import load_secret

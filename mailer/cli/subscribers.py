@@ -15,7 +15,8 @@ from mailer.audience.addresses import normalise
 from mailer.audience.arrivals import land
 from mailer.audience.cleaning import clean
 from mailer.audience.csv_export import export_csv, export_file
-from mailer.audience.csv_import import ImportOptions, RowProblem, import_csv, read_layout
+from mailer.audience.csv_import import ImportOptions, import_csv, read_layout
+from mailer.audience.import_chunks import RowProblem
 from mailer.audience.import_formats import FIELDS, FORCED
 from mailer.audience.import_rows import language_tag
 from mailer.cli.common import Typer, err, open_db, out, settings
