@@ -8,10 +8,12 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,12 @@ from hypothesis import strategies as st
 from mailer.audience import lists
 from mailer.audience.csv_export import export_csv
 from mailer.audience.csv_import import import_csv
-from mailer.audience.import_chunks import RowProblem
+from mailer.audience.csv_lines import cells, lines
+from mailer.audience.import_chunks import CHUNK, RowProblem, SeenAddresses, gathered
+from mailer.audience.import_formats import plan
+from mailer.audience.import_reading import Reading
 from mailer.db.database import Database
+from mailer.errors import DiskFullError, MailerError
 from mailer.models import MailingList
 from tests.conftest import Invoke, engine_environ, store, write_csv
 
@@ -347,3 +353,33 @@ def test_create_list_on_import_is_repeatable(mailer: Invoke) -> None:
     assert summary_line(again.stdout)["unchanged"] == 20
     missing = mailer("subscribers", "import", "other", str(EXAMPLE_CSV))
     assert missing.exit_code == 1
+
+
+def test_bad_rows_are_handed_over_as_they_come_not_held(tmp_path: Path) -> None:
+    """However few good rows there are, a chunk goes to be reported (and landed) once it
+    holds 5,000 problems: a file of bad rows is reported as it is read, in bounded memory."""
+    path = write_csv(
+        tmp_path / "r.csv", "email\n" + "not an address\n" * 12_000 + "a@example.org\n"
+    )
+    with path.open("rb") as handle:
+        rows = lines(handle)
+        layout = plan(path, cells(next(rows), ","))
+        chunks = gathered(rows, Reading(layout, ",", "import:r.csv"), 0, path, None)
+        with closing(chunks):
+            first = next(chunks)
+            assert (len(first.problems), first.candidates) == (CHUNK, {})
+            assert first.problems[0].line == 2 and handle.tell() < path.stat().st_size
+            rest = list(chunks)
+    assert [len(chunk.problems) for chunk in rest] == [CHUNK, 2_000]
+    assert list(rest[-1].candidates) == ["a@example.org"]
+
+
+def test_a_full_temporary_folder_is_one_line_not_a_traceback() -> None:
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL
+    said = r"^disk full: temporary folder .* \(or set TMPDIR\)"
+    with pytest.raises(DiskFullError, match=said), SeenAddresses._mapped():
+        raise full
+    refused, said = sqlite3.OperationalError("unable to open file"), r"^temporary folder .*: unable"
+    with pytest.raises(MailerError, match=said), SeenAddresses._mapped():
+        raise refused

@@ -238,6 +238,27 @@ def test_substack_export(mailer: Invoke, workspace: Path, weekly: str) -> None:
     assert found["bob@example.org"]["membership"] == "unsubscribed"
 
 
+def test_a_deletion_requests_bad_value_is_still_reported(
+    mailer: Invoke, workspace: Path, weekly: str
+) -> None:
+    """The row stands for a reader erased, and is counted so; a bad time in it is one more
+    problem of the file, as in any row that says its reader left."""
+    path = write_csv(
+        workspace / "email_list.vale.csv",
+        SUBSTACK + "\n"
+        "ada@example.org,true,,monthly,false,2018-08-27T15:06:27.713Z,\n"
+        "y7@deletion-request.substack.com,false,,other,true,last spring,\n",
+    )
+    result = mailer("subscribers", "import", weekly, str(path))
+    assert result.exit_code == 1
+    assert summary_line(result.stdout) == {
+        "added": 1, "updated": 0, "unchanged": 0, "skipped": 0, "invalid": 1,
+        "duplicate-in-file": 0, "erased": 1,
+    }  # fmt: skip
+    assert result.stderr.startswith(f"{path}:3: invalid time in created_at")
+    assert set(readers(workspace)) == {"ada@example.org"}
+
+
 def test_buttondown_export(mailer: Invoke, workspace: Path, weekly: str) -> None:
     path = write_csv(
         workspace / "buttondown-subscribers.csv",

@@ -60,12 +60,32 @@ def test_a_changed_template_is_compiled_again(cache_home: Path, tmp_path: Path) 
     assert render(tmp_path, html=False) == "changed: <b>&</b>"
 
 
-def test_a_damaged_cache_is_no_cache(cache_home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", [40, -20], ids=["in its checksum", "in its code"])
+def test_a_damaged_cache_is_no_cache(cache_home: Path, tmp_path: Path, kept: int) -> None:
     (tmp_path / "page.j2").write_text(PAGE, encoding="utf-8")
     expected = render(tmp_path, html=True)
     for entry in cache_files(cache_home):
-        entry.write_bytes(entry.read_bytes()[:40])  # cut short inside the compiled code
+        entry.write_bytes(entry.read_bytes()[:kept])  # cut short
     assert render(tmp_path, html=True) == expected
+
+
+@pytest.mark.parametrize("missing", ["sources", "package"])
+def test_what_cannot_be_known_is_not_cached(
+    cache_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Without mailer's .py files (an install of bytecode only), or without a package's
+    version, what shapes the compiled code is unknown: it renders, uncached."""
+    if missing == "sources":
+        monkeypatch.setattr(template_cache, "__file__", str(tmp_path / "template_cache.pyc"))
+    else:
+        monkeypatch.setattr(template_cache, "PACKAGES", ("no-such-package-here",))
+    template_cache._shape.cache_clear()
+    try:
+        assert template_cache.template_cache(True, None) is None
+        (tmp_path / "page.j2").write_text(PAGE, encoding="utf-8")
+        assert render(tmp_path, html=True).startswith("&lt;b&gt;")
+    finally:
+        template_cache._shape.cache_clear()
 
 
 def test_no_safe_folder_means_no_cache(cache_home: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -16,7 +17,7 @@ from mailer.audience.import_reading import Reading, read_rows
 from mailer.audience.import_rows import Arrival
 from mailer.audience.status.bulk import Standing
 from mailer.db.database import as_json
-from mailer.errors import FileInputError
+from mailer.errors import DiskFullError, FileInputError, MailerError
 from mailer.models import Candidate
 
 CHUNK = 5000  # rows landed in one transaction
@@ -69,12 +70,16 @@ class Chunk:
             why = "duplicate in file, ignored"
         self.problems.append(RowProblem(self.path, line, shown, why))
 
-    def add(self, row: Arrival) -> None:
+    def add(self, row: Arrival, gone: str | None) -> None:
+        """A row read; ``gone``: the ending of the addresses a tool gives its erased readers."""
         if row.problems:  # it says the reader left: that stands without them
             self.counts["invalid"] += 1
             note = f"the row's {row.status} is applied without this value"
             for reason, value in row.problems:
                 self.problems.append(RowProblem(self.path, row.line, value, reason, note))
+        if gone is not None and row.email.endswith(gone):
+            self.counts["erased"] += 1  # the tool's stand-in for a reader erased
+            return
         if row.email in self.candidates:
             self.duplicate(row.line, row.written, row.email, row.standing())
             return
@@ -101,21 +106,35 @@ class SeenAddresses:
     store, so that memory stays flat and the store's engine does none of this work."""
 
     def __init__(self) -> None:
-        self.connection = sqlite3.connect("", isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode = OFF")
-        self.connection.execute("CREATE TABLE seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
+        with self._mapped():
+            self.connection = sqlite3.connect("", isolation_level=None)
+            self.connection.execute("PRAGMA journal_mode = OFF")
+            self.connection.execute("CREATE TABLE seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
 
     def again(self, emails: Iterable[str]) -> set[str]:
         """Record ``emails`` as met; return those met before (those the insert left out)."""
         batch = list(emails)
-        added = self.connection.execute(
-            "INSERT OR IGNORE INTO seen SELECT value FROM json_each(?) RETURNING email",
-            (as_json(batch),),
-        )
+        with self._mapped():
+            added = self.connection.execute(
+                "INSERT OR IGNORE INTO seen SELECT value FROM json_each(?) RETURNING email",
+                (as_json(batch),),
+            ).fetchall()
         return set(batch).difference(row[0] for row in added)
 
     def close(self) -> None:
         self.connection.close()
+
+    @staticmethod
+    @contextmanager
+    def _mapped() -> Iterator[None]:
+        """Its errors as what they mean: a full temporary folder, or one it cannot use."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            folder = tempfile.gettempdir()
+            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise DiskFullError(f"temporary folder {folder} (or set TMPDIR)") from None
+            raise MailerError(f"temporary folder {folder}: {error} (or set TMPDIR)") from None
 
 
 def gathered(
@@ -130,15 +149,13 @@ def gathered(
         with closing(read_rows(lines, reading, workers)) as batches:
             for batch in batches:
                 for row in batch:
-                    if not isinstance(row, Arrival):
-                        chunk.bad(*row)
-                    elif ending is not None and row.email.endswith(ending):
-                        chunk.counts["erased"] += 1  # the tool's stand-in for a reader erased
+                    if isinstance(row, Arrival):
+                        chunk.add(row, ending)
                     else:
-                        chunk.add(row)
-                        if len(chunk.candidates) >= CHUNK:
-                            yield chunk.finish(met)
-                            chunk = Chunk(path)
+                        chunk.bad(*row)
+                    if len(chunk.candidates) >= CHUNK or len(chunk.problems) >= CHUNK:
+                        yield chunk.finish(met)  # problems, too, are reported as they come
+                        chunk = Chunk(path)
         if chunk.candidates or chunk.problems or chunk.counts:
             yield chunk.finish(met)
 

@@ -7,6 +7,7 @@ import hashlib
 import pickle
 from collections.abc import Callable
 from contextlib import suppress
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from jinja2.bccache import Bucket
 
 import mailer
 
-# Beyond its own text (part of each entry's key), a template's compiled code depends on Jinja,
-# on the sandbox and its code generator, on the i18n settings, and on its environment's kind.
-SHAPING = ("templates.py", "translations.py")
+# Beyond its own text (part of each entry's key), a template's compiled code depends on Jinja
+# and on everything Jinja may run while it compiles: the sandbox and its code generator, the
+# i18n settings, and the filters it folds into constants (mailer's compose package, Babel's
+# data, MarkupSafe's escaping); and on its environment's kind.
+PACKAGES = ("jinja2", "babel", "markupsafe")
 
 
 class TemplateCache(jinja2.FileSystemBytecodeCache):
@@ -36,9 +39,16 @@ class TemplateCache(jinja2.FileSystemBytecodeCache):
 
 @functools.cache
 def _shape() -> str:
-    digest = hashlib.sha256(f"{mailer.__version__} {jinja2.__version__}".encode())
-    for name in SHAPING:
-        digest.update((Path(__file__).parent / name).read_bytes())
+    """What shapes the compiled code besides the template; OSError or PackageNotFoundError
+    when it cannot be known (no sources beside the installed package)."""
+    digest = hashlib.sha256(mailer.__version__.encode())
+    for package in PACKAGES:
+        digest.update(f" {package} {metadata.version(package)}".encode())
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    if not sources:
+        raise FileNotFoundError(f"no sources beside {__file__}")
+    for source in sources:
+        digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()
 
 
@@ -53,8 +63,8 @@ def template_cache(
 
 @functools.cache
 def _cache(html: bool, finalize: str) -> jinja2.BytecodeCache | None:
-    kind = hashlib.sha256(f"{_shape()} {html} {finalize}".encode()).hexdigest()[:16]
     try:
+        kind = hashlib.sha256(f"{_shape()} {html} {finalize}".encode()).hexdigest()[:16]
         return TemplateCache(None, f"mailer-{kind}-%s.cache")
-    except (OSError, RuntimeError):  # no temporary folder, or one another user could write
-        return None
+    except (OSError, RuntimeError, metadata.PackageNotFoundError):
+        return None  # no temporary folder, one another user could write, or no sources

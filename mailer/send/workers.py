@@ -120,7 +120,10 @@ class Workers:
                 running[0].wait(timeout=timeout)
             return
         try:
-            select.select(fds, [], [], timeout)
+            exits = select.poll()  # not select(): a descriptor may be numbered past 1023
+            for fd in fds:
+                exits.register(fd, select.POLLIN)
+            exits.poll(timeout * 1000)
         finally:
             for fd in fds:
                 os.close(fd)
