@@ -132,9 +132,9 @@ def test_fatal_file_problems(
     path.write_bytes(content)
     result = mailer("subscribers", "import", weekly, str(path))
     assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"error: {path}{expected}")
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 1
+    assert said[0].startswith(f"error: {path}{expected}")
 
 
 def test_reimport_changes_nothing_and_updates_are_counted(
@@ -191,8 +191,8 @@ def test_duplicates_across_chunks_are_found(mailer: Invoke, workspace: Path, wee
     result = mailer("subscribers", "import", weekly, str(path))
     counts = summary_line(result.stdout)
     assert (counts["added"], counts["duplicate-in-file"]) == (12_000, 7)
-    lines = result.stderr.splitlines()
-    reported = [int(line.split(":")[1]) for line in lines if "duplicate" in line]
+    said = result.stderr.splitlines()
+    reported = [int(line.split(":")[1]) for line in said if "duplicate" in line]
     assert reported == list(range(12_002, 12_009))  # each once, in the file's order
 
 

@@ -23,8 +23,10 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     home.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(home))
     template_cache._cache.cache_clear()
+    template_cache._shape.cache_clear()
     yield home
     template_cache._cache.cache_clear()
+    template_cache._shape.cache_clear()
 
 
 def render(folder: Path, html: bool) -> str:
@@ -79,13 +81,9 @@ def test_what_cannot_be_known_is_not_cached(
         monkeypatch.setattr(template_cache, "__file__", str(tmp_path / "template_cache.pyc"))
     else:
         monkeypatch.setattr(template_cache, "PACKAGES", ("no-such-package-here",))
-    template_cache._shape.cache_clear()
-    try:
-        assert template_cache.template_cache(True, None) is None
-        (tmp_path / "page.j2").write_text(PAGE, encoding="utf-8")
-        assert render(tmp_path, html=True).startswith("&lt;b&gt;")
-    finally:
-        template_cache._shape.cache_clear()
+    assert template_cache.template_cache(True, None) is None
+    (tmp_path / "page.j2").write_text(PAGE, encoding="utf-8")
+    assert render(tmp_path, html=True).startswith("&lt;b&gt;")
 
 
 def test_no_safe_folder_means_no_cache(cache_home: Path, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ class Address:
 # It is only a shortcut: anything else, and any name the library reserves, goes to the library.
 ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 LABEL = r"(?![^.]{2}--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EVERYDAY = re.compile(rf"(?=.{{1,64}}@)({ATOM}(?:\.{ATOM})*)@((?:{LABEL}\.)+{LABEL})", re.ASCII)
+EVERYDAY = re.compile(rf"(?=.{{1,64}}@){ATOM}(?:\.{ATOM})*@((?:{LABEL}\.)+{LABEL})", re.ASCII)
 
 
 def everyday(text: str) -> str | None:
@@ -35,8 +35,8 @@ def everyday(text: str) -> str | None:
     found = EVERYDAY.fullmatch(text) if len(text) <= 254 else None
     if found is None:
         return None
-    domain = found.group(2).lower()
-    if len(domain) > 253 or not domain[-1].isalpha():
+    domain = found.group(1).lower()  # at most 252 characters: the whole is at most 254
+    if not domain[-1].isalpha():
         return None
     reserved = email_validator.SPECIAL_USE_DOMAIN_NAMES  # the library's list, as it reads it
     if any(domain == name or domain.endswith("." + name) for name in reserved):

@@ -118,7 +118,7 @@ def import_csv(
                     on_problem(problem)
                 for key, count in chunk.counts.items():
                     summary.counts[key] += count
-                _land(database, mailing_list, chunk, secret, options, summary)
+                _land(database, mailing_list, chunk, secret, options, summary, reading.source)
     return summary
 
 
@@ -129,15 +129,17 @@ def _land(
     secret: bytes,
     options: ImportOptions,
     summary: ImportSummary,
+    source: str,
 ) -> None:
-    """One chunk onto the list, in one transaction, and its outcomes counted."""
+    """One chunk onto the list, in one transaction, its events' detail ``source`` (the
+    consent the rows carry), and its outcomes counted."""
     if not chunk.candidates:
         return
     landed = land(
         database, mailing_list, list(chunk.candidates.values()), secret=secret,
         standings=chunk.standings, resubscribe=options.resubscribe,
         confirmed=options.confirmed, dry_run=options.dry_run,
-        detail=f"import:{chunk.path.name}",
+        detail=source,
     )  # fmt: skip
     seen, counts = chunk.seen, summary.counts
     counts["erased"] += len(landed.erased - seen)

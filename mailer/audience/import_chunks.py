@@ -5,18 +5,19 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.audience.csv_lines import Line
-from mailer.audience.import_formats import stronger
+from mailer.audience.import_formats import LEAVING, stronger
 from mailer.audience.import_reading import Reading, read_rows
 from mailer.audience.import_rows import Arrival
 from mailer.audience.status.bulk import Standing
 from mailer.db.database import as_json
+from mailer.db.sqlite import is_full
 from mailer.errors import DiskFullError, FileInputError, MailerError
 from mailer.models import Candidate
 
@@ -94,7 +95,7 @@ class Chunk:
         for email in [email for email in self.candidates if email in self.seen]:  # in file order
             standing = self.standings.pop(email, None)
             self.duplicate(self.candidates[email].line, email, email, standing)
-            if email not in self.standings:
+            if standing is None or standing.status not in LEAVING:
                 del self.candidates[email]
         self.problems.sort(key=lambda problem: problem.line)  # as the file has them
         return self
@@ -111,15 +112,14 @@ class SeenAddresses:
             self.connection.execute("PRAGMA journal_mode = OFF")
             self.connection.execute("CREATE TABLE seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
 
-    def again(self, emails: Iterable[str]) -> set[str]:
+    def again(self, emails: Collection[str]) -> set[str]:
         """Record ``emails`` as met; return those met before (those the insert left out)."""
-        batch = list(emails)
         with self._mapped():
             added = self.connection.execute(
                 "INSERT OR IGNORE INTO seen SELECT value FROM json_each(?) RETURNING email",
-                (as_json(batch),),
+                (as_json(emails),),
             ).fetchall()
-        return set(batch).difference(row[0] for row in added)
+        return set(emails).difference(row[0] for row in added)
 
     def close(self) -> None:
         self.connection.close()
@@ -132,7 +132,7 @@ class SeenAddresses:
             yield
         except sqlite3.Error as error:
             folder = tempfile.gettempdir()
-            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            if is_full(error):
                 raise DiskFullError(f"temporary folder {folder} (or set TMPDIR)") from None
             raise MailerError(f"temporary folder {folder}: {error} (or set TMPDIR)") from None
 

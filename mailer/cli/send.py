@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,10 +16,10 @@ from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.output import plural
 from mailer.cli.progress import Reporter, run_stoppable
 from mailer.cli.workers import follow_workers, waiting_workers
-from mailer.compose.editions import inspect_editions, read_editions
-from mailer.compose.notices import Notice
+from mailer.compose.editions import Edition, inspect_editions, read_editions
 from mailer.compose.preview import render_preview
 from mailer.compose.report import load_report
+from mailer.config import Settings
 from mailer.config.checks import MAX_CONCURRENCY
 from mailer.errors import InputError
 from mailer.send import service
@@ -61,10 +61,11 @@ def render(
     """Render REPORT for one reader into message.eml, message.html and message.txt (and its
     images into DIR/media/, which message.html shows)."""
     current = settings()
-    for notices in inspect_editions(read_editions(load_report(report)), current, strict=strict):
-        warn(notices)  # every language's images and files
+    editions = read_editions(load_report(report))
+    warn_editions(editions, current, strict)
     if list_slug is None:
-        paths = render_preview(report, current, out_dir, email=to, language=language, strict=strict)
+        paths = render_preview(report, current, out_dir, email=to, language=language,
+                               strict=strict, editions=editions)  # fmt: skip
     else:
         with open_db(create=False) as database:
             mailing_list = lists.get(database, list_slug)
@@ -78,6 +79,7 @@ def render(
                 email=to,
                 language=language,
                 strict=strict,
+                editions=editions,
             )
     for path in paths:
         out.print(str(path), markup=False)
@@ -105,10 +107,12 @@ def in_zone(moment: datetime, zone: str) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}" + (f" ({zone})" if zone else "")
 
 
-def warn(notices: list[Notice]) -> None:
-    """Print each warning about a report on one line of stderr."""
-    for notice in notices:
-        err.print(f"warning: {notice}", markup=False)
+def warn_editions(editions: Sequence[Edition], current: Settings, strict: bool = False) -> None:
+    """Warn about every language's images, alt texts and attachments, each on one line of
+    stderr, an edition at a time (with ``strict``, those before the one that fails first)."""
+    for notices in inspect_editions(editions, current, strict=strict):
+        for notice in notices:
+            err.print(f"warning: {notice}", markup=False)
 
 
 def run(session: Session, work: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult:
@@ -229,8 +233,7 @@ def send(
     when = scheduled_time(at, zone, test=bool(test), limit=limit, outbox=outbox, tz=tz)
     reader = normalise(test_as).email if test_as is not None else None
     report = load_report(report_path)  # a bad report is one line before anything is created
-    for notices in inspect_editions(read_editions(report), settings(), strict=strict):
-        warn(notices)  # every language's images, alt texts, attachments
+    warn_editions(read_editions(report), settings(), strict)
     addresses = [normalise(t) for t in test or ()]
     if reader is not None and not addresses:
         raise InputError("--test-as needs --test ADDRESS: it only shapes a test send")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from mailer.cli.common import open_db, out, settings
 from mailer.cli.progress import Reporter, run_stoppable
-from mailer.cli.send import summarise, warn
-from mailer.compose.editions import inspect_editions, read_editions
+from mailer.cli.send import summarise, warn_editions
+from mailer.compose.editions import read_editions
 from mailer.compose.report import load_report
 from mailer.errors import InputError
 from mailer.models import MailingList, Member, MembershipStatus
@@ -19,8 +19,7 @@ def set_welcome(slug: str, path: Path) -> None:
     """`lists set L --welcome FILE`: checked as `send` checks it; an error stores nothing."""
     current = settings()
     report = load_report(path)  # a bad report is one line before anything is stored
-    for notices in inspect_editions(read_editions(report), current):
-        warn(notices)  # every language's images, alt texts, attachments
+    warn_editions(read_editions(report), current)
     with open_db() as database:
         done = welcome.set_welcome(Session(current, database), slug, report)
     assert done.now is not None

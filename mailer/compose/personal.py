@@ -243,11 +243,14 @@ class Part:
         """Return the decoded part for one reader."""
         pieces = self.run(context, who)
         for i in range(0, len(pieces), 2):
-            if self.specs and WRAP_OPEN in pieces[i]:
-                pieces[i] = rewrap(pieces[i], self.specs)
+            pieces[i] = self._wrapped(pieces[i])
         for i in range(1, len(pieces), 2):
             pieces[i] = self.statics[int(pieces[i])]
         return "".join(pieces)
+
+    def _wrapped(self, piece: str) -> str:
+        """A reader's piece of text, its wrapped paragraphs wrapped for them."""
+        return rewrap(piece, self.specs) if self.specs and WRAP_OPEN in piece else piece
 
     def chunks(
         self, context: dict[str, Any], who: str = "", canonical: bool = False
@@ -267,8 +270,7 @@ class Part:
             elif piece:
                 known = recent.get(i)
                 if known is None or known[0] != piece:  # else the last reader's, as it was
-                    text = rewrap(piece, self.specs) if self.specs and WRAP_OPEN in piece else piece
-                    known = recent[i] = (piece, qp(text), None)
+                    known = recent[i] = (piece, qp(self._wrapped(piece)), None)
                 chunk = known[1]
                 chunks.append(chunk)
                 if relaxed is not None and chunk.endswith(b"\n"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.errors import HeaderParseError, NonASCIILocalPartDefect
@@ -19,6 +19,7 @@ from mailer.compose.compiled import CompiledCampaign, Links, preview_links
 from mailer.compose.editions import (
     CompiledEditions,
     Compiler,
+    Edition,
     choose_edition,
     edition_for,
     read_editions,
@@ -85,11 +86,14 @@ def render_preview(
     email: str | None = None,
     language: str | None = None,
     strict: bool = False,
+    editions: Sequence[Edition] | None = None,
 ) -> list[Path]:
     """Write the three files for one reader, in the edition of ``language``, else in the one
     that reader gets (as a send chooses it). With a list, or ``strict``, every edition is
-    compiled, and each member given is checked in the edition they get, as a send would."""
-    editions = read_editions(load_report(report_path))
+    compiled, and each member given is checked in the edition they get, as a send would.
+    ``editions``: the report's, when the caller has read them already."""
+    if editions is None:
+        editions = read_editions(load_report(report_path))
     everyone = list(members)
     reader = choose_reader(everyone, email, mailing_list.slug if mailing_list else "")
     listing = mailing_list or preview_list(settings)

@@ -18,6 +18,13 @@ from mailer.db.schema import MIGRATIONS
 from mailer.errors import DiskFullError, MailerError, StoreError
 
 
+def is_full(error: sqlite3.Error) -> bool:
+    """Whether a sqlite error says the disk is full (by its code, or by its words)."""
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(
+        error
+    )
+
+
 class SqliteDatabase(Database):
     """The workspace's SQLite file; ``transaction()`` is BEGIN IMMEDIATE ... COMMIT.
 
@@ -69,7 +76,7 @@ class SqliteDatabase(Database):
         text = str(error)
         if isinstance(error, OverflowError):  # a number sqlite cannot store (over 2**63 - 1)
             return StoreError(self.path, "a number too large for SQLite")
-        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in text:
+        if isinstance(error, sqlite3.Error) and is_full(error):
             return DiskFullError(f"database {self.path}")
         if "locked" in text or "busy" in text:
             return StoreError(self.path, "locked by another process; try again when it is done")

@@ -27,7 +27,12 @@ BATCH_WAIT = 0.002  # seconds a request waits at most for its batch to fill
 
 
 def frame(payload: bytes) -> bytes:
-    return LENGTH.pack(len(payload)) + payload
+    return b"".join(framed([payload]))
+
+
+def framed(chunks: list[bytes]) -> list[bytes]:
+    """A frame of ``chunks`` as chunks: its length, then them, for one join where written."""
+    return [LENGTH.pack(sum(map(len, chunks))), *chunks]
 
 
 class Frames:
@@ -219,7 +224,7 @@ def serve() -> None:
     factory: MessageFactory | None = None
     broken = ""
     while chunk := os.read(0, 1 << 20):
-        replies = []
+        replies: list[bytes] = []
         for payload in frames.feed(chunk):
             if factory is None and not broken:
                 try:
@@ -227,7 +232,7 @@ def serve() -> None:
                 except Exception as error:  # answered to every request: the campaign stops
                     broken = f"cannot set up a message-building process: {error}"
                 continue
-            replies.append(frame(_answer(factory, broken, payload)))
+            replies += framed(_answer(factory, broken, payload))
             if len(replies) >= BATCH:  # the first messages go back while the rest are built
                 _write_all(b"".join(replies))
                 replies = []
@@ -240,9 +245,10 @@ def _write_all(data: bytes) -> None:
         view = view[os.write(1, view) :]
 
 
-def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> bytes:
+def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> list[bytes]:
+    """The reply to one request, as chunks: a kind byte, then the message or the reason."""
     if factory is None:
-        return b"-" + broken.encode()
+        return [b"-", broken.encode()]
     sid, email, name, attributes, stand_in, campaign_id, message_id, lang = json.loads(payload)
     if stand_in:
         attributes = AnyAttributes(attributes)
@@ -250,10 +256,10 @@ def _answer(factory: MessageFactory | None, broken: str, payload: bytes) -> byte
     try:
         message, _ = factory.make(reader, campaign_id, message_id)
     except MailerError as error:
-        return b"!" + str(error).encode()
+        return [b"!", str(error).encode()]
     except Exception as error:  # a bug: the campaign stops with the reason
-        return b"-" + f"building the message for {email}: {error!r}".encode()
-    return b"".join([b"+", *message])
+        return [b"-", f"building the message for {email}: {error!r}".encode()]
+    return [b"+", *message]
 
 
 if __name__ == "__main__":

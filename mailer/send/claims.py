@@ -107,7 +107,7 @@ class ClaimLog(CampaignLog):
                               self.worker, until, self.campaign_id)).fetchall()  # fmt: skip
             claimed = sorted(int(row[0]) for row in rows)
             self.held.update(claimed)
-            self._renew(db, now, until, leases=self._due())  # counted among those who send
+            self._heartbeat(db, now)  # counted among those who send (rate() kept the leases)
         self.found = bool(claimed)
         if not claimed:
             return []
@@ -115,16 +115,18 @@ class ClaimLog(CampaignLog):
             f" AND d.subscriber_id IN {IN_JSON} ORDER BY d.subscriber_id", [as_json(claimed)]
         )
 
-    def _renew(self, db: Connection, now: str, until: str, leases: bool = True) -> None:
-        """Say this worker is alive and count those who are; with ``leases``, keep what it
-        still holds (a claim's own rows have their lease already)."""
-        if leases:
-            self.renewed = self.clock()
-            db.execute(
-                f"UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND subscriber_id"
-                f" IN {IN_JSON} AND status = 'queued' AND claimed_by = ?",
-                (until, self.campaign_id, as_json(sorted(self.held)), self.worker),
-            )
+    def _renew(self, db: Connection, now: str, until: str) -> None:
+        """Keep what this worker still holds, then say it is alive."""
+        self.renewed = self.clock()
+        db.execute(
+            f"UPDATE deliveries SET lease_until = ? WHERE campaign_id = ? AND subscriber_id"
+            f" IN {IN_JSON} AND status = 'queued' AND claimed_by = ?",
+            (until, self.campaign_id, as_json(sorted(self.held)), self.worker),
+        )
+        self._heartbeat(db, now)
+
+    def _heartbeat(self, db: Connection, now: str) -> None:
+        """Say this worker is alive, with how much it holds, and count those who are."""
         db.execute(
             "UPDATE campaign_workers SET seen_at = ?, holding = ? WHERE campaign_id = ?"
             " AND worker = ?",
@@ -145,16 +147,11 @@ class ClaimLog(CampaignLog):
         return full
 
     def _keep(self) -> None:
-        """Renew the claims when due."""
-        if self._due():
+        """Renew the claims at most once a second (and well within the lease)."""
+        if (self.clock() - self.renewed).total_seconds() >= min(self.lease / 4, 1.0):
             now, until = self._stamp(), self._stamp(self.lease)
             with self.database.transaction(exclusive=False) as db:
                 self._renew(db, now, until)
-
-    def _due(self) -> bool:
-        """Whether the claims' leases are renewed now: at most once a second, and well
-        within the lease."""
-        return (self.clock() - self.renewed).total_seconds() >= min(self.lease / 4, 1.0)
 
     def rate(self) -> float | None:
         """Asked before each message: the claims are kept while messages go out, even when

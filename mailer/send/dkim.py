@@ -73,7 +73,7 @@ class DkimSigner:
             head = b""
             for chunk in message:  # the header block sits in the first few small chunks
                 head += chunk
-                if b"\r\n\r\n" in head:
+                if head.find(b"\r\n\r\n", max(0, len(head) - len(chunk) - 3)) >= 0:  # new part
                     break
         end = head.find(b"\r\n\r\n")
         if end < 0:

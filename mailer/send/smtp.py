@@ -42,11 +42,11 @@ class SmtpConnection:
         self,
         client: aiosmtplib.SMTP,
         where: str,
+        payload: DataPayload,
         settings: SmtpSettings | None = None,
-        payload: DataPayload | None = None,
     ) -> None:
         self.client, self.where = client, where
-        self.payload = payload or DataPayload()  # shared by a transport's connections
+        self.payload = payload  # shared by a transport's connections
         self.settings = settings or SmtpSettings()
         self.smtputf8 = client.supports_extension("smtputf8")
         self.fast = fast_data_possible(client)
@@ -206,7 +206,7 @@ class SmtpTransport:
         if refused is not None:
             client.close()
             raise TransportError(self.where, session_advice(s, refused[0], refused[1]))
-        return SmtpConnection(client, self.where, s, self.payload)
+        return SmtpConnection(client, self.where, self.payload, s)
 
     async def _probe(self, client: aiosmtplib.SMTP) -> tuple[str, Reply] | None:
         """With STARTTLS or AUTH offered but not used: MAIL FROM:<> then RSET, so that a server

@@ -93,8 +93,9 @@ class Workers:
     def _tell(process: subprocess.Popen[bytes], line: bytes) -> None:
         if process.stdin is None or process.stdin.closed:
             return
-        with contextlib.suppress(BrokenPipeError):  # it died; its exit status says why
-            process.stdin.write(line)
+        if line:
+            with contextlib.suppress(BrokenPipeError):  # it died; its exit status says why
+                process.stdin.write(line)
         with contextlib.suppress(BrokenPipeError):
             process.stdin.close()
 
