@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailer.db.schema import MIGRATIONS, SCHEMA
 from mailer.db.sqlite import SqliteDatabase as Database
+from mailer.db.sqlite import into_wal
+from mailer.errors import StoreError
 
 ROWS = {
     "lists": "INSERT INTO lists VALUES (1, 'weekly', 'Weekly', 'double', 1, '2026-01-01')",
@@ -73,3 +77,42 @@ def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Pat
     answers = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0] * 6, answers
     assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}
+
+
+def _writing(path: Path) -> sqlite3.Connection:
+    """Another process's connection, mid-write on a file still in rollback-journal mode."""
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    return writer
+
+
+def test_the_switch_to_wal_waits_for_a_writer_sqlite_refuses_at_once(tmp_path: Path) -> None:
+    """SQLite answers SQLITE_BUSY at once, busy timeout or not, while another connection writes;
+    the switch is tried again, and here the writer finishes during the first pause."""
+    path = tmp_path / "mailer.db"
+    writer = _writing(path)
+    reader = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # what SQLite alone does
+        reader.execute("PRAGMA journal_mode = WAL")
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        writer.execute("COMMIT")
+
+    into_wal(reader, 5.0, pause)
+    assert len(pauses) == 1
+    assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_file_busy_past_the_timeout_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "mailer.db"
+    writer = _writing(path)
+    with pytest.raises(StoreError, match="locked by another process"):
+        Database(path, busy_timeout=0.0)
+    writer.execute("COMMIT")
+    with Database(path) as database:  # and once the writer is done, it opens and migrates
+        assert database.query_one("PRAGMA journal_mode") == ("wal",)
+        assert database.query_one("PRAGMA user_version") == (len(MIGRATIONS),)

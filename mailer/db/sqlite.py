@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ class SqliteDatabase(Database):
         try:
             self.connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             self.connection.execute("PRAGMA foreign_keys = ON")
-            self.connection.execute("PRAGMA journal_mode = WAL")
+            into_wal(self.connection, busy_timeout)
             self.connection.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.Error as error:
@@ -169,6 +170,28 @@ class SqliteDatabase(Database):
             self.connection.execute(sql, params)
         except (sqlite3.Error, OverflowError) as error:
             raise self.error(error) from None
+
+
+def into_wal(
+    db: sqlite3.Connection, timeout: float, pause: Callable[[float], None] = time.sleep
+) -> None:
+    """Switch the file to WAL, retrying for up to ``timeout`` seconds while it is busy.
+
+    The switch needs the whole file. While another connection writes (a second process
+    creating the same new file), SQLite refuses at once with SQLITE_BUSY instead of calling
+    the busy handler, since waiting while holding its own read lock could deadlock.
+    """
+    deadline, wait = time.monotonic() + timeout, 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        pause(wait)
+        wait = min(wait * 2, 0.05)
 
 
 def _statements(script: str) -> list[str]:
