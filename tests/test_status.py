@@ -398,6 +398,34 @@ def test_campaign_log_records_bounces_through_bounce_many(
     ]
 
 
+DELIVERY = (
+    "SELECT subscriber_id, status, attempts, last_code, last_error, reply, message_id,"
+    " sent_at IS NOT NULL FROM deliveries WHERE campaign_id = ? ORDER BY subscriber_id"
+)
+
+
+def test_campaign_log_records_each_result_and_a_sent_one_stays_sent(
+    database: Database, home: MailingList
+) -> None:
+    """A batch without a bounce (PostgreSQL: one statement) and one with (in a transaction)."""
+    ada, bob, cyd, dan = (reader(database, home, f"{n}@example.org") for n in "abcd")
+    campaign = Campaigns(database).create(Audience((home,)), "s", "r.md", "# s", {})
+    log = CampaignLog(database, campaign, PENDING)
+    log.record([Result(ada, "sent", 1, 250, "ok: queued as 7", "<1@x>"),
+                Result(bob, "deferred", 2, 451, "try later"),
+                Result(cyd, "failed", 1, 0, "not rendered: ü")])  # fmt: skip
+    log.record([Result(ada, "failed", 2, 550, "no such user", bounced=True),  # sent stays sent
+                Result(bob, "sent", 3, 250, "ok", "<2@x>"),
+                Result(dan, "failed", 1, 550, "gone", bounced=True)])  # fmt: skip
+    assert database.query(DELIVERY, (campaign,)) == [
+        (ada, "sent", 1, 250, "", "ok: queued as 7", "<1@x>", True),
+        (bob, "sent", 3, 250, "", "ok", "<2@x>", True),
+        (cyd, "failed", 1, None, "not rendered: ü", "not rendered: ü", "", False),
+        (dan, "failed", 1, 550, "gone", "gone", "", False),
+    ]
+    assert [subscriber_status(database, s) for s in (ada, dan)] == [S.BOUNCED, S.BOUNCED]
+
+
 ONE_HOME = ("INSERT INTO events", "UPDATE memberships", "UPDATE subscribers SET status",
             "INSERT INTO memberships")  # fmt: skip
 ELSEWHERE_NEVER = ("REPLACE INTO memberships", "INSERT OR REPLACE INTO memberships")
