@@ -18,9 +18,12 @@ from mailer.times import stamp
 # workers never wait on each other; SQLite's claims are one at a time under its write lock.
 # The batch is chosen once (MATERIALIZED): a plan that ran the choice again for each row it
 # updates would, with SKIP LOCKED, both take longer and take other rows.
+# A claim looks past ``since``, the last reader this worker claimed: where PostgreSQL's
+# statistics still say the campaign's rows are queued, it may walk an index in reader order from
+# the first reader, over every one already sent (48 ms a claim half-way through 200,000).
 CLAIM = (
     "WITH batch AS MATERIALIZED (SELECT subscriber_id FROM deliveries"
-    " WHERE campaign_id = ? AND status = 'queued' AND lease_until < ?"
+    " WHERE campaign_id = ? AND status = 'queued' AND lease_until < ? AND subscriber_id > ?"
     " ORDER BY subscriber_id LIMIT ?{lock})"
     " UPDATE deliveries SET claimed_by = ?, lease_until = ?"
     " WHERE campaign_id = ? AND subscriber_id IN (SELECT subscriber_id FROM batch)"
@@ -73,6 +76,10 @@ class ClaimLog(CampaignLog):
         self.worker, self.shared, self.lease, self.clock = worker, rate, lease, clock
         self.alive = 1  # workers sending now (holding claims): they share the rate
         self.held: set[int] = set()
+        # Claims go on past the last reader claimed; from the first one when that finds none,
+        # and once a lease, for the claims that came free behind (a worker died, or stopped).
+        self.since = 0
+        self.swept = clock()
         self.renewed = datetime.min.replace(tzinfo=UTC)
         self.found = False  # the last claim took some: no need to look before the next
 
@@ -101,19 +108,31 @@ class ClaimLog(CampaignLog):
         now, until = self._stamp(), self._stamp(self.lease)
         if not self.found and self.database.query_one(CLAIMABLE, (self.campaign_id, now)) is None:
             return []
-        lock = LOCK[self.database.engine]
+        if (self.clock() - self.swept).total_seconds() >= self.lease:
+            self.since = 0
         with self.database.transaction(exclusive=False) as db:
-            rows = db.execute(CLAIM.format(lock=lock), (self.campaign_id, now, limit,
-                              self.worker, until, self.campaign_id)).fetchall()  # fmt: skip
-            claimed = sorted(int(row[0]) for row in rows)
+            claimed = self._claim(db, now, until, limit)
+            if not claimed and self.since:
+                self.since = 0
+                claimed = self._claim(db, now, until, limit)
             self.held.update(claimed)
             self._heartbeat(db, now)  # counted among those who send (rate() kept the leases)
+        if claimed:
+            self.since = claimed[-1]
         self.found = bool(claimed)
         if not claimed:
             return []
         return self.deliveries(  # read as a resume reads them
             f" AND d.subscriber_id IN {IN_JSON} ORDER BY d.subscriber_id", [as_json(claimed)]
         )
+
+    def _claim(self, db: Connection, now: str, until: str, limit: int) -> list[int]:
+        if not self.since:
+            self.swept = self.clock()
+        claim = CLAIM.format(lock=LOCK[self.database.engine])
+        rows = db.execute(claim, (self.campaign_id, now, self.since, limit, self.worker, until,
+                                  self.campaign_id)).fetchall()  # fmt: skip
+        return sorted(int(row[0]) for row in rows)
 
     def _renew(self, db: Connection, now: str, until: str) -> None:
         """Keep what this worker still holds, then say it is alive."""

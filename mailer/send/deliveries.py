@@ -88,8 +88,11 @@ class CampaignLog:
 
     def peek(self, after: int, limit: int) -> list[Delivery]:
         """The pending deliveries after the reader ``after``, taking nothing."""
-        return self.deliveries(" AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
-                               [after, limit])  # fmt: skip
+        # s.id > ? says again what the join implies: PostgreSQL may merge-join the readers
+        # in order, and without it walks them all from the first (16 ms a page half-way
+        # through 200,000).
+        return self.deliveries(" AND d.subscriber_id > ? AND s.id > ? ORDER BY d.subscriber_id"
+                               " LIMIT ?", [after, after, limit])  # fmt: skip
 
     def deliveries(self, where: str, params: Sequence[object]) -> list[Delivery]:
         """The campaign's pending deliveries that also meet ``where``, with their readers."""

@@ -1,0 +1,97 @@
+"""A worker's claims, on each engine, with a clock the test moves: they go on past the last
+reader claimed, and what came free behind is taken within a lease."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailer.audience import lists, subscriptions
+from mailer.db.database import Database
+from mailer.models import Candidate
+from mailer.send.campaigns import Campaigns
+from mailer.send.claims import ClaimLog
+from mailer.send.recipients import Audience
+from mailer.send.types import Delivery, Result
+from tests.conftest import store
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on SQLite, then PostgreSQL
+
+LEASE = 60.0
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 28, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def database(workspace: Path) -> Iterator[Database]:
+    with store(workspace) as db:
+        yield db
+
+
+def campaign(database: Database, readers: int) -> tuple[int, list[int]]:
+    """A campaign to ``readers`` confirmed readers, and their ids in order."""
+    home = lists.create(database, "home", "Home")
+    candidates = [Candidate(f"r{i}@example.org", False) for i in range(readers)]
+    subscriptions.add(database, home, candidates, confirmed=True)
+    campaign_id = Campaigns(database).create(Audience((home,)), "s", "r.md", "# s", {})
+    ids = [int(row[0]) for row in database.query("SELECT id FROM subscribers ORDER BY id")]
+    return campaign_id, ids
+
+
+def ids(page: list[Delivery]) -> list[int]:
+    return [delivery.reader.id for delivery in page]
+
+
+def sent(log: ClaimLog, readers: list[int]) -> None:
+    log.record([Result(reader, "sent", 1, 250, "ok") for reader in readers])
+
+
+def test_claims_go_on_past_the_last_and_take_what_came_free_behind_within_a_lease(
+    database: Database,
+) -> None:
+    campaign_id, readers = campaign(database, 40)
+    clock = Clock()
+    a, b = (ClaimLog(database, campaign_id, f"host:{n}-x", 0.0, LEASE, clock) for n in (1, 2))
+    a.start()
+    b.start()
+    assert ids(a.pending(0, 5)) == readers[0:5]
+    dead = ids(b.pending(0, 5))  # b dies holding its batch
+    assert dead == readers[5:10]
+    assert ids(a.pending(0, 5)) == readers[10:15]  # past b's batch, which b holds
+    sent(a, readers[0:5] + readers[10:15])
+    with database.transaction() as db:  # b's batch came free (given back, or its lease ran out)
+        db.execute("UPDATE deliveries SET lease_until = '' WHERE claimed_by = 'host:2-x'")
+    assert ids(a.pending(0, 5)) == readers[15:20]  # on past its last, not back over the sent
+    sent(a, readers[15:20])
+    clock.advance(LEASE)  # once a lease, a claim looks from the first reader again
+    assert ids(a.pending(0, 5)) == dead
+    sent(a, dead)
+    assert ids(a.pending(0, 5)) == readers[20:25]
+
+
+def test_a_claim_that_finds_none_ahead_looks_behind_at_once(database: Database) -> None:
+    campaign_id, readers = campaign(database, 12)
+    clock = Clock()
+    a, b = (ClaimLog(database, campaign_id, f"host:{n}-x", 0.0, LEASE, clock) for n in (1, 2))
+    a.start()
+    b.start()
+    assert ids(b.pending(0, 5)) == readers[0:5]
+    assert ids(a.pending(0, 10)) == readers[5:12]
+    sent(a, readers[5:12])
+    b.finish(None)  # b stops: it gives back what it did not send
+    assert ids(a.pending(0, 10)) == readers[0:5]  # nothing is left ahead: from the first
+    sent(a, readers[0:5])
+    assert a.pending(0, 10) == []
