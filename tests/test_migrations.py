@@ -79,6 +79,23 @@ def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Pat
     assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}
 
 
+def test_six_processes_opening_a_new_postgresql_database_at_once_all_succeed(
+    postgres_url: str,
+) -> None:
+    """The same on PostgreSQL: the schema is made once, under its lock; the others wait."""
+    code = (
+        "import sys\n"
+        "from mailer.db.postgres import PostgresDatabase as Database\n"
+        "with Database(sys.argv[1]) as db:\n"
+        "    print(db.query_one('SELECT version FROM mailer_schema')[0])"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", code, postgres_url], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(6)]  # fmt: skip
+    answers = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 6, answers
+    assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}
+
+
 def _writing(path: Path) -> sqlite3.Connection:
     """Another process's connection, mid-write on a file still in rollback-journal mode."""
     writer = sqlite3.connect(path, isolation_level=None)

@@ -264,17 +264,27 @@ class PostgresDatabase(Database):
                 return
             if not create and self._version() == 0:
                 raise NoDatabaseError(self.where)
-            with self.connection.transaction():
-                self.connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                version = self._version()
-                if version == 0:
-                    self.connection.execute(BASELINE)
-                    self.connection.execute("CREATE TABLE mailer_schema (version INTEGER)")
-                    self.connection.execute("INSERT INTO mailer_schema VALUES (0)")
-                    version = BASELINE_VERSION
-                for migration in MIGRATIONS[version:]:
-                    assert migration.postgresql, "each migration after 12 has both engines'"
-                    self.connection.execute(migration.postgresql)
-                self.connection.execute("UPDATE mailer_schema SET version = %s", (len(MIGRATIONS),))
+            # Taken before the transaction, which then starts with the server's news of the
+            # tables the other process made: a transaction already open while it waited would
+            # still see "no mailer_schema" in its cache, and make every table again.
+            self.connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            try:
+                self._migrate_locked()
+            finally:
+                with suppress(psycopg.Error):  # a connection gone has dropped the lock already
+                    self.connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
         except psycopg.Error as error:
             raise self.error(error) from None
+
+    def _migrate_locked(self) -> None:
+        with self.connection.transaction():
+            version = self._version()
+            if version == 0:
+                self.connection.execute(BASELINE)
+                self.connection.execute("CREATE TABLE mailer_schema (version INTEGER)")
+                self.connection.execute("INSERT INTO mailer_schema VALUES (0)")
+                version = BASELINE_VERSION
+            for migration in MIGRATIONS[version:]:
+                assert migration.postgresql, "each migration after 12 has both engines'"
+                self.connection.execute(migration.postgresql)
+            self.connection.execute("UPDATE mailer_schema SET version = %s", (len(MIGRATIONS),))
