@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.errors import FileInputError
 
 SECRET_NAME = ".mailer-secret"
+SECRET_BYTES = 32
+MIN_SECRET_BYTES = 16  # a secret shorter than this was never written whole
 MAC_BYTES = 16
 # Purposes: u (unsubscribe: reader, list), k (unsubscribe from every list of a campaign sent to
 # several: reader, campaign), c (confirm: reader, list), p (preferences: reader, the list the
@@ -34,26 +38,45 @@ class TokenSubject:
 
 
 def load_secret(workspace: Path) -> bytes:
-    """Read the workspace's signing secret, creating it (mode 0600) on first use."""
+    """Read the workspace's signing secret, creating it (mode 0600) on first use. A file too
+    short to be one (left empty by a creator that died) is an error, never an empty key."""
     path = workspace / SECRET_NAME
     try:
-        return bytes.fromhex(path.read_text().strip())
+        secret = bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
-        pass
+        return _create_secret(workspace, path)
     except ValueError:
-        raise FileInputError(path, "not a hex secret; delete it to create a new one") from None
+        secret = b""
     except OSError as error:
         raise FileInputError(path, f"cannot read: {error.strerror}") from None
-    secret = secrets.token_bytes(32)
+    if len(secret) < MIN_SECRET_BYTES:
+        raise FileInputError(path, "not a hex secret; delete it to create a new one")
+    return secret
+
+
+def _create_secret(workspace: Path, path: Path) -> bytes:
+    """A new secret, written whole under another name and then linked into place: a process
+    reading at that moment finds it complete or not at all, and of two processes creating it
+    at once, the second reads the first's."""
+    secret = secrets.token_bytes(SECRET_BYTES)
     try:
         workspace.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor, temporary = tempfile.mkstemp(prefix=f"{SECRET_NAME}.", dir=workspace)
+    except OSError as error:
+        raise FileInputError(path, f"cannot create: {error.strerror}") from None
+    try:
+        with os.fdopen(descriptor, "w") as handle:  # mkstemp made it 0600
+            handle.write(secret.hex() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
     except FileExistsError:
         return load_secret(workspace)  # another process created it first
     except OSError as error:
         raise FileInputError(path, f"cannot create: {error.strerror}") from None
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secret.hex() + "\n")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
     return secret
 
 
