@@ -426,6 +426,22 @@ def test_campaign_log_records_each_result_and_a_sent_one_stays_sent(
     assert [subscriber_status(database, s) for s in (ada, dan)] == [S.BOUNCED, S.BOUNCED]
 
 
+def test_a_deferral_and_its_retry_in_one_batch_record_the_retry(
+    database: Database, home: MailingList
+) -> None:
+    """PostgreSQL's one statement over arrays updates a row once: the batch says which."""
+    ada, bob = (reader(database, home, f"{n}@example.org") for n in "ab")
+    campaign = Campaigns(database).create(Audience((home,)), "s", "r.md", "# s", {})
+    CampaignLog(database, campaign, PENDING).record(
+        [Result(ada, "deferred", 1, 451, "later"), Result(bob, "deferred", 1, 451, "later"),
+         Result(ada, "deferred", 2, 452, "later again"), Result(bob, "sent", 2, 250, "ok")]
+    )  # fmt: skip
+    assert [row[:4] for row in database.query(DELIVERY, (campaign,))] == [
+        (ada, "deferred", 2, 452),
+        (bob, "sent", 2, 250),
+    ]
+
+
 ONE_HOME = ("INSERT INTO events", "UPDATE memberships", "UPDATE subscribers SET status",
             "INSERT INTO memberships")  # fmt: skip
 ELSEWHERE_NEVER = ("REPLACE INTO memberships", "INSERT OR REPLACE INTO memberships")

@@ -120,7 +120,7 @@ class CampaignLog:
         campaign = self.campaign_id
         rows = [(r.subscriber_id, r.status, r.attempts, r.code or None,
                  "" if r.status == "sent" else r.text, r.text, r.message_id)
-                for r in results]  # fmt: skip
+                for r in standing(results)]  # fmt: skip
         bounced = [(r.subscriber_id, f"{r.code} {r.text}") for r in results if r.bounced]
         postgres = self.database.engine == "postgresql"
         columns = (stamp, *map(list, zip(*rows, strict=True)), campaign)
@@ -148,6 +148,18 @@ class CampaignLog:
         with self.database.transaction() as db:
             queued = queued_in(db, self.campaign_id)
             conclude(db, self.campaign_id, "" if stop is None else str(stop), now(), queued)
+
+
+def standing(results: Sequence[Result]) -> list[Result]:
+    """One result for each reader of a batch: the last, unless an earlier one was sent (a
+    sent row stays sent). A deferral and its retry can share a batch, and one statement over
+    arrays updates a row only once, with whichever of its rows PostgreSQL meets first."""
+    kept: dict[int, Result] = {}
+    for result in results:
+        earlier = kept.get(result.subscriber_id)
+        if earlier is None or earlier.status != "sent":
+            kept[result.subscriber_id] = result
+    return list(kept.values())
 
 
 def queued_in(db: Connection, campaign_id: int) -> int:
