@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import hmac
 import os
@@ -18,6 +19,8 @@ from mailer.errors import FileInputError
 SECRET_NAME = ".mailer-secret"
 SECRET_BYTES = 32
 MIN_SECRET_BYTES = 16  # a secret shorter than this was never written whole
+# What os.link raises where the file system has no hard links.
+NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 MAC_BYTES = 16
 # Purposes: u (unsubscribe: reader, list), k (unsubscribe from every list of a campaign sent to
 # several: reader, campaign), c (confirm: reader, list), p (preferences: reader, the list the
@@ -57,7 +60,8 @@ def load_secret(workspace: Path) -> bytes:
 def _create_secret(workspace: Path, path: Path) -> bytes:
     """A new secret, written whole under another name and then linked into place: a process
     reading at that moment finds it complete or not at all, and of two processes creating it
-    at once, the second reads the first's."""
+    at once, the second reads the first's. Where the file system has no hard links (FAT, some
+    network shares), it is created in place, and a reader that comes too soon finds it short."""
     secret = secrets.token_bytes(SECRET_BYTES)
     try:
         workspace.mkdir(parents=True, exist_ok=True)
@@ -65,11 +69,14 @@ def _create_secret(workspace: Path, path: Path) -> bytes:
     except OSError as error:
         raise FileInputError(path, f"cannot create: {error.strerror}") from None
     try:
-        with os.fdopen(descriptor, "w") as handle:  # mkstemp made it 0600
-            handle.write(secret.hex() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(temporary, path)
+        _write_secret(descriptor, secret)  # mkstemp made it 0600
+        try:
+            os.link(temporary, path)
+        except OSError as error:
+            if error.errno not in NO_LINKS:
+                raise
+            _write_secret(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), secret)
+        _sync_folder(workspace)
     except FileExistsError:
         return load_secret(workspace)  # another process created it first
     except OSError as error:
@@ -78,6 +85,23 @@ def _create_secret(workspace: Path, path: Path) -> bytes:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
     return secret
+
+
+def _write_secret(descriptor: int, secret: bytes) -> None:
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """The new name survives a power cut: links already signed with the secret stay good."""
+    with contextlib.suppress(OSError):  # a folder that cannot be opened for this is no error
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 class Signer:

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from mailer.db.postgres import PostgresDatabase
 from mailer.db.schema import MIGRATIONS, SCHEMA
 from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.db.sqlite import into_wal
@@ -94,6 +96,15 @@ def test_six_processes_opening_a_new_postgresql_database_at_once_all_succeed(
     answers = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0] * 6, answers
     assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}
+
+
+def test_a_connection_given_back_holds_no_session_lock(postgres_url: str) -> None:
+    """Where an unlock never ran (an interrupt), the pool does not keep the lock for others."""
+    database = PostgresDatabase(postgres_url)
+    database.query("SELECT pg_advisory_lock(42)")
+    database.close()
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        assert other.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (True,)
 
 
 def _writing(path: Path) -> sqlite3.Connection:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +52,20 @@ def test_a_secret_file_too_short_or_not_hex_is_one_error_never_an_empty_key(
     (tmp_path / SECRET_NAME).write_text(text)
     with pytest.raises(FileInputError, match="not a hex secret; delete it to create a new one"):
         load_secret(tmp_path)
+
+
+def test_a_file_system_without_hard_links_still_gets_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: Path) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    secret = load_secret(tmp_path)
+    assert len(secret) == 32 and load_secret(tmp_path) == secret
+    path = tmp_path / SECRET_NAME
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [SECRET_NAME]
 
 
 def test_processes_creating_the_secret_at_once_all_read_the_same_one(tmp_path: Path) -> None:

@@ -61,6 +61,12 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
     connection.adapters.register_dumper(bool, FlagDumper)
 
 
+def _reset(connection: psycopg.Connection[Any]) -> None:
+    """A connection given back to the pool holds none of its user's session locks (the
+    schema's, a campaign's), even where their unlock never ran."""
+    connection.execute("SELECT pg_advisory_unlock_all()")
+
+
 def _pool(url: str, where: str, timeout: float) -> ConnectionPool[psycopg.Connection[Any]]:
     with _pools_lock:
         pool = _pools.get(url)
@@ -79,7 +85,7 @@ def _pool(url: str, where: str, timeout: float) -> ConnectionPool[psycopg.Connec
         )
         pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False,
                               kwargs={"autocommit": True, "options": options},
-                              configure=_configure, timeout=timeout)  # fmt: skip
+                              configure=_configure, reset=_reset, timeout=timeout)  # fmt: skip
         pool.open(wait=True, timeout=max(timeout, 1.0))
         _pools[url] = pool
         return pool
@@ -279,6 +285,8 @@ class PostgresDatabase(Database):
     def _migrate_locked(self) -> None:
         with self.connection.transaction():
             version = self._version()
+            if version >= len(MIGRATIONS):  # done meanwhile, perhaps by a newer mailer
+                return
             if version == 0:
                 self.connection.execute(BASELINE)
                 self.connection.execute("CREATE TABLE mailer_schema (version INTEGER)")
