@@ -4,6 +4,7 @@
 Run by hand from the repository (needs postfix for smtp-sink and smtp-source, and PostgreSQL's
 Debian package for the PostgreSQL rows):
     .venv/bin/python bench/workers_bench.py [-n 50000] [--workers 1 2] [--engines sqlite postgresql]
+        [--analyze-every SECONDS]
 Each row's rate is the readers over the seconds from the moment `send` names its transport (every
 reader's message is checked by then; it stores the campaign and sends) to its exit: worker start-up
 included. Quote the ratios to the limit, from one run.
@@ -17,8 +18,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,7 +58,30 @@ def workspace(folder: Path, count: int, env: dict[str, str]) -> None:
     mailer(folder, env, "subscribers", "import", "bench", str(readers), "--create-list")
 
 
-def send(folder: Path, env: dict[str, str], workers: int) -> float:
+@contextmanager
+def analysing(url: str, every: float) -> Iterator[None]:
+    """``ANALYZE deliveries`` every ``every`` seconds meanwhile, as PostgreSQL's autovacuum
+    does during a long campaign: its planner then sees the campaign's rows as they were."""
+    if not url or every <= 0:
+        yield
+        return
+    done = threading.Event()
+
+    def loop() -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            while not done.wait(every):
+                connection.execute("ANALYZE deliveries")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def send(folder: Path, env: dict[str, str], workers: int, analyze_every: float = 0.0) -> float:
     """One campaign to every reader by ``workers`` processes: readers per second, from when
     the command names the transport (every reader checked; then it stores, sends) to its end."""
     command = [sys.executable, "-m", "mailer", "--workspace", str(folder), "send", str(REPORT),
@@ -64,14 +93,15 @@ def send(folder: Path, env: dict[str, str], workers: int) -> float:
                              text=True)  # fmt: skip
     assert child.stdout is not None
     stored = None
-    for line in child.stdout:
-        if line.startswith("transport:"):  # every reader is checked by now: it stores, sends
-            stored = time.perf_counter()
-        if ": done;" in line:  # with workers: "campaign 1: done; 5000 sent, ..."
-            sent = int(line.split("; ")[1].split()[0])
-        elif " sent, " in line and line.split()[0].isdigit():  # plain: "5000 sent, ..."
-            sent = int(line.split()[0])
-    child.wait()
+    with analysing(env.get("MAILER_DATABASE_URL", ""), analyze_every):
+        for line in child.stdout:
+            if line.startswith("transport:"):  # every reader is checked by now: stores, sends
+                stored = time.perf_counter()
+            if ": done;" in line:  # with workers: "campaign 1: done; 5000 sent, ..."
+                sent = int(line.split("; ")[1].split()[0])
+            elif " sent, " in line and line.split()[0].isdigit():  # plain: "5000 sent, ..."
+                sent = int(line.split()[0])
+        child.wait()
     ended = time.perf_counter()
     if child.returncode or stored is None:
         sys.exit(f"send failed: {child.stderr.read() if child.stderr else ''}")
@@ -84,6 +114,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
                         help="0: a plain send, in one process")  # fmt: skip
     parser.add_argument("--engines", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--analyze-every", type=float, default=0.0, metavar="SECONDS",
+                        help="PostgreSQL: ANALYZE deliveries this often while sending, as"
+                        " autovacuum does in a long campaign (default: never)")  # fmt: skip
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
     base |= {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_SECURITY": "none",
@@ -113,7 +146,7 @@ def main() -> None:
                         env["MAILER_SMTP_PORT"] = str(ports[pipelining])
                         who = f"{workers} worker{'s' * (workers > 1)}" if workers else "send"
                         label = f"{engine}, {who}, pipelining {'on' if pipelining else 'off'}"
-                        rows[label] = send(folder / engine, env, workers)
+                        rows[label] = send(folder / engine, env, workers, args.analyze_every)
     finally:
         for process in sinks:
             process.terminate()
