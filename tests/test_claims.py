@@ -1,5 +1,5 @@
 """A worker's claims, on each engine, with a clock the test moves: they go on past the last
-reader claimed, and what came free behind is taken within a lease."""
+reader claimed, and what came free behind is taken within a quarter lease."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def sent(log: ClaimLog, readers: list[int]) -> None:
     log.record([Result(reader, "sent", 1, 250, "ok") for reader in readers])
 
 
-def test_claims_go_on_past_the_last_and_take_what_came_free_behind_within_a_lease(
+def test_claims_go_on_past_the_last_and_take_what_came_free_behind_soon(
     database: Database,
 ) -> None:
     campaign_id, readers = campaign(database, 40)
@@ -76,10 +76,13 @@ def test_claims_go_on_past_the_last_and_take_what_came_free_behind_within_a_leas
         db.execute("UPDATE deliveries SET lease_until = '' WHERE claimed_by = 'host:2-x'")
     assert ids(a.pending(0, 5)) == readers[15:20]  # on past its last, not back over the sent
     sent(a, readers[15:20])
-    clock.advance(LEASE)  # once a lease, a claim looks from the first reader again
+    clock.advance(LEASE / 4 - 1)
+    assert ids(a.pending(0, 5)) == readers[20:25]  # not yet behind
+    sent(a, readers[20:25])
+    clock.advance(1)  # every quarter lease, a claim looks from the first reader again
     assert ids(a.pending(0, 5)) == dead
     sent(a, dead)
-    assert ids(a.pending(0, 5)) == readers[20:25]
+    assert ids(a.pending(0, 5)) == readers[25:30]
 
 
 def test_a_claim_that_finds_none_ahead_looks_behind_at_once(database: Database) -> None:

@@ -77,7 +77,8 @@ class ClaimLog(CampaignLog):
         self.alive = 1  # workers sending now (holding claims): they share the rate
         self.held: set[int] = set()
         # Claims go on past the last reader claimed; from the first one when that finds none,
-        # and once a lease, for the claims that came free behind (a worker died, or stopped).
+        # and every quarter lease, for the claims that came free behind (a worker died, or
+        # stopped): a dead worker's batch is taken within a quarter lease of its lease's end.
         self.since = 0
         self.swept = clock()
         self.renewed = datetime.min.replace(tzinfo=UTC)
@@ -108,7 +109,7 @@ class ClaimLog(CampaignLog):
         now, until = self._stamp(), self._stamp(self.lease)
         if not self.found and self.database.query_one(CLAIMABLE, (self.campaign_id, now)) is None:
             return []
-        if (self.clock() - self.swept).total_seconds() >= self.lease:
+        if (self.clock() - self.swept).total_seconds() >= self.lease / 4:
             self.since = 0
         with self.database.transaction(exclusive=False) as db:
             claimed = self._claim(db, now, until, limit)
