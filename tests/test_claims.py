@@ -51,6 +51,14 @@ def campaign(database: Database, readers: int) -> tuple[int, list[int]]:
     return campaign_id, ids
 
 
+def started(database: Database, campaign_id: int, clock: Clock) -> tuple[ClaimLog, ClaimLog]:
+    """Two workers on the campaign, a (host:1-x) and b (host:2-x), on ``clock``."""
+    a, b = (ClaimLog(database, campaign_id, f"host:{n}-x", 0.0, LEASE, clock) for n in (1, 2))
+    a.start()
+    b.start()
+    return a, b
+
+
 def ids(page: list[Delivery]) -> list[int]:
     return [delivery.reader.id for delivery in page]
 
@@ -64,9 +72,7 @@ def test_claims_go_on_past_the_last_and_take_what_came_free_behind_soon(
 ) -> None:
     campaign_id, readers = campaign(database, 40)
     clock = Clock()
-    a, b = (ClaimLog(database, campaign_id, f"host:{n}-x", 0.0, LEASE, clock) for n in (1, 2))
-    a.start()
-    b.start()
+    a, b = started(database, campaign_id, clock)
     assert ids(a.pending(0, 5)) == readers[0:5]
     dead = ids(b.pending(0, 5))  # b dies holding its batch
     assert dead == readers[5:10]
@@ -87,10 +93,7 @@ def test_claims_go_on_past_the_last_and_take_what_came_free_behind_soon(
 
 def test_a_claim_that_finds_none_ahead_looks_behind_at_once(database: Database) -> None:
     campaign_id, readers = campaign(database, 12)
-    clock = Clock()
-    a, b = (ClaimLog(database, campaign_id, f"host:{n}-x", 0.0, LEASE, clock) for n in (1, 2))
-    a.start()
-    b.start()
+    a, b = started(database, campaign_id, Clock())
     assert ids(b.pending(0, 5)) == readers[0:5]
     assert ids(a.pending(0, 10)) == readers[5:12]
     sent(a, readers[5:12])

@@ -123,7 +123,7 @@ class CampaignLog:
                 for r in standing(results)]  # fmt: skip
         bounced = [(r.subscriber_id, f"{r.code} {r.text}") for r in results if r.bounced]
         postgres = self.database.engine == "postgresql"
-        columns = (stamp, *map(list, zip(*rows, strict=True)), campaign)
+        columns = (stamp, *map(list, zip(*rows, strict=True)), campaign) if postgres else ()
         if postgres and not bounced:
             self.database.execute(RECORD_ARRAYS, columns)  # one statement: its own transaction
             return
