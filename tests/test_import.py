@@ -316,6 +316,50 @@ def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) 
     assert consistent(tmp_path) == (rows, rows, rows)
 
 
+def _failing_second_gather(
+    monkeypatch: pytest.MonkeyPatch,
+    error: BaseException,
+    seen: list[tuple[int, int, int]],
+    at: Path,
+) -> None:
+    """The second chunk's gathering fails with ``error``; ``seen``: what the store held when
+    that gathering began, read from another connection."""
+    again = SeenAddresses.again
+    calls = itertools.count()
+
+    def failing(self: SeenAddresses, emails: list[str]) -> set[str]:
+        if next(calls) == 1:
+            seen.append(consistent(at))
+            raise error
+        return again(self, emails)
+
+    monkeypatch.setattr(SeenAddresses, "again", failing)
+
+
+@pytest.mark.parametrize(
+    "error", [DiskFullError("temporary folder"), KeyboardInterrupt()], ids=["disk-full", "ctrl-c"]
+)
+def test_a_failure_gathering_the_next_chunk_comes_after_the_chunk_before_lands(
+    tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    """On PostgreSQL the next chunk is gathered while the server stores the one before (its
+    COPY's foreign-key checks): that chunk is not committed yet then. An error met there (a
+    full disk, Ctrl-C) is raised once the chunk before has landed, as it was when the chunks
+    were gathered one after the other."""
+    path = write_csv(
+        tmp_path / "r.csv", "email\n" + "".join(f"r{i}@example.org\n" for i in range(7_000))
+    )
+    seen: list[tuple[int, int, int]] = []
+    _failing_second_gather(monkeypatch, error, seen, tmp_path)
+    with store(tmp_path) as db:
+        weekly = lists.create(db, "weekly", "W")
+        with pytest.raises(type(error)):
+            import_csv(db, weekly, path, on_problem=lambda p: None, secret=SECRET)
+    ahead = engine == "postgresql"  # SQLite stores in this process: nothing to wait for
+    assert seen == [(0, 0, 0) if ahead else (5_000, 5_000, 5_000)]
+    assert consistent(tmp_path) == (5_000, 5_000, 5_000)  # the first chunk, whole
+
+
 def test_import_killed_with_sigkill_is_consistent(tmp_path: Path) -> None:
     rows = 60_000
     path = write_csv(

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from mailer.audience.arrivals import land
 from mailer.audience.csv_lines import MAX_LINE, FieldError, Line, cells, lines
-from mailer.audience.import_chunks import Chunk, RowProblem, gathered
+from mailer.audience.import_chunks import Ahead, Chunk, RowProblem, gathered
 from mailer.audience.import_formats import LEAVING, Layout, plan
 from mailer.audience.import_reading import Reading, workers_for
 from mailer.audience.status.bulk import LEAVING as CHANGES
@@ -113,12 +113,14 @@ def import_csv(
             workers = workers_for(os.fstat(handle.fileno()).st_size)
         chunks = gathered(rows, reading, workers, path, layout.gone_domain)
         with closing(chunks):  # on an error here too, the reading processes end
-            for chunk in chunks:
+            ahead = Ahead(chunks)
+            while (chunk := ahead.take()) is not None:
                 for problem in chunk.problems:
                     on_problem(problem)
                 for key, count in chunk.counts.items():
                     summary.counts[key] += count
-                _land(database, mailing_list, chunk, secret, options, summary, reading.source)
+                _land(database, mailing_list, chunk, options, summary, reading.source,
+                      secret=secret, meanwhile=ahead.fetch)  # fmt: skip
     return summary
 
 
@@ -126,20 +128,23 @@ def _land(
     database: Database,
     mailing_list: MailingList,
     chunk: Chunk,
-    secret: bytes,
     options: ImportOptions,
     summary: ImportSummary,
     source: str,
+    *,
+    secret: bytes,
+    meanwhile: Callable[[], None],
 ) -> None:
     """One chunk onto the list, in one transaction, its events' detail ``source`` (the
-    consent the rows carry), and its outcomes counted."""
+    consent the rows carry), and its outcomes counted; the next chunk may be gathered
+    ``meanwhile``."""
     if not chunk.candidates:
         return
     landed = land(
         database, mailing_list, list(chunk.candidates.values()), secret=secret,
         standings=chunk.standings, resubscribe=options.resubscribe,
         confirmed=options.confirmed, dry_run=options.dry_run,
-        detail=source,
+        detail=source, meanwhile=meanwhile,
     )  # fmt: skip
     seen, counts = chunk.seen, summary.counts
     counts["erased"] += len(landed.erased - seen)

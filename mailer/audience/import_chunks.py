@@ -160,6 +160,36 @@ def gathered(
             yield chunk.finish(met)
 
 
+class Ahead:
+    """The chunks one at a time, the next one gathered early when the caller offers the time
+    (``fetch``: while PostgreSQL's server stores the chunk before). An error met gathering
+    early is raised at ``take``, after the chunk before has landed, as it would have been."""
+
+    def __init__(self, chunks: Iterator[Chunk]) -> None:
+        self.chunks = chunks
+        self.fetched = False
+        self.chunk: Chunk | None = None
+        self.error: BaseException | None = None
+
+    def fetch(self) -> None:
+        if self.fetched:
+            return
+        self.fetched = True
+        try:
+            self.chunk = next(self.chunks, None)
+        except BaseException as error:  # Ctrl-C too: the chunk landing now still commits
+            self.error = error
+
+    def take(self) -> Chunk | None:
+        """The next chunk, None after the last."""
+        self.fetch()
+        chunk, error = self.chunk, self.error
+        self.fetched, self.chunk, self.error = False, None, None
+        if error is not None:
+            raise error
+        return chunk
+
+
 @contextmanager
 def _worker_lost(path: Path) -> Iterator[None]:
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,15 +51,21 @@ class Connection(Protocol):
 
 
 def insert_rows(
-    db: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    db: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
     """Many new rows into one table, in the caller's transaction: one COPY on PostgreSQL (one
-    stream, not a round trip per row), one prepared INSERT repeated on SQLite."""
+    stream, not a round trip per row), one prepared INSERT repeated on SQLite. PostgreSQL runs
+    ``meanwhile`` (work that does not use the database) while its server stores the rows;
+    SQLite, which stores them in this process, does not run it."""
     if not rows:
         return
     copy = getattr(db, "copy_rows", None)
     if copy is not None:
-        copy(table, columns, rows)
+        copy(table, columns, rows, meanwhile)
         return
     marks = ", ".join("?" * len(columns))
     db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)

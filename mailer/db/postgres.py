@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, ClassVar
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors
 from psycopg.adapt import Dumper
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.postgres import adapters as postgres
@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mailer.db.database import Connection, Cursor, Database, NoDatabaseError
 from mailer.db.dialect import to_postgres
+from mailer.db.postgres_copy import copy_in
 from mailer.db.schema import MIGRATIONS
 from mailer.db.schema_postgres import BASELINE, BASELINE_VERSION
 from mailer.errors import CampaignLocked, DiskFullError, MailerError, StoreError
@@ -124,14 +125,16 @@ class PgConnection:
         self._follow(statement.gives_id_of)
         return cursor
 
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Rows into ``table`` by COPY (``insert_rows``)."""
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        with self.connection.cursor().copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+    def copy_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        """Rows into ``table`` by COPY (``insert_rows``); ``meanwhile`` runs while the server
+        stores them."""
+        copy_in(self.connection, table, columns, rows, meanwhile)
         self._follow(table if "id" in columns else "")
 
     def _follow(self, table: str) -> None:

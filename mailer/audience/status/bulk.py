@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ def join_many(
     dry_run: bool = False,
     standings: Mapping[str, Standing] | None = None,
     detail: str | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """The editor adds a batch of distinct addresses to a list (CLI, CSV import), with their
     names, attributes, tags, language and consent. Readers who left, bounced or were blocked
@@ -55,7 +56,8 @@ def join_many(
     entry says they left (unsubscribed, bounced, blocklisted) is moved there, always, with
     the time it gives; one it says confirmed is confirmed. A reader who had left a deleted list
     of this slug counts as having left this one. Events carry ``detail`` (default: the
-    candidate's consent source). The same TRANSITIONS, written in bulk."""
+    candidate's consent source). The same TRANSITIONS, written in bulk. ``meanwhile``: work
+    PostgreSQL's server leaves time for (``insert_rows``); it may not run."""
     batch = _Batch(mailing_list, now(), confirmed, detail)
     existing = {
         row[0]: row
@@ -91,7 +93,7 @@ def join_many(
         else:
             outcomes.append(batch.join(c, standing, row, tags.get(c.email, set()), resubscribe))
     if not dry_run:
-        batch.write(db, existing)
+        batch.write(db, existing, meanwhile)
     return outcomes
 
 
@@ -238,7 +240,9 @@ class _Batch:
             return True
         return bool(fresh)
 
-    def write(self, db: Connection, existing: Mapping[str, Row]) -> None:
+    def write(
+        self, db: Connection, existing: Mapping[str, Row], meanwhile: Callable[[], None] | None
+    ) -> None:
         """Inside the caller's transaction, which holds the write lock: new subscribers take
         the ids after the largest, so that no statement has to look an address up."""
         ids = {email: row[1] for email, row in existing.items()}
@@ -259,9 +263,6 @@ class _Batch:
         db.executemany(
             "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?", by_id(self.statuses)
         )
-        list_id = self.mailing_list.id
-        insert_rows(db, "memberships", MEMBERSHIP_COLUMNS,
-                    [(list_id, ids[email], *rest) for email, *rest in self.joins])  # fmt: skip
         db.executemany(
             "UPDATE memberships SET status = ?1, updated_at = ?2,"
             " source = CASE WHEN ?6 = 1 THEN ?3 ELSE source END,"
@@ -286,3 +287,9 @@ class _Batch:
             "INSERT OR IGNORE INTO tags (subscriber_id, tag) VALUES (?, ?)",
             [(ids[email], tag) for email, tag in self.tags],
         )
+        # Last: PostgreSQL checks each new membership's list and reader at the end of its
+        # COPY, the longest wait of the batch, and the caller's work goes on meanwhile.
+        list_id = self.mailing_list.id
+        insert_rows(db, "memberships", MEMBERSHIP_COLUMNS,
+                    [(list_id, ids[email], *rest) for email, *rest in self.joins],
+                    meanwhile)  # fmt: skip
