@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from mailer.audience.status.departures import left_deleted
@@ -58,7 +59,6 @@ def join_many(
     of this slug counts as having left this one. Events carry ``detail`` (default: the
     candidate's consent source). The same TRANSITIONS, written in bulk. ``meanwhile``: work
     PostgreSQL's server leaves time for (``insert_rows``); it may not run."""
-    batch = _Batch(mailing_list, now(), confirmed, detail)
     existing = {
         row[0]: row
         for row in db.execute(
@@ -76,6 +76,9 @@ def join_many(
         (tagged,),
     ):
         tags.setdefault(email, set()).add(tag)
+    last = db.execute("SELECT COALESCE(MAX(id), 0) FROM subscribers").fetchone()[0]
+    ids = {email: row[1] for email, row in existing.items()}
+    batch = _Batch(mailing_list, now(), confirmed, detail, ids, last)
     outsiders = [row[1] for row in existing.values() if row[6] is None and row[4] == S.ACTIVE]
     gone = set() if resubscribe else left_deleted(db, mailing_list.slug, outsiders)
     outcomes: list[Outcome] = []
@@ -93,7 +96,7 @@ def join_many(
         else:
             outcomes.append(batch.join(c, standing, row, tags.get(c.email, set()), resubscribe))
     if not dry_run:
-        batch.write(db, existing, meanwhile)
+        batch.write(db, meanwhile)
     return outcomes
 
 
@@ -102,12 +105,15 @@ _attributes = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # one
 
 @dataclass
 class _Batch:
-    """What the batch changes, decided row by row and written statement by statement."""
+    """What the batch changes, decided row by row and written statement by statement: each
+    row as written, with its reader's id."""
 
     mailing_list: MailingList
     stamp: str
     confirmed: bool
     detail: str | None
+    ids: dict[str, int]  # each reader's id by address: those known, then those new
+    last: int  # the largest id so far: new readers take the next ones (the write lock holds)
     subscribers: list[Row] = field(default_factory=list)
     edits: list[Row] = field(default_factory=list)
     statuses: list[Row] = field(default_factory=list)
@@ -131,7 +137,7 @@ class _Batch:
         if dated and dated != at:
             why = f"{why}, dated {dated}"
         self.events.append((at, str(change), self.mailing_list.id if on_list else None, why,
-                            c.email))  # fmt: skip
+                            self.ids[c.email]))  # fmt: skip
 
     def membership(self, c: Candidate, joined: MembershipStatus, at: str, leaves: bool) -> None:
         """A new membership, joined as ``joined`` when its consent says (else now); with
@@ -141,8 +147,8 @@ class _Batch:
         confirmed_at = consent.confirmed_at or (joined_at if joined is M.CONFIRMED else "")
         status = membership_target(Change.UNSUBSCRIBE, joined) if leaves else joined
         changed_at = at if leaves else joined_at  # the last change, as the source dates it
-        self.joins.append((c.email, str(status), changed_at, joined_at,
-                           consent.source, consent.ip, confirmed_at))  # fmt: skip
+        self.joins.append((self.mailing_list.id, self.ids[c.email], str(status), changed_at,
+                           joined_at, consent.source, consent.ip, confirmed_at))  # fmt: skip
         self.event(joined_at, Change.SUBSCRIBE, c)
         if leaves:
             self.event(at, Change.UNSUBSCRIBE, c)
@@ -155,13 +161,15 @@ class _Batch:
         if change is not None and change is not Change.UNSUBSCRIBE:
             status = SUBSCRIBER[(change, S.ACTIVE)]
         attributes = _attributes(c.attributes) if c.attributes else "{}"
-        self.subscribers.append((c.email, c.name or "", attributes, c.smtputf8, str(status),
-                                 c.lang, self.stamp, self.stamp))  # fmt: skip
+        self.last += 1
+        self.ids[c.email] = self.last
+        self.subscribers.append((self.last, c.email, c.name or "", attributes, c.smtputf8,
+                                 str(status), c.lang, self.stamp, self.stamp))  # fmt: skip
         self.membership(c, JOINING.get(wanted, self.default), at, change is Change.UNSUBSCRIBE)
         if status is not S.ACTIVE and change is not None:
             self.event(at, change, c)
         if c.tags:
-            self.tags.extend((c.email, tag) for tag in c.tags)
+            self.tags.extend((self.last, tag) for tag in c.tags)
         return Outcome.ADDED
 
     def leave(self, c: Candidate, standing: Standing, row: Row, tags: set[str]) -> Outcome:
@@ -175,14 +183,14 @@ class _Batch:
             added = True
         elif change is Change.UNSUBSCRIBE and membership_target(change, before) is not None:
             # Known here, they leave now: dated by the source, it could precede their joining.
-            self.leaves.append((self.stamp, self.mailing_list.id, c.email))
+            self.leaves.append((self.stamp, self.mailing_list.id, row[1]))
             self.event(self.stamp, change, c, dated=at)
             changed = True
         target = SUBSCRIBER.get((change, S(row[4])))
         kept = (change, S(row[4])) in KEPT  # a bounce while blocked: its event, no status
         if change is not Change.UNSUBSCRIBE and (target is not None or kept):
             if target is not None:
-                self.statuses.append((str(target), self.stamp, c.email))
+                self.statuses.append((str(target), self.stamp, row[1]))
             self.event(self.stamp, change, c, dated=at)
             changed = True
         edited = self.edit(c, row, tags)
@@ -204,7 +212,7 @@ class _Batch:
             target = SUBSCRIBER.get((Change.RESUBSCRIBE, status))
             if target is None:
                 return Outcome.SKIPPED  # erased: only their own new consent
-            self.statuses.append((str(target), self.stamp, c.email))
+            self.statuses.append((str(target), self.stamp, row[1]))
             self.event(self.stamp, Change.RESUBSCRIBE, c, on_list=False)
         edited = self.edit(c, row, tags)
         change = Change.SUBSCRIBE if before is None else Change.RESUBSCRIBE
@@ -215,12 +223,12 @@ class _Batch:
             consent = c.consent or NO_CONSENT
             confirmed_at = consent.confirmed_at or (self.stamp if joined is M.CONFIRMED else "")
             self.rejoins.append((str(joined), self.stamp, consent.source, consent.ip, confirmed_at,
-                                 c.consent is not None, self.mailing_list.id, c.email))  # fmt: skip
+                                 c.consent is not None, self.mailing_list.id, row[1]))  # fmt: skip
             self.event(self.stamp, change, c)
             return Outcome.ADDED
         if wanted is M.CONFIRMED and membership_target(Change.CONFIRM, before, wanted) is not None:
             at = (c.consent or NO_CONSENT).confirmed_at or self.stamp
-            self.confirms.append((self.stamp, at, self.mailing_list.id, c.email))
+            self.confirms.append((self.stamp, at, self.mailing_list.id, row[1]))
             self.event(at, Change.CONFIRM, c)
             return Outcome.UPDATED
         return Outcome.UPDATED if edited or status is not S.ACTIVE else Outcome.UNCHANGED
@@ -233,35 +241,25 @@ class _Batch:
             attributes = json.loads(row[3])
             merged = {**attributes, **c.attributes}
         fresh = [tag for tag in c.tags if tag not in tags]
-        self.tags.extend((c.email, tag) for tag in fresh)
+        self.tags.extend((row[1], tag) for tag in fresh)
         if name != row[2] or lang != row[5] or merged != attributes:
             shown = row[3] if merged is None else _attributes(merged)
-            self.edits.append((name, shown, lang, self.stamp, c.email))
+            self.edits.append((name, shown, lang, self.stamp, row[1]))
             return True
         return bool(fresh)
 
-    def write(
-        self, db: Connection, existing: Mapping[str, Row], meanwhile: Callable[[], None] | None
-    ) -> None:
-        """Inside the caller's transaction, which holds the write lock: new subscribers take
-        the ids after the largest, so that no statement has to look an address up."""
-        ids = {email: row[1] for email, row in existing.items()}
-        last = db.execute("SELECT COALESCE(MAX(id), 0) FROM subscribers").fetchone()[0]
-        ids.update((row[0], last + n) for n, row in enumerate(self.subscribers, start=1))
-        insert_rows(db, "subscribers", SUBSCRIBER_COLUMNS,
-                    [(ids[row[0]], *row) for row in sorted(self.subscribers)])  # fmt: skip
-
-        def by_id(rows: list[Row]) -> list[Row]:
-            """Each row with its last value, an address, as the subscriber's id."""
-            return [(*row[:-1], ids[row[-1]]) for row in rows]
-
+    def write(self, db: Connection, meanwhile: Callable[[], None] | None) -> None:
+        """Inside the caller's transaction, which holds the write lock (new subscribers took
+        the ids after the largest)."""
+        by_email = sorted(self.subscribers, key=itemgetter(1))  # the index's order
+        insert_rows(db, "subscribers", SUBSCRIBER_COLUMNS, by_email)
         db.executemany(
             "UPDATE subscribers SET name = ?, attributes = ?, lang = ?, updated_at = ?"
             " WHERE id = ?",
-            by_id(self.edits),
+            self.edits,
         )
         db.executemany(
-            "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?", by_id(self.statuses)
+            "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?", self.statuses
         )
         db.executemany(
             "UPDATE memberships SET status = ?1, updated_at = ?2,"
@@ -269,27 +267,24 @@ class _Batch:
             " ip = CASE WHEN ?6 = 1 THEN ?4 ELSE ip END,"
             " confirmed_at = CASE WHEN ?5 != '' THEN ?5 ELSE confirmed_at END"
             " WHERE list_id = ?7 AND subscriber_id = ?8",
-            by_id(self.rejoins),
+            self.rejoins,
         )
         db.executemany(
             "UPDATE memberships SET status = 'confirmed', updated_at = ?, confirmed_at = ?"
             " WHERE list_id = ? AND subscriber_id = ?",
-            by_id(self.confirms),
+            self.confirms,
         )
         db.executemany(
             "UPDATE memberships SET status = 'unsubscribed', updated_at = ?"
             " WHERE list_id = ? AND subscriber_id = ?",
-            by_id(self.leaves),
+            self.leaves,
         )
         insert_rows(db, "events", ("at", "kind", "list_id", "detail", "subscriber_id"),
-                    by_id(self.events))  # fmt: skip
+                    self.events)  # fmt: skip
         db.executemany(
             "INSERT OR IGNORE INTO tags (subscriber_id, tag) VALUES (?, ?)",
-            [(ids[email], tag) for email, tag in self.tags],
+            self.tags,
         )
         # Last: PostgreSQL checks each new membership's list and reader at the end of its
         # COPY, the longest wait of the batch, and the caller's work goes on meanwhile.
-        list_id = self.mailing_list.id
-        insert_rows(db, "memberships", MEMBERSHIP_COLUMNS,
-                    [(list_id, ids[email], *rest) for email, *rest in self.joins],
-                    meanwhile)  # fmt: skip
+        insert_rows(db, "memberships", MEMBERSHIP_COLUMNS, self.joins, meanwhile)
