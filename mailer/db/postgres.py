@@ -132,8 +132,7 @@ class PgConnection:
         rows: Iterable[Sequence[Any]],
         meanwhile: Callable[[], None] | None = None,
     ) -> None:
-        """Rows into ``table`` by COPY (``insert_rows``); ``meanwhile`` runs while the server
-        stores them."""
+        """Rows into ``table`` by COPY; ``meanwhile`` as ``insert_rows`` says."""
         copy_in(self.connection, table, columns, rows, meanwhile)
         self._follow(table if "id" in columns else "")
 
