@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailer.audience import lists
+from mailer.audience import import_reading, lists
+from mailer.audience.addresses import Address, normalise
 from mailer.audience.csv_export import export_csv
-from mailer.audience.csv_import import import_csv
+from mailer.audience.csv_import import ImportOptions, import_csv
 from mailer.audience.csv_lines import cells, lines
 from mailer.audience.import_chunks import CHUNK, RowProblem, SeenAddresses, gathered
 from mailer.audience.import_formats import plan
@@ -316,6 +317,12 @@ def test_interrupted_import_leaves_no_half_row_and_can_be_rerun(tmp_path: Path) 
     assert consistent(tmp_path) == (rows, rows, rows)
 
 
+def seven_thousand(folder: Path) -> Path:
+    """A file of two chunks: 5,000 readers, then 2,000."""
+    text = "email\n" + "".join(f"r{i}@example.org\n" for i in range(7_000))
+    return write_csv(folder / "r.csv", text)
+
+
 def _failing_second_gather(
     monkeypatch: pytest.MonkeyPatch,
     error: BaseException,
@@ -346,9 +353,7 @@ def test_a_failure_gathering_the_next_chunk_comes_after_the_chunk_before_lands(
     COPY's foreign-key checks): that chunk is not committed yet then. An error met there (a
     full disk, Ctrl-C) is raised once the chunk before has landed, as it was when the chunks
     were gathered one after the other."""
-    path = write_csv(
-        tmp_path / "r.csv", "email\n" + "".join(f"r{i}@example.org\n" for i in range(7_000))
-    )
+    path = seven_thousand(tmp_path)
     seen: list[tuple[int, int, int]] = []
     _failing_second_gather(monkeypatch, error, seen, tmp_path)
     with store(tmp_path) as db:
@@ -358,6 +363,31 @@ def test_a_failure_gathering_the_next_chunk_comes_after_the_chunk_before_lands(
     ahead = engine == "postgresql"  # SQLite stores in this process: nothing to wait for
     assert seen == [(0, 0, 0) if ahead else (5_000, 5_000, 5_000)]
     assert consistent(tmp_path) == (5_000, 5_000, 5_000)  # the first chunk, whole
+
+
+def test_with_dns_lookups_the_next_chunk_is_gathered_after_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking up every address's domain can make gathering a chunk take seconds: not while
+    the chunk before holds the write lock. (The lookups themselves stay off the network.)"""
+    looked_up: list[bool] = []
+
+    def offline(raw: str, *, check_dns: bool = False) -> Address:
+        looked_up.append(check_dns)
+        return normalise(raw)
+
+    monkeypatch.setattr(import_reading, "normalise", offline)
+    path = seven_thousand(tmp_path)
+    seen: list[tuple[int, int, int]] = []
+    _failing_second_gather(monkeypatch, DiskFullError("temporary folder"), seen, tmp_path)
+    with store(tmp_path) as db:
+        weekly = lists.create(db, "weekly", "W")
+        with pytest.raises(DiskFullError):
+            import_csv(db, weekly, path, on_problem=lambda p: None, secret=SECRET,
+                       options=ImportOptions(check_dns=True, workers=0))  # fmt: skip
+    assert set(looked_up) == {True}
+    assert seen == [(5_000, 5_000, 5_000)]  # on both engines
+    assert consistent(tmp_path) == (5_000, 5_000, 5_000)
 
 
 def test_import_killed_with_sigkill_is_consistent(tmp_path: Path) -> None:

@@ -114,13 +114,16 @@ def import_csv(
         chunks = gathered(rows, reading, workers, path, layout.gone_domain)
         with closing(chunks):  # on an error here too, the reading processes end
             ahead = Ahead(chunks)
+            # Gathered early, a chunk is gathered inside the transaction before, which holds
+            # the write lock: not when its addresses' domains are looked up (seconds, at worst).
+            early = None if options.check_dns else ahead.fetch
             while (chunk := ahead.take()) is not None:
                 for problem in chunk.problems:
                     on_problem(problem)
                 for key, count in chunk.counts.items():
                     summary.counts[key] += count
                 _land(database, mailing_list, chunk, options, summary, reading.source,
-                      secret=secret, meanwhile=ahead.fetch)  # fmt: skip
+                      secret=secret, meanwhile=early)  # fmt: skip
     return summary
 
 
@@ -133,7 +136,7 @@ def _land(
     source: str,
     *,
     secret: bytes,
-    meanwhile: Callable[[], None],
+    meanwhile: Callable[[], None] | None,
 ) -> None:
     """One chunk onto the list, in one transaction, its events' detail ``source`` (the
     consent the rows carry), and its outcomes counted; the next chunk may be gathered
