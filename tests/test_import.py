@@ -25,7 +25,13 @@ from mailer.audience.addresses import Address, normalise
 from mailer.audience.csv_export import export_csv
 from mailer.audience.csv_import import ImportOptions, import_csv
 from mailer.audience.csv_lines import cells, lines
-from mailer.audience.import_chunks import CHUNK, RowProblem, SeenAddresses, gathered
+from mailer.audience.import_chunks import (
+    CHUNK,
+    CHUNK_LINES,
+    RowProblem,
+    SeenAddresses,
+    gathered,
+)
 from mailer.audience.import_formats import plan
 from mailer.audience.import_reading import Reading
 from mailer.db.database import Database
@@ -446,6 +452,34 @@ def test_bad_rows_are_handed_over_as_they_come_not_held(tmp_path: Path) -> None:
             rest = list(chunks)
     assert [len(chunk.problems) for chunk in rest] == [CHUNK, 2_000]
     assert list(rest[-1].candidates) == ["a@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("filler", "gone"),
+    [("\n", None), ("r{}@deletion-request.substack.com\n", "deletion-request.substack.com")],
+    ids=["blank-lines", "erased-stand-ins"],
+)
+def test_rows_that_add_nobody_still_end_a_chunk(
+    tmp_path: Path, filler: str, gone: str | None
+) -> None:
+    """Lines that give neither a reader nor a problem (blank ones, a tool's stand-ins for
+    readers erased) end a chunk after CHUNK_LINES all the same: gathering one, which
+    PostgreSQL does while the chunk before holds the write lock, stays bounded."""
+    count = 3 * CHUNK_LINES
+    text = "email\n" + "".join(filler.format(i) for i in range(count)) + "a@example.org\n"
+    path = write_csv(tmp_path / "r.csv", text)
+    with path.open("rb") as handle:
+        rows = lines(handle)
+        layout = plan(path, cells(next(rows), ","))
+        chunks = gathered(rows, Reading(layout, ",", "import:r.csv"), 0, path, gone)
+        with closing(chunks):
+            first = next(chunks)
+            assert first.candidates == {} and handle.tell() < path.stat().st_size / 2
+            rest = list(chunks)
+    assert len(rest) >= 2
+    assert list(rest[-1].candidates) == ["a@example.org"]
+    erased = sum(chunk.counts["erased"] for chunk in [first, *rest])
+    assert erased == (count if gone else 0)
 
 
 def test_a_full_temporary_folder_is_one_line_not_a_traceback() -> None:

@@ -9,6 +9,7 @@ import pytest
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 
+from mailer.db import postgres_copy
 from mailer.db.postgres_copy import copy_in
 
 COLUMNS = ("list_id", "subscriber_id", "status", "updated_at")
@@ -73,6 +74,24 @@ def test_an_error_in_meanwhile_leaves_the_connection_ready_for_the_rollback(
     assert members(connection) == []
     copy_in(connection, "memberships", COLUMNS, rows(3), lambda: None)
     assert members(connection) == [3]
+
+
+def test_ctrl_c_while_the_end_is_sent_leaves_the_connection_ready_for_the_rollback(
+    connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sending = postgres_copy._send_end
+
+    def interrupted(pgconn: Any) -> Any:
+        yield from sending(pgconn)
+        raise KeyboardInterrupt  # as Ctrl-C arriving while psycopg waits for the socket
+
+    monkeypatch.setattr(postgres_copy, "_send_end", interrupted)
+    connection.execute("BEGIN")
+    with pytest.raises(KeyboardInterrupt):
+        copy_in(connection, "memberships", COLUMNS, rows(1, 2), lambda: None)
+    assert connection.pgconn.transaction_status == TransactionStatus.INTRANS  # answer read
+    connection.execute("ROLLBACK")
+    assert members(connection) == []
 
 
 def test_without_meanwhile_it_is_psycopgs_own_copy(connection: Any) -> None:

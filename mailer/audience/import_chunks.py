@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mailer.audience.csv_lines import Line
 from mailer.audience.import_formats import LEAVING, stronger
-from mailer.audience.import_reading import Reading, read_rows
+from mailer.audience.import_reading import BATCH, Reading, read_rows
 from mailer.audience.import_rows import Arrival
 from mailer.audience.status.bulk import Standing
 from mailer.db.database import as_json
@@ -22,6 +22,10 @@ from mailer.errors import DiskFullError, FileInputError, MailerError
 from mailer.models import Candidate
 
 CHUNK = 5000  # rows landed in one transaction
+# Lines, at most, gathered into one chunk, whatever they hold: rows that add neither a reader
+# nor a problem (blank lines, a tool's stand-ins for erased readers) do not make a chunk's
+# gathering unbounded, and PostgreSQL gathers the next chunk under the write lock.
+CHUNK_LINES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,7 @@ def gathered(
     addresses."""
     ending = f"@{gone}" if gone else None
     with closing(SeenAddresses()) as met, _worker_lost(path):
-        chunk = Chunk(path)
+        chunk, covered = Chunk(path), 0
         with closing(read_rows(lines, reading, workers)) as batches:
             for batch in batches:
                 for row in batch:
@@ -155,7 +159,11 @@ def gathered(
                         chunk.bad(*row)
                     if len(chunk.candidates) >= CHUNK or len(chunk.problems) >= CHUNK:
                         yield chunk.finish(met)  # problems, too, are reported as they come
-                        chunk = Chunk(path)
+                        chunk, covered = Chunk(path), 0
+                covered += BATCH  # the lines a batch came from, blank ones too
+                if covered >= CHUNK_LINES:  # perhaps empty: the gathering gives way
+                    yield chunk.finish(met)
+                    chunk, covered = Chunk(path), 0
         if chunk.candidates or chunk.problems or chunk.counts:
             yield chunk.finish(met)
 

@@ -50,10 +50,10 @@ class _EndingMeanwhile(LibpqWriter):
             super().finish(exc)
             return
         pgconn = self.connection.pgconn
-        self.connection.wait(_send_end(pgconn))
         try:
+            self.connection.wait(_send_end(pgconn))
             self.meanwhile()
-        finally:  # whatever it did, the connection is left ready for the next statement
+        finally:  # whatever happened (Ctrl-C too), the answer is read: the connection is idle
             results = self.connection.wait(_results(pgconn))
         failed = [result for result in results if result.status != ExecStatus.COMMAND_OK]
         if failed:
@@ -68,7 +68,8 @@ def _send_end(pgconn: PGconn) -> Steps:
 
 
 def _results(pgconn: PGconn) -> Steps:
-    """Every result of the statement, until libpq has no more (the connection is then idle)."""
+    """Every result of the statement, until libpq has no more (the connection is then idle),
+    or the copy's own, again, if the end of the data never went out (as psycopg stops)."""
     results: list[PGresult] = []
     while True:
         pgconn.consume_input()
@@ -79,3 +80,5 @@ def _results(pgconn: PGconn) -> Steps:
         if result is None:
             return results
         results.append(result)
+        if result.status == ExecStatus.COPY_IN:
+            return results
