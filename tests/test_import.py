@@ -13,8 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +30,7 @@ from mailer.audience.csv_lines import cells, lines
 from mailer.audience.import_chunks import (
     CHUNK,
     CHUNK_LINES,
+    Chunk,
     RowProblem,
     SeenAddresses,
     gathered,
@@ -435,21 +438,30 @@ def test_create_list_on_import_is_repeatable(mailer: Invoke) -> None:
     assert missing.exit_code == 1
 
 
+@contextmanager
+def gathering(
+    path: Path, gone: str | None = None
+) -> Iterator[tuple[Generator[Chunk, None, None], BinaryIO]]:
+    """The chunks of a CSV file with an email column, read here, and the open file."""
+    with path.open("rb") as handle:
+        rows = lines(handle)
+        layout = plan(path, cells(next(rows), ","))
+        chunks = gathered(rows, Reading(layout, ",", "import:r.csv"), 0, path, gone)
+        with closing(chunks):
+            yield chunks, handle
+
+
 def test_bad_rows_are_handed_over_as_they_come_not_held(tmp_path: Path) -> None:
     """However few good rows there are, a chunk goes to be reported (and landed) once it
     holds 5,000 problems: a file of bad rows is reported as it is read, in bounded memory."""
     path = write_csv(
         tmp_path / "r.csv", "email\n" + "not an address\n" * 12_000 + "a@example.org\n"
     )
-    with path.open("rb") as handle:
-        rows = lines(handle)
-        layout = plan(path, cells(next(rows), ","))
-        chunks = gathered(rows, Reading(layout, ",", "import:r.csv"), 0, path, None)
-        with closing(chunks):
-            first = next(chunks)
-            assert (len(first.problems), first.candidates) == (CHUNK, {})
-            assert first.problems[0].line == 2 and handle.tell() < path.stat().st_size
-            rest = list(chunks)
+    with gathering(path) as (chunks, handle):
+        first = next(chunks)
+        assert (len(first.problems), first.candidates) == (CHUNK, {})
+        assert first.problems[0].line == 2 and handle.tell() < path.stat().st_size
+        rest = list(chunks)
     assert [len(chunk.problems) for chunk in rest] == [CHUNK, 2_000]
     assert list(rest[-1].candidates) == ["a@example.org"]
 
@@ -468,14 +480,10 @@ def test_rows_that_add_nobody_still_end_a_chunk(
     count = 3 * CHUNK_LINES
     text = "email\n" + "".join(filler.format(i) for i in range(count)) + "a@example.org\n"
     path = write_csv(tmp_path / "r.csv", text)
-    with path.open("rb") as handle:
-        rows = lines(handle)
-        layout = plan(path, cells(next(rows), ","))
-        chunks = gathered(rows, Reading(layout, ",", "import:r.csv"), 0, path, gone)
-        with closing(chunks):
-            first = next(chunks)
-            assert first.candidates == {} and handle.tell() < path.stat().st_size / 2
-            rest = list(chunks)
+    with gathering(path, gone) as (chunks, handle):
+        first = next(chunks)
+        assert first.candidates == {} and handle.tell() < path.stat().st_size / 2
+        rest = list(chunks)
     assert len(rest) >= 2
     assert list(rest[-1].candidates) == ["a@example.org"]
     erased = sum(chunk.counts["erased"] for chunk in [first, *rest])
