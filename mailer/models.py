@@ -130,14 +130,36 @@ class Member:
         return Reader(self.id, self.email, self.name, self.attributes, self.smtputf8, self.lang)
 
 
+# Control characters a server's text may not keep; a multi-line reply's line feeds stay.
+UNSAID = dict.fromkeys([*range(0, 9), *range(11, 32), 127])
+
+
+def heard(text: str) -> str:
+    """A server's text as it can be stored and shown: the bytes that were not UTF-8 (which
+    aiosmtplib keeps as lone surrogates, that no database or terminal takes) become U+FFFD,
+    and control characters go."""
+    if text.isprintable():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace").translate(UNSAID)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What the server answered for one message: a 2xx, 4xx or 5xx code, its text, and the
-    stage that answered ("mail" is a refusal of the sender or session, not of this reader)."""
+    stage that answered ("mail" is a refusal of the sender or session, not of this reader).
+    The text is made storable (``heard``) whoever builds the reply."""
 
     code: int
     text: str
     stage: str = "data"
+
+    def __post_init__(self) -> None:
+        if not self.text.isprintable():
+            object.__setattr__(self, "text", heard(self.text))
 
     @property
     def permanent(self) -> bool:

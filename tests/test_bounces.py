@@ -358,6 +358,26 @@ def test_forged_verp_is_not_trusted(workspace: Path) -> None:
         assert status_of(store, "real@example.com") == "bounced"
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
+def test_a_diagnostic_with_control_characters_and_8bit_bytes_is_stored(workspace: Path) -> None:
+    """A report's Diagnostic-Code with a NUL, an escape and a Latin-1 byte: the bounce is
+    applied and its detail kept without them (PostgreSQL refuses a NUL in text)."""
+    with open_store(workspace) as store:
+        seed(store, {"gone@example.com": ""})
+        raw = postfix_bounce("gone@example.com", "bulletin@example.org",
+                             diagnostic="smtp; 550 5.1.1 Empf@nger unbekannt @[31m")  # fmt: skip
+        raw = raw.replace(b"Empf@nger", b"Empf\xe4nger").replace(b"@[31m", b"\x00\x1b[31m")
+        box = mailbox.mbox(workspace / "in.mbox")
+        box.add(raw)
+        box.close()
+        with open_source(str(workspace / "in.mbox")) as source:
+            summary = process(store, source, Signer(load_secret(workspace)), _settings())
+        assert summary.counts["hard"] == 1
+        assert status_of(store, "gone@example.com") == "bounced"
+        [(detail,)] = store.query("SELECT detail FROM events WHERE kind = 'bounced'")
+        assert detail == "5.1.1 smtp; 550 5.1.1 Empf\ufffdnger unbekannt [31m"
+
+
 # the soft-bounce score
 
 

@@ -11,6 +11,7 @@ from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
 
+from mailer.models import heard
 from mailer.tokens import Signer, parse_verp
 
 # Where MTAs put the envelope recipient of the bounce (ours: bounces+TOKEN@domain), best first.
@@ -41,7 +42,8 @@ class Failure:
 
     @property
     def detail(self) -> str:
-        return f"{self.status} {self.diagnostic}".strip()[:500]
+        """Status and diagnostic as the events keep them (a report's control characters go)."""
+        return heard(f"{self.status} {self.diagnostic}").strip()[:500]
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,9 @@ class Shared(bytes):
     __slots__ = ()
 
 
+DATE, MESSAGE_ID, LINE_END = Shared(b"Date: "), Shared(b"\r\nMessage-ID: "), Shared(b"\r\n")
+
+
 def clean(value: str) -> str:
     """Turn every line break and control character into a space; collapse whitespace."""
     if value.isprintable() and "  " not in value and value.strip() == value:
@@ -206,21 +209,23 @@ class Skeleton:
         self.mailto = f"mailto:{local}+unsubscribe-{slug}@{self.domain}?subject=unsubscribe"
         self.list_id = f"{slug}.{self.domain}"
         self.boundary = boundary()
-        self.from_header = mailbox("From", *self.sender)
-        self.subject_header = unstructured("Subject", subject)
+        self.from_header = Shared(mailbox("From", *self.sender))
+        self.subject_header = Shared(unstructured("Subject", subject))
         self.reply_to = split_mailbox(reply_to) if clean(reply_to) else None
         opening, middle, end = frame(self.boundary, related, attached)
         self.middle, self.end = Shared(middle), Shared(end)
-        self.tail = b"".join(
-            [
-                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-                mailbox("Reply-To", *self.reply_to) if self.reply_to else b"",
-                b"MIME-Version: 1.0\r\n",
-                opening,
-            ]
+        self.tail = Shared(
+            b"".join(
+                [
+                    b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+                    mailbox("Reply-To", *self.reply_to) if self.reply_to else b"",
+                    b"MIME-Version: 1.0\r\n",
+                    opening,
+                ]
+            )
         )
         list_phrase = phrase(list_name, MAX_LINE - len("List-Id: "))
-        self.list_id_header = fold("List-Id", [*list_phrase, f"<{self.list_id}>"])
+        self.list_id_header = Shared(fold("List-Id", [*list_phrase, f"<{self.list_id}>"]))
         # The frame's pieces each end a line, so their relaxed forms are fixed per campaign.
         opening = relaxed_lines(self.tail.partition(b"\r\n\r\n")[2])
         self.relaxed_frame = (opening, relaxed_lines(self.middle), relaxed_lines(self.end))
@@ -268,11 +273,11 @@ class Skeleton:
             self.from_header,
             mailbox("To", to_name, to_addr),
             self.subject_header,
-            b"Date: ",
+            DATE,
             date or self.date(),
-            b"\r\nMessage-ID: ",
+            MESSAGE_ID,
             clean(message_id).replace(" ", "").encode("ascii", "replace"),
-            b"\r\n",
+            LINE_END,
             self.list_id_header,
             self.unsubscribe_header(unsubscribe_url),
             self.tail,

@@ -271,6 +271,8 @@ class Part:
                 known = recent.get(i)
                 if known is None or known[0] != piece:  # else the last reader's, as it was
                     known = recent[i] = (piece, qp(self._wrapped(piece)), None)
+                elif type(known[1]) is not Shared:  # a second reader's too: likely everyone's
+                    known = recent[i] = (piece, Shared(known[1]), known[2])
                 chunk = known[1]
                 chunks.append(chunk)
                 if relaxed is not None and chunk.endswith(b"\n"):

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from mailer.compose.mime import Shared
 from mailer.send.types import Message
 
 LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
-LONG = 1024  # a campaign's shared chunks this long are stuffed once, then remembered
 KEPT = 4096  # remembered chunks at most (a campaign has a few dozen, a long report hundreds)
 
 
 class DataPayload:
-    """Makes DATA payloads. A campaign's long Shared chunks (its attachments, the report's
-    text) are checked and stuffed once, so the per-message work is the reader's own chunks
-    and one join. Nothing else is kept: a message built elsewhere is new bytes each time."""
+    """Makes DATA payloads. A campaign's Shared chunks (its attachments, the report's text,
+    the headers every reader gets) are checked and stuffed once, so the per-message work is
+    the reader's own chunks and one join. Nothing else is kept: a message built elsewhere is
+    new bytes each time."""
 
     def __init__(self) -> None:
         self.remembered: dict[int, tuple[bytes, bytes | None]] = {}
@@ -24,44 +23,44 @@ class DataPayload:
     def __call__(self, message: Message) -> bytes:
         pieces: list[bytes] = []
         line_start = True
-        for chunk, shared in _segments(message):
-            stuffed = self._remembered(chunk) if shared else _stuff(chunk)
-            if stuffed is None:  # a bare CR or LF, or a CRLF split around a shared chunk
+        run: list[bytes] = []  # the reader's own chunks since the last shared one, joined
+        remembered = self.remembered
+        for chunk in [*message, None]:
+            if chunk is not None and type(chunk) is not Shared:
+                if chunk:
+                    run.append(chunk)
+                continue
+            if run:
+                mine = b"".join(run) if len(run) > 1 else run[0]
+                run = []
+                stuffed = _stuff(mine)
+                if stuffed is None:  # a bare CR or LF
+                    return payload(b"".join(message))
+                if line_start and mine[:1] == b".":
+                    pieces.append(b".")
+                pieces.append(stuffed)
+                line_start = mine[-1:] == b"\n"
+            if not chunk:
+                continue
+            known = remembered.get(id(chunk))
+            if known is None or known[0] is not chunk:  # kept alive while known: ids match
+                known = self._remember(chunk)
+            if known[1] is None:  # a bare CR or LF, or a CRLF split around a shared chunk
                 return payload(b"".join(message))
             if line_start and chunk[:1] == b".":
                 pieces.append(b".")
-            pieces.append(stuffed)
-            line_start = chunk.endswith(b"\n")
+            pieces.append(known[1])
+            line_start = chunk[-1:] == b"\n"
         if not line_start or not pieces:
             pieces.append(b"\r\n")
         pieces.append(b".\r\n")
         return b"".join(pieces)
 
-    def _remembered(self, chunk: bytes) -> bytes | None:
-        known = self.remembered.get(id(chunk))
-        if known is not None and known[0] is chunk:  # the chunk is kept alive, so ids match
-            return known[1]
-        stuffed = _stuff(chunk)
+    def _remember(self, chunk: bytes) -> tuple[bytes, bytes | None]:
         if len(self.remembered) >= KEPT:
             self.remembered.clear()
-        self.remembered[id(chunk)] = (chunk, stuffed)
-        return stuffed
-
-
-def _segments(message: Message) -> Iterator[tuple[bytes, bool]]:
-    """The long shared chunks, each alone, and the runs of other chunks between them joined
-    (whether each is shared): a message is stuffed in a few pieces, not one per chunk."""
-    run: list[bytes] = []
-    for chunk in message:
-        if type(chunk) is Shared and len(chunk) >= LONG:
-            if run:
-                yield b"".join(run), False
-                run = []
-            yield chunk, True
-        elif chunk:
-            run.append(chunk)
-    if run:
-        yield b"".join(run), False
+        known = self.remembered[id(chunk)] = (chunk, _stuff(chunk))
+        return known
 
 
 def _stuff(chunk: bytes) -> bytes | None:

@@ -1,0 +1,108 @@
+"""A server's reply text that is not UTF-8, or holds control characters, is stored and shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailer.models import Reply, heard
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke, store
+from tests.smtp_servers import (
+    LoopbackController,
+    PipeliningServer,
+    Recorder,
+    start,
+    start_pipelining,
+)
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+# What a relay with a Latin-1 locale, or a careless one, may answer: bytes that are not UTF-8
+# (aiosmtplib keeps them as lone surrogates), a NUL and an escape.
+QUEUED = b"250 2.0.0 Ok: mis en file d'attente \xe0 14h \x00\x1b[31mqueued"
+UNKNOWN = b"550 5.1.1 Empf\xe4nger unbekannt"
+REFUSED = "lukasz.nowak@example.net"
+
+
+class Latin:
+    """Answers DATA with QUEUED, and REFUSED's RCPT with UNKNOWN, as raw bytes (aiosmtpd
+    writes bytes as they are)."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str | bytes:
+        if address == REFUSED:
+            return UNKNOWN
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> bytes:
+        await Recorder.handle_DATA(self, server, session, envelope)  # type: ignore[arg-type]
+        return QUEUED
+
+
+@dataclass
+class LatinRecorder(Latin, Recorder):
+    pass
+
+
+@dataclass
+class LatinPipelining(Latin, PipeliningServer):
+    pass
+
+
+def serve(pipelining: bool) -> tuple[LoopbackController, Recorder]:
+    if pipelining:
+        handler: Recorder = LatinPipelining()
+        return start_pipelining(handler), handler  # type: ignore[arg-type]
+    handler = LatinRecorder()
+    return start(handler), handler
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_replies_that_are_not_utf8_are_recorded_and_the_campaign_ends(
+    mailer: Invoke, workspace: Path, pipelining: bool
+) -> None:
+    """Before, recording such a reply failed: the campaign paused with every result of the
+    batch unrecorded, to be sent again on resume, where the same reply paused it again."""
+    controller, recorder = serve(pipelining)
+    try:
+        imported = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+        assert imported.exit_code == 0, imported.output
+        env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+               "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
+        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert "19 sent, 0 deferred, 1 failed, 0 skipped" in result.stdout
+    received = recorder.counts()
+    assert len(received) == 19 and set(received.values()) == {1}
+    shown = mailer("campaigns", "show", "1").stdout
+    assert "status:   done" in shown, shown
+    database = store(workspace)
+    try:
+        rows = database.query(
+            "SELECT s.email, d.status, d.reply FROM deliveries d"
+            " JOIN subscribers s ON s.id = d.subscriber_id"
+        )
+    finally:
+        database.close()
+    replies = {email: (status, reply) for email, status, reply in rows}
+    assert replies.pop(REFUSED) == ("failed", "5.1.1 Empf\ufffdnger unbekannt")
+    assert set(replies.values()) == {
+        ("sent", "2.0.0 Ok: mis en file d'attente \ufffd 14h [31mqueued")
+    }
+
+
+def test_a_reply_keeps_its_printable_text_and_its_line_breaks() -> None:
+    assert Reply(250, "2.0.0 Ok").text == "2.0.0 Ok"
+    assert Reply(550, "5.1.1 first line\n5.1.1 second\tline").text == (
+        "5.1.1 first line\n5.1.1 second\tline"
+    )
+    assert Reply(451, "4.3.0 caf\udce9\r\n").text == "4.3.0 caf\ufffd\n"
+    assert heard("lone \ud800 surrogate") == "lone ? surrogate"  # stands for no byte
+    assert heard("Zo\u00eb \u2014 ok") == "Zo\u00eb \u2014 ok"
