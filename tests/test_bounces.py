@@ -378,6 +378,44 @@ def test_a_diagnostic_with_control_characters_and_8bit_bytes_is_stored(workspace
         assert detail == "5.1.1 smtp; 550 5.1.1 Empf\ufffdnger unbekannt [31m"
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
+def test_headers_with_a_nul_or_8bit_bytes_do_not_stop_the_bounces_after_them(
+    mailer: Invoke, workspace: Path
+) -> None:
+    """A bounce whose Message-ID and Final-Recipient hold a NUL, an escape and a Latin-1 byte
+    (its Original-Recipient names the reader), and a mailed unsubscribe whose From does: each
+    is read and marked, and the bounce after them is applied. Before, PostgreSQL refused the
+    NUL, so every run stopped at the first message."""
+    with open_store(workspace) as store:
+        seed(store, {"gone@example.com": "", "odd@example.com": ""})
+    maildir = mailbox.Maildir(workspace / "Maildir")
+    odd = postfix_bounce("odd@example.com", "bulletin@example.org")
+    odd = odd.replace(b"Final-Recipient: rfc822; odd@", b"Final-Recipient: rfc822; o\x00dd\xe9@")
+    odd = odd.replace(b"Message-Id: <2025", b"Message-Id: <\x00\xe9\x1b[2J2025")
+    maildir.add(odd)
+    maildir.add(
+        b"From: reader\x00\xe9@example.org\r\nTo: bulletin+unsubscribe-weekly@example.org"
+        b"\r\nMessage-ID: <u1\x00@example.org>\r\nSubject: unsubscribe\r\n\r\nplease\r\n"
+    )
+    maildir.add(postfix_bounce("gone@example.com", "bulletin@example.org"))
+    maildir.close()
+    result = mailer("bounces", "process", str(workspace / "Maildir"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "3 messages read: 2 hard, 0 soft, 0 unsubscribed, 0 unmatched, 1 unrecognised,"
+        " 0 already processed; 2 readers now bounced"
+    )
+    assert "Traceback" not in result.stderr
+    assert "\x00" not in result.stderr and "\x1b" not in result.stderr
+    with open_store(workspace) as store:
+        assert status_of(store, "gone@example.com") == "bounced"
+        assert status_of(store, "odd@example.com") == "bounced"
+        ids = [row[0] for row in store.query("SELECT message_id FROM processed_mail")]
+        assert len(ids) == 3 and not any("\x00" in i or "\x1b" in i for i in ids)
+    again = mailer("bounces", "process", str(workspace / "Maildir"))
+    assert again.exit_code == 0 and again.stdout.startswith("0 messages read"), again.output
+
+
 # the soft-bounce score
 
 

@@ -70,12 +70,12 @@ def read_message(raw: bytes, signer: Signer) -> Reading:
         failures = _dsn_failures(report) if report else _flufl_failures(msg)
         original = _original_message_id(msg)
     except Exception as error:  # a malformed message must not stop the others
-        return Reading("other", message_id=own_id, reason=f"cannot parse: {error}")
+        return Reading("other", message_id=own_id, reason=heard(f"cannot parse: {error}"))
     if failures:
         return Reading("bounce", failures, verp, own_id, original)
     slug = _unsubscribe_slug(msg)
     if slug and not report:
-        sender = parseaddr(str(msg.get("From", "")))[1].strip().lower()
+        sender = parseaddr(heard(str(msg.get("From", ""))))[1].strip().lower()
         if not sender or sender.partition("@")[0] in DAEMONS:
             return Reading("other", message_id=own_id, reason="unsubscribe request without sender")
         return Reading("unsubscribe", message_id=own_id, list_slug=slug.lower(), sender=sender)
@@ -91,7 +91,7 @@ def read_message(raw: bytes, signer: Signer) -> Reading:
 def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
     values: list[str] = []
     for name in names:
-        values += [str(v) for v in msg.get_all(name, [])]
+        values += [heard(str(v)) for v in msg.get_all(name, [])]
     return [address for _, address in getaddresses(values) if address]
 
 
@@ -159,7 +159,7 @@ def _blocks(report: Message) -> list[Message]:
 
 def _typed_address(value: object) -> str:
     """``rfc822; reader@example.org`` -> ``reader@example.org``."""
-    text = str(value or "").strip()
+    text = heard(str(value or "")).strip()
     kind, sep, address = text.partition(";")
     if not sep:
         address = kind
@@ -177,7 +177,7 @@ def _flufl_failures(msg: Message) -> tuple[Failure, ...]:
     for raw, hard in [(a, True) for a in sorted(permanent)] + [
         (a, False) for a in sorted(temporary)
     ]:
-        address = raw.decode("utf-8", "replace").strip().lower()
+        address = heard(raw.decode("utf-8", "replace")).strip().lower()
         if "@" not in address or (not hard and raw in permanent):
             continue
         status, diagnostic = _text_reason(text, address)
@@ -237,9 +237,9 @@ def _original_message_id(msg: Message) -> str:
         if headers is not None and headers.get("Message-ID"):
             return _clean_id(str(headers["Message-ID"]))
     found = MESSAGE_ID.search(_body_text(msg))  # bounces that quote the message as text
-    return found.group(1) if found else ""
+    return heard(found.group(1)) if found else ""
 
 
 def _clean_id(value: str) -> str:
-    text = "".join(str(value).split())
+    text = "".join(heard(str(value)).split())
     return text if not text or text.startswith("<") else f"<{text}>"
