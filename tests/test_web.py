@@ -236,6 +236,11 @@ def test_every_bad_token_gets_the_same_answer(site: Site) -> None:
     answers.append(http("GET", f"{site.live.url}/c/{real}"))  # unsubscribe token, confirm route
     answers.append(http("GET", f"{site.live.url}/s/no-such-list"))
     answers.append(http("GET", f"{site.live.url}/no/such/page"))
+    # A NUL, an escape or a byte that is not UTF-8 in a slug, token or name (PostgreSQL refused
+    # the NUL: a 503, and the path in the log as it came)
+    for path in ("/s/%00x", "/s/weekly%1b", f"/u/{real}%00", "/p/%E9x", "/archive/1/%00",
+                 "/media/%00x.png", "/a/%00"):  # fmt: skip
+        answers.append(http("GET", f"{site.live.url}{path}"))
     assert {a.status for a in answers} == {404}
     assert len({a.body for a in answers}) == 1
     assert "This link is not valid" in answers[0].body

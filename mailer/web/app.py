@@ -48,6 +48,8 @@ def create_app(
 
     def route(path: str, handler: Handler, methods: list[str] | None = None) -> Route:
         async def endpoint(request: Request) -> Response:
+            if not all(str(value).isprintable() for value in request.path_params.values()):
+                return site.invalid(request)  # no slug, token or name holds a NUL or a control
             return await handler(site, request)
 
         return Route(path, endpoint, methods=methods)

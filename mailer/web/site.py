@@ -26,7 +26,7 @@ from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import Database
 from mailer.db.opening import open_database
-from mailer.models import MailingList, Member, MembershipStatus
+from mailer.models import MailingList, Member, MembershipStatus, heard
 from mailer.schedule.scheduler import Scheduler
 from mailer.send.confirmation import Confirmations
 from mailer.send.transports import choose_transport
@@ -242,7 +242,7 @@ class Site:
         return self.invalid(request)
 
     async def failure(self, request: Request, error: Exception) -> Response:
-        log.error("%s %s: %s", request.method, request.url.path, error)
+        log.error("%s %s: %s", request.method, heard(request.url.path), heard(str(error)))
         headers = {"Retry-After": "60"}
         return self.page("busy", 503, headers, self.language(request), too_many=False)
 
