@@ -211,6 +211,25 @@ def test_listmonk_export(mailer: Invoke, workspace: Path, weekly: str) -> None:
     )  # fmt: skip
 
 
+def test_listmonk_attributes_with_half_an_emoji_land_with_a_replacement(
+    mailer: Invoke, workspace: Path, weekly: str
+) -> None:
+    """A JSON escape of a lone surrogate (JavaScript cut an emoji in half): the reader lands,
+    the half becomes U+FFFD. Before, no database took it: a traceback."""
+    path = write_csv(
+        workspace / "subscribers.csv",
+        LISTMONK + "\n"
+        'b2b1f2a0-5e0a-4d7c-9a55-1f0c3b7d9e01,ada@example.org,Ada,"{""city"": ""Z\\ud83drich"",'
+        ' ""tags"": [""\\udc4d""]}",enabled,2021-02-17 09:54:02 +0000 UTC,'
+        "2024-01-05 10:00:00 +0000 UTC\n",
+    )
+    result = mailer("subscribers", "import", weekly, str(path))
+    assert result.exit_code == 0, result.output
+    assert readers(workspace)["ada@example.org"]["attributes"] == {
+        "city": "Z\ufffdrich", "tags": '["\ufffd"]', "uuid": "b2b1f2a0-5e0a-4d7c-9a55-1f0c3b7d9e01"
+    }  # fmt: skip
+
+
 def test_substack_export(mailer: Invoke, workspace: Path, weekly: str) -> None:
     path = write_csv(
         workspace / "email_list.vale.csv",

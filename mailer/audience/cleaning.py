@@ -6,6 +6,9 @@ import re
 
 BREAKS = re.compile(r"[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]+")
 CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Lone surrogates: a JSON "\ud83d" (half an emoji, as JavaScript cuts one) or a byte that was
+# not UTF-8. No database takes them; they become U+FFFD.
+SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def has_controls(value: str) -> bool:
@@ -15,7 +18,8 @@ def has_controls(value: str) -> bool:
 
 def clean(value: str) -> str:
     """``value`` on one line and without control characters: each run of line breaks and tabs
-    becomes one space, every other C0 control character and DEL is removed."""
+    becomes one space, every other C0 control character and DEL is removed, and a lone
+    surrogate becomes U+FFFD."""
     if value.isprintable():
         return value  # the common case, kept fast
-    return CONTROLS.sub("", BREAKS.sub(" ", value))
+    return SURROGATES.sub("\ufffd", CONTROLS.sub("", BREAKS.sub(" ", value)))
