@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,41 @@ def test_init_in_a_workspace_that_cannot_be_made_is_one_line(workspace: Path) ->
     assert one_clean_line(result.stderr) == (
         f"error: {workspace / 'file' / 'mailer.toml'}: cannot write: File exists"
     )
+
+
+def test_an_argument_that_is_not_utf8_is_one_line(mailer: Invoke, workspace: Path) -> None:
+    """A file name from another system, as the shell hands it on (Python keeps each byte that
+    is not UTF-8 as a lone surrogate): one line, before anything is read or stored. Before, an
+    import of such a file, a report of that name or a --name ended in a traceback."""
+    mailer("lists", "create", "weekly")
+    latin = "abonn\udce9s.csv"  # b"abonn\xe9s.csv"
+    (workspace / latin).write_text("email\nada@example.org\n")
+    for args in (
+        ["subscribers", "import", "weekly", str(workspace / latin)],
+        ["subscribers", "add", "weekly", "ada@example.org", "--name", "Ren\udce9"],
+        ["lists", "create", "letters", "--name", "Caf\udce9"],
+    ):
+        result = mailer(*args)
+        assert result.exit_code == 1, result.output
+        line = one_clean_line(result.stderr)
+        assert line.startswith("error: ") and line.endswith(
+            ": not UTF-8 (a name from another system?); rename it, or give it in UTF-8"
+        )
+        assert "\ufffd" in line
+    assert "ada@example.org" not in mailer("subscribers", "ls", "weekly").stdout
+    assert "letters" not in mailer("lists", "ls").stdout
+
+
+def test_text_the_terminal_cannot_show_is_written_escaped(workspace: Path) -> None:
+    """Output to a terminal whose encoding lacks a character (ASCII here) is escaped, not a
+    traceback."""
+    environ = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    command = [sys.executable, "-m", "mailer", "-w", str(workspace)]
+    made = subprocess.run([*command, "lists", "create", "cafe", "--name", "Café Zoë"],
+                          env=environ, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    shown = subprocess.run([*command, "lists", "ls"], env=environ, capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "Caf\\xe9 Zo\\xeb" in shown.stdout
+    assert "Traceback" not in shown.stderr

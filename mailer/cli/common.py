@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import io
 import math
 import os
 import re
@@ -27,6 +28,7 @@ from mailer.config.private import write_private
 from mailer.db.database import Database, NoDatabaseError
 from mailer.db.opening import open_database
 from mailer.errors import FileInputError, InputError, MailerError
+from mailer.models import heard
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
 WIDTH = None if sys.stdout.isatty() else 240
@@ -124,6 +126,21 @@ class Typer(typer.Typer):
 class MailerGroup(Group):
     """Root group: the one place where a MailerError becomes one line on stderr and exit 1."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Every argument, checked first: one that is not UTF-8 (a file name from another
+        system, as the shell hands it on) is one line here, not a traceback where it is
+        stored or printed. And no text printed can stop a command: what the terminal's
+        encoding lacks is written escaped."""
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(errors="backslashreplace")
+        for arg in args:
+            if not arg.isprintable() and not _utf8(arg):
+                err.print(f"error: {heard(arg)}: not UTF-8 (a name from another system?);"
+                          " rename it, or give it in UTF-8", markup=False)  # fmt: skip
+                raise typer.Exit(1)
+        return list(super().parse_args(ctx, args))
+
     def invoke(self, ctx: Any) -> Any:  # click's Context; typer may vendor click
         try:
             result = super().invoke(ctx)
@@ -141,6 +158,14 @@ class MailerGroup(Group):
 
 
 PIPE_CLOSED = 141  # as a shell reports a command that SIGPIPE ended: 128 + 13
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the bytes Python could not decode
+        return False
+    return True
 
 
 def reader_gone(error: BrokenPipeError) -> None:
