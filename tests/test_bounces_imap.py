@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pytest
 
 from mailer.audience import lists, members
 from tests.conftest import Invoke
-from tests.smtp_servers import closed_port
+from tests.smtp_servers import closed_port, server_tls
 from tests.test_bounces import (
     DSN,
     one_line,
@@ -248,3 +249,65 @@ def test_imap_errors_are_one_line(dovecot: Dovecot, mailer: Invoke) -> None:
                    env=trusted | {"MAILER_BOUNCES_IMAP_PASSWORD": "wrong"})  # fmt: skip
     assert wrong.exit_code == 1
     assert one_line(wrong.stderr).startswith(f"error: {where}: login as {USER} or folder INBOX")
+
+
+# A server that says odd things: a scripted IMAPS server on loopback
+
+
+class OddImap:
+    """Answers as an IMAP server just enough for a login and a SELECT, in a thread: with a
+    CAPABILITY holding a Latin-1 byte ("capability"), or refusing the folder with a NUL, an
+    escape and a Latin-1 byte ("folder")."""
+
+    def __init__(self, folder: Path, mode: str) -> None:
+        self.context, self.mode = server_tls(folder), mode
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.context.wrap_socket(self.listener.accept()[0], server_side=True) as tls:
+            reader = tls.makefile("rb")
+            tls.sendall(b"* OK ready\r\n")
+            while line := reader.readline():
+                tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+                command = rest.split(b" ")[0].upper()
+                if command == b"CAPABILITY":
+                    odd = b" X-CAF\xe9" if self.mode == "capability" else b""
+                    tls.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN" + odd + b"\r\n")
+                if command == b"SELECT":
+                    tls.sendall(tag + b" NO Dossier inconnu \xe9 \x1b[2J\x1b[31mRED\x00\r\n")
+                elif command == b"LOGOUT":
+                    tls.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                    return
+                else:
+                    tls.sendall(tag + b" OK done\r\n")
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("capability", "cannot connect: "),
+        ("folder", "folder INBOX refused: Dossier inconnu \ufffd"),
+    ],
+)
+def test_an_imap_server_s_odd_bytes_are_one_printable_line(
+    mailer: Invoke, workspace: Path, tmp_path: Path, mode: str, said: str
+) -> None:
+    """Before, a CAPABILITY byte that is not ASCII ended in a traceback, and a refusal's
+    escape sequences went to the terminal as they came."""
+    server = OddImap(tmp_path, mode)
+    env = {"MAILER_BOUNCES_IMAP_PASSWORD": "x", "SSL_CERT_FILE": str(tmp_path / "cert.pem")}
+    try:
+        result = mailer("bounces", "process", f"imaps://u@localhost:{server.port}/INBOX", env=env)
+    finally:
+        server.stop()
+    assert result.exit_code == 1, result.output
+    line = one_line(result.stderr)
+    assert said in line
+    assert line.isprintable()

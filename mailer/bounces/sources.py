@@ -15,6 +15,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from mailer.errors import FileInputError, InputError, TransportError
+from mailer.models import heard
 
 KEYWORD = "$MailerProcessed"
 HINT = "give a Maildir folder, an mbox file or imaps://user@host[:port]/INBOX"
@@ -185,15 +186,15 @@ class ImapSource:
             raise TransportError(
                 where, f"TLS certificate not trusted: {error.verify_message}"
             ) from None
-        except (OSError, imaplib.IMAP4.error) as error:
-            raise TransportError(where, f"cannot connect: {error}") from None
+        except (OSError, imaplib.IMAP4.error, UnicodeError) as error:
+            raise TransportError(where, f"cannot connect: {_said(error)}") from None
         source, user = cls(where, imap, keyword=False), unquote(url.username)
         try:
             source._check(imap.login(user, password), f"login as {user}")
             source._check(imap.select(_quote(folder)), f"folder {folder}")
-        except (OSError, imaplib.IMAP4.error) as error:
+        except (OSError, imaplib.IMAP4.error, UnicodeError) as error:
             source.close()
-            reason = f"login as {user} or folder {folder} refused: {error}"
+            reason = f"login as {user} or folder {folder} refused: {_said(error)}"
             raise TransportError(where, reason) from None
         except BaseException:
             source.close()
@@ -209,15 +210,15 @@ class ImapSource:
     def _check(self, answer: tuple[str, Sequence[object]] | None, what: str) -> Sequence[object]:
         typ, data = answer or ("NO", [])
         if typ != "OK":
-            text = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")
+            text = _said(b" ".join(d for d in data if isinstance(d, bytes)))
             raise TransportError(self.where, f"{what} refused: {text}")
         return data
 
     def _call(self, what: str, *args: str) -> Sequence[object]:
         try:
             return self._check(self.imap.uid(*args), what)
-        except (OSError, imaplib.IMAP4.error) as error:
-            raise TransportError(self.where, f"{what} failed: {error}") from None
+        except (OSError, imaplib.IMAP4.error, UnicodeError) as error:
+            raise TransportError(self.where, f"{what} failed: {_said(error)}") from None
 
     def messages(self) -> Iterator[Incoming]:
         query = ("UNKEYWORD", KEYWORD) if self.keyword else ("UNSEEN",)
@@ -243,3 +244,12 @@ class ImapSource:
 
 def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _said(said: bytes | BaseException) -> str:
+    """An IMAP server's words (its bytes, or imaplib's error holding them: a repr of bytes
+    otherwise) as one printable line."""
+    if isinstance(said, imaplib.IMAP4.error) and len(said.args) == 1:
+        said = said.args[0] if isinstance(said.args[0], bytes) else said
+    text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+    return " ".join(heard(text).split())
