@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +110,47 @@ def test_a_reply_keeps_its_printable_text_and_its_line_breaks() -> None:
     assert Reply(451, "4.3.0 caf\udce9\r\n").text == "4.3.0 caf\ufffd\n"
     assert heard("lone \ud800 surrogate") == "lone ? surrogate"  # stands for no byte
     assert heard("Zo\u00eb \u2014 ok") == "Zo\u00eb \u2014 ok"
+
+
+def test_a_greeting_that_refuses_in_latin1_is_one_printable_line(
+    mailer: Invoke, closed_greeting: int
+) -> None:
+    """Before, the line showed aiosmtplib's tuple, the escape sequence in it as it came."""
+    imported = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    assert imported.exit_code == 0, imported.output
+    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(closed_greeting),
+           "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
+    result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        f"error: SMTP server 127.0.0.1:{closed_greeting}: the server answered 554 5.7.1"
+        " Zugriff verweigert f\ufffdr Sie [2J"
+    )
+    assert "no campaigns yet" in mailer("campaigns", "ls").stderr
+
+
+@pytest.fixture
+def closed_greeting() -> Iterator[int]:
+    """A server on loopback that greets each connection with a refusal in Latin-1, then
+    closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    done = threading.Event()
+
+    def serve() -> None:
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                if done.is_set():
+                    return
+                with contextlib.suppress(OSError):  # the client may be gone already
+                    connection.sendall(b"554 5.7.1 Zugriff verweigert f\xfcr Sie \x1b[2J\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield port
+    done.set()
+    socket.create_connection(("127.0.0.1", port)).close()  # wakes the accept to end
+    thread.join(timeout=20)
+    listener.close()

@@ -244,6 +244,8 @@ class SmtpTransport:
 
 
 def _reason(error: BaseException) -> str:
+    if isinstance(error, SMTPResponseException):  # its str() is a tuple's repr
+        return " ".join(heard(f"the server answered {error.code} {error.message}").split())
     text = heard(str(error))
     if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return f"TLS certificate not trusted ({text}); set verify_tls = false only for a test relay"
