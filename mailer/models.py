@@ -130,8 +130,11 @@ class Member:
         return Reader(self.id, self.email, self.name, self.attributes, self.smtputf8, self.lang)
 
 
-# Control characters a server's text may not keep; a multi-line reply's line feeds stay.
-UNSAID = dict.fromkeys([*range(0, 9), *range(11, 32), 127])
+# What a server's text may not keep: control characters (C0, DEL, C1: a terminal may act on
+# them) and the bidi overrides that reorder what is shown; a multi-line reply's line feeds stay.
+UNSAID = dict.fromkeys(
+    [*range(0, 9), *range(11, 32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
 
 
 def heard(text: str) -> str:

@@ -416,6 +416,31 @@ def test_headers_with_a_nul_or_8bit_bytes_do_not_stop_the_bounces_after_them(
     assert again.exit_code == 0 and again.stdout.startswith("0 messages read"), again.output
 
 
+@pytest.mark.usefixtures("engine")  # on SQLite, then PostgreSQL
+def test_a_global_delivery_status_names_a_utf8_reader(workspace: Path) -> None:
+    """RFC 6533's report for a message sent with SMTPUTF8: its UTF-8 address is read as
+    written. Before, it came back with U+FFFD in place of each letter, and matched nobody."""
+    with open_store(workspace) as store:
+        seed(store, {"josé@exämple.org": ""})
+        report = (
+            "From: MAILER-DAEMON@mx.example.net\r\nTo: bulletin@example.org\r\n"
+            "Message-ID: <g1@mx.example.net>\r\nMIME-Version: 1.0\r\nContent-Type:"
+            ' multipart/report; report-type=global-delivery-status; boundary="B"\r\n\r\n'
+            "--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--B\r\n"
+            "Content-Type: message/global-delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: utf-8; josé@exämple.org"
+            "\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 unknown"
+            "\r\n\r\n--B--\r\n"
+        )
+        box = mailbox.mbox(workspace / "in.mbox")
+        box.add(report.encode())
+        box.close()
+        with open_source(str(workspace / "in.mbox")) as source:
+            summary = process(store, source, Signer(load_secret(workspace)), _settings())
+        assert summary.counts["hard"] == 1
+        assert status_of(store, "josé@exämple.org") == "bounced"
+
+
 # the soft-bounce score
 
 

@@ -110,6 +110,7 @@ def test_a_reply_keeps_its_printable_text_and_its_line_breaks() -> None:
     assert Reply(451, "4.3.0 caf\udce9\r\n").text == "4.3.0 caf\ufffd\n"
     assert heard("lone \ud800 surrogate") == "lone ? surrogate"  # stands for no byte
     assert heard("Zo\u00eb \u2014 ok") == "Zo\u00eb \u2014 ok"
+    assert heard("csi \x9b2J, nel \x85, \u202eright to left\u202c") == "csi 2J, nel , right to left"
 
 
 def test_a_greeting_that_refuses_in_latin1_is_one_printable_line(

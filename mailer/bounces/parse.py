@@ -152,8 +152,10 @@ def _blocks(report: Message) -> list[Message]:
     payload = report.get_payload()
     if report.get_content_type() == "message/delivery-status" and isinstance(payload, list):
         return [block for block in payload if isinstance(block, Message)]
-    # message/global-delivery-status (RFC 6533) is not split by the parser: split it here.
-    text = report.as_string().replace("\r\n", "\n").split("\n\n", 1)[-1]
+    # message/global-delivery-status (RFC 6533) is not split by the parser: split it here,
+    # from its bytes (its UTF-8 addresses would come back from as_string() as U+FFFD).
+    raw = report.as_bytes().decode("utf-8", "replace")
+    text = raw.replace("\r\n", "\n").split("\n\n", 1)[-1]
     return [HeaderParser().parsestr(b) for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
 
 
