@@ -169,5 +169,10 @@ class Reply:
         return self.code >= 500
 
     @property
+    def line(self) -> str:
+        """Code and text on one line (a reply may have several), for an error line or a log."""
+        return " ".join(f"{self.code} {self.text}".split())
+
+    @property
     def accepted(self) -> bool:
         return 200 <= self.code < 300

@@ -108,6 +108,7 @@ def test_a_reply_keeps_its_printable_text_and_its_line_breaks() -> None:
         "5.1.1 first line\n5.1.1 second\tline"
     )
     assert Reply(451, "4.3.0 caf\udce9\r\n").text == "4.3.0 caf\ufffd\n"
+    assert Reply(550, "5.1.1 first\n5.1.1 second").line == "550 5.1.1 first 5.1.1 second"
     assert heard("lone \ud800 surrogate") == "lone ? surrogate"  # stands for no byte
     assert heard("Zo\u00eb \u2014 ok") == "Zo\u00eb \u2014 ok"
     assert heard("csi \x9b2J, nel \x85, \u202eright to left\u202c") == "csi 2J, nel , right to left"
@@ -155,3 +156,30 @@ def closed_greeting() -> Iterator[int]:
     socket.create_connection(("127.0.0.1", port)).close()  # wakes the accept to end
     thread.join(timeout=20)
     listener.close()
+
+
+@dataclass
+class Refusing(Recorder):
+    """Refuses every recipient with a reply of two lines."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        return "550-5.1.1 first line\r\n550 5.1.1 second \x1b[2Jline"
+
+
+def test_a_refusal_of_several_lines_is_one_error_line(mailer: Invoke) -> None:
+    """A double opt-in list's confirmation, refused with a reply of two lines."""
+    controller = start(Refusing())
+    try:
+        assert mailer("lists", "create", "letters", "--double-opt-in").exit_code == 0
+        env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+               "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
+        result = mailer("subscribers", "add", "letters", "ada@example.org", env=env)
+    finally:
+        controller.stop()
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.endswith(
+        "confirmation to ada@example.org refused: 550 5.1.1 first line 5.1.1 second [2Jline"
+    )

@@ -83,7 +83,7 @@ class Confirmations:
                     self.settings, self.transport, mailing_list, member, self.templates, self.clock
                 )
                 if not reply.accepted:
-                    self.on_problem(who, f"refused: {reply.code} {reply.text}")
+                    self.on_problem(who, f"refused: {reply.line}")
             except MailerError as error:
                 self.on_problem(who, f"not sent: {error}")
             except Exception as error:  # keep serving the next ones whatever happened
@@ -107,5 +107,5 @@ async def confirm_by_mail(settings: Settings, mailing_list: MailingList, member:
     dirs = template_dirs(settings.templates_dir)
     reply = await send_confirmation(settings, transport, mailing_list, member, dirs)
     if not reply.accepted:
-        reason = f"confirmation to {member.email} refused: {reply.code} {reply.text}"
+        reason = f"confirmation to {member.email} refused: {reply.line}"
         raise TransportError(transport.description, reason)

@@ -254,7 +254,7 @@ def _reason(error: BaseException) -> str:
 
 def session_advice(s: SmtpSettings, refusal: str, reply: Reply) -> str:
     """What to change when the server takes no mail from this session: one line."""
-    said = " ".join(f"{reply.code} {reply.text}".split())
+    said = reply.line
     if refusal == "starttls" and s.security == "none":
         return f"the server takes mail only over TLS ({said}): set [smtp] security = starttls"
     if refusal == "starttls":

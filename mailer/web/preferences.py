@@ -151,8 +151,7 @@ async def _mail(
             reply = await deliver_notice(site.settings, site.transport, recipient, message,
                                          smtputf8)  # fmt: skip
             if not reply.accepted:
-                log.warning("address change of subscriber %s: refused: %s %s", reader.id,
-                            reply.code, reply.text)  # fmt: skip
+                log.warning("address change of subscriber %s: refused: %s", reader.id, reply.line)
         except MailerError as error:
             log.warning("address change of subscriber %s: not sent: %s", reader.id, error)
 
