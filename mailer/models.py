@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -132,22 +133,23 @@ class Member:
 
 # What a server's text may not keep: control characters (C0, DEL, C1: a terminal may act on
 # them) and the bidi overrides that reorder what is shown; a multi-line reply's line feeds stay.
-UNSAID = dict.fromkeys(
-    [*range(0, 9), *range(11, 32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
+_UNSAID = [*range(0, 9), *range(11, 32), *range(127, 160), *range(0x202A, 0x202F)]
+UNSAID = dict.fromkeys([*_UNSAID, *range(0x2066, 0x206A)])
+MARKED = dict.fromkeys(UNSAID, "\ufffd")
+# Surrogates that stand for no byte (surrogateescape's are U+DC80 to U+DCFF): a JSON escape of
+# half an emoji, say.
+STRAY = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
-def heard(text: str) -> str:
+def heard(text: str, keep_apart: bool = False) -> str:
     """A server's text as it can be stored and shown: the bytes that were not UTF-8 (which
     aiosmtplib keeps as lone surrogates, that no database or terminal takes) become U+FFFD,
-    and control characters go."""
+    and control characters go; with ``keep_apart`` they become U+FFFD too, so that texts
+    that differ only in them (an address to match, an id) stay different."""
     if text.isprintable():
         return text
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate that stands for no byte
-        raw = text.encode("utf-8", "replace")
-    return raw.decode("utf-8", "replace").translate(UNSAID)
+    raw = STRAY.sub("\ufffd", text).encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "replace").translate(MARKED if keep_apart else UNSAID)
 
 
 @dataclass(frozen=True, slots=True)

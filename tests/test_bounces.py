@@ -545,6 +545,8 @@ def test_mailto_unsubscribe(mailer: Invoke, workspace: Path) -> None:
         ("imaps://u@127.0.0.1/INBOX", "error: no IMAP password for imaps://u@127.0.0.1/INBOX:"
                                       " set MAILER_BOUNCES_IMAP_PASSWORD"),
         ("imaps://u:pw@h/INBOX", "error: put the IMAP password in MAILER_BOUNCES_IMAP_PASSWORD"),
+        ("imaps://u@h/Caf%C3%A9", "error: bounce source 'imaps://u@h/Caf%C3%A9': the IMAP user and"
+                                  " folder must be ASCII"),
     ],
 )  # fmt: skip
 def test_bad_source_is_one_line(

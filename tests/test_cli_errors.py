@@ -216,14 +216,24 @@ def test_an_argument_that_is_not_utf8_is_one_line(mailer: Invoke, workspace: Pat
 
 def test_text_the_terminal_cannot_show_is_written_escaped(workspace: Path) -> None:
     """Output to a terminal whose encoding lacks a character (ASCII here) is escaped, not a
-    traceback."""
-    environ = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    traceback; data going to a pipe is never changed so: one line says what to set."""
     command = [sys.executable, "-m", "mailer", "-w", str(workspace)]
     made = subprocess.run([*command, "lists", "create", "cafe", "--name", "Café Zoë"],
-                          env=environ, capture_output=True, text=True, timeout=60)  # fmt: skip
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    shown = subprocess.run([*command, "lists", "ls"], env=environ, capture_output=True,
-                           text=True, timeout=60)  # fmt: skip
-    assert shown.returncode == 0, shown.stderr
-    assert "Caf\\xe9 Zo\\xeb" in shown.stdout
-    assert "Traceback" not in shown.stderr
+    ascii_only = {**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "200"}
+    main, terminal = os.openpty()
+    with os.fdopen(main, "rb") as screen:
+        shown = subprocess.run([*command, "lists", "ls"], env=ascii_only, stdout=terminal,
+                               stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+        os.close(terminal)
+        assert shown.returncode == 0, shown.stderr
+        assert b"Caf\\xe9 Zo\\xeb" in screen.read1(65536)
+    piped = subprocess.run([*command, "lists", "ls", "--json"], env=ascii_only,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert piped.returncode == 1
+    assert one_clean_line(piped.stderr) == (
+        "error: the output's encoding (ascii) cannot hold '\\xe9': set a UTF-8 locale"
+        " (LANG=C.UTF-8) or PYTHONIOENCODING=utf-8"
+    )
+    assert "\\xe9" not in piped.stdout

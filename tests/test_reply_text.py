@@ -109,7 +109,8 @@ def test_a_reply_keeps_its_printable_text_and_its_line_breaks() -> None:
     )
     assert Reply(451, "4.3.0 caf\udce9\r\n").text == "4.3.0 caf\ufffd\n"
     assert Reply(550, "5.1.1 first\n5.1.1 second").line == "550 5.1.1 first 5.1.1 second"
-    assert heard("lone \ud800 surrogate") == "lone ? surrogate"  # stands for no byte
+    assert heard("lone \ud800 surrogate, caf\udce9") == "lone \ufffd surrogate, caf\ufffd"
+    assert heard("o\x00dd@example.org", keep_apart=True) == "o\ufffddd@example.org"
     assert heard("Zo\u00eb \u2014 ok") == "Zo\u00eb \u2014 ok"
     assert heard("csi \x9b2J, nel \x85, \u202eright to left\u202c") == "csi 2J, nel , right to left"
 

@@ -75,7 +75,7 @@ def read_message(raw: bytes, signer: Signer) -> Reading:
         return Reading("bounce", failures, verp, own_id, original)
     slug = _unsubscribe_slug(msg)
     if slug and not report:
-        sender = parseaddr(heard(str(msg.get("From", ""))))[1].strip().lower()
+        sender = parseaddr(heard(str(msg.get("From", "")), keep_apart=True))[1].strip().lower()
         if not sender or sender.partition("@")[0] in DAEMONS:
             return Reading("other", message_id=own_id, reason="unsubscribe request without sender")
         return Reading("unsubscribe", message_id=own_id, list_slug=slug.lower(), sender=sender)
@@ -91,7 +91,7 @@ def read_message(raw: bytes, signer: Signer) -> Reading:
 def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
     values: list[str] = []
     for name in names:
-        values += [heard(str(v)) for v in msg.get_all(name, [])]
+        values += [heard(str(v), keep_apart=True) for v in msg.get_all(name, [])]
     return [address for _, address in getaddresses(values) if address]
 
 
@@ -161,7 +161,7 @@ def _blocks(report: Message) -> list[Message]:
 
 def _typed_address(value: object) -> str:
     """``rfc822; reader@example.org`` -> ``reader@example.org``."""
-    text = heard(str(value or "")).strip()
+    text = heard(str(value or ""), keep_apart=True).strip()
     kind, sep, address = text.partition(";")
     if not sep:
         address = kind
@@ -179,7 +179,7 @@ def _flufl_failures(msg: Message) -> tuple[Failure, ...]:
     for raw, hard in [(a, True) for a in sorted(permanent)] + [
         (a, False) for a in sorted(temporary)
     ]:
-        address = heard(raw.decode("utf-8", "replace")).strip().lower()
+        address = heard(raw.decode("utf-8", "replace"), keep_apart=True).strip().lower()
         if "@" not in address or (not hard and raw in permanent):
             continue
         status, diagnostic = _text_reason(text, address)
@@ -239,9 +239,9 @@ def _original_message_id(msg: Message) -> str:
         if headers is not None and headers.get("Message-ID"):
             return _clean_id(str(headers["Message-ID"]))
     found = MESSAGE_ID.search(_body_text(msg))  # bounces that quote the message as text
-    return heard(found.group(1)) if found else ""
+    return heard(found.group(1), keep_apart=True) if found else ""
 
 
 def _clean_id(value: str) -> str:
-    text = "".join(heard(str(value)).split())
+    text = "".join(heard(str(value), keep_apart=True).split())
     return text if not text or text.startswith("<") else f"<{text}>"

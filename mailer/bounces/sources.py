@@ -169,6 +169,11 @@ class ImapSource:
             raise InputError(f"bounce source {spec!r}: bad port ({HINT})") from None
         if url.scheme != "imaps" or not url.hostname or not url.username:
             raise InputError(f"bounce source {spec!r}: expected imaps://user@host ({HINT})")
+        if not (unquote(url.username).isascii() and unquote(url.path).isascii()):
+            raise InputError(
+                f"bounce source {spec!r}: the IMAP user and folder must be ASCII, as imaplib"
+                " sends them (a folder in modified UTF-7: Caf&AOk-)"
+            )
         if url.password:
             raise InputError("put the IMAP password in MAILER_BOUNCES_IMAP_PASSWORD, not the URL")
         if not password:

@@ -129,12 +129,13 @@ class MailerGroup(Group):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Every argument, checked first: one that is not UTF-8 (a file name from another
         system, as the shell hands it on) is one line here, not a traceback where it is
-        stored or printed. And no text printed can stop a command: what the terminal's
-        encoding lacks is written escaped."""
+        stored or printed (shell completion, parsing leniently, is left alone). And what a
+        terminal's encoding lacks is written escaped; data on stdout (an export, JSON) going
+        to a file or a pipe is never changed so."""
         for stream in (sys.stdout, sys.stderr):
-            if isinstance(stream, io.TextIOWrapper):
+            if isinstance(stream, io.TextIOWrapper) and (stream is sys.stderr or stream.isatty()):
                 stream.reconfigure(errors="backslashreplace")
-        for arg in args:
+        for arg in () if ctx.resilient_parsing else args:
             if not arg.isprintable() and not _utf8(arg):
                 err.print(f"error: {heard(arg)}: not UTF-8 (a name from another system?);"
                           " rename it, or give it in UTF-8", markup=False)  # fmt: skip
@@ -155,6 +156,14 @@ class MailerGroup(Group):
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except UnicodeEncodeError as error:
+            if error.encoding.lower().replace("-", "") == "utf8":
+                raise  # not the output's: every text mailer keeps is UTF-8
+            shown = error.object[error.start : error.end]
+            err.print(f"error: the output's encoding ({error.encoding}) cannot hold {shown!a}:"
+                      " set a UTF-8 locale (LANG=C.UTF-8) or PYTHONIOENCODING=utf-8",
+                      markup=False)  # fmt: skip
+            raise typer.Exit(1) from None
 
 
 PIPE_CLOSED = 141  # as a shell reports a command that SIGPIPE ended: 128 + 13
