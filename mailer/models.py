@@ -133,8 +133,9 @@ class Member:
 
 # What a server's text may not keep: control characters (C0, DEL, C1: a terminal may act on
 # them) and the bidi overrides that reorder what is shown; a multi-line reply's line feeds stay.
-_UNSAID = [*range(0, 9), *range(11, 32), *range(127, 160), *range(0x202A, 0x202F)]
-UNSAID = dict.fromkeys([*_UNSAID, *range(0x2066, 0x206A)])
+UNSAID = dict.fromkeys(
+    [*range(0, 9), *range(11, 32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
 MARKED = dict.fromkeys(UNSAID, "\ufffd")
 # Surrogates that stand for no byte (surrogateescape's are U+DC80 to U+DCFF): a JSON escape of
 # half an emoji, say.
@@ -150,6 +151,11 @@ def heard(text: str, keep_apart: bool = False) -> str:
         return text
     raw = STRAY.sub("\ufffd", text).encode("utf-8", "surrogateescape")
     return raw.decode("utf-8", "replace").translate(MARKED if keep_apart else UNSAID)
+
+
+def heard_line(text: str) -> str:
+    """``heard``, on one line (a reply may have several): for an error line or a log."""
+    return " ".join(heard(text).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +179,7 @@ class Reply:
     @property
     def line(self) -> str:
         """Code and text on one line (a reply may have several), for an error line or a log."""
-        return " ".join(f"{self.code} {self.text}".split())
+        return heard_line(f"{self.code} {self.text}")
 
     @property
     def accepted(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from mailer.errors import FileInputError, InputError, TransportError
-from mailer.models import heard
+from mailer.models import heard_line
 
 KEYWORD = "$MailerProcessed"
 HINT = "give a Maildir folder, an mbox file or imaps://user@host[:port]/INBOX"
@@ -257,4 +257,4 @@ def _said(said: bytes | BaseException) -> str:
     if isinstance(said, imaplib.IMAP4.error) and len(said.args) == 1:
         said = said.args[0] if isinstance(said.args[0], bytes) else said
     text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
-    return " ".join(heard(text).split())
+    return heard_line(text)

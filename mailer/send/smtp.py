@@ -20,7 +20,7 @@ from aiosmtplib.response import SMTPResponse
 
 from mailer.config import SmtpSettings
 from mailer.errors import ConnectionLost, TransportError
-from mailer.models import Reply, heard
+from mailer.models import Reply, heard, heard_line
 from mailer.send import pipelining
 from mailer.send.dot_stuffing import DataPayload
 from mailer.send.retry import session_refusal
@@ -245,7 +245,7 @@ class SmtpTransport:
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, SMTPResponseException):  # its str() is a tuple's repr
-        return " ".join(heard(f"the server answered {error.code} {error.message}").split())
+        return heard_line(f"the server answered {error.code} {error.message}")
     text = heard(str(error))
     if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return f"TLS certificate not trusted ({text}); set verify_tls = false only for a test relay"
@@ -267,6 +267,6 @@ def session_advice(s: SmtpSettings, refusal: str, reply: Reply) -> str:
 
 def _login_refused(s: SmtpSettings, error: aiosmtplib.SMTPAuthenticationError) -> str:
     """The server's refusal with its reply text; with no password set, says so first."""
-    reply = " ".join(heard(f"{error.code} {error.message}").split())
+    reply = heard_line(f"{error.code} {error.message}")
     unset = "" if s.password else "no password is set (set MAILER_SMTP_PASSWORD): "
     return f"login refused for {s.username!r}: {unset}{reply}"
