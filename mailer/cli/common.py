@@ -6,6 +6,7 @@ import contextlib
 import gc
 import inspect
 import io
+import logging
 import math
 import os
 import re
@@ -29,6 +30,10 @@ from mailer.db.database import Database, NoDatabaseError
 from mailer.db.opening import open_database
 from mailer.errors import FileInputError, InputError, MailerError
 from mailer.models import heard
+
+# psycopg_pool writes its own lines to stderr when it drops a broken connection; the store's
+# errors reach the user once, as one line (StoreError), so the pool's are not shown.
+logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
 WIDTH = None if sys.stdout.isatty() else 240

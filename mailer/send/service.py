@@ -12,7 +12,7 @@ from mailer.audience import lists
 from mailer.audience.addresses import Address
 from mailer.compose.editions import read_editions, stored_editions
 from mailer.compose.report import Report
-from mailer.errors import InputError, NotFoundError
+from mailer.errors import InputError, NotFoundError, StoreError
 from mailer.models import PLACEHOLDER_READER
 from mailer.send import campaign_editions
 from mailer.send.build_processes import BuildPool
@@ -242,7 +242,17 @@ async def _run(
     pipeline = Pipeline(log, transport, build, options, total, session.on_progress, session.control)
     try:
         return await pipeline.run(first)
-    except BaseException:
+    except BaseException as error:
         if first is not None and not pipeline.workers:
             await first.close()  # the pipeline never took it over
+        if isinstance(error, StoreError) and campaign_id is not None and pipeline.workers:
+            raise _stopped(error, campaign_id, len(pipeline.writer.unrecorded)) from None
         raise
+
+
+def _stopped(error: StoreError, campaign_id: int, unrecorded: int) -> StoreError:
+    """The database went away while the campaign was sending (a restart, a lost network): it
+    could not even be marked paused. The error says what was left unrecorded and how to go on."""
+    lost = f"{unrecorded} result{'s' * (unrecorded != 1)} not recorded, sent again on resume"
+    return StoreError(error.path, f"{error.reason}; campaign {campaign_id} stopped ({lost}):"
+                      f" once it answers, mailer campaigns resume {campaign_id}")  # fmt: skip
