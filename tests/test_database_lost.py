@@ -11,20 +11,26 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.conftest import EXAMPLE_REPORT, PUBLICATION
 from tests.smtp_servers import Mailbox, start
 
 READERS = 2000
 STOPPED = re.compile(
-    r"error: database postgresql://\S+: cannot reach it: .+?; campaign 1 stopped"
-    r" \((\d+) results? not recorded, sent again on resume\): once it answers,"
+    r"(?:error: worker \d+ \(exit 1\): )?error: database postgresql://\S+: cannot reach it: .+?;"
+    r" campaign 1 stopped \((\d+) results? not recorded, sent again on resume\): once it"
+    r" answers, mailer campaigns resume 1"
+)
+FOLLOWED = re.compile(  # `send --workers`: after each worker's line, the sending process's
+    r"error: database postgresql://\S+: cannot reach it: .+?; campaign 1: once it answers,"
     r" mailer campaigns resume 1"
 )
 
 
-def test_the_database_lost_mid_send_is_one_line_and_the_resume_reaches_everyone(
-    workspace: Path, store_url: str
+@pytest.mark.parametrize("workers", [0, 2], ids=["send", "two-workers"])
+def test_the_database_lost_mid_send_says_what_is_left_and_the_resume_reaches_everyone(
+    workspace: Path, store_url: str, workers: int
 ) -> None:
     mailbox = Mailbox()
     controller = start(mailbox)
@@ -41,9 +47,10 @@ def test_the_database_lost_mid_send_is_one_line_and_the_resume_reaches_everyone(
     readers.write_text("email\n" + "".join(f"reader{i}@example.org\n" for i in range(READERS)))
     assert mailer("subscribers", "import", "news", str(readers), "--create-list").returncode == 0
     try:
-        sending = subprocess.Popen([*command, "send", str(EXAMPLE_REPORT), "--list", "news",
-                                    "--yes"], env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+        send = [*command, "send", str(EXAMPLE_REPORT), "--list", "news", "--yes"]
+        send += ["--workers", str(workers)] if workers else []
+        sending = subprocess.Popen(send, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
         mailbox.wait_for(READERS // 4)
         with psycopg.connect(store_url, autocommit=True) as admin:  # the send's connections go
             admin.execute(
@@ -52,16 +59,20 @@ def test_the_database_lost_mid_send_is_one_line_and_the_resume_reaches_everyone(
             )
         _, stderr = sending.communicate(timeout=300)
         assert sending.returncode == 1, stderr
-        found = STOPPED.fullmatch(stderr.strip().splitlines()[-1])
-        assert found is not None, stderr
-        unrecorded = int(found.group(1))
+        lines = [line for line in stderr.strip().splitlines() if line.startswith("error: ")]
+        if workers:
+            assert FOLLOWED.fullmatch(lines.pop()), stderr
+        found = [STOPPED.fullmatch(line) for line in lines]
+        assert len(found) == max(workers, 1) and all(found), stderr
+        unrecorded = sum(int(match.group(1)) for match in found if match)
         with psycopg.connect(store_url, autocommit=True) as admin:
             settings, sent = admin.execute(
                 "SELECT c.settings, (SELECT COUNT(*) FROM deliveries d WHERE d.campaign_id = c.id"
                 " AND d.status = 'sent') FROM campaigns c WHERE c.id = 1"
             ).fetchone()
         assert len(mailbox.received) == sent + unrecorded  # all the server took, and no more
-        assert unrecorded <= json.loads(settings)["in_flight_limit"]
+        bound = json.loads(settings)["in_flight_limit"]  # each process's
+        assert all(int(match.group(1)) <= bound for match in found if match)
 
         resumed = mailer("campaigns", "resume", "1")
         assert resumed.returncode == 0, resumed.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import typer
 from mailer.cli.common import err, out, settings
 from mailer.cli.progress import Reporter
 from mailer.db.database import Database
+from mailer.errors import StoreError
 from mailer.send.campaigns import Campaigns
 from mailer.send.claims import queued, settle, workers
 from mailer.send.types import Progress
@@ -46,7 +48,8 @@ def follow_workers(database: Database, campaign_id: int, started: Workers) -> No
     started.begin(campaign_id)
 
     def watch() -> None:  # the queued ones only, by their index: a million need no full count
-        progress.counts["sent"] = total - queued(database, campaign_id)
+        with contextlib.suppress(StoreError):  # gone for now: the workers say what it cost them
+            progress.counts["sent"] = total - queued(database, campaign_id)
         reporter(progress)
 
     presses = 0
@@ -71,8 +74,14 @@ def follow_workers(database: Database, campaign_id: int, started: Workers) -> No
         failures = started.failures()
         started.close()
         pids = [process.pid for process in started.processes]
-        settle(database, campaign_id, socket.gethostname(), pids)  # those killed, if any
-    info = campaigns.get(campaign_id)
+        try:
+            settle(database, campaign_id, socket.gethostname(), pids)  # those killed, if any
+            info = campaigns.get(campaign_id)
+        except StoreError as error:  # the database went away: each worker's line says why
+            for failure in failures:
+                err.print(f"error: {failure}", markup=False)
+            hint = f"campaign {campaign_id}: once it answers, mailer campaigns resume {campaign_id}"
+            raise StoreError(error.path, f"{error.reason}; {hint}") from None
     c = info.counts
     out.print(f"campaign {campaign_id}: {info.status}; {c['sent']} sent, {c['deferred']} deferred,"
               f" {c['failed']} failed, {c['skipped']} skipped, {c['queued']} queued"
