@@ -75,6 +75,11 @@ class ConnectionLost(TransportError):
     """An open connection dropped mid-message; the message is retried on a new one."""
 
 
+class ReplyLost(ConnectionLost):
+    """The connection dropped, or the server stayed silent, after the whole message had been
+    sent: it may have arrived, so it is not sent again in this run."""
+
+
 class WorkerError(MailerError):
     """A message-building process failed: the campaign pauses, its readers stay queued."""
 

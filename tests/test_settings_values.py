@@ -62,6 +62,8 @@ BAD = [
     ("smtp.timeout", "0"),
     ("smtp.timeout", "-5"),
     ("smtp.timeout", "inf"),
+    ("smtp.data_timeout", "0"),
+    ("smtp.data_timeout", "86401"),
     ("smtp.concurrency", "0"),
     ("smtp.concurrency", "-1"),
     ("smtp.concurrency", "1001"),

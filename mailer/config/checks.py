@@ -239,6 +239,7 @@ def rules() -> dict[str, Check]:
         "smtp.username": line,
         "smtp.password": secret,
         "smtp.timeout": number(0, 86400, above=True),
+        "smtp.data_timeout": number(0, 86400, above=True),
         "smtp.concurrency": whole(1, MAX_CONCURRENCY),
         "smtp.rate": number(0),
         "smtp.max_per_connection": whole(1),

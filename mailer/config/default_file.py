@@ -35,6 +35,7 @@ DOCS: dict[str, dict[str, str]] = {
         "username": "Login name; empty means no authentication.",
         "password": "Better set MAILER_SMTP_PASSWORD in the environment than write it here.",
         "timeout": "Seconds to wait for the server on each command (more than 0, up to 86400).",
+        "data_timeout": "Seconds to wait for the reply to a message once sent (RFC 5321: 600).",
         "concurrency": "Persistent connections used in parallel (1-1000).",
         "rate": "Messages per second across all connections; 0 means unlimited.",
         "max_per_connection": "Reconnect after this many messages on one connection (1 or more).",

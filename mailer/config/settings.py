@@ -44,6 +44,7 @@ class SmtpSettings:
     username: str = ""
     password: str = field(default="", repr=False)
     timeout: float = 30.0
+    data_timeout: float = 600.0  # for the reply to a message's end: RFC 5321 4.5.3.2.6
     concurrency: int = 8
     rate: float = 0.0
     max_per_connection: int = 1000

@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from mailer.errors import ConnectionLost, DiskFullError, MailerError, TransportError, WorkerError
+from mailer.errors import (
+    ConnectionLost,
+    DiskFullError,
+    MailerError,
+    ReplyLost,
+    TransportError,
+    WorkerError,
+)
 from mailer.models import Reader, Reply
 from mailer.send import retry
 from mailer.send.connecting import open_first
@@ -227,9 +234,10 @@ class Pipeline:
                         continue
                     outcome = await self._deliver(connection, delivery, message, message_id)
                     if outcome is None:
-                        await connection.close()
-                        connection = None
                         self._finish(delivery, Reply(421, "connection lost twice"))
+                if not outcome:  # gone: the next message gets a new connection
+                    await connection.close()
+                    connection = None
         except Exception as error:
             # A failure no reply explains (a full outbox disk, a bug): stop the campaign with the
             # reason; the message in hand stays queued and what was recorded is kept.
@@ -248,7 +256,9 @@ class Pipeline:
     async def _deliver(
         self, connection: Connection, delivery: Delivery, message: Message, message_id: str
     ) -> bool | None:
-        """Send one message; None means the connection dropped before an answer."""
+        """Send one message; None means the connection dropped before an answer (the message
+        never went whole: it is sent again), False that its answer was lost once it had
+        (it may have arrived: deferred, not sent again in this run)."""
         if share := self.log.rate():  # a shared rate: this process's part of it, as it is now
             self.limiter.interval = 1.0 / share
         await self.limiter.acquire()
@@ -257,6 +267,11 @@ class Pipeline:
             sender = self.options.sender_for(reader) if self.options.sender_for else None
             reply = await connection.send(sender or self.options.sender, reader.email, message,
                                           reader.smtputf8)  # fmt: skip
+        except ReplyLost as error:
+            self._finish(delivery, Reply(451, f"4.4.2 no reply once the message was sent"
+                                         f" ({error.reason}): it may have arrived, so it is not"
+                                         " sent again in this run"), may_retry=False)  # fmt: skip
+            return False
         except ConnectionLost:
             self._connection_failure()
             return None
@@ -269,7 +284,12 @@ class Pipeline:
             self._halt(StopReason.FAILURES, f"{self.consecutive_failures} failures in a row")
 
     def _finish(
-        self, delivery: Delivery, reply: Reply, message_id: str = "", counted_failure: bool = True
+        self,
+        delivery: Delivery,
+        reply: Reply,
+        message_id: str = "",
+        counted_failure: bool = True,
+        may_retry: bool = True,
     ) -> None:
         attempts = delivery.attempts + 1
         verdict = retry.judge(reply)
@@ -281,7 +301,7 @@ class Pipeline:
         result = Result(delivery.reader.id, verdict.status, attempts, reply.code,
                         reply.text[:500], message_id if sent else "", verdict.bounced)  # fmt: skip
         again = retry.may_retry(verdict.status, attempts, self.options.max_attempts)
-        again = again and not self.stopping
+        again = again and may_retry and not self.stopping
         self.writer.add(result, final=not again)
         if again:
             delay = retry.backoff(self.options.retry_delay, attempts)

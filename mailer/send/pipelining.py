@@ -16,6 +16,7 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.response import SMTPResponse
 
+from mailer.errors import ReplyLost
 from mailer.models import Reply
 
 # What aiosmtplib's execute_command refuses in an argument: such a command takes today's path,
@@ -65,13 +66,15 @@ class Replies(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(SMTPServerDisconnected("Connection lost"))
 
-    async def next(self) -> SMTPResponse:
-        """The next reply; the replies that came before a drop are still handed back first."""
+    async def next(self, timeout: float | None = None) -> SMTPResponse:
+        """The next reply, waited for ``timeout`` seconds (else the connection's); the replies
+        that came before a drop are still handed back first."""
         if not self.ready and self.failure is None:
             loop = asyncio.get_running_loop()
             self.waiter = loop.create_future()
             # A timer on the future itself: wait_for would wrap it in a task every reply.
-            timer = None if self.timeout is None else loop.call_later(self.timeout, self._late)
+            wait = timeout or self.timeout
+            timer = None if wait is None else loop.call_later(wait, self._late)
             try:
                 await self.waiter
             finally:
@@ -117,7 +120,12 @@ class Replies(asyncio.Protocol):
 
 
 async def transact(
-    client: aiosmtplib.SMTP, mail: bytes, rcpt: bytes, payload: bytes
+    client: aiosmtplib.SMTP,
+    mail: bytes,
+    rcpt: bytes,
+    payload: bytes,
+    where: str = "",
+    data_timeout: float | None = None,
 ) -> tuple[Reply, bool]:
     """One message as a pipelined group: ``mail`` and ``rcpt`` are whole command lines,
     ``payload`` the dot-stuffed body with its final ".". Returns the reply the transaction
@@ -130,7 +138,9 @@ async def transact(
     Postfix's smtp client does the same), whose reply is ignored; when a RCPT was accepted
     after a refused MAIL the connection is closed instead, so no empty message can go out.
     A drop or a timeout before the outcome is known raises, as today's path does; after it,
-    the connection is closed and the refusal returned, as a failed RSET leaves it today."""
+    the connection is closed and the refusal returned, as a failed RSET leaves it today. Once
+    the whole message is written, its reply is waited for ``data_timeout`` seconds, and a drop
+    or a silence then is ReplyLost (``where``): the message may have arrived."""
     protocol = client.protocol
     transport = protocol.transport if protocol is not None else None
     if transport is None or transport.is_closing():
@@ -152,7 +162,11 @@ async def transact(
                 return refusal, True
         if refusal is None:
             transport.write(payload)
-            final = await replies.next()
+            try:
+                final = await replies.next(data_timeout)
+            except (SMTPServerDisconnected, SMTPTimeoutError) as error:
+                client.close()
+                raise ReplyLost(where, str(error) or type(error).__name__) from None
             return Reply(final.code, final.message), False
         if answers[2].code == 354:
             if answers[1].code in (250, 251):

@@ -19,7 +19,7 @@ from aiosmtplib.errors import (
 from aiosmtplib.response import SMTPResponse
 
 from mailer.config import SmtpSettings
-from mailer.errors import ConnectionLost, TransportError
+from mailer.errors import ConnectionLost, ReplyLost, TransportError
 from mailer.models import Reply, heard, heard_line
 from mailer.send import pipelining
 from mailer.send.dot_stuffing import DataPayload
@@ -97,7 +97,8 @@ class SmtpConnection:
         refusal is followed by RSET, a drop before the outcome is ConnectionLost."""
         try:
             data = self.payload(message)
-            reply, refused = await pipelining.transact(self.client, mail, rcpt, data)
+            reply, refused = await pipelining.transact(self.client, mail, rcpt, data, self.where,
+                                                       self.settings.data_timeout)  # fmt: skip
         except SMTPResponseException as error:
             return await self._refused(error.code, error.message)
         except (SMTPException, OSError) as error:
@@ -112,7 +113,8 @@ class SmtpConnection:
         client, protocol = self.client, self.client.protocol
         lock = getattr(protocol, "_command_lock", None)
         if not self.fast or protocol is None or lock is None:
-            return await client.data(b"".join(message))  # the public path: an aiosmtplib that moved
+            # the public path: an aiosmtplib that moved
+            return await client.data(b"".join(message), timeout=self.settings.data_timeout)
         data = self.payload(message)
         start = await client.execute_command(b"DATA")
         if start.code != 354:
@@ -121,10 +123,10 @@ class SmtpConnection:
             async with lock:
                 protocol._response_pending = True
                 protocol.write(data)
-                answer = await protocol.read_response(timeout=client.timeout)
-        except (SMTPServerDisconnected, SMTPTimeoutError):
+                answer = await protocol.read_response(timeout=self.settings.data_timeout)
+        except (SMTPServerDisconnected, SMTPTimeoutError) as error:  # the message may be there
             client.close()
-            raise
+            raise ReplyLost(self.where, str(error) or type(error).__name__) from None
         return answer
 
     async def _refused(self, code: int, text: str, stage: str = "data") -> Reply:

@@ -1,0 +1,90 @@
+"""A relay that takes a message and never answers it: the reader gets it once in the run."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailer import config
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke, store
+from tests.smtp_servers import FaultyServer, PipeliningServer, Recorder, start, start_pipelining
+
+SILENT = {"lukasz.nowak@example.net", "jose.alvarez@example.com", "zoe.bronte@example.org"}
+
+
+class Silent:
+    """Keeps each message of SILENT's readers, and the first time never answers it (a content
+    filter that hangs); everything else is answered at once."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(self, Recorder)
+        answer = await Recorder.handle_DATA(self, server, session, envelope)
+        [recipient] = envelope.rcpt_tos
+        if recipient in SILENT and self.counts()[recipient] == 1:
+            await asyncio.Event().wait()  # until the client gives up and closes
+        return answer
+
+
+@dataclass
+class SilentServer(Silent, FaultyServer):
+    pass
+
+
+@dataclass
+class SilentPipelining(Silent, PipeliningServer):
+    pass
+
+
+@pytest.mark.usefixtures("engine")
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_a_message_whose_reply_never_comes_is_not_sent_again_in_the_run(
+    mailer: Invoke, workspace: Path, pipelining: bool
+) -> None:
+    """Before, the silence was taken for a dropped connection: the message went again at once
+    on a new one, then again at each retry (up to [send] max_attempts copies)."""
+    handler: Recorder = SilentPipelining() if pipelining else SilentServer()
+    controller = start_pipelining(handler) if pipelining else start(handler)  # type: ignore[arg-type]
+    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+           "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_DATA_TIMEOUT": "0.5",
+           "MAILER_SEND_RETRY_DELAY": "0.01", **PUBLICATION}  # fmt: skip
+    try:
+        assert mailer("subscribers", "import", "example", str(EXAMPLE_CSV),
+                      "--create-list").exit_code == 0  # fmt: skip
+        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
+        assert result.exit_code == 0, result.output
+        assert "17 sent, 3 deferred, 0 failed" in result.stdout
+        assert set(handler.counts().values()) == {1} and len(handler.counts()) == 20
+        database = store(workspace)
+        try:
+            rows = database.query(
+                "SELECT s.email, d.status, d.attempts, d.reply FROM deliveries d"
+                " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.status != 'sent'"
+            )
+        finally:
+            database.close()
+        assert {row[0] for row in rows} == SILENT
+        for _, status, attempts, reply in rows:
+            assert (status, attempts) == ("deferred", 1)
+            assert reply.startswith("4.4.2 no reply once the message was sent (")
+            assert reply.endswith("it may have arrived, so it is not sent again in this run")
+        # The editor's retry sends them again: a second copy where the first had arrived.
+        retried = mailer("campaigns", "retry", "1", env=env)
+        assert retried.exit_code == 0, retried.output
+    finally:
+        controller.stop()
+    counts = handler.counts()
+    assert {email: counts[email] for email in SILENT} == dict.fromkeys(SILENT, 2)
+    assert sum(counts.values()) == 23
+
+
+def test_the_wait_for_a_message_s_reply_is_rfc_5321_s_ten_minutes_by_default(
+    workspace: Path,
+) -> None:
+    settings = config.load(workspace, {})
+    assert (settings.smtp.timeout, settings.smtp.data_timeout) == (30.0, 600.0)
+    changed = config.load(workspace, {"MAILER_SMTP_DATA_TIMEOUT": "120"})
+    assert changed.smtp.data_timeout == 120.0
