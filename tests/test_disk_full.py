@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mailer import config
 from mailer.compose.report import load_report
+from mailer.db.reserve import Reserve
 from mailer.db.sqlite import SqliteDatabase as Database
 from mailer.models import Reply
 from mailer.send import service
@@ -131,3 +132,13 @@ def test_a_database_disk_that_fills_up_still_records_everything_sent(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     everyone = delivered(tmp_path / "outbox")
     assert len(everyone) == READERS and set(everyone.values()) == {1}
+
+
+def test_a_reserve_that_cannot_be_removed_is_no_failure(tmp_path: Path) -> None:
+    """Its folder made read-only during a send (here: a folder where the file should be):
+    giving the space back says none was held, instead of ending the run in a traceback."""
+    reserve = Reserve(tmp_path / "mailer.db")
+    reserve.path.mkdir()
+    (reserve.path / "x").write_text("x")
+    assert reserve.release() is False
+    assert reserve.hold() is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,14 +30,16 @@ class Reserve:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError:
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder made read-only meanwhile
+                self.path.unlink(missing_ok=True)
             return False
         return True
 
     def release(self) -> bool:
-        """Give the space back; False when there was none held."""
+        """Give the space back; False when there was none held, or it cannot be removed (its
+        folder made read-only meanwhile: that is no reason to fail the run that ends)."""
         try:
             self.path.unlink()
-        except FileNotFoundError:
+        except OSError:
             return False
         return True
