@@ -149,6 +149,30 @@ def wait_for(condition: object, child: subprocess.Popen[str], seconds: float = 6
 
 
 @pytest.mark.usefixtures("engine")
+def test_a_resume_with_more_connections_widens_the_recorded_bound(tmp_path: Path) -> None:
+    """The bound on what a crash may send twice is the run's: before, a resume given 64
+    connections kept the first run's 24, and a kill then sent 116 readers twice."""
+    populate(tmp_path, 30)
+    recorder = Recorder()
+    controller = start(recorder)
+    env = smtp_env(controller.port)
+    try:
+        cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes", "--limit", "10",
+            env=env)  # fmt: skip
+        bounds = []
+        with store(tmp_path) as db:
+            bounds.append(json.loads(db.query("SELECT settings FROM campaigns")[0][0]))
+        cli(tmp_path, "campaigns", "resume", "1", "--concurrency", "64", env=env)
+        with store(tmp_path) as db:
+            bounds.append(json.loads(db.query("SELECT settings FROM campaigns")[0][0]))
+    finally:
+        controller.stop()
+    assert [b["in_flight_limit"] for b in bounds] == [8 + 16, 64 + 128]
+    assert bounds[1]["concurrency"] == 8  # the campaign's own setting stays as it was stored
+    assert len(recorder.counts()) == 30
+
+
+@pytest.mark.usefixtures("engine")
 def test_sigkill_then_resume_delivers_everyone_with_bounded_duplicates(tmp_path: Path) -> None:
     emails = populate(tmp_path, 3000)
     recorder = Recorder()

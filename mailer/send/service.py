@@ -158,6 +158,7 @@ async def continue_campaign(
                 snapshot_readers(db, campaign_id, chosen, factory.editions.chooser.sql())
             database.analyze("deliveries")
         options = resume_options(session, info, overrides)
+        campaigns.widen_bound(campaign_id, options.in_flight_limit)
         log = (
             ClaimLog(database, campaign_id, worker, options.rate, settings.send.lease_seconds)
             if worker
