@@ -128,3 +128,25 @@ def test_continue_sends_only_what_is_pending_and_says_so_first(tmp_path: Path) -
 def test_a_stop_says_why_and_chooses_the_exit_code(stop: Stop, text: str, code: int) -> None:
     assert str(stop) == text
     assert stop.reason.exit_code == code
+
+
+def test_a_send_that_another_stored_meanwhile_is_refused_when_stored(tmp_path: Path) -> None:
+    """Two `mailer send` of one report started together both pass the check for an earlier
+    campaign (it reads before every reader is rendered): the store checks again, under the
+    write lock, and the second stores nothing. Before, both went out: every reader twice."""
+    session = workspace_with(tmp_path, 5)
+    outbox = Overrides(outbox=tmp_path / "outbox")
+    report = load_report(EXAMPLE_REPORT)
+    first, second = (service.plan_campaign(session, report, weekly(session), outbox)
+                     for _ in range(2))  # fmt: skip
+    assert asyncio.run(service.send_campaign(session, first)).campaign_id == 1
+    with pytest.raises(InputError) as refused:
+        asyncio.run(service.send_campaign(session, second))
+    assert str(refused.value) == (
+        f"{EXAMPLE_REPORT}: another send stored it for weekly meanwhile, as campaign 1;"
+        " --again sends it anyway"
+    )
+    assert [info.id for info in Campaigns(session.database).all()] == [1]
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 5
+    again = service.plan_campaign(session, report, weekly(session), replace(outbox, again=True))
+    assert asyncio.run(service.send_campaign(session, again)).campaign_id == 2

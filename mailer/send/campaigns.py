@@ -10,7 +10,7 @@ from typing import Any
 
 from mailer.compose.editions import primary
 from mailer.db.database import IN_JSON, MAX_ID, Database, as_json, now
-from mailer.errors import NotFoundError
+from mailer.errors import InputError, NotFoundError
 from mailer.models import MailingList
 from mailer.send import campaign_editions
 from mailer.send.campaign_editions import ArchivedEdition, StoredEdition
@@ -56,6 +56,17 @@ def source_digest(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
+# The latest issue of a report to one of these lists that sent to someone, or still may (as
+# plans.same_report judges at the check, which another send may have passed at the same time).
+SAME = (
+    "SELECT c.id FROM campaigns c WHERE c.source_sha256 = ? AND c.kind = 'issue' AND (c.status"
+    " IN ('draft', 'scheduled', 'sending', 'paused') OR EXISTS (SELECT 1 FROM deliveries d"
+    " WHERE d.campaign_id = c.id AND d.status = 'sent')) AND EXISTS (SELECT 1 FROM"
+    f" campaign_lists l WHERE l.campaign_id = c.id AND l.list_slug IN {IN_JSON})"
+    " ORDER BY c.id DESC LIMIT 1"
+)
+
+
 class Campaigns:
     """Create campaigns with their snapshot, and read them back for `campaigns ls/show`."""
 
@@ -75,16 +86,24 @@ class Campaigns:
         files: Mapping[str, bytes] | None = None,
         kind: str = "issue",
         scheduled_at: str | None = None,
+        once: bool = False,
     ) -> int:
         """Store the campaign, with its archived copy (HTML as the public archive serves it),
         its lists and segment, its editions, and snapshot its recipients, each with the
         edition ``edition_of`` (an SQL expression of ``s.lang``) picks, in one transaction.
         A campaign ``scheduled_at`` a time (status scheduled), or a welcome, has no recipients
-        yet: they are taken when it starts, or as readers join."""
+        yet: they are taken when it starts, or as readers join. ``once``: refuse an issue that
+        went, or may still go, to one of its lists (another send stored it since the check)."""
         digest = source_digest(source)
         first, segment = chosen.lists[0], chosen.segment.text if chosen.segment else ""
         status = "scheduled" if scheduled_at else "draft"
-        with self.database.transaction() as db:
+        with self.database.transaction() as db:  # the write lock: one such check at a time
+            slugs = as_json([found.slug for found in chosen.lists])
+            if once and kind == "issue" and (row := db.execute(SAME, (digest, slugs)).fetchone()):
+                raise InputError(
+                    f"{report_path}: another send stored it for {chosen.describe()} meanwhile,"
+                    f" as campaign {row[0]}; --again sends it anyway"
+                )
             cursor = db.execute(
                 "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
                 " source_sha256, settings, created_at, archive_html, segment, status, kind,"

@@ -39,6 +39,7 @@ class Plan:
     factory: MessageFactory
     editions: tuple[StoredEdition, ...] = ()  # every language, the default first
     edition_of: tuple[str, Sequence[str]] = ("''", ())  # SQL: a reader's edition from s.lang
+    again: bool = False  # sent even where this report went before (--again)
 
     def check(self) -> None:
         """Raise when the campaign would reach nobody."""
@@ -130,7 +131,7 @@ def plan_campaign(
     base_url = session.settings.newsletter.base_url
     stored = to_store(editions, factory.editions, base_url, published)  # dated as it goes out
     return Plan(report, source, chosen, readers, transport, options, recipe, factory,
-                tuple(stored), factory.editions.chooser.sql())  # fmt: skip
+                tuple(stored), factory.editions.chooser.sql(), overrides.again)  # fmt: skip
 
 
 def check_campaign(session: Session, report: Report, chosen: Audience) -> int:

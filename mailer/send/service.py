@@ -109,7 +109,7 @@ def store_plan(
     copy = plan.editions[0].archive_html if kind == "issue" else ""
     return campaigns.create(plan.audience, plan.report.subject, str(plan.report.path),
                             plan.source, recorded, copy, plan.editions, plan.edition_of, files,
-                            kind=kind, scheduled_at=at)  # fmt: skip
+                            kind=kind, scheduled_at=at, once=not plan.again)  # fmt: skip
 
 
 async def continue_campaign(
