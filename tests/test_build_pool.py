@@ -372,7 +372,7 @@ def test_killed_worker_pauses_the_campaign_and_resume_sends_the_rest(
         sent = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes",
                       "--concurrency", "2", env=env)  # fmt: skip
         first = len(watch.received)
-        resumed_id = re.search(r"resume with: mailer campaigns resume (\d+)", sent.stdout)
+        resumed_id = re.search(r"resume with: mailer campaigns resume (\d+)", sent.stderr)
         assert resumed_id, sent.output
         shown = mailer("campaigns", "show", resumed_id.group(1))
         resumed = mailer("campaigns", "resume", resumed_id.group(1), env=env)
@@ -384,7 +384,7 @@ def test_killed_worker_pauses_the_campaign_and_resume_sends_the_rest(
     campaign = resumed_id.group(1)
     [line] = [x for x in sent.output.splitlines() if "message-building process" in x]
     assert line.startswith(
-        f"campaign {campaign} paused (stopped by an error: the message-building process"
+        f"error: campaign {campaign} paused (stopped by an error: the message-building process"
         " exited with code -9"
     ), line
     assert line.endswith(f"resume with: mailer campaigns resume {campaign}")

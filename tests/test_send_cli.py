@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke, engine_environ, store
 from tests.message_checks import check_paths
-from tests.smtp_servers import LoopbackController, Recorder, closed_port, start
+from tests.smtp_servers import FaultyServer, LoopbackController, Recorder, closed_port, start
 
 
 def smtp_env(port: int) -> dict[str, str]:
@@ -146,6 +146,22 @@ def wait_for(condition: object, child: subprocess.Popen[str], seconds: float = 6
     while not condition() and child.poll() is None:  # type: ignore[operator]
         assert time.monotonic() < deadline, "no progress"
         time.sleep(0.002)  # polling the server's count, not synchronising on time
+
+
+def test_a_campaign_paused_by_failures_says_so_on_stderr(mailer: Invoke, example: str) -> None:
+    """Exit 1 with the reason as an error line (before, only on stdout, as if all went well)."""
+    dropping = FaultyServer(rule=lambda recipient, attempt: "drop")  # each message's reply
+    controller = start(dropping)
+    env = {**smtp_env(controller.port), "MAILER_SEND_MAX_CONSECUTIVE_FAILURES": "3"}
+    try:
+        result = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--yes", env=env)
+    finally:
+        controller.stop()
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: campaign 1 paused (paused after 3 failures in a row);"
+                      " resume with: mailer campaigns resume 1"]  # fmt: skip
+    assert "paused" not in result.stdout
 
 
 @pytest.mark.usefixtures("engine")

@@ -141,9 +141,12 @@ def summarise(outcome: RunResult) -> None:
         err.print(f"error: disk full: {outcome.stop.detail}; free space, then {resume}",
                   markup=False)  # fmt: skip
         raise typer.Exit(outcome.exit_code)
-    if outcome.stop is not None:
-        out.print(f"campaign {campaign_id} paused ({outcome.stop}); resume with: {resume}",
-                  markup=False)  # fmt: skip
+    if outcome.stop is not None:  # Ctrl-C is the editor's own: any other stop is an error
+        paused = f"campaign {campaign_id} paused ({outcome.stop}); resume with: {resume}"
+        if outcome.exit_code == 130:
+            out.print(paused, markup=False)
+        else:
+            err.print(f"error: {paused}", markup=False)
         raise typer.Exit(outcome.exit_code)
     if outcome.queued:
         out.print(f"{outcome.queued} not sent yet (--limit); resume with: {resume}", markup=False)
