@@ -74,10 +74,14 @@ class TransportError(MailerError):
 class ConnectionLost(TransportError):
     """An open connection dropped mid-message; the message is retried on a new one."""
 
+    whole = False  # the message had gone whole: see ReplyLost
+
 
 class ReplyLost(ConnectionLost):
     """The connection dropped, or the server stayed silent, after the whole message had been
     sent: it may have arrived, so it is not sent again in this run."""
+
+    whole = True
 
 
 class WorkerError(MailerError):

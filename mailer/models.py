@@ -161,7 +161,8 @@ def heard_line(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What the server answered for one message: a 2xx, 4xx or 5xx code, its text, and the
-    stage that answered ("mail" is a refusal of the sender or session, not of this reader).
+    stage that answered ("mail" is a refusal of the sender or session, not of this reader;
+    "unanswered" is mailer's own, for a reply lost once the message had gone whole).
     The text is made storable (``heard``) whoever builds the reply."""
 
     code: int

@@ -6,14 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from mailer.errors import (
-    ConnectionLost,
-    DiskFullError,
-    MailerError,
-    ReplyLost,
-    TransportError,
-    WorkerError,
-)
+from mailer.errors import ConnectionLost, DiskFullError, MailerError, TransportError, WorkerError
 from mailer.models import Reader, Reply
 from mailer.send import retry
 from mailer.send.connecting import open_first
@@ -267,12 +260,10 @@ class Pipeline:
             sender = self.options.sender_for(reader) if self.options.sender_for else None
             reply = await connection.send(sender or self.options.sender, reader.email, message,
                                           reader.smtputf8)  # fmt: skip
-        except ReplyLost as error:
-            self._finish(delivery, Reply(451, f"4.4.2 no reply once the message was sent"
-                                         f" ({error.reason}): it may have arrived, so it is not"
-                                         " sent again in this run"), may_retry=False)  # fmt: skip
-            return False
-        except ConnectionLost:
+        except ConnectionLost as error:
+            if error.whole:  # its reply was lost: it may have arrived
+                self._finish(delivery, retry.unanswered(error.reason))
+                return False
             self._connection_failure()
             return None
         self._finish(delivery, reply, message_id)
@@ -284,12 +275,7 @@ class Pipeline:
             self._halt(StopReason.FAILURES, f"{self.consecutive_failures} failures in a row")
 
     def _finish(
-        self,
-        delivery: Delivery,
-        reply: Reply,
-        message_id: str = "",
-        counted_failure: bool = True,
-        may_retry: bool = True,
+        self, delivery: Delivery, reply: Reply, message_id: str = "", counted_failure: bool = True
     ) -> None:
         attempts = delivery.attempts + 1
         verdict = retry.judge(reply)
@@ -301,7 +287,7 @@ class Pipeline:
         result = Result(delivery.reader.id, verdict.status, attempts, reply.code,
                         reply.text[:500], message_id if sent else "", verdict.bounced)  # fmt: skip
         again = retry.may_retry(verdict.status, attempts, self.options.max_attempts)
-        again = again and may_retry and not self.stopping
+        again = again and reply.stage != retry.UNANSWERED and not self.stopping
         self.writer.add(result, final=not again)
         if again:
             delay = retry.backoff(self.options.retry_delay, attempts)

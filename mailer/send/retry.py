@@ -45,6 +45,16 @@ def session_refusal(reply: Reply) -> str | None:
     return "starttls" if MUST_STARTTLS.search(reply.text) else "login"
 
 
+UNANSWERED = "unanswered"  # the stage of a reply lost once the message had gone whole
+
+
+def unanswered(reason: str) -> Reply:
+    """What a message is recorded with when its reply was lost once it had gone whole: it may
+    have arrived, so it is deferred, and not tried again by the same run."""
+    return Reply(451, f"4.4.2 no reply once the message was sent ({reason}): it may have"
+                 " arrived, so it is not sent again in this run", UNANSWERED)  # fmt: skip
+
+
 def backoff(retry_delay: float, attempts: int) -> float:
     """Seconds before the next attempt: ``retry_delay``, doubled after each attempt."""
     return float(retry_delay * 2 ** (attempts - 1))
