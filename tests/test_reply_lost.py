@@ -88,3 +88,66 @@ def test_the_wait_for_a_message_s_reply_is_rfc_5321_s_ten_minutes_by_default(
     assert (settings.smtp.timeout, settings.smtp.data_timeout) == (30.0, 600.0)
     changed = config.load(workspace, {"MAILER_SMTP_DATA_TIMEOUT": "120"})
     assert changed.smtp.data_timeout == 120.0
+
+
+class Garbled:
+    """Keeps each message of SILENT's readers, and the first time answers it with a line that
+    is not SMTP (a relay's filter gone wrong)."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str | bytes:
+        assert isinstance(self, Recorder)
+        answer = await Recorder.handle_DATA(self, server, session, envelope)
+        [recipient] = envelope.rcpt_tos
+        if recipient in SILENT and self.counts()[recipient] == 1:
+            return b"ok, got it"
+        return answer
+
+
+@dataclass
+class GarbledServer(Garbled, FaultyServer):
+    pass
+
+
+@dataclass
+class GarbledPipelining(Garbled, PipeliningServer):
+    pass
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_a_garbled_reply_to_a_sent_message_is_not_sent_again_in_the_run(
+    mailer: Invoke, pipelining: bool
+) -> None:
+    """Before, it was a deferral like any other: sent again at each retry (4 copies)."""
+    handler: Recorder = GarbledPipelining() if pipelining else GarbledServer()
+    controller = start_pipelining(handler) if pipelining else start(handler)  # type: ignore[arg-type]
+    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+           "MAILER_SMTP_SECURITY": "none", "MAILER_SEND_RETRY_DELAY": "0.01",
+           **PUBLICATION}  # fmt: skip
+    try:
+        assert mailer("subscribers", "import", "example", str(EXAMPLE_CSV),
+                      "--create-list").exit_code == 0  # fmt: skip
+        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert "17 sent, 3 deferred, 0 failed" in result.stdout
+    assert set(handler.counts().values()) == {1} and len(handler.counts()) == 20
+
+
+def test_a_worker_keeps_its_claims_while_it_waits_for_a_reply(mailer: Invoke) -> None:
+    """The wait for a reply (data_timeout) outlasts the claims' lease: the worker renews them
+    meanwhile. Before, another worker took its batch when the lease ran out and sent it too."""
+    handler = SilentServer()
+    controller = start(handler)
+    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
+           "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_DATA_TIMEOUT": "3",
+           "MAILER_SEND_LEASE_SECONDS": "1", **PUBLICATION}  # fmt: skip
+    try:
+        assert mailer("subscribers", "import", "example", str(EXAMPLE_CSV),
+                      "--create-list").exit_code == 0  # fmt: skip
+        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes",
+                        "--workers", "2", "--concurrency", "1", env=env)  # fmt: skip
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert set(handler.counts().values()) == {1} and len(handler.counts()) == 20

@@ -315,6 +315,7 @@ class Pipeline:
             await asyncio.sleep(0.05)
             try:
                 self.writer.flush()
+                self.log.rate()  # a worker keeps its claims while a reply is waited for
             except Exception as error:
                 self._error(error)
             self.on_progress(self.progress)

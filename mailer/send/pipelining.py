@@ -161,11 +161,13 @@ async def transact(
                 assert refusal is not None
                 return refusal, True
         if refusal is None:
+            if transport.is_closing() or replies.failure is not None:  # gone after its 354
+                raise SMTPServerDisconnected("Connection lost before the message was sent")
             transport.write(payload)
             try:
                 final = await replies.next(data_timeout)
-            except (SMTPServerDisconnected, SMTPTimeoutError) as error:
-                client.close()
+            except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as error:
+                client.close()  # silent, gone or garbled once the message went: it may be there
                 raise ReplyLost(where, str(error) or type(error).__name__) from None
             return Reply(final.code, final.message), False
         if answers[2].code == 354:

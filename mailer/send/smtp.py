@@ -119,15 +119,18 @@ class SmtpConnection:
         start = await client.execute_command(b"DATA")
         if start.code != 354:
             raise SMTPResponseException(start.code, start.message)
-        try:
-            async with lock:
-                protocol._response_pending = True
-                protocol.write(data)
-                answer = await protocol.read_response(timeout=self.settings.data_timeout)
-        except (SMTPServerDisconnected, SMTPTimeoutError) as error:  # the message may be there
-            client.close()
-            raise ReplyLost(self.where, str(error) or type(error).__name__) from None
-        return answer
+        async with lock:
+            protocol._response_pending = True
+            try:
+                protocol.write(data)  # raises when the connection has gone: nothing was sent
+            except SMTPServerDisconnected:
+                client.close()
+                raise
+            try:
+                return await protocol.read_response(timeout=self.settings.data_timeout)
+            except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as error:
+                client.close()  # silent, gone or garbled once the message went: it may be there
+                raise ReplyLost(self.where, str(error) or type(error).__name__) from None
 
     async def _refused(self, code: int, text: str, stage: str = "data") -> Reply:
         if self.client.is_connected:
