@@ -137,9 +137,9 @@ UNSAID = dict.fromkeys(
     [*range(0, 9), *range(11, 32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 )
 MARKED = dict.fromkeys(UNSAID, "\ufffd")
-# Surrogates that stand for no byte (surrogateescape's are U+DC80 to U+DCFF): a JSON escape of
-# half an emoji, say.
-STRAY = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+# Lone surrogates: the bytes that were not UTF-8 where text was decoded with surrogateescape
+# (aiosmtplib's replies, file names), or a JSON escape of half an emoji. No database takes them.
+SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def heard(text: str, keep_apart: bool = False) -> str:
@@ -149,8 +149,7 @@ def heard(text: str, keep_apart: bool = False) -> str:
     that differ only in them (an address to match, an id) stay different."""
     if text.isprintable():
         return text
-    raw = STRAY.sub("\ufffd", text).encode("utf-8", "surrogateescape")
-    return raw.decode("utf-8", "replace").translate(MARKED if keep_apart else UNSAID)
+    return SURROGATES.sub("\ufffd", text).translate(MARKED if keep_apart else UNSAID)
 
 
 def heard_line(text: str) -> str:

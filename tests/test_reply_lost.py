@@ -8,10 +8,20 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from typer.testing import Result
 
 from mailer import config
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke, store
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke, store
 from tests.smtp_servers import FaultyServer, PipeliningServer, Recorder, start, start_pipelining
+from tests.test_send_cli import smtp_env
+
+
+def send_example(mailer: Invoke, env: dict[str, str], *options: str) -> Result:
+    """The example readers imported, then sent the example report through ``env``'s relay."""
+    imported = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
+    assert imported.exit_code == 0, imported.output
+    return mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", *options, env=env)
+
 
 SILENT = {"lukasz.nowak@example.net", "jose.alvarez@example.com", "zoe.bronte@example.org"}
 
@@ -48,13 +58,10 @@ def test_a_message_whose_reply_never_comes_is_not_sent_again_in_the_run(
     on a new one, then again at each retry (up to [send] max_attempts copies)."""
     handler: Recorder = SilentPipelining() if pipelining else SilentServer()
     controller = start_pipelining(handler) if pipelining else start(handler)  # type: ignore[arg-type]
-    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
-           "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_DATA_TIMEOUT": "0.5",
-           "MAILER_SEND_RETRY_DELAY": "0.01", **PUBLICATION}  # fmt: skip
+    env = {**smtp_env(controller.port), "MAILER_SMTP_DATA_TIMEOUT": "0.5",
+           "MAILER_SEND_RETRY_DELAY": "0.01"}  # fmt: skip
     try:
-        assert mailer("subscribers", "import", "example", str(EXAMPLE_CSV),
-                      "--create-list").exit_code == 0  # fmt: skip
-        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
+        result = send_example(mailer, env)
         assert result.exit_code == 0, result.output
         assert "17 sent, 3 deferred, 0 failed" in result.stdout
         assert set(handler.counts().values()) == {1} and len(handler.counts()) == 20
@@ -120,13 +127,9 @@ def test_a_garbled_reply_to_a_sent_message_is_not_sent_again_in_the_run(
     """Before, it was a deferral like any other: sent again at each retry (4 copies)."""
     handler: Recorder = GarbledPipelining() if pipelining else GarbledServer()
     controller = start_pipelining(handler) if pipelining else start(handler)  # type: ignore[arg-type]
-    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
-           "MAILER_SMTP_SECURITY": "none", "MAILER_SEND_RETRY_DELAY": "0.01",
-           **PUBLICATION}  # fmt: skip
+    env = {**smtp_env(controller.port), "MAILER_SEND_RETRY_DELAY": "0.01"}
     try:
-        assert mailer("subscribers", "import", "example", str(EXAMPLE_CSV),
-                      "--create-list").exit_code == 0  # fmt: skip
-        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
+        result = send_example(mailer, env)
     finally:
         controller.stop()
     assert result.exit_code == 0, result.output
@@ -139,14 +142,10 @@ def test_a_worker_keeps_its_claims_while_it_waits_for_a_reply(mailer: Invoke) ->
     meanwhile. Before, another worker took its batch when the lease ran out and sent it too."""
     handler = SilentServer()
     controller = start(handler)
-    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
-           "MAILER_SMTP_SECURITY": "none", "MAILER_SMTP_DATA_TIMEOUT": "3",
-           "MAILER_SEND_LEASE_SECONDS": "1", **PUBLICATION}  # fmt: skip
+    env = {**smtp_env(controller.port), "MAILER_SMTP_DATA_TIMEOUT": "3",
+           "MAILER_SEND_LEASE_SECONDS": "1"}  # fmt: skip
     try:
-        assert mailer("subscribers", "import", "example", str(EXAMPLE_CSV),
-                      "--create-list").exit_code == 0  # fmt: skip
-        result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes",
-                        "--workers", "2", "--concurrency", "1", env=env)  # fmt: skip
+        result = send_example(mailer, env, "--workers", "2", "--concurrency", "1")
     finally:
         controller.stop()
     assert result.exit_code == 0, result.output

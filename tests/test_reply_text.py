@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailer.models import Reply, heard
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, PUBLICATION, Invoke, store
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke, store
 from tests.smtp_servers import (
     LoopbackController,
     PipeliningServer,
@@ -21,6 +21,7 @@ from tests.smtp_servers import (
     start,
     start_pipelining,
 )
+from tests.test_send_cli import smtp_env
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -76,8 +77,7 @@ def test_replies_that_are_not_utf8_are_recorded_and_the_campaign_ends(
     try:
         imported = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
         assert imported.exit_code == 0, imported.output
-        env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
-               "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
+        env = smtp_env(controller.port)
         result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
     finally:
         controller.stop()
@@ -121,8 +121,7 @@ def test_a_greeting_that_refuses_in_latin1_is_one_printable_line(
     """Before, the line showed aiosmtplib's tuple, the escape sequence in it as it came."""
     imported = mailer("subscribers", "import", "example", str(EXAMPLE_CSV), "--create-list")
     assert imported.exit_code == 0, imported.output
-    env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(closed_greeting),
-           "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
+    env = smtp_env(closed_greeting)
     result = mailer("send", str(EXAMPLE_REPORT), "--list", "example", "--yes", env=env)
     assert result.exit_code == 1, result.output
     [line] = result.stderr.strip().splitlines()
@@ -174,8 +173,7 @@ def test_a_refusal_of_several_lines_is_one_error_line(mailer: Invoke) -> None:
     controller = start(Refusing())
     try:
         assert mailer("lists", "create", "letters", "--double-opt-in").exit_code == 0
-        env = {"MAILER_SMTP_HOST": "127.0.0.1", "MAILER_SMTP_PORT": str(controller.port),
-               "MAILER_SMTP_SECURITY": "none", **PUBLICATION}  # fmt: skip
+        env = smtp_env(controller.port)
         result = mailer("subscribers", "add", "letters", "ada@example.org", env=env)
     finally:
         controller.stop()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
+from mailer.models import SURROGATES
+
 BREAKS = re.compile(r"[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]+")
 CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-# Lone surrogates: a JSON "\ud83d" (half an emoji, as JavaScript cuts one) or a byte that was
-# not UTF-8. No database takes them; they become U+FFFD.
-SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def has_controls(value: str) -> bool:

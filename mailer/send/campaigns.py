@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mailer.compose.editions import primary
-from mailer.db.database import IN_JSON, MAX_ID, Database, as_json, now
+from mailer.db.database import IN_JSON, MAX_ID, Connection, Database, as_json, now
 from mailer.errors import InputError, NotFoundError
 from mailer.models import MailingList
 from mailer.send import campaign_editions
@@ -56,8 +56,7 @@ def source_digest(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-# The latest issue of a report to one of these lists that sent to someone, or still may (as
-# plans.same_report judges at the check, which another send may have passed at the same time).
+# The latest issue of a report to one of these lists that sent to someone, or still may.
 SAME = (
     "SELECT c.id FROM campaigns c WHERE c.source_sha256 = ? AND c.kind = 'issue' AND (c.status"
     " IN ('draft', 'scheduled', 'sending', 'paused') OR EXISTS (SELECT 1 FROM deliveries d"
@@ -97,12 +96,12 @@ class Campaigns:
         digest = source_digest(source)
         first, segment = chosen.lists[0], chosen.segment.text if chosen.segment else ""
         status = "scheduled" if scheduled_at else "draft"
+        slugs = [found.slug for found in chosen.lists]
         with self.database.transaction() as db:  # the write lock: one such check at a time
-            slugs = as_json([found.slug for found in chosen.lists])
-            if once and kind == "issue" and (row := db.execute(SAME, (digest, slugs)).fetchone()):
+            if once and kind == "issue" and (earlier := self.latest_issue(source, slugs, db)):
                 raise InputError(
                     f"{report_path}: another send stored it for {chosen.describe()} meanwhile,"
-                    f" as campaign {row[0]}; --again sends it anyway"
+                    f" as campaign {earlier}; --again sends it anyway"
                 )
             cursor = db.execute(
                 "INSERT INTO campaigns (list_id, list_slug, subject, report_path, source,"
@@ -141,15 +140,15 @@ class Campaigns:
     def all(self) -> list[CampaignInfo]:
         return self._select("", ())
 
-    def of_source(self, source: str, slugs: Iterable[str]) -> list[CampaignInfo]:
-        """The issues of this very report ``source`` to any of the lists ``slugs``, oldest
-        first."""
-        return self._select(
-            "WHERE c.source_sha256 = ? AND c.kind = 'issue' AND EXISTS (SELECT 1"
-            " FROM campaign_lists l WHERE l.campaign_id = c.id AND l.list_slug IN "
-            f"{IN_JSON})",
-            (source_digest(source), as_json(slugs)),
-        )
+    def latest_issue(
+        self, source: str, slugs: Iterable[str], db: Connection | None = None
+    ) -> int | None:
+        """The latest issue of this report ``source`` to one of the lists ``slugs`` that sent
+        to someone, or still may; one cancelled (or finished) with nothing sent does not
+        count. Read on ``db`` inside a write transaction, else on the database."""
+        params = (source_digest(source), as_json(list(slugs)))
+        row = db.execute(SAME, params).fetchone() if db else self.database.query_one(SAME, params)
+        return int(row[0]) if row else None
 
     def _select(self, where: str, params: Sequence[Any]) -> list[CampaignInfo]:
         rows = self.database.query(

@@ -68,17 +68,12 @@ def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -
     return send_options(session.settings, concurrency, rate, overrides.limit)
 
 
-LIVE = ("draft", "scheduled", "sending", "paused")  # may still send: resumed, or when due
-
-
 def same_report(campaigns: Campaigns, chosen: Audience, source: str) -> CampaignInfo | None:
     """The latest campaign of this very report source to one of these lists that sent it to
-    someone, or still may; one cancelled (or finished) with nothing sent does not count."""
-    earlier = campaigns.of_source(source, [found.slug for found in chosen.lists])
-    for info in reversed(earlier):  # newest first
-        if (info.counts["sent"] or info.status in LIVE) and info.source == source:
-            return info
-    return None
+    someone, or still may (Campaigns.latest_issue)."""
+    earlier = campaigns.latest_issue(source, [found.slug for found in chosen.lists])
+    info = None if earlier is None else campaigns.get(earlier)
+    return info if info is not None and info.source == source else None
 
 
 def already(earlier: CampaignInfo, zone: str = "") -> str:
