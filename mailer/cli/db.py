@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli.common import Typer, out, settings
+from mailer.cli.common import Typer, no_workspace, out, settings
 from mailer.config.checks import postgres_url
+from mailer.db.database import NoDatabaseError
 from mailer.db.opening import postgres
 from mailer.db.sqlite import SqliteDatabase
 from mailer.errors import InputError
@@ -33,12 +34,19 @@ def db_migrate_to(
     from mailer.db.moving import migrate_to  # it needs psycopg
 
     timeout = current.database.busy_timeout
-    with SqliteDatabase(current.database_path, timeout, create=False) as source:
+    try:
+        source = SqliteDatabase(current.database_path, timeout, create=False)
+    except NoDatabaseError as error:
+        raise InputError(no_workspace(error)) from None
+    with source:
         moved = migrate_to(source, url)
     verb = "copied into" if moved.copied else "already in, nothing copied:"
     out.print(f"{verb} {moved.target}", markup=False)
     width = max(map(len, moved.counts), default=0)
     for table, count in moved.counts.items():
         out.print(f"  {table:<{width}}  {count} rows, the same in both", markup=False)
+    for table, count in moved.replaced.items():
+        out.print(f"  {table}: {count} NUL characters replaced by U+FFFD (PostgreSQL cannot"
+                  " store them)", markup=False)  # fmt: skip
     if moved.copied:
         out.print(f'use it: set [database] url = "{moved.target}" in mailer.toml', markup=False)

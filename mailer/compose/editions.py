@@ -12,7 +12,7 @@ from babel.core import Locale, UnknownLocaleError
 from mailer.compose.assets import inspect_report
 from mailer.compose.compiled import CompiledCampaign, compile_campaign
 from mailer.compose.notices import Notice
-from mailer.compose.report import LANG, MAX_REPORT, Report, parse_report
+from mailer.compose.report import LANG, Report, parse_report, read_source
 from mailer.compose.report_files import ReportFiles
 from mailer.config import Settings
 from mailer.errors import FileInputError, InputError
@@ -50,20 +50,6 @@ def edition_tag(path: Path, base: Path) -> str | None:
     except (ValueError, UnknownLocaleError):
         return None
     return tag
-
-
-def read_source(path: Path) -> str:
-    """A report file's text, as the campaign stores it (at most MAX_REPORT bytes)."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_REPORT + 1)
-        if len(data) > MAX_REPORT:
-            raise FileInputError(path, f"larger than {MAX_REPORT // 1024 // 1024} MiB")
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise FileInputError(path, f"not UTF-8 text ({error.reason})") from None
-    except OSError as error:
-        raise FileInputError(path, f"cannot read: {error.strerror or error}") from None
 
 
 def read_editions(report: Report) -> list[Edition]:

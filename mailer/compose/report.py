@@ -55,6 +55,12 @@ class Report:
 
 def load_report(path: Path) -> Report:
     """Read ``path``: front matter (optional) and body; raise FileInputError with a line."""
+    return parse_report(read_source(path), path)
+
+
+def read_source(path: Path) -> str:
+    """A report file's text, as the campaign stores it (at most MAX_REPORT bytes). A NUL is
+    refused as a sign of a file that is not text (and no database of PostgreSQL's takes it)."""
     try:
         with path.open("rb") as file:
             data = file.read(MAX_REPORT + 1)
@@ -64,8 +70,11 @@ def load_report(path: Path) -> Report:
     except UnicodeDecodeError as error:
         raise FileInputError(path, f"not UTF-8 text ({error.reason})") from None
     except OSError as error:
-        raise FileInputError(path, error.strerror or str(error)) from None
-    return parse_report(text, path)
+        raise FileInputError(path, f"cannot read: {error.strerror or error}") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise FileInputError(path, "a NUL character: is it a text file?", line)
+    return text
 
 
 def parse_report(text: str, path: Path) -> Report:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailer.config.postgres_url import problem as postgres_url_problem
 from mailer.times import SPAN, known_zone
 
 Check = Callable[[object], str | None]  # None when the value fits, else why not (no value in it)
@@ -20,10 +21,6 @@ LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 URL = re.compile(r"(?P<scheme>[A-Za-z]+)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^/:?#\[\]@]*)"
                  r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^?#]*)?")  # fmt: skip
-POSTGRES_URL = re.compile(r"postgres(?:ql)?://[^\s]*\Z")
-POSTGRES_PASSWORD = re.compile(  # user:password@, or ?password= among the parameters
-    r"postgres(?:ql)?://[^/@?#]*:[^/@?#]*@|[?&](?:ssl)?password=", re.IGNORECASE
-)
 URL_UNSAFE = re.compile(r"[\s<>\"'`,\\^{}|\x00-\x1f\x7f]")
 SECRET_WORDS = ("password", "secret", "token")
 LARGEST = 2**31 - 1
@@ -211,13 +208,7 @@ def span(value: object) -> str | None:
 def postgres_url(value: object) -> str | None:
     """A PostgreSQL connection url with no password in it (libpq reads PGPASSWORD, ~/.pgpass)."""
     text = str(value)
-    if (problem := secret(text)) is not None:
-        return problem
-    if not POSTGRES_URL.match(text):
-        return "must be a url such as postgresql://mailer@db.example.org/mailer"
-    if POSTGRES_PASSWORD.search(text):
-        return "must not hold a password: give it in PGPASSWORD or ~/.pgpass instead"
-    return None
+    return secret(text) or postgres_url_problem(text)
 
 
 def rules() -> dict[str, Check]:

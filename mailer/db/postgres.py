@@ -11,12 +11,12 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import errors
 from psycopg.adapt import Dumper
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.postgres import adapters as postgres
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from mailer.config.postgres_url import shown
 from mailer.db.database import Connection, Cursor, Database, NoDatabaseError
 from mailer.db.dialect import to_postgres
 from mailer.db.postgres_copy import copy_in
@@ -33,17 +33,6 @@ CAMPAIGN_LOCKS = 0x6D61_696C_0000_0000
 
 _pools: dict[str, ConnectionPool[psycopg.Connection[Any]]] = {}
 _pools_lock = threading.Lock()
-
-
-def shown(url: str) -> str:
-    """The url as messages show it: never its password."""
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "postgresql://(an invalid url)"
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
 class FlagDumper(Dumper):
