@@ -14,7 +14,8 @@ from mailer.audience import lists, subscriptions
 from mailer.db.database import Database
 from mailer.models import Candidate
 from mailer.send.campaigns import Campaigns
-from mailer.send.claims import ClaimLog
+from mailer.send.claims import ClaimLog, settle, workers
+from mailer.send.deliveries import PENDING, CampaignLog
 from mailer.send.recipients import Audience
 from mailer.send.types import Delivery, Result
 from tests.conftest import store
@@ -101,3 +102,28 @@ def test_a_claim_that_finds_none_ahead_looks_behind_at_once(database: Database) 
     assert ids(a.pending(0, 10)) == readers[0:5]  # nothing is left ahead: from the first
     sent(a, readers[0:5])
     assert a.pending(0, 10) == []
+
+
+def test_a_plain_run_credits_what_it_sends_to_no_worker(database: Database) -> None:
+    campaign_id, readers = campaign(database, 4)
+    a, _ = started(database, campaign_id, Clock())
+    assert ids(a.pending(0, 4)) == readers  # a claims all four, then dies
+    sent(a, readers[:1])
+    CampaignLog(database, campaign_id, PENDING).record(
+        [Result(reader, "sent", 1, 250, "ok") for reader in readers[1:]]
+    )  # the resume that sent the rest
+    credited = database.query(
+        "SELECT claimed_by, COUNT(*) FROM deliveries WHERE status = 'sent' GROUP BY claimed_by"
+        " ORDER BY claimed_by"
+    )
+    assert credited == [("", 3), ("host:1-x", 1)]
+    assert [(w.name, w.counts) for w in workers(database, campaign_id)] == [
+        ("host:1-x", {"sent": 1}),
+        ("host:2-x", {}),
+    ]
+
+
+def test_a_campaign_its_workers_never_began_is_paused_once_they_end(database: Database) -> None:
+    campaign_id, _ = campaign(database, 3)  # stored for workers stopped before they began
+    assert settle(database, campaign_id, "host", [1, 2]) == "paused"
+    assert Campaigns(database).get(campaign_id).reason == "3 not sent yet (its workers ended)"

@@ -143,6 +143,9 @@ def summarise(outcome: RunResult) -> None:
         raise typer.Exit(outcome.exit_code)
     if outcome.stop is not None:  # Ctrl-C is the editor's own: any other stop is an error
         paused = f"campaign {campaign_id} paused ({outcome.stop}); resume with: {resume}"
+        if outcome.status == "sending":  # a worker, and the others go on
+            paused = (f"this worker stopped ({outcome.stop}); campaign {campaign_id} goes on"
+                      " with its other workers")  # fmt: skip
         if outcome.exit_code == 130:
             out.print(paused, markup=False)
         else:
@@ -150,7 +153,7 @@ def summarise(outcome: RunResult) -> None:
         raise typer.Exit(outcome.exit_code)
     if outcome.queued:
         out.print(f"{outcome.queued} not sent yet (--limit); resume with: {resume}", markup=False)
-    elif c["deferred"]:
+    elif outcome.status == "done" and (outcome.deferred or c["deferred"]):
         out.print(f"retry the deferred ones later with: mailer campaigns retry {campaign_id}")
 
 

@@ -90,6 +90,11 @@ def follow_workers(database: Database, campaign_id: int, started: Workers) -> No
         out.print(f"  {worker.name}: {worker.counts.get('sent', 0)} sent", markup=False)
     for failure in failures:
         err.print(f"error: {failure}", markup=False)
-    if failures or info.status != "done":
+    if info.status != "done":
         out.print(f"resume with: mailer campaigns resume {campaign_id}", markup=False)
+    elif c["deferred"]:
+        out.print(f"retry the deferred ones later with: mailer campaigns retry {campaign_id}")
+    if presses:  # the editor's own stop, as Ctrl-C is for one send
+        raise typer.Exit(130)
+    if failures or info.status != "done":
         raise typer.Exit(1)

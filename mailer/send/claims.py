@@ -74,6 +74,7 @@ class ClaimLog(CampaignLog):
     ) -> None:
         super().__init__(database, campaign_id, ("queued",))
         self.worker, self.shared, self.lease, self.clock = worker, rate, lease, clock
+        self.recorder = worker
         self.alive = 1  # workers sending now (holding claims): they share the rate
         self.held: set[int] = set()
         # Claims go on past the last reader claimed; from the first one when that finds none,
@@ -257,7 +258,8 @@ def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int])
             "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''",
             (campaign_id,),
         ).fetchone()[0]
-        if status is None or status[0] != "sending" or others:
+        # A draft: stopped before any of its workers began it.
+        if status is None or status[0] not in ("sending", "draft") or others:
             return str(status[0]) if status else ""
         queued = queued_in(db, campaign_id)
         return conclude(db, campaign_id, f"{queued} not sent yet (its workers ended)", at, queued)

@@ -16,18 +16,19 @@ PENDING = ("queued", "deferred")
 # How many of a campaign's deliveries are queued (through the partial index of queued ones).
 QUEUED = "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'queued'"
 # A batch of results, each row (reader, status, attempts, code, error, reply, Message-ID); a
-# row already sent stays sent. SQLite updates row by row in one transaction. PostgreSQL takes
-# the batch as one statement over arrays: one plan and one round trip, where a statement per
-# row cost 1.6x the time (the pipeline waits for it).
+# row already sent stays sent. Each is credited to the worker that recorded it ('' for a plain
+# run, even where a dead worker had claimed it). SQLite updates row by row in one transaction.
+# PostgreSQL takes the batch as one statement over arrays: one plan and one round trip, where a
+# statement per row cost 1.6x the time (the pipeline waits for it).
 RECORD_EACH = (
     "UPDATE deliveries SET status = ?2, attempts = ?3, last_code = ?4, last_error = ?5,"
-    " reply = ?6, message_id = ?7, sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END"
-    " WHERE campaign_id = ?9 AND subscriber_id = ?1 AND status != 'sent'"
+    " reply = ?6, message_id = ?7, sent_at = CASE WHEN ?2 = 'sent' THEN ?8 ELSE sent_at END,"
+    " claimed_by = ?10 WHERE campaign_id = ?9 AND subscriber_id = ?1 AND status != 'sent'"
 )
 RECORD_ARRAYS = (
     "UPDATE deliveries d SET status = r.status, attempts = r.attempts, last_code = r.code,"
     " last_error = r.error, reply = r.reply, message_id = r.message_id,"
-    " sent_at = CASE WHEN r.status = 'sent' THEN ? ELSE d.sent_at END"
+    " sent_at = CASE WHEN r.status = 'sent' THEN ? ELSE d.sent_at END, claimed_by = ?"
     " FROM unnest(CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS integer[]),"
     " CAST(? AS integer[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]))"
     " AS r(subscriber_id, status, attempts, code, error, reply, message_id)"
@@ -37,6 +38,8 @@ RECORD_ARRAYS = (
 
 class CampaignLog:
     """The pipeline's delivery log for one stored campaign."""
+
+    recorder = ""  # the worker whose results these are ('' for a plain run)
 
     def __init__(self, database: Database, campaign_id: int, statuses: Sequence[str]) -> None:
         self.database, self.campaign_id = database, campaign_id
@@ -123,7 +126,11 @@ class CampaignLog:
                 for r in standing(results)]  # fmt: skip
         bounced = [(r.subscriber_id, f"{r.code} {r.text}") for r in results if r.bounced]
         postgres = self.database.engine == "postgresql"
-        columns = (stamp, *map(list, zip(*rows, strict=True)), campaign) if postgres else ()
+        columns = (
+            (stamp, self.recorder, *map(list, zip(*rows, strict=True)), campaign)
+            if postgres
+            else ()
+        )
         if postgres and not bounced:
             self.database.execute(RECORD_ARRAYS, columns)  # one statement: its own transaction
             return
@@ -133,7 +140,9 @@ class CampaignLog:
             if postgres:
                 db.execute(RECORD_ARRAYS, columns)
             else:
-                db.executemany(RECORD_EACH, [(*row, stamp, campaign) for row in rows])
+                db.executemany(
+                    RECORD_EACH, [(*row, stamp, campaign, self.recorder) for row in rows]
+                )
             if bounced:
                 bounce_many(db, bounced, campaign, stamp)
 

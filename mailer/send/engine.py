@@ -52,10 +52,8 @@ class Pipeline:
         self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
         self.limiter = RateLimiter(options.rate)
         self.writer = ResultWriter(log, self.progress, options.batch)
-        self.outstanding = 0
-        self.producing = True
-        self.stopping = False
-        self.consecutive_failures = 0
+        self.outstanding, self.consecutive_failures = 0, 0
+        self.producing, self.stopping = True, False
         self.idle = asyncio.Event()
         self.retries: set[asyncio.Task[None]] = set()
         self.workers: list[asyncio.Task[None]] = []
@@ -188,9 +186,16 @@ class Pipeline:
         except WorkerError:
             raise  # not this reader's fault: the campaign stops, the reader stays queued
         except MailerError as error:
-            self._finish(delivery, Reply(554, f"not rendered: {error}"), counted_failure=False)
+            self._unrendered(delivery, error)
             return
         await self.queue.put((delivery, message, message_id))
+
+    def _unrendered(self, delivery: Delivery, error: MailerError) -> None:
+        """A message that cannot be made fails its reader; a worker stops, leaving it queued."""
+        why = f"not rendered: {error}"
+        if self.options.stop_on_render:  # its host's setup is not the one the send checked
+            return self._halt(StopReason.ERROR, f"reader {delivery.reader.id}: {why}")
+        self._finish(delivery, Reply(554, why), counted_failure=False)
 
     def _maybe_idle(self) -> None:
         if not self.producing and self.outstanding == 0:
@@ -209,7 +214,7 @@ class Pipeline:
                 except WorkerError:
                     raise
                 except MailerError as error:  # built in a worker process: this reader only
-                    self._finish(delivery, Reply(554, f"not rendered: {error}"), "", False)
+                    self._unrendered(delivery, error)
                     continue
                 if connection is None or sent_here >= self.options.max_per_connection:
                     if connection is not None:

@@ -37,6 +37,7 @@ from mailer.send.plans import (
     run_options,
 )
 from mailer.send.recipients import Audience, audience, snapshot_readers
+from mailer.send.same_setup import check_same_setup, setup_of
 from mailer.send.sessions import NO_OVERRIDES, Overrides, RunResult, Session
 from mailer.send.transports import choose_transport
 from mailer.send.types import (
@@ -82,7 +83,8 @@ async def send_campaign(session: Session, plan: Plan) -> RunResult:
             log = CampaignLog(database, campaign_id, RESUME)
             progress = await _run(session, plan.transport, log, plan.factory, pool, campaign_id,
                                   plan.options, plan.readers, first)  # fmt: skip
-    return RunResult(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+    info = campaigns.get(campaign_id)
+    return RunResult.of(campaign_id, progress, info.counts, info.status)
 
 
 def schedule_campaign(session: Session, plan: Plan, at: datetime) -> int:
@@ -105,7 +107,8 @@ def store_plan(
     options = plan.options
     recorded = {"concurrency": options.concurrency, "rate": options.rate,
                 "in_flight_limit": options.in_flight_limit, "key": plan.recipe.key,
-                "transport": plan.transport.description, "files": True}  # fmt: skip
+                "transport": plan.transport.description, "files": True,
+                "setup": setup_of(plan.recipe.settings)}  # fmt: skip
     copy = plan.editions[0].archive_html if kind == "issue" else ""
     return campaigns.create(plan.audience, plan.report.subject, str(plan.report.path),
                             plan.source, recorded, copy, plan.editions, plan.edition_of, files,
@@ -136,6 +139,8 @@ async def continue_campaign(
             raise InputError(f"campaign {campaign_id} was cancelled")
         if not still(info):
             return RunResult(campaign_id, Progress(0))
+        if worker:  # perhaps on another host: with the same secret and templates
+            check_same_setup(campaign_id, info.settings.get("setup", {}), settings)
         remaining = tuple(lists.of_campaign(database, campaign_id))  # a deleted one is skipped
         if not remaining:
             raise InputError(
@@ -157,7 +162,7 @@ async def continue_campaign(
             with database.transaction() as db:
                 snapshot_readers(db, campaign_id, chosen, factory.editions.chooser.sql())
             database.analyze("deliveries")
-        options = resume_options(session, info, overrides)
+        options = replace(resume_options(session, info, overrides), stop_on_render=bool(worker))
         campaigns.widen_bound(campaign_id, options.in_flight_limit)
         log = (
             ClaimLog(database, campaign_id, worker, options.rate, settings.send.lease_seconds)
@@ -178,7 +183,8 @@ async def continue_campaign(
             progress = await _run(
                 session, transport, log, factory, pool, campaign_id, options, total, None
             )
-    return RunResult(campaign_id, progress, campaigns.get(campaign_id).counts["queued"])
+    info = campaigns.get(campaign_id)
+    return RunResult.of(campaign_id, progress, info.counts, info.status)
 
 
 async def send_test(

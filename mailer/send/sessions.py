@@ -39,11 +39,20 @@ class Session:
 @dataclass(frozen=True)
 class RunResult:
     """How a run ended: the campaign (None for a test or a run stopped before the server
-    answered), the counts, and how many are left queued for a later resume."""
+    answered), the counts, how many are left queued for a later resume, and the campaign's
+    status and deferred deliveries then (with workers, the others' too)."""
 
     campaign_id: int | None
     progress: Progress
     queued: int = 0
+    status: str = ""
+    deferred: int = 0
+
+    @classmethod
+    def of(
+        cls, campaign_id: int, progress: Progress, counts: dict[str, int], status: str
+    ) -> RunResult:
+        return cls(campaign_id, progress, counts["queued"], status, counts["deferred"])
 
     @property
     def stop(self) -> Stop | None:

@@ -124,6 +124,7 @@ class SendOptions:
     retry_delay: float = 30.0
     max_consecutive_failures: int = 50
     limit: int = 0  # stop after this many deliveries (0: all)
+    stop_on_render: bool = False  # a reader whose message cannot be made stops the run
 
     @property
     def batch(self) -> int:

@@ -23,6 +23,9 @@ from mailer.send.sessions import Session
 
 WATCH = 0.5  # seconds between looks at the campaign's counts while the workers send
 CANCEL_WAIT = 30.0  # seconds a worker told "no campaign" has to end before it is killed
+# A worker's exit statuses that are no failure: done; stopped by Ctrl-C (130), or by a SIGINT
+# that came while Python was still starting, before mailer's handler was there.
+STOPPED = (0, 130, -signal.SIGINT)
 
 
 async def store_for_workers(session: Session, plan: Plan) -> int:
@@ -146,11 +149,13 @@ class Workers:
         """The last line each failed worker wrote, with its exit status."""
         found = []
         for process, log in zip(self.processes, self.logs, strict=True):
-            if process.wait() not in (0, 130):
+            if process.wait() not in STOPPED:
                 log.seek(0)
                 lines = log.read().decode("utf-8", "replace").strip().splitlines()
-                found.append(f"worker {process.pid} (exit {process.returncode}): "
-                             + (lines[-1] if lines else "no output"))  # fmt: skip
+                said = lines[-1] if lines else "no output"
+                if process.returncode < 0:  # its last line is whatever it was doing then
+                    said = f"killed by {signal.Signals(-process.returncode).name}"
+                found.append(f"worker {process.pid} (exit {process.returncode}): {said}")
         return found
 
     def close(self) -> None:
