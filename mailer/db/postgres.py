@@ -73,9 +73,12 @@ def _pool(url: str, where: str, timeout: float) -> ConnectionPool[psycopg.Connec
         options = (
             f"-c lock_timeout={int(timeout * 1000)} -c idle_in_transaction_session_timeout=60s"
         )
+        # Each connection is checked as it is handed out: after a server restart the pool's
+        # stale ones are replaced there, instead of failing a reader's request each.
         pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False,
                               kwargs={"autocommit": True, "options": options},
-                              configure=_configure, reset=_reset, timeout=timeout)  # fmt: skip
+                              configure=_configure, reset=_reset, timeout=timeout,
+                              check=ConnectionPool.check_connection)  # fmt: skip
         pool.open(wait=True, timeout=max(timeout, 1.0))
         _pools[url] = pool
         return pool

@@ -242,9 +242,16 @@ class Site:
         return self.invalid(request)
 
     async def failure(self, request: Request, error: Exception) -> Response:
-        log.error("%s %s: %s", request.method, heard(request.url.path), heard(str(error)))
+        log.error("%s %s: %s", request.method, route(request.url.path), heard(str(error)))
         headers = {"Retry-After": "60"}
         return self.page("busy", 503, headers, self.language(request), too_many=False)
+
+
+def route(path: str) -> str:
+    """A path as the log shows it: its first part only, since the rest may be a reader's
+    token (/u/, /p/ and /c/ links act for the reader)."""
+    first, _, rest = heard(path).lstrip("/").partition("/")
+    return f"/{first}/…" if rest else f"/{first}"
 
 
 def _log_problem(who: str, problem: str) -> None:
