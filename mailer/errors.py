@@ -46,6 +46,11 @@ class CampaignLocked(InputError):
         super().__init__(f"campaign {campaign_id} is being sent by another mailer process")
 
 
+class UnfitForReaders(InputError):
+    """This host's settings cannot send to readers (plain http links over SMTP): another host,
+    or this one mended, may."""
+
+
 class FileInputError(MailerError):
     """A file that cannot be read or parsed, with the line where it went wrong."""
 

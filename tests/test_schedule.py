@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 from mailer import config, times
 from mailer.db.campaign_lock import one_sender
 from mailer.errors import InputError
+from mailer.schedule import calendar
 from mailer.schedule.scheduler import Scheduler
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke, store
 from tests.smtp_servers import LoopbackController, Recorder
 from tests.test_send_cli import smtp_env
 
@@ -266,3 +268,51 @@ def test_a_campaign_paused_with_the_service_and_nothing_left_is_finished_once(
     assert tick(workspace, env, due + timedelta(minutes=1)) == [1]
     assert campaign_row(workspace)[0] == "done" and len(recorder.received) == 20
     assert tick(workspace, env, due + timedelta(minutes=2)) == []
+
+
+def ticks(workspace: Path, env: dict[str, str], *moments: datetime) -> list[list[int]]:
+    """One scheduler ticking at each of ``moments`` in turn (waiting for what it started)."""
+    settings = config.load(workspace, env)
+    now = [moments[0]]
+
+    async def go() -> list[list[int]]:
+        scheduler = Scheduler(settings, clock=lambda: now[0].timestamp())
+        started = []
+        for moment in moments:
+            now[0] = moment
+            started.append(await scheduler.tick())
+            await asyncio.gather(*[r.done for r in scheduler.running.values() if r.done])
+        return started
+
+    return asyncio.run(go())
+
+
+def test_what_stops_this_serve_only_leaves_the_campaign_for_another_or_later(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
+                  env=env).exit_code == 0  # fmt: skip
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    unfit = {**env, "MAILER_NEWSLETTER_BASE_URL": "http://news.example.org"}
+    with socket.socket() as closed:  # a relay that is down: nothing listens on its port
+        closed.bind(("127.0.0.1", 0))
+        down = {**env, "MAILER_SMTP_PORT": str(closed.getsockname()[1])}
+    for here in (unfit, down):  # before: paused "could not start", for every serve
+        assert ticks(workspace, here, due, due + timedelta(seconds=10)) == [[1], []]
+        assert campaign_row(workspace)[:3] == ("scheduled", campaign_row(workspace)[1], ""), here
+        assert ticks(workspace, here, due, due + timedelta(seconds=31)) == [[1], [1]]
+    assert ticks(workspace, env, due + timedelta(seconds=40)) == [[1]]  # another serve, or mended
+    assert campaign_row(workspace)[0] == "done" and len(recorder.received) == 20
+
+
+def test_a_campaign_another_process_sends_is_never_marked_failed(
+    mailer: Invoke, workspace: Path, example: str
+) -> None:
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT,
+                  "--yes").exit_code == 0  # fmt: skip
+    settings = config.load(workspace)
+    with one_sender(settings.database_path, 1), store(workspace) as database:
+        calendar.mark_failed(database, 1, "this serve's own trouble")
+    assert campaign_row(workspace)[0] == "scheduled"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailer.db.database import Database
-from mailer.errors import InputError
+from mailer.errors import CampaignLocked, InputError
 from mailer.send.campaigns import CampaignInfo, Campaigns
 from mailer.send.types import StopReason
 from mailer.times import stamp
@@ -75,12 +75,15 @@ def mark_failed(database: Database, campaign_id: int, problem: str) -> None:
     """The scheduler could not start or go on with it (its lists are gone, a reader its report
     fails for): paused with the reason, for the editor, and not tried again every second."""
     reason = f"{FAILED}: {problem}; mend it, then `mailer campaigns resume {campaign_id}`"
-    with database.transaction() as db:
-        db.execute(
-            "UPDATE campaigns SET status = 'paused', reason = ? WHERE id = ?"
-            " AND status IN ('scheduled', 'sending', 'paused')",
-            (reason, campaign_id),
-        )
+    try:
+        with database.campaign_lock(campaign_id), database.transaction() as db:
+            db.execute(
+                "UPDATE campaigns SET status = 'paused', reason = ? WHERE id = ?"
+                " AND status IN ('scheduled', 'sending', 'paused')",
+                (reason, campaign_id),
+            )
+    except CampaignLocked:  # another process took it up meanwhile: its own run says how it goes
+        return
 
 
 def cancel(database: Database, campaign_id: int) -> None:

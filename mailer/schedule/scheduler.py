@@ -16,7 +16,14 @@ from typing import Any
 from mailer.config import Settings
 from mailer.db.database import Database
 from mailer.db.opening import open_database
-from mailer.errors import CampaignLocked, MailerError
+from mailer.errors import (
+    CampaignLocked,
+    ConfigError,
+    MailerError,
+    StoreError,
+    TransportError,
+    UnfitForReaders,
+)
 from mailer.schedule import calendar
 from mailer.send import service, welcome
 from mailer.send.event_loop import runner
@@ -27,6 +34,11 @@ from mailer.times import span
 log = logging.getLogger("mailer.schedule")
 RUNS = 4  # campaigns sent at once, each on its own thread (not the web side's pool)
 RETRY_WELCOME = timedelta(minutes=5)  # a welcome that failed waits this long before a new try
+# This host's problems, not the campaign's (the database gone for now, the relay refusing, a
+# setting that cannot send): the campaign stays as it is, for another serve to take, or this one
+# once RETRY_HERE has passed; only the campaign's own (lists gone, a reader it fails for) pause it.
+HERE = (StoreError, TransportError, ConfigError, UnfitForReaders)
+RETRY_HERE = timedelta(seconds=30)
 
 
 @dataclass
@@ -68,7 +80,7 @@ class Scheduler:
         self.settings, self.clock = settings, clock
         self.late_after = span(settings.schedule.late_after)
         self.running: dict[int, _Run] = {}
-        self.resting: dict[int, datetime] = {}  # welcome campaigns that failed, until when
+        self.resting: dict[int, datetime] = {}  # campaigns not tried again until when
         self.stopping = False
         self.ticks = 0
         self.wake: asyncio.Event | None = None
@@ -152,6 +164,11 @@ class Scheduler:
                 result = loop.run(work())
         except CampaignLocked:
             log.info("campaign %d is being sent by another process", run.campaign_id)
+            return
+        except HERE as error:
+            log.error("campaign %d not sent from this serve: %s; tried again in %d s",
+                      run.campaign_id, error, RETRY_HERE.total_seconds())  # fmt: skip
+            self.resting[run.campaign_id] = self._now() + RETRY_HERE
             return
         except MailerError as error:  # its lists are gone, a reader it fails for, ...
             self._failed(run, str(error))

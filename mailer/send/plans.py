@@ -11,7 +11,7 @@ from datetime import datetime
 from mailer.compose.editions import Edition, read_editions
 from mailer.compose.report import Report
 from mailer.config.default_file import unfit_for_readers
-from mailer.errors import InputError
+from mailer.errors import InputError, UnfitForReaders
 from mailer.send.builders import message_builder, send_options
 from mailer.send.campaign_editions import StoredEdition, to_store
 from mailer.send.campaigns import CampaignInfo, Campaigns
@@ -56,7 +56,7 @@ def ready_for_readers(session: Session, transport: Transport) -> None:
     public host; the outbox takes anything."""
     problems = unfit_for_readers(session.settings) if isinstance(transport, SmtpTransport) else ""
     if problems:
-        raise InputError(f"refusing to send over SMTP: {problems}")
+        raise UnfitForReaders(f"refusing to send over SMTP: {problems}")
 
 
 def resume_options(session: Session, info: CampaignInfo, overrides: Overrides) -> SendOptions:
