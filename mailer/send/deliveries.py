@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 
 from mailer.audience.status import bounce_many
-from mailer.db.database import Connection, Database, now
+from mailer.db.database import IN_JSON, Connection, Database, now
 from mailer.errors import DiskFullError
 from mailer.models import Reader
 from mailer.send.recipients import reader
@@ -36,6 +37,17 @@ RECORD_ARRAYS = (
 )
 
 
+# Whether the reader of delivery d may still be sent this campaign: active, and a confirmed
+# member of one of its lists.
+ELIGIBLE = (
+    "s.status = 'active' AND EXISTS (SELECT 1 FROM campaign_lists l JOIN memberships m"
+    " ON m.list_id = l.list_id AND m.subscriber_id = s.id AND m.status = 'confirmed'"
+    " WHERE l.campaign_id = d.campaign_id)"
+)
+LOOK_AGAIN = 0.5  # seconds between looks for readers who left since their page was read
+EVENTS_A_LOOK = 10_000
+
+
 class CampaignLog:
     """The pipeline's delivery log for one stored campaign."""
 
@@ -43,6 +55,7 @@ class CampaignLog:
 
     def __init__(self, database: Database, campaign_id: int, statuses: Sequence[str]) -> None:
         self.database, self.campaign_id = database, campaign_id
+        self.seen, self.looked, self.gone = 0, 0.0, set[int]()  # see left()
         self.statuses = json.dumps(list(statuses))
         self.reserve = database.reserve()
 
@@ -73,6 +86,8 @@ class CampaignLog:
     def start(self) -> None:
         if self.reserve is not None:
             self.reserve.hold()  # no room even for it: the first write will say so
+        row = self.database.query_one("SELECT MAX(id) FROM events")
+        self.seen, self.looked = int(row[0] or 0) if row else 0, time.monotonic()
         with self.database.transaction() as db:
             db.execute(
                 "UPDATE campaigns SET status = 'sending', reason = '',"
@@ -85,6 +100,26 @@ class CampaignLog:
 
     def rate(self) -> float | None:
         return None
+
+    def left(self, reader_id: int) -> bool:
+        """Whether the reader left since their page was read (unsubscribed, bounced, blocked,
+        erased, off the campaign's lists): asked before each message goes. The events written
+        since are looked at, at most every LOOK_AGAIN seconds, and the readers they name of
+        this campaign checked again."""
+        if time.monotonic() - self.looked >= LOOK_AGAIN:
+            self.looked = time.monotonic()
+            events = self.database.query(
+                "SELECT id, subscriber_id FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (self.seen, EVENTS_A_LOOK),
+            )
+            named = sorted({row[1] for row in events if row[1] is not None})
+            self.seen = events[-1][0] if events else self.seen
+            if named:
+                self.gone.update(row[0] for row in self.database.query(
+                    "SELECT d.subscriber_id FROM deliveries d JOIN subscribers s ON s.id ="
+                    f" d.subscriber_id WHERE d.campaign_id = ? AND d.subscriber_id IN {IN_JSON}"
+                    f" AND NOT ({ELIGIBLE})", (self.campaign_id, json.dumps(named))))  # fmt: skip
+        return reader_id in self.gone
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
         return self.peek(after, limit)
@@ -103,10 +138,7 @@ class CampaignLog:
         # so their own, which finds the one edition those had).
         rows = self.database.query(
             "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8,"
-            " CASE WHEN d.edition != '' THEN d.edition ELSE s.lang END, d.attempts,"
-            " s.status = 'active' AND EXISTS (SELECT 1 FROM campaign_lists l JOIN memberships m"
-            "  ON m.list_id = l.list_id AND m.subscriber_id = s.id AND m.status = 'confirmed'"
-            "  WHERE l.campaign_id = d.campaign_id)"
+            f" CASE WHEN d.edition != '' THEN d.edition ELSE s.lang END, d.attempts, {ELIGIBLE}"
             " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
             f" WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?)){where}",
             (self.campaign_id, self.statuses, *params),
@@ -218,6 +250,9 @@ class MemoryLog:
 
     def record(self, results: Sequence[Result]) -> bool:
         self.results.extend(results)
+        return False
+
+    def left(self, reader_id: int) -> bool:
         return False
 
     def finish(self, stop: Stop | None) -> None:

@@ -134,9 +134,7 @@ class Pipeline:
                 if not self.writer.unrecorded:  # recorded, on the last of the space: a stop
                     self._error(error)
                 else:
-                    lost = (
-                        f"{len(self.writer.unrecorded)} results not recorded, sent again on resume"
-                    )
+                    lost = f"{len(self.writer.unrecorded)} results unrecorded, sent again on resume"
                     earlier = self.progress.stop
                     reason = earlier.reason if earlier else StopReason.ERROR
                     detail = f"{earlier.detail}; " if earlier and earlier.detail else ""
@@ -164,9 +162,7 @@ class Pipeline:
                     if self.stopping:
                         break
                     if not delivery.eligible:
-                        skipped = Result(after, "skipped", delivery.attempts,
-                                         text="no longer subscribed")  # fmt: skip
-                        self.writer.add(skipped)
+                        self.writer.add(retry.left(delivery))
                     else:
                         self.outstanding += 1
                         await self._enqueue(delivery)
@@ -260,6 +256,11 @@ class Pipeline:
         if share := self.log.rate():  # a shared rate: this process's part of it, as it is now
             self.limiter.interval = 1.0 / share
         await self.limiter.acquire()
+        if self.log.left(delivery.reader.id):  # since its page was read: not sent after all
+            self.writer.add(retry.left(delivery))
+            self.outstanding -= 1
+            self._maybe_idle()
+            return True
         reader = delivery.reader
         try:
             sender = self.options.sender_for(reader) if self.options.sender_for else None

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mailer.models import Reply
+from mailer.send.types import Delivery, Result
 
 # RFC 3463 codes for a bad destination mailbox; 5.1.7 and 5.1.8 are about the sender instead.
 NO_SUCH_USER = re.compile(r"\b5\.1\.(?:1|2|3|6|10)\b")
@@ -62,3 +63,8 @@ def backoff(retry_delay: float, attempts: int) -> float:
 
 def may_retry(status: str, attempts: int, max_attempts: int) -> bool:
     return status == "deferred" and attempts < max_attempts
+
+
+def left(delivery: Delivery) -> Result:
+    """What a reader who is no longer subscribed when their turn comes gets: skipped."""
+    return Result(delivery.reader.id, "skipped", delivery.attempts, text="no longer subscribed")

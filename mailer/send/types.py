@@ -86,6 +86,7 @@ class DeliveryLog(Protocol):
     # or None when nothing more will.
     def more(self) -> float | None: ...
     def rate(self) -> float | None: ...  # this process's share of a shared rate; None: its own
+    def left(self, reader_id: int) -> bool: ...  # the reader left since being read: skip them
 
 
 # A message as chunks in order: the ones every reader shares are the same objects each time,
