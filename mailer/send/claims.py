@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
 from mailer.send.deliveries import QUEUED, CampaignLog, conclude, queued_in
@@ -39,6 +40,15 @@ CLAIMABLE = (
 # Seconds, at most, between looks for claims that came free: at a campaign's end the last
 # workers wait for the others' last batches, and the one that finds nothing left ends it.
 POLL = 0.1
+# The workers that share a campaign's rate: those holding claims, and those just started that
+# have yet to claim (their first claim follows at once); not those waiting at the end for
+# claims to come free, which send nothing.
+ALIVE = (
+    "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
+    " AND seen_at >= ? AND (holding > 0 OR (seen_at = started_at AND started_at >= ?))"
+)
+STARTING = 5.0  # seconds a worker started counts as about to claim
+COUNT_AGAIN = 0.25  # seconds between counts of the workers sharing a rate
 
 
 def worker_name() -> str:
@@ -82,7 +92,7 @@ class ClaimLog(CampaignLog):
         # stopped): a dead worker's batch is taken within a quarter lease of its lease's end.
         self.since = 0
         self.swept = clock()
-        self.renewed = datetime.min.replace(tzinfo=UTC)
+        self.renewed = self.counted = datetime.min.replace(tzinfo=UTC)
         self.found = False  # the last claim took some: no need to look before the next
 
     def _stamp(self, ahead: float = 0.0) -> str:
@@ -153,13 +163,14 @@ class ClaimLog(CampaignLog):
             " AND worker = ?",
             (now, len(self.held), self.campaign_id, self.worker),
         )
-        # Those waiting for claims to come free (holding none) send nothing: no share for them.
-        row = db.execute(
-            "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
-            " AND seen_at >= ? AND holding > 0",
-            (self.campaign_id, self._stamp(-self.lease)),
-        ).fetchone()
-        self.alive = max(1, int(row[0]))
+        self._count(db.execute(ALIVE, self._alive()).fetchone())
+
+    def _alive(self) -> tuple[int, str, str]:
+        return self.campaign_id, self._stamp(-self.lease), self._stamp(-STARTING)
+
+    def _count(self, row: Sequence[Any] | None) -> None:
+        self.counted = self.clock()
+        self.alive = max(1, int(row[0]) if row else 1)
 
     def record(self, results: Sequence[Result]) -> bool:
         full = super().record(results)
@@ -176,9 +187,14 @@ class ClaimLog(CampaignLog):
 
     def rate(self) -> float | None:
         """Asked before each message: the claims are kept while messages go out, even when
-        no result has come back for a while."""
+        no result has come back for a while; a shared rate's workers counted again often, so
+        that one joining or ending moves the others' shares within COUNT_AGAIN seconds."""
         self._keep()
-        return self.shared / self.alive if self.shared > 0 else None
+        if self.shared <= 0:
+            return None
+        if (self.clock() - self.counted).total_seconds() >= COUNT_AGAIN:
+            self._count(self.database.query_one(ALIVE, self._alive()))
+        return self.shared / self.alive
 
     def more(self) -> float | None:
         """Seconds until a claim held by another worker may come free; None when none is."""
