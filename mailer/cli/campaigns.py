@@ -48,7 +48,8 @@ def _continue(
     known_campaign(campaign_id)
 
     def starting(total: int, transport: str) -> None:
-        out.print(f"campaign {campaign_id}: {total} to send via {transport}", markup=False)
+        what = f"{total} queued, this worker takes its share" if worker else f"{total} to send"
+        out.print(f"campaign {campaign_id}: {what} via {transport}", markup=False)
 
     with open_db() as database:
         session = Session(settings(), database)
