@@ -68,6 +68,10 @@ class StoreError(MailerError):
         super().__init__(f"database {path}: {reason}")
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, or is locked, for now: the same work may succeed later."""
+
+
 class TransportError(MailerError):
     """The mail server cannot be reached or refuses the session (not one recipient)."""
 

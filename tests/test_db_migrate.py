@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 
+from mailer.config.checks import postgres_url
 from mailer.db.moving import ORDER
 from mailer.db.postgres import WRITE_LOCK
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke, store
@@ -102,6 +103,17 @@ def test_bad_urls_are_one_line_and_nothing_is_created(mailer: Invoke, workspace:
             used = mailer("lists", "ls", env={"MAILER_DATABASE_URL": url})
             assert used.exit_code == 1 and says in used.stderr, used.output
             assert "hunter2" not in used.output
+
+
+def test_urls_libpq_reads_as_meant_are_taken() -> None:
+    for url in [
+        "postgresql://mailer@db1.example.org,db2.example.org/news",  # each on the default port
+        "postgresql://mailer@db1.example.org,db2.example.org:5433/news",
+        "postgresql://mailer@[::1],[::2]:5433/news",
+        "postgresql://mailer%40tenant@db.example.org/news",  # Azure's user@server
+        "postgresql:///news?host=/var/run/postgresql",
+    ]:
+        assert postgres_url(url) is None, url
 
 
 def test_every_table_of_the_schema_has_its_place_in_the_copy(workspace: Path) -> None:

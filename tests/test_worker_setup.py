@@ -67,6 +67,8 @@ def test_a_worker_with_another_secret_or_other_templates_sends_nothing(
     assert said.returncode == 1 and "this workspace has no .mailer-secret" in said.stderr
     assert not secret.exists() and len(recorder.received) == 1 and queued(tmp_path) == 39
     secret.write_bytes(kept)
+    (tmp_path / "templates").mkdir()  # an editor's backup beside the templates is none of them
+    (tmp_path / "templates" / "newsletter.html.j2~").write_text("{{ old }}")
     assert work(tmp_path, env).returncode == 0
     assert recorder.counts() == dict.fromkeys(emails, 1)
 

@@ -11,7 +11,7 @@ PASSWORD_TEXT = re.compile(
     r"postgres(?:ql)?://[^/@]*:[^/@]*@|[?&](?:ssl)?pass(?:word|%77ord)=", re.IGNORECASE
 )
 SECRETS = ("password", "sslpassword")
-PORTS = re.compile(r"\d+(?:,\d*)*")
+PORTS = re.compile(r"\d*(?:,\d*)*")  # one a host; an empty one is the default
 EXAMPLE = "postgresql://mailer@db.example.org/mailer"
 
 

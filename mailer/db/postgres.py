@@ -22,7 +22,13 @@ from mailer.db.dialect import to_postgres
 from mailer.db.postgres_copy import copy_in
 from mailer.db.schema import MIGRATIONS
 from mailer.db.schema_postgres import BASELINE, BASELINE_VERSION
-from mailer.errors import CampaignLocked, DiskFullError, MailerError, StoreError
+from mailer.errors import (
+    CampaignLocked,
+    DiskFullError,
+    MailerError,
+    StoreError,
+    StoreUnavailable,
+)
 
 POOL_SIZE = 24  # connections per process: the web side's threads, the scheduler's runs
 # Advisory lock keys (bigint): the write lock every transaction takes, as SQLite's BEGIN
@@ -67,7 +73,7 @@ def _pool(url: str, where: str, timeout: float) -> ConnectionPool[psycopg.Connec
         except psycopg.ProgrammingError:  # libpq's words would quote the url, password and all
             raise StoreError(where, "is not a valid url") from None
         except psycopg.Error as error:
-            raise StoreError(where, f"cannot connect: {_first_line(error)}") from None
+            raise StoreUnavailable(where, f"cannot connect: {_first_line(error)}") from None
         # A lock waited for as long as SQLite's busy_timeout, not for ever; a transaction left
         # open by a stuck session ends after a minute.
         options = (
@@ -149,7 +155,7 @@ class PostgresDatabase(Database):
         try:
             self.connection = self.pool.getconn(timeout=max(busy_timeout, 1.0))
         except PoolTimeout:
-            raise StoreError(self.where, "no connection came free; try again") from None
+            raise StoreUnavailable(self.where, "no connection came free; try again") from None
         self.db = PgConnection(self.connection)
         try:
             self._migrate(create)
@@ -164,13 +170,15 @@ class PostgresDatabase(Database):
 
     def error(self, error: BaseException) -> MailerError:
         if isinstance(error, errors.LockNotAvailable):
-            return StoreError(self.where, "locked by another process; try again when it is done")
+            return StoreUnavailable(
+                self.where, "locked by another process; try again when it is done"
+            )
         if isinstance(error, errors.DiskFull):
             return DiskFullError(f"database {self.where}")
         if isinstance(error, errors.NumericValueOutOfRange):
             return StoreError(self.where, "a number too large to store")
         if isinstance(error, psycopg.OperationalError):
-            return StoreError(self.where, f"cannot reach it: {_first_line(error)}")
+            return StoreUnavailable(self.where, f"cannot reach it: {_first_line(error)}")
         return StoreError(self.where, _first_line(error))
 
     def mapped(self, error: BaseException) -> BaseException:

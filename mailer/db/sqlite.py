@@ -16,7 +16,7 @@ from mailer.db.campaign_lock import one_sender
 from mailer.db.database import Connection, Database, NoDatabaseError
 from mailer.db.reserve import Reserve
 from mailer.db.schema import MIGRATIONS
-from mailer.errors import DiskFullError, MailerError, StoreError
+from mailer.errors import DiskFullError, MailerError, StoreError, StoreUnavailable
 
 
 def is_full(error: sqlite3.Error) -> bool:
@@ -80,7 +80,9 @@ class SqliteDatabase(Database):
         if isinstance(error, sqlite3.Error) and is_full(error):
             return DiskFullError(f"database {self.path}")
         if "locked" in text or "busy" in text:
-            return StoreError(self.path, "locked by another process; try again when it is done")
+            return StoreUnavailable(
+                self.path, "locked by another process; try again when it is done"
+            )
         if "unable to open" in text:
             return StoreError(self.path, "cannot be opened (check the path and its permissions)")
         if "readonly" in text:

@@ -20,7 +20,7 @@ from mailer.errors import (
     CampaignLocked,
     ConfigError,
     MailerError,
-    StoreError,
+    StoreUnavailable,
     TransportError,
     UnfitForReaders,
 )
@@ -37,7 +37,7 @@ RETRY_WELCOME = timedelta(minutes=5)  # a welcome that failed waits this long be
 # This host's problems, not the campaign's (the database gone for now, the relay refusing, a
 # setting that cannot send): the campaign stays as it is, for another serve to take, or this one
 # once RETRY_HERE has passed; only the campaign's own (lists gone, a reader it fails for) pause it.
-HERE = (StoreError, TransportError, ConfigError, UnfitForReaders)
+HERE = (StoreUnavailable, TransportError, ConfigError, UnfitForReaders)
 RETRY_HERE = timedelta(seconds=30)
 
 

@@ -41,11 +41,11 @@ CLAIMABLE = (
 # workers wait for the others' last batches, and the one that finds nothing left ends it.
 POLL = 0.1
 # The workers that share a campaign's rate: those holding claims, and those just started that
-# have yet to claim (their first claim follows at once); not those waiting at the end for
-# claims to come free, which send nothing.
+# have yet to claim (holding -1: their first claim follows at once); not those waiting at the
+# end for claims to come free, which send nothing.
 ALIVE = (
     "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
-    " AND seen_at >= ? AND (holding > 0 OR (seen_at = started_at AND started_at >= ?))"
+    " AND seen_at >= ? AND (holding > 0 OR (holding < 0 AND seen_at >= ?))"
 )
 STARTING = 5.0  # seconds a worker started counts as about to claim
 COUNT_AGAIN = 0.25  # seconds between counts of the workers sharing a rate
@@ -94,6 +94,7 @@ class ClaimLog(CampaignLog):
         self.swept = clock()
         self.renewed = self.counted = datetime.min.replace(tzinfo=UTC)
         self.found = False  # the last claim took some: no need to look before the next
+        self.beat = False  # it has said it is alive since it started
 
     def _stamp(self, ahead: float = 0.0) -> str:
         return stamp(self.clock() + timedelta(seconds=ahead))
@@ -106,8 +107,9 @@ class ClaimLog(CampaignLog):
         with self.database.transaction() as db:
             db.execute(
                 "INSERT INTO campaign_workers (campaign_id, worker, host, pid, started_at,"
-                " seen_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, worker)"
-                " DO UPDATE SET seen_at = excluded.seen_at, finished_at = ''",
+                " seen_at, holding) VALUES (?, ?, ?, ?, ?, ?, -1) ON CONFLICT (campaign_id,"
+                " worker) DO UPDATE SET seen_at = excluded.seen_at, finished_at = '',"
+                " holding = -1",
                 (self.campaign_id, self.worker, host, int(pid) if pid.isdigit() else 0, at, at),
             )
 
@@ -119,6 +121,9 @@ class ClaimLog(CampaignLog):
             limit = max(1, min(limit, int(share * self.lease / 2)))
         now, until = self._stamp(), self._stamp(self.lease)
         if not self.found and self.database.query_one(CLAIMABLE, (self.campaign_id, now)) is None:
+            if not self.beat:  # started to find nothing: not about to claim, no share of the rate
+                with self.database.transaction(exclusive=False) as db:
+                    self._heartbeat(db, now)
             return []
         if (self.clock() - self.swept).total_seconds() >= self.lease / 4:
             self.since = 0
@@ -158,6 +163,7 @@ class ClaimLog(CampaignLog):
 
     def _heartbeat(self, db: Connection, now: str) -> None:
         """Say this worker is alive, with how much it holds, and count those who are."""
+        self.beat = True
         db.execute(
             "UPDATE campaign_workers SET seen_at = ?, holding = ? WHERE campaign_id = ?"
             " AND worker = ?",

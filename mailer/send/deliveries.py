@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from mailer.audience.status import bounce_many
+from mailer.audience.status.departures import DELETED as LIST_DELETED
 from mailer.db.database import IN_JSON, Connection, Database, now
 from mailer.errors import DiskFullError
 from mailer.models import Reader
@@ -103,23 +104,35 @@ class CampaignLog:
 
     def left(self, reader_id: int) -> bool:
         """Whether the reader left since their page was read (unsubscribed, bounced, blocked,
-        erased, off the campaign's lists): asked before each message goes. The events written
-        since are looked at, at most every LOOK_AGAIN seconds, and the readers they name of
-        this campaign checked again."""
+        erased, off the campaign's lists, a list deleted): asked before each message goes. The
+        events written since are looked at, at most every LOOK_AGAIN seconds, and the readers
+        they name of this campaign checked again (all of its pending ones for a list deleted):
+        one who came back meanwhile is sent after all."""
         if time.monotonic() - self.looked >= LOOK_AGAIN:
             self.looked = time.monotonic()
             events = self.database.query(
-                "SELECT id, subscriber_id FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, subscriber_id, kind FROM events WHERE id > ? ORDER BY id LIMIT ?",
                 (self.seen, EVENTS_A_LOOK),
             )
-            named = sorted({row[1] for row in events if row[1] is not None})
             self.seen = events[-1][0] if events else self.seen
-            if named:
-                self.gone.update(row[0] for row in self.database.query(
-                    "SELECT d.subscriber_id FROM deliveries d JOIN subscribers s ON s.id ="
-                    f" d.subscriber_id WHERE d.campaign_id = ? AND d.subscriber_id IN {IN_JSON}"
-                    f" AND NOT ({ELIGIBLE})", (self.campaign_id, json.dumps(named))))  # fmt: skip
+            named = sorted({row[1] for row in events if row[1] is not None})
+            if any(row[1] is None and row[2] == LIST_DELETED for row in events):
+                self.gone = self._ineligible(" AND d.status IN (SELECT value FROM json_each(?))",
+                                             self.statuses)  # fmt: skip
+            elif named:
+                self.gone.difference_update(named)
+                self.gone |= self._ineligible(
+                    f" AND d.subscriber_id IN {IN_JSON}", json.dumps(named)
+                )
         return reader_id in self.gone
+
+    def _ineligible(self, where: str, values: str) -> set[int]:
+        rows = self.database.query(
+            "SELECT d.subscriber_id FROM deliveries d JOIN subscribers s ON s.id ="
+            f" d.subscriber_id WHERE d.campaign_id = ?{where} AND NOT ({ELIGIBLE})",
+            (self.campaign_id, values),
+        )
+        return {int(row[0]) for row in rows}
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
         return self.peek(after, limit)

@@ -35,7 +35,8 @@ def templates_of(workspace_templates: Path | None) -> dict[str, str]:
     for folder in template_dirs(workspace_templates):
         for path in sorted(folder.rglob("*")):
             name = path.relative_to(folder).as_posix()
-            if path.is_file() and name.startswith(MESSAGE_TEMPLATES) and name not in found:
+            used = name.startswith(MESSAGE_TEMPLATES) and name.endswith(".j2")  # not a backup~
+            if used and path.is_file() and name not in found:
                 found[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return found
 

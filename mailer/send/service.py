@@ -261,5 +261,5 @@ def _stopped(error: StoreError, campaign_id: int, unrecorded: int) -> StoreError
     """The database went away while the campaign was sending (a restart, a lost network): it
     could not even be marked paused. The error says what was left unrecorded and how to go on."""
     lost = f"{unrecorded} result{'s' * (unrecorded != 1)} not recorded, sent again on resume"
-    return StoreError(error.path, f"{error.reason}; campaign {campaign_id} stopped ({lost}):"
+    return type(error)(error.path, f"{error.reason}; campaign {campaign_id} stopped ({lost}):"
                       f" once it answers, mailer campaigns resume {campaign_id}")  # fmt: skip
