@@ -127,3 +127,17 @@ def test_a_campaign_its_workers_never_began_is_paused_once_they_end(database: Da
     campaign_id, _ = campaign(database, 3)  # stored for workers stopped before they began
     assert settle(database, campaign_id, "host", [1, 2]) == "paused"
     assert Campaigns(database).get(campaign_id).reason == "3 not sent yet (its workers ended)"
+
+
+def test_a_worker_just_started_shares_the_rate_until_it_finds_nothing(database: Database) -> None:
+    campaign_id, readers = campaign(database, 4)
+    clock = Clock()
+    a, b = (ClaimLog(database, campaign_id, f"host:{n}-x", 100.0, LEASE, clock) for n in (1, 2))
+    a.start()
+    assert ids(a.pending(0, 4)) == readers  # a holds them all
+    b.start()
+    clock.advance(0.5)
+    assert a.rate() == 50.0  # b is about to claim: before, a went on at the whole rate
+    assert b.pending(0, 4) == []  # nothing left for it
+    clock.advance(0.5)
+    assert a.rate() == 100.0  # b waits, sending nothing: the rate is a's again
