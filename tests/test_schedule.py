@@ -316,3 +316,28 @@ def test_a_campaign_another_process_sends_is_never_marked_failed(
     with one_sender(settings.database_path, 1), store(workspace) as database:
         calendar.mark_failed(database, 1, "this serve's own trouble")
     assert campaign_row(workspace)[0] == "scheduled"
+
+
+def test_a_database_error_of_the_campaigns_own_still_pauses_it_once(
+    mailer: Invoke,
+    workspace: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    smtp_server: tuple[LoopbackController, Recorder],
+) -> None:
+    controller, recorder = smtp_server
+    env = {**smtp_env(controller.port), "MAILER_DATABASE_URL": postgres_url}
+    monkeypatch.setenv("MAILER_DATABASE_URL", postgres_url)
+    readers = workspace / "scores.csv"
+    readers.write_text("email,score\na@example.org,6\nb@example.org,7\n")
+    assert mailer("subscribers", "import", "s", str(readers), "--create-list").exit_code == 0
+    assert mailer("send", str(EXAMPLE_REPORT), "--list", "s", "--where", "score > 5", "--at", AT,
+                  "--yes", env=env).exit_code == 0  # fmt: skip
+    readers.write_text("email,score\nc@example.org,1e400\n")  # joins before it starts
+    assert mailer("subscribers", "import", "s", str(readers)).exit_code == 0
+    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    assert ticks(workspace, env, due, due + timedelta(seconds=31)) == [[1], []]  # not again
+    with store(workspace) as database:
+        status, reason = database.query_one("SELECT status, reason FROM campaigns WHERE id = 1")
+    assert status == "paused" and reason.startswith("could not start: database "), reason
+    assert "a number too large to store" in reason and recorder.received == []
