@@ -23,6 +23,7 @@ from tests.test_send_cli import smtp_env
 
 SOON = datetime.now(UTC) + timedelta(days=2)
 AT = SOON.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # the editor's wall clock
+DUE = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))  # AT as the scheduler reads it
 
 
 @pytest.fixture
@@ -47,6 +48,13 @@ def campaign_row(workspace: Path, campaign_id: int = 1) -> tuple[str, str | None
         .fetchone()
     )
     return row[0], row[1], row[2], row[3]
+
+
+def scheduled(mailer: Invoke, example: str, env: dict[str, str]) -> datetime:
+    """The example report scheduled for AT on the list ``example``; the moment it is due."""
+    done = mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes", env=env)
+    assert done.exit_code == 0, done.output
+    return DUE
 
 
 def tick(workspace: Path, env: dict[str, str], at: datetime) -> list[int]:
@@ -142,12 +150,11 @@ def test_the_scheduler_starts_it_on_time_with_the_readers_of_that_moment(
 ) -> None:
     controller, recorder = smtp_server
     env = smtp_env(controller.port)
-    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
-                  env=env).exit_code == 0  # fmt: skip
+    scheduled(mailer, example, env)
     # Between scheduling and sending, one reader leaves and one joins: the moment it starts counts.
     assert mailer("subscribers", "rm", example, "zoe.bronte@example.org").exit_code == 0
     assert mailer("subscribers", "add", example, "late@example.org").exit_code == 0
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = DUE
     assert tick(workspace, env, due - timedelta(seconds=1)) == []
     assert recorder.received == [] and campaign_row(workspace)[0] == "scheduled"
     assert tick(workspace, env, due) == [1]
@@ -164,9 +171,7 @@ def test_a_campaign_due_longer_ago_than_late_after_waits_for_the_editor(
 ) -> None:
     controller, recorder = smtp_server
     env = smtp_env(controller.port)
-    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
-                  env=env).exit_code == 0  # fmt: skip
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = scheduled(mailer, example, env)
     assert tick(workspace, env, due + timedelta(hours=7)) == []  # the service was down
     status, _, reason, _ = campaign_row(workspace)
     assert status == "scheduled" and reason.startswith("late: due at")
@@ -185,9 +190,7 @@ def test_within_late_after_a_campaign_starts_when_the_service_is_back(
 ) -> None:
     controller, recorder = smtp_server
     env = {**smtp_env(controller.port), "MAILER_SCHEDULE_LATE_AFTER": "30m"}
-    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
-                  env=env).exit_code == 0  # fmt: skip
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = scheduled(mailer, example, env)
     assert tick(workspace, env, due + timedelta(minutes=29)) == [1]
     assert len(recorder.counts()) == 20
 
@@ -235,14 +238,13 @@ def test_a_campaign_the_scheduler_cannot_start_is_left_to_the_editor_once(
 ) -> None:
     controller, recorder = smtp_server
     env = smtp_env(controller.port)
-    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
-                  env=env).exit_code == 0  # fmt: skip
+    scheduled(mailer, example, env)
     # A reader the report now fails for: it cannot start, and must not be tried every second.
     db(workspace).execute("UPDATE campaign_editions SET source = REPLACE(source,"
                           " 'Dear {{', '{{ subscriber.attributes.shoe_size }} {{')")  # fmt: skip
     db(workspace).execute("UPDATE campaigns SET source = REPLACE(source,"
                           " 'Dear {{', '{{ subscriber.attributes.shoe_size }} {{')")  # fmt: skip
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = DUE
     assert tick(workspace, env, due) == [1]
     status, _, reason, _ = campaign_row(workspace)
     assert status == "paused" and reason.startswith("could not start:"), reason
@@ -256,9 +258,7 @@ def test_a_campaign_paused_with_the_service_and_nothing_left_is_finished_once(
 ) -> None:
     controller, recorder = smtp_server
     env = smtp_env(controller.port)
-    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
-                  env=env).exit_code == 0  # fmt: skip
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = scheduled(mailer, example, env)
     assert tick(workspace, env, due) == [1]
     # As if SIGTERM came while its last messages were recorded: paused, nothing left.
     db(workspace).execute(
@@ -292,9 +292,7 @@ def test_what_stops_this_serve_only_leaves_the_campaign_for_another_or_later(
 ) -> None:
     controller, recorder = smtp_server
     env = smtp_env(controller.port)
-    assert mailer("send", str(EXAMPLE_REPORT), "--list", example, "--at", AT, "--yes",
-                  env=env).exit_code == 0  # fmt: skip
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = scheduled(mailer, example, env)
     unfit = {**env, "MAILER_NEWSLETTER_BASE_URL": "http://news.example.org"}
     with socket.socket() as closed:  # a relay that is down: nothing listens on its port
         closed.bind(("127.0.0.1", 0))
@@ -335,7 +333,7 @@ def test_a_database_error_of_the_campaigns_own_still_pauses_it_once(
                   "--yes", env=env).exit_code == 0  # fmt: skip
     readers.write_text("email,score\nc@example.org,1e400\n")  # joins before it starts
     assert mailer("subscribers", "import", "s", str(readers)).exit_code == 0
-    due = times.at(AT, "", now=datetime(2000, 1, 1, tzinfo=UTC))
+    due = DUE
     assert ticks(workspace, env, due, due + timedelta(seconds=31)) == [[1], []]  # not again
     with store(workspace) as database:
         status, reason = database.query_one("SELECT status, reason FROM campaigns WHERE id = 1")

@@ -81,3 +81,8 @@ def run_stoppable(work: Coroutine[Any, Any, T], control: Control) -> T:
 
     with runner() as loop:
         return loop.run(guarded())
+
+
+def retry_hint(campaign_id: int) -> str:
+    """What a run that ended with deferred readers says next."""
+    return f"retry the deferred ones later with: mailer campaigns retry {campaign_id}"

@@ -14,7 +14,7 @@ from mailer.audience import lists, members
 from mailer.audience.addresses import normalise
 from mailer.cli.common import app, confirm, err, finite, open_db, out, settings
 from mailer.cli.output import plural
-from mailer.cli.progress import Reporter, run_stoppable
+from mailer.cli.progress import Reporter, retry_hint, run_stoppable
 from mailer.cli.workers import follow_workers, waiting_workers
 from mailer.compose.editions import Edition, inspect_editions, read_editions
 from mailer.compose.preview import render_preview
@@ -154,7 +154,7 @@ def summarise(outcome: RunResult) -> None:
     if outcome.queued:
         out.print(f"{outcome.queued} not sent yet (--limit); resume with: {resume}", markup=False)
     elif outcome.status == "done" and (outcome.deferred or c["deferred"]):
-        out.print(f"retry the deferred ones later with: mailer campaigns retry {campaign_id}")
+        out.print(retry_hint(campaign_id), markup=False)
 
 
 @app.command(epilog="Example: mailer send examples/report.md --list weekly --yes")

@@ -12,7 +12,7 @@ from types import FrameType
 import typer
 
 from mailer.cli.common import err, out, settings
-from mailer.cli.progress import Reporter
+from mailer.cli.progress import Reporter, retry_hint
 from mailer.db.database import Database
 from mailer.errors import StoreError
 from mailer.send.campaigns import Campaigns
@@ -93,7 +93,7 @@ def follow_workers(database: Database, campaign_id: int, started: Workers) -> No
     if info.status != "done":
         out.print(f"resume with: mailer campaigns resume {campaign_id}", markup=False)
     elif c["deferred"]:
-        out.print(f"retry the deferred ones later with: mailer campaigns retry {campaign_id}")
+        out.print(retry_hint(campaign_id), markup=False)
     if presses:  # the editor's own stop, as Ctrl-C is for one send
         raise typer.Exit(130)
     if failures or info.status != "done":

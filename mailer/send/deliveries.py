@@ -78,8 +78,7 @@ class CampaignLog:
 
     def count(self) -> int:
         row = self.database.query_one(
-            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?"
-            " AND status IN (SELECT value FROM json_each(?))",
+            f"SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status IN {IN_JSON}",
             (self.campaign_id, self.statuses),
         )
         return int(row[0]) if row else 0
@@ -117,7 +116,7 @@ class CampaignLog:
             self.seen = events[-1][0] if events else self.seen
             named = sorted({row[1] for row in events if row[1] is not None})
             if any(row[1] is None and row[2] == LIST_DELETED for row in events):
-                self.gone = self._ineligible(" AND d.status IN (SELECT value FROM json_each(?))",
+                self.gone = self._ineligible(f" AND d.status IN {IN_JSON}",
                                              self.statuses)  # fmt: skip
             elif named:
                 self.gone.difference_update(named)
@@ -153,7 +152,7 @@ class CampaignLog:
             "SELECT s.id, s.email, s.name, s.attributes, s.smtputf8,"
             f" CASE WHEN d.edition != '' THEN d.edition ELSE s.lang END, d.attempts, {ELIGIBLE}"
             " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            f" WHERE d.campaign_id = ? AND d.status IN (SELECT value FROM json_each(?)){where}",
+            f" WHERE d.campaign_id = ? AND d.status IN {IN_JSON}{where}",
             (self.campaign_id, self.statuses, *params),
         )
         return [Delivery(reader(r), r[6], bool(r[7])) for r in rows]
