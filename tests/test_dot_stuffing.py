@@ -75,3 +75,14 @@ def test_a_shared_chunk_without_dots_is_kept_once_not_copied() -> None:
     make = DataPayload()
     assert make([b"To: a\r\n\r\n", annex]) == payload(b"To: a\r\n\r\n" + annex)
     assert make.remembered[id(annex)][1] is annex
+
+
+def test_a_readers_own_line_that_starts_with_a_dot_is_doubled_where_it_sits() -> None:
+    """Quoted-printable breaks a long line anywhere, so a reader's own link can go on with a
+    line that starts with a dot: that line's dot is doubled, and only in that chunk."""
+    shared = Shared(b"<p>before</p>\r\n")
+    own = b'<a href=3D"https://example.org/u/0=\r\n.0064">Unsubscribe</a>\r\n'
+    chunks = [b"To: reader100@example.org\r\n\r\n", shared, own, shared]
+    made = DataPayload()(chunks)
+    assert made == payload(b"".join(chunks))
+    assert b"=\r\n..0064" in made and made.count(b"\r\n..") == 1

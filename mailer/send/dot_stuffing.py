@@ -8,49 +8,52 @@ from mailer.compose.mime import Shared
 from mailer.send.types import Message
 
 LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+DOT, LF = ord("."), ord("\n")
 KEPT = 4096  # remembered chunks at most (a campaign has a few dozen, a long report hundreds)
 
 
 class DataPayload:
     """Makes DATA payloads. A campaign's Shared chunks (its attachments, the report's text,
     the headers every reader gets) are checked and stuffed once, so the per-message work is
-    the reader's own chunks and one join. Nothing else is kept: a message built elsewhere is
-    new bytes each time."""
+    one check of the reader's own chunks together, and one join. Nothing else is kept: a
+    message built elsewhere is new bytes each time."""
 
     def __init__(self) -> None:
         self.remembered: dict[int, tuple[bytes, bytes | None]] = {}
 
     def __call__(self, message: Message) -> bytes:
         pieces: list[bytes] = []
+        own: list[int] = []  # where the reader's own chunks are: checked together, at the end
         line_start = True
-        run: list[bytes] = []  # the reader's own chunks since the last shared one, joined
         remembered = self.remembered
-        for chunk in [*message, None]:
-            if chunk is not None and type(chunk) is not Shared:
-                if chunk:
-                    run.append(chunk)
-                continue
-            if run:
-                mine = b"".join(run) if len(run) > 1 else run[0]
-                run = []
-                stuffed = _stuff(mine)
-                if stuffed is None:  # a bare CR or LF
-                    return payload(b"".join(message))
-                if line_start and mine[:1] == b".":
-                    pieces.append(b".")
-                pieces.append(stuffed)
-                line_start = mine[-1:] == b"\n"
+        for chunk in message:
             if not chunk:
                 continue
-            known = remembered.get(id(chunk))
-            if known is None or known[0] is not chunk:  # kept alive while known: ids match
-                known = self._remember(chunk)
-            if known[1] is None:  # a bare CR or LF, or a CRLF split around a shared chunk
-                return payload(b"".join(message))
-            if line_start and chunk[:1] == b".":
-                pieces.append(b".")
-            pieces.append(known[1])
-            line_start = chunk[-1:] == b"\n"
+            if type(chunk) is Shared:
+                known = remembered.get(id(chunk))
+                if known is None or known[0] is not chunk:  # kept alive while known: ids match
+                    known = self._remember(chunk)
+                stuffed = known[1]
+                if stuffed is None:  # a bare CR or LF, or a CRLF split around a shared chunk
+                    return payload(b"".join(message))
+                if line_start and chunk[0] == DOT:
+                    pieces.append(b".")
+            else:
+                stuffed = chunk
+                if line_start and chunk[0] == DOT:
+                    pieces.append(b".")
+                own.append(len(pieces))
+            pieces.append(stuffed)
+            line_start = chunk[-1] == LF
+        if own:
+            joined = b"\r\n".join([pieces[i] for i in own])
+            crlf = joined.count(b"\r\n")
+            if joined.count(b"\n") != crlf or joined.count(b"\r") != crlf:
+                return payload(b"".join(message))  # as each chunk alone: a CR ending one, or
+                # an LF starting one, would sit beside the joining CRLF
+            if b"\r\n." in joined:  # a line of the reader's own that starts with a dot
+                for i in own:
+                    pieces[i] = pieces[i].replace(b"\r\n.", b"\r\n..")
         if not line_start or not pieces:
             pieces.append(b"\r\n")
         pieces.append(b".\r\n")
