@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailer.config import Settings
-from mailer.db.database import Database
+from mailer.db.database import Database, NoDatabaseError
 from mailer.db.opening import open_database
 from mailer.errors import (
     CampaignLocked,
@@ -37,7 +37,7 @@ RETRY_WELCOME = timedelta(minutes=5)  # a welcome that failed waits this long be
 # This host's problems, not the campaign's (the database gone for now, the relay refusing, a
 # setting that cannot send): the campaign stays as it is, for another serve to take, or this one
 # once RETRY_HERE has passed; only the campaign's own (lists gone, a reader it fails for) pause it.
-HERE = (StoreUnavailable, TransportError, ConfigError, UnfitForReaders)
+HERE = (StoreUnavailable, NoDatabaseError, TransportError, ConfigError, UnfitForReaders)
 RETRY_HERE = timedelta(seconds=30)
 
 
@@ -87,7 +87,9 @@ class Scheduler:
         self.pool = ThreadPoolExecutor(RUNS, thread_name_prefix="mailer-send")
 
     def _database(self) -> Database:
-        return open_database(self.settings)
+        """The workspace's database, made by `mailer serve` as it started: one gone since
+        (moved, its volume unmounted) is not made again, empty, under the campaigns."""
+        return open_database(self.settings, create=False)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -12,7 +13,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from mailer.config import Settings
-from mailer.errors import MailerError
+from mailer.errors import MailerError, StoreUnavailable
 from mailer.schedule.scheduler import Scheduler
 from mailer.send.types import Transport
 from mailer.web import archive, confirm, preferences, subscribe, unsubscribe
@@ -45,6 +46,8 @@ def create_app(
     `mailer serve`, off for a second web instance) what time it is."""
     ticking = Scheduler(settings, clock) if scheduler else None
     site = Site(settings, ip_limit, address_limit, transport, clock, ticking)
+    with contextlib.suppress(StoreUnavailable):  # not reachable yet: 503 until it is
+        site.run(lambda database: None)  # a new workspace's database is made now, once
 
     def route(path: str, handler: Handler, methods: list[str] | None = None) -> Route:
         async def endpoint(request: Request) -> Response:

@@ -121,6 +121,7 @@ class Site:
         scheduler: Scheduler | None = None,
     ) -> None:
         self.settings, self.clock, self.scheduler = settings, clock, scheduler
+        self.opened = False  # see run()
         self.prefix = urlsplit(settings.newsletter.base_url).path.rstrip("/")
         self.signer = Signer(load_secret(settings.workspace))
         self.pages = Pages(settings, self.prefix)
@@ -139,8 +140,12 @@ class Site:
         return await run_in_threadpool(self.run, work)
 
     def run(self, work: Callable[[Database], T]) -> T:
-        """``work`` on a database opened for it (blocking: in a thread)."""
-        with open_database(self.settings) as database:
+        """``work`` on a database opened for it (blocking: in a thread). Only the first open
+        may create it: one that goes missing while serving (a moved file, an unmounted
+        volume) is a 503 until it is back, never an empty database that calls every link
+        invalid."""
+        with open_database(self.settings, create=not self.opened) as database:
+            self.opened = True
             return work(database)
 
     def page(
