@@ -211,7 +211,8 @@ def test_one_click_post_as_multipart_form_data_unsubscribes(site: Site) -> None:
 def test_unsubscribed_reader_can_resubscribe(site: Site) -> None:
     token = site.token("u", site.ada, site.weekly)
     http("POST", f"{site.live.url}/u/{token}", b"List-Unsubscribe=One-Click", FORM)
-    page = http("POST", f"{site.live.url}/u/{token}/resubscribe", b"", FORM)
+    page = http("POST", f"{site.live.url}/u/{token}/resubscribe", b"",
+                {**FORM, "Origin": site.live.url})  # fmt: skip
     assert page.status == 200 and "subscribed to “Weekly report” again" in page.body
     assert site.membership(site.weekly, "ada@example.org") == "confirmed"
     assert site.events("ada@example.org")[-1] == ("resubscribed", "web")

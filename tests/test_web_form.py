@@ -203,6 +203,18 @@ def test_control_characters_make_an_address_invalid(site: Site) -> None:
     assert site.membership(site.double, "new@example.org") is None
 
 
+def test_an_address_sent_in_another_encoding_is_invalid_not_mangled(site: Site) -> None:
+    """A Latin-1 form post (%E9) decodes to U+FFFD: that is no address anyone has, so nothing
+    is stored or mailed; the same address sent as UTF-8 is a reader."""
+    url = f"{site.live.url}/s/letters"
+    origin = {**FORM, "Origin": site.live.url, "X-Forwarded-For": "192.0.2.9"}
+    answer = http("POST", url, b"email=caf%E9@example.org", origin)
+    assert answer.status == 400 and 'aria-invalid="true"' in answer.body
+    assert site.membership(site.double, "caf\ufffd@example.org") is None
+    assert post_form(url, {"email": "café@example.org"}).status == 200
+    assert [r.recipient for r in site.mailbox.wait_for(1)] == ["café@example.org"]
+
+
 # the same answer, the same work, one quota per mailbox
 
 

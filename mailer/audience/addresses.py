@@ -44,6 +44,9 @@ def everyday(text: str) -> str | None:
     return text.lower()
 
 
+REPLACED = "\ufffd"
+
+
 def normalise(raw: str, *, check_dns: bool = False) -> Address:
     """Validate ``raw`` and return its canonical form, or raise AddressError saying why."""
     text = raw.strip()
@@ -51,6 +54,8 @@ def normalise(raw: str, *, check_dns: bool = False) -> Address:
         raise AddressError(raw, "empty address")
     if has_controls(raw):
         raise AddressError(raw, "contains a line break or another control character")
+    if REPLACED in text:  # a decoder's mark for bytes it could not read: not what was typed
+        raise AddressError(raw, "contains U+FFFD, where text was not read right (not UTF-8?)")
     if not check_dns and (known := everyday(text)) is not None:
         return Address(email=known, smtputf8=False)
     try:

@@ -117,7 +117,7 @@ async def _new_address(
     )
     # The same answer whether or not the address may be used (taken by another reader, blocked,
     # erased): the page must not tell whoever holds its link who else is known here.
-    answer = _page(site, request, token, reader, notice="sent", email=address.email)
+    answer = _page(site, request, token, reader, notice="sent", email=mask(address.email))
     if nonce is not None:
         url = address_url(site.settings.newsletter.base_url, site.signer, reader.id, nonce,
                           issued)  # fmt: skip

@@ -26,7 +26,7 @@ from mailer.compose.templates import template_dirs
 from mailer.config import Settings
 from mailer.db.database import Database
 from mailer.db.opening import open_database
-from mailer.models import MailingList, Member, MembershipStatus, heard
+from mailer.models import MailingList, Member, MembershipStatus, SubscriberStatus, heard
 from mailer.schedule.scheduler import Scheduler
 from mailer.send.confirmation import Confirmations
 from mailer.send.transports import choose_transport
@@ -215,8 +215,10 @@ class Site:
             else:
                 named = [found] if (found := lists.by_id(database, subject.list_id)) else []
             reader = subject.subscriber_id
-            return [Found(each, member, None) for each in named
-                    if (member := members.by_id(database, each.id, reader))]  # fmt: skip
+            found = [Found(each, member, None) for each in named
+                     if (member := members.by_id(database, each.id, reader))]  # fmt: skip
+            # An erased reader is nobody: the link says nothing of them, not even that.
+            return [f for f in found if f.member.subscriber_status != SubscriberStatus.ERASED]
 
         return await self.db(load)
 

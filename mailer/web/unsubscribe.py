@@ -6,9 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailer.audience.lists import together
-from mailer.audience.status import Change, Verdict
-from mailer.models import MembershipStatus
+from mailer.audience.status import LINK_PAGE, ONE_CLICK, Change, Verdict, left_by_link
+from mailer.db.database import Database
+from mailer.models import MembershipStatus, SubscriberStatus
 from mailer.web.site import PRIVATE, Found, Site, mask
+from mailer.web.subscribe import from_here
 
 
 async def unsubscribe(site: Site, request: Request) -> Response:
@@ -22,38 +24,53 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     if request.method != "POST":  # GET and HEAD never unsubscribe: mail scanners follow links
         return site.page("unsubscribe", 200, PRIVATE, lang, **context)
     form = await site.form(request)
-    detail = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "web"
+    detail = ONE_CLICK if form.get("List-Unsubscribe") == "One-Click" else LINK_PAGE
     # A link from a campaign sent to several lists leaves each of them the reader is on.
     moved = [await site.move(f.list, f.member, Change.UNSUBSCRIBE, detail) for f in found]
     left = [f for f, verdict in zip(found, moved, strict=True) if verdict is Verdict.CHANGED]
     # "Subscribe again" rejoins what this link left (a replay: what it left last), never a
-    # list the reader had left before.
-    ids = ",".join(str(f.list.id) for f in left or _last_left(found))
+    # list the reader had left before; a reader bounced or blocked is offered nothing.
+    back = left if left else await _left_here(site, found)
+    ids = ",".join(str(f.list.id) for f in back if _active(f))
     return site.page("unsubscribed", 200, PRIVATE, lang, left=ids, **context)
 
 
 async def resubscribe(site: Site, request: Request) -> Response:
+    """Only from our own page (its Origin), and only the lists this link's unsubscribe left
+    last: a forwarded message's link, or a forged field, cannot undo the editor's removal, a
+    departure from the preferences page, or an earlier unsubscribe from another message."""
     found = await site.unsubscribing(request)
     if not found:
         return site.invalid(request)
+    if not from_here(site, request):
+        return site.refused(request)
+    here = await _left_here(site, found)
     named = (await site.form(request)).get("lists")
-    if isinstance(named, str):
-        back = [f for f in found if str(f.list.id) in named.split(",")]
-    else:  # a page from before the field: the lists the link left last
-        back = _last_left(found)
+    if isinstance(named, str):  # the page's field narrows, never widens, what may come back
+        here = [f for f in here if str(f.list.id) in named.split(",")]
     change = (Change.RESUBSCRIBE, "web", MembershipStatus.CONFIRMED)
-    verdicts = [await site.move(each.list, each.member, *change) for each in back]
+    verdicts = [await site.move(each.list, each.member, *change) for each in here]
     if not any(v in (Verdict.CHANGED, Verdict.UNCHANGED) for v in verdicts):
         return site.invalid(request)
-    shown, member = together([f.list for f in back]), found[0].member
+    shown, member = together([f.list for f in here]), found[0].member
     token = request.path_params["token"]
     context = {"list": shown, "address": mask(member.email), "token": token}
     lang = site.language(request, member.lang)
     return site.page("resubscribed", 200, PRIVATE, lang, **context)
 
 
-def _last_left(found: list[Found]) -> list[Found]:
-    """The lists of a link the reader left last (at the latest time among those they left)."""
-    gone = [f for f in found if f.member.status == MembershipStatus.UNSUBSCRIBED]
-    latest = max((f.member.updated_at for f in gone), default="")
-    return [f for f in gone if f.member.updated_at == latest]
+async def _left_here(site: Site, found: list[Found]) -> list[Found]:
+    """The link's lists the reader left last through an unsubscribe link (or came back to
+    from its page since: pressed twice, the answer is the same), while active."""
+    reader, ids = found[0].member.id, [f.list.id for f in found]
+
+    def by_link(database: Database) -> set[int]:
+        with database.transaction(exclusive=False) as db:
+            return left_by_link(db, reader, ids)
+
+    linked = await site.db(by_link)
+    return [f for f in found if f.list.id in linked and _active(f)]
+
+
+def _active(found: Found) -> bool:
+    return found.member.subscriber_status == SubscriberStatus.ACTIVE

@@ -13,7 +13,13 @@ from mailer.audience.status.changes import (
     set_membership,
     set_subscriber,
 )
-from mailer.audience.status.departures import left_deleted, list_deleted
+from mailer.audience.status.departures import (
+    LINK_PAGE,
+    ONE_CLICK,
+    left_by_link,
+    left_deleted,
+    list_deleted,
+)
 from mailer.audience.status.table import (
     AFTER_BOUNCE,
     KEPT,
@@ -30,8 +36,9 @@ from mailer.audience.status.table import (
 # inside their own transaction, so a change and its event commit with their work, or use the
 # wrappers that open one.
 __all__ = [
-    "AFTER_BOUNCE", "KEPT", "LEADS_TO", "MEMBERSHIP", "SUBSCRIBER", "Change", "Edit", "Verdict",
-    "Where", "bounce", "bounce_many", "change_membership", "change_profile", "change_subscriber",
-    "join_many", "left_deleted", "list_deleted", "membership_target", "record_event",
-    "renew_consent", "set_membership", "set_subscriber",
+    "AFTER_BOUNCE", "KEPT", "LEADS_TO", "LINK_PAGE", "MEMBERSHIP", "ONE_CLICK", "SUBSCRIBER",
+    "Change", "Edit", "Verdict", "Where", "bounce", "bounce_many", "change_membership",
+    "change_profile", "change_subscriber", "join_many", "left_by_link", "left_deleted",
+    "list_deleted", "membership_target", "record_event", "renew_consent", "set_membership",
+    "set_subscriber",
 ]  # fmt: skip

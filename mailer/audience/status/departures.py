@@ -53,3 +53,33 @@ def left_deleted(db: Connection, slug: str, subscriber_ids: Collection[int]) -> 
             if event_id > last.get(subscriber_id, (0, ""))[0]:
                 last[subscriber_id] = (event_id, kind)
     return {sid for sid, (_, kind) in last.items() if kind == Change.UNSUBSCRIBE}
+
+
+# What an unsubscribe link's page writes as its event's detail: a mail client's one-click POST
+# (RFC 8058), or the reader's press of the page's button.
+ONE_CLICK, LINK_PAGE = "one-click", "web"
+
+
+def left_by_link(db: Connection, subscriber_id: int, list_ids: Collection[int]) -> set[int]:
+    """Those of ``list_ids`` the reader left in their last departure through an unsubscribe
+    link (its latest such event among them, and the others of the same second: one press on a
+    campaign's link leaves each of its lists), and has not left another way since (back by
+    that page's "Subscribe again" counts as not). Never a list left by the editor, the
+    preferences page, a bounce or a mailto, nor by an earlier press."""
+    if not list_ids:
+        return set()
+    kinds = ", ".join("?" * len(KINDS))
+    last: dict[int, tuple[int, bool]] = {}  # list: its last event (id, this link's own)
+    departed: dict[int, str] = {}  # list: when a link left it last
+    latest = (0, "")  # the last departure by a link among them: (event id, at)
+    for event_id, list_id, kind, detail, at in db.execute(
+        f"SELECT id, list_id, kind, detail, at FROM events WHERE subscriber_id = ?"
+        f" AND list_id IN {IN_JSON} AND kind IN ({kinds}) ORDER BY id",
+        (subscriber_id, as_json(sorted(list_ids)), *KINDS),
+    ):
+        linked = kind == Change.UNSUBSCRIBE and detail in (ONE_CLICK, LINK_PAGE)
+        if linked:
+            latest, departed[list_id] = (event_id, at), at
+        back = kind == Change.RESUBSCRIBE and detail == LINK_PAGE and list_id in departed
+        last[list_id] = (event_id, linked or back)
+    return {key for key, (_, own) in last.items() if own and departed.get(key) == latest[1]}
