@@ -1,4 +1,4 @@
-"""Apply bounces and mailed unsubscribe requests to deliveries, statuses and events."""
+"""Apply bounces, complaints and mailed unsubscribe requests to deliveries, statuses, events."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from mailer.audience.status import (
     Where,
     bounce,
     change_membership,
+    change_subscriber,
     record_event,
 )
+from mailer.bounces.complaints import Complaint, sent_as
 from mailer.bounces.parse import Failure, Reading, read_message
 from mailer.bounces.sources import Incoming, MailSource
 from mailer.config import BounceSettings
@@ -24,7 +26,8 @@ from mailer.db.database import Connection, Database
 from mailer.errors import AddressError
 from mailer.tokens import Signer
 
-OUTCOMES = ("hard", "soft", "unsubscribed", "unmatched", "unrecognised", "already processed")
+OUTCOMES = ("hard", "soft", "unsubscribed", "complaint", "unmatched", "unrecognised",
+            "already processed")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,8 @@ class _Run:
             outcome, detail = self._unsubscribe(db, reading)
         elif reading.kind == "bounce":
             outcome, detail = self._bounce(db, reading)
+        elif reading.complaint is not None and reading.kind == "complaint":
+            outcome, detail = self._complaint(db, reading, reading.complaint)
         else:
             outcome, detail = "unrecognised", reading.reason
         db.execute(
@@ -180,6 +185,19 @@ class _Run:
     def _mark_bounced(self, db: Connection, subscriber_id: int, where: Where) -> None:
         self.newly_bounced += bounce(db, subscriber_id, where, self.stamp) is Verdict.CHANGED
 
+    def _complaint(self, db: Connection, reading: Reading, complaint: Complaint) -> tuple[str, str]:
+        """A spam complaint blocks its reader on every list, through the status module (a
+        `complaint` event naming the campaign when it is known); memberships stay as they were."""
+        found = _complainant(db, reading, complaint)
+        if found is None:
+            named = complaint.addresses[0] if complaint.addresses else "nobody named"
+            return "unrecognised", f"{complaint.detail} about {named}: names no reader we know"
+        subscriber_id, campaign_id = found
+        where = Where(_list_of(db, campaign_id), campaign_id, complaint.detail)
+        verdict = change_subscriber(db, Change.COMPLAINT, subscriber_id, where=where, at=self.stamp)
+        done = "blocked on every list" if verdict is Verdict.CHANGED else "already blocked"
+        return "complaint", f"{complaint.detail}: {done}"
+
     def _unsubscribe(self, db: Connection, reading: Reading) -> tuple[str, str]:
         found = db.execute("SELECT id FROM lists WHERE slug = ?", (reading.list_slug,)).fetchone()
         if found is None:
@@ -205,6 +223,21 @@ def _known(db: Connection, subscriber_id: int) -> bool:
     """A subscriber we still know: an erased one is not matched, so nothing is said of them."""
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
     return row is not None and row[0] != "erased"
+
+
+def _complainant(
+    db: Connection, reading: Reading, complaint: Complaint
+) -> tuple[int, int | None] | None:
+    """The reader a complaint is about, and the campaign: our signed return path, else an
+    address the report names (its Original-Rcpt-To, the quoted message's To), else the quoted
+    Message-ID of one of our deliveries. An erased reader is nobody."""
+    if reading.verp is not None:
+        return reading.verp if _known(db, reading.verp[0]) else None
+    named = _subscriber(db, complaint.addresses)
+    if named is not None:
+        return named, _campaign_of(db, named, reading.original_message_id)
+    sent = sent_as(db, reading.original_message_id) if reading.original_message_id else None
+    return sent if sent is not None and _known(db, sent[0]) else None
 
 
 def _lists_left(db: Connection, subscriber_id: int, list_id: int) -> list[int]:

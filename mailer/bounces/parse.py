@@ -1,4 +1,4 @@
-"""Read one incoming message: a bounce (VERP, RFC 3464 DSN, flufl.bounce), a mailed unsubscribe."""
+"""Read one incoming message: a bounce (VERP, DSN, flufl.bounce), a complaint (ARF), a mailto."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
 
+from mailer.bounces.complaints import Complaint, read_feedback
 from mailer.models import heard
 from mailer.tokens import Signer, parse_verp
 
@@ -48,7 +49,8 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What one message is: kind 'bounce', 'unsubscribe' or 'other' (with the reason)."""
+    """What one message is: kind 'bounce', 'complaint', 'unsubscribe' or 'other' (with the
+    reason)."""
 
     kind: str
     failures: tuple[Failure, ...] = ()
@@ -58,6 +60,7 @@ class Reading:
     list_slug: str = ""
     sender: str = ""
     reason: str = ""
+    complaint: Complaint | None = None  # an ARF report's type and the recipients it names
 
 
 def read_message(raw: bytes, signer: Signer) -> Reading:
@@ -66,6 +69,9 @@ def read_message(raw: bytes, signer: Signer) -> Reading:
     own_id = _clean_id(msg.get("Message-ID", ""))
     try:
         verp = _verp(msg, signer)
+        complaint = read_feedback(msg, _original_headers(msg))
+        if complaint is not None:  # before flufl.bounce, which could take it for a bounce
+            return _complaint(msg, complaint, verp, signer, own_id)
         report = [p for p in msg.walk() if p.get_content_type() in REPORTS]
         failures = _dsn_failures(report) if report else _flufl_failures(msg)
         original = _original_message_id(msg)
@@ -86,6 +92,19 @@ def read_message(raw: bytes, signer: Signer) -> Reading:
     else:
         reason = "neither a bounce nor an unsubscribe request"
     return Reading("other", verp=verp, message_id=own_id, reason=reason)
+
+
+def _complaint(
+    msg: Message, complaint: Complaint, verp: tuple[int, int] | None, signer: Signer, own_id: str
+) -> Reading:
+    """An ARF report: a complaint (abuse, fraud) names its reader by our return path (the
+    quoted message's, or the report's Original-Mail-From), else by the addresses it gives."""
+    if not complaint.counts:
+        reason = f"feedback report ({complaint.feedback_type}): not a complaint"
+        return Reading("other", message_id=own_id, reason=heard(reason)[:200])
+    verp = verp or parse_verp(signer, complaint.mail_from)
+    original = _original_message_id(msg)
+    return Reading("complaint", (), verp, own_id, original, complaint=complaint)
 
 
 def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
@@ -231,6 +250,10 @@ def _returned_headers(part: Message) -> Message | None:
         if isinstance(body, bytes):
             return HeaderParser().parsestr(body.decode("utf-8", "replace"))
     return None
+
+
+def _original_headers(msg: Message) -> Message | None:
+    return next((h for h in map(_returned_headers, msg.walk()) if h is not None), None)
 
 
 def _original_message_id(msg: Message) -> str:

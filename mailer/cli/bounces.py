@@ -1,4 +1,4 @@
-"""CLI command that processes bounces and mailed unsubscribe requests: bounces process."""
+"""CLI command that processes bounces, complaints and mailed unsubscribes: bounces process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from mailer.cli.common import Typer, err, open_db, out, settings
 from mailer.cli.output import plural
 from mailer.tokens import Signer, load_secret
 
-app = Typer(help="Process bounces and mailed unsubscribe requests.", no_args_is_help=True)
+app = Typer(
+    help="Process bounces, spam complaints and mailed unsubscribe requests.", no_args_is_help=True
+)
 
 
 @app.command(
@@ -33,7 +35,8 @@ def bounces_process(
         bool, typer.Option("--dry-run", help="Say what would change; change and mark nothing.")
     ] = False,
 ) -> None:
-    """Record bounces (hard: bounced; soft: counted) and mailto unsubscribes from SOURCE.
+    """Record bounces (hard: bounced; soft: counted), spam complaints (ARF reports: the reader
+    is blocked on every list) and mailto unsubscribes from SOURCE.
 
     Processed messages are marked (Maildir: moved to cur/ as seen; IMAP: \\Seen and
     $MailerProcessed), never deleted; running it again changes nothing."""
@@ -49,6 +52,11 @@ def bounces_process(
 
 
 def summary_line(summary: ProcessSummary) -> str:
-    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items())
+    """The counts of a run; complaints only when there were some (most runs see none)."""
+    counts = ", ".join(
+        plural(n, kind) if kind == "complaint" else f"{n} {kind}"
+        for kind, n in summary.counts.items()
+        if n or kind != "complaint"
+    )
     read, bounced = plural(summary.read, "message"), plural(summary.newly_bounced, "reader")
     return f"{read} read: {counts}; {bounced} now bounced"
