@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from itertools import groupby
 from pathlib import Path
@@ -89,22 +90,55 @@ def export_file(
     database: Database, mailing_list: MailingList, path: Path, statuses: Sequence[str] = ()
 ) -> int:
     """Export to ``path`` (mode 0600, or the tighter mode of the file it replaces) through a
-    temporary file, so a failed export never leaves half a file."""
-    partial = path.with_name(path.name + ".part")
+    temporary file, so a failed export never leaves half a file. A link at ``path`` is followed:
+    the file it names is the one replaced, and the link stays."""
+    target = _target(path)
+    partial = target.with_name(target.name + ".part")
     try:
-        descriptor = open_private(partial, replacing_mode(path))
+        descriptor = open_private(partial, replacing_mode(target))
     except OSError as error:
         raise _write_error(path, error) from None
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             count = export_csv(database, mailing_list, handle, statuses)
-        partial.replace(path)
+        partial.replace(target)
     except BaseException as error:
         partial.unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise _write_error(path, error) from None
         raise
     return count
+
+
+# Links to a process's open files: /dev/stdout may name a regular file, which must not be
+# replaced (the shell's redirection would go on writing to the file replaced).
+DESCRIPTORS = ("/proc/", "/dev/fd/", "/dev/stdin", "/dev/stdout", "/dev/stderr")
+WRITES_WHOLE = "--output writes a file whole; without --output, export writes to stdout"
+
+
+def _target(path: Path) -> Path:
+    """The file an export to ``path`` replaces: ``path``, or the file its link names (made
+    there if the link names none yet). Anything but a regular file (a FIFO, a device, a
+    descriptor such as /dev/stdout, a folder) is refused: it cannot be replaced whole and must
+    not be replaced by a file, and writing into it leaves half an export where it stopped."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        found = None
+    except OSError as error:
+        hint = " (a looping link?)" if path.is_symlink() else ""
+        raise FileInputError(path, f"cannot write: {error.strerror}{hint}") from None
+    target = path
+    for _ in range(40):  # the kernel's own limit; a loop failed stat above
+        if str(target.absolute()).startswith(DESCRIPTORS):
+            raise FileInputError(path, f"a process's open file, not a file: {WRITES_WHOLE}")
+        if not target.is_symlink():
+            break
+        target = target.parent / os.readlink(target)  # relative to the link's folder
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        kind = "a folder" if stat.S_ISDIR(found.st_mode) else "not a regular file"
+        raise FileInputError(path, f"{kind}: {WRITES_WHOLE}")
+    return target
 
 
 def _write_error(path: Path, error: OSError) -> DiskFullError | FileInputError:

@@ -54,6 +54,15 @@ def stronger(first: str | None, then: str | None) -> str | None:
     return then if DEPTH.get(then or "", 0) > DEPTH.get(first or "", 0) else first
 
 
+# Where two columns of one row give a status: not yet confirmed is further from mail too.
+FARTHER = {"unconfirmed": 0.5, **DEPTH}
+
+
+def farther(first: str | None, then: str | None) -> str | None:
+    """``stronger``, where an unconfirmed reader stays unconfirmed beside a confirmed."""
+    return then if FARTHER.get(then or "", 0) > FARTHER.get(first or "", 0) else first
+
+
 @dataclass(frozen=True, slots=True)
 class Format:
     """A tool's export: the columns its header always has, and what its columns hold."""
@@ -164,6 +173,9 @@ class Layout:
     gone_domain: str = ""
     leaving: tuple[tuple[int, str], ...] = ()  # (column, status): LEFT_COLUMNS in the file
     guessed: bool = False  # a generic CSV's status column, taken by a name such as state
+    # A generic status column (STATUS_COLUMNS) in a tool's export whose own status is elsewhere
+    # (Mailchimp's is the file's kind): read as a generic CSV's, the further from mail stands.
+    also_status: tuple[int, ...] = ()
 
     @property
     def width(self) -> int:
@@ -213,6 +225,10 @@ def plan(
         fields["email"] = [0]  # Mailchimp's address comes first, under any label
     _check_email(path, fields.get("email", []), names)
     used = {i for columns in fields.values() for i in columns}
+    also = () if found is GENERIC else tuple(
+        at for c in STATUS_COLUMNS if (at := position.get(c)) is not None
+        and at not in used and at not in mapped)  # fmt: skip
+    used.update(also)
     json_columns = tuple(position[c] for c in sorted(found.json_columns) if c in position)
     used.update(json_columns, (i for i, target in mapped.items() if target == IGNORE))
     attributes = [(i, mapped[i].removeprefix(ATTRIBUTE)) if i in mapped else (i, names[i])
@@ -227,7 +243,7 @@ def plan(
         found.tag_separator, found.gone_domain,
         tuple((position[c], status) for c, status in LEFT_COLUMNS if c in position),
         found is GENERIC and "status" not in given
-        and any(lowered[i] != "status" for i in fields.get("status", ())),
+        and any(lowered[i] != "status" for i in fields.get("status", ())), also,
     )  # fmt: skip
 
 

@@ -9,13 +9,13 @@ import ipaddress
 import json
 import re
 import socket
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from mailer.audience.addresses import Address
 from mailer.audience.cleaning import clean
-from mailer.audience.import_formats import LEAVING, Layout, stronger
+from mailer.audience.import_formats import LEAVING, STATUS_WORDS, Layout, farther, stronger
 from mailer.audience.status.bulk import Standing
 from mailer.models import MAX_LANG, Candidate, Consent
 from mailer.times import stamp
@@ -23,6 +23,7 @@ from mailer.times import stamp
 # Go's time.Time.String(), as listmonk writes its times: "2024-03-14 09:12:31.5 +0000 UTC".
 GO_TIME = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)(?: \S+)?")
 LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+SKEW = timedelta(days=1)  # how far past this machine's clock an imported time may be
 
 
 def language_tag(written: str) -> str | None:
@@ -135,8 +136,10 @@ class RowReader:
         self.joined_at, self.confirmed_at = get("joined_at"), get("confirmed_at")
         self.sources, self.tags, self.lang = get("source"), get("tags"), get("lang")
         self.attributes = tuple((name, column) for column, name in layout.attributes)
-        self.fixed = None if self.status else self._forced(layout.status)
+        self.also = layout.also_status
+        self.fixed = None if self.status or self.also else self._forced(layout.status)
         self.leaving = layout.leaving
+        self.latest = stamp(datetime.now(UTC) + SKEW)  # a later time has not happened yet
 
     def read(self, cells: Sequence[str], address: Address, line: int) -> Arrival:
         """The reader a row describes; RowError for a value that cannot be taken, unless the
@@ -197,7 +200,11 @@ class RowReader:
                       and (value := raw if raw.isprintable() else clean(raw))}  # fmt: skip
         if self.layout.json_columns:
             attributes = {**self._objects(cells), **attributes}
-        status = self.fixed if self.status is None else self._status(cells)
+        if self.status is None and not self.also:
+            status = self.fixed
+        else:
+            own = self._status(cells) if self.status else self.layout.status
+            status = self._forced(self._also(cells, own) if self.also else own)
         if self.leaving:
             status = self._left(cells, status)
         status_at = self._time(cells, self.status_at) if status is not None else ""
@@ -217,11 +224,14 @@ class RowReader:
         if not text:
             return ""
         try:
-            return time_stamp(text)
+            moment = time_stamp(text)
+            if moment <= self.latest:  # both UTC ISO 8601 to the second: in order as text
+                return moment
+            why = f"in the future: after {self.latest}, a day from now"
         except ValueError:
-            name = self.layout.names[column]
-            expected = "ISO 8601, such as 2024-03-14 09:12:31 or 2024-03-14T09:12:31Z"
-            raise RowError(f"invalid time in {name} (expected {expected})", text, column) from None
+            why = "expected ISO 8601, such as 2024-03-14 09:12:31 or 2024-03-14T09:12:31Z"
+        name = self.layout.names[column]
+        raise RowError(f"invalid time in {name} ({why})", text, column)
 
     def _ip(self, cells: Sequence[str]) -> str:
         column, text = self._first(cells, self.ip)
@@ -240,23 +250,37 @@ class RowReader:
 
     def _forced(self, own: str | None) -> str | None:
         """The row's status as --status leaves it: no option brings back a reader the file
-        says left."""
+        says left, nor moves them nearer to mail (a bounced row stays bounced under
+        --status unsubscribed: of the two, the one further from mail stands)."""
         forced = self.layout.forced
-        if forced is None or (own in LEAVING and forced not in LEAVING):
+        if forced is None:
             return own
-        return forced
+        return stronger(own, forced) if own in LEAVING else forced
 
     def _status(self, cells: Sequence[str]) -> str | None:
         column, text = self._first(cells, self.status)
         if not text:
-            return self._forced(self.layout.status)
+            return self.layout.status
+        return self._word(text, column, self.layout.words, self.layout.guessed)
+
+    def _word(
+        self, text: str, column: int, words: Mapping[str, str | None], guessed: bool
+    ) -> str | None:
         word = clean(text).strip().lower()
-        if word not in self.layout.words:
-            known = ", ".join(w for w in self.layout.words if w)
+        if word not in words:
+            known = ", ".join(w for w in words if w)
             name = self.layout.names[column]
-            hint = f'; not a status? --map "{name}=attribute:{name}"' if self.layout.guessed else ""
+            hint = f'; not a status? --map "{name}=attribute:{name}"' if guessed else ""
             raise RowError(f"unknown status in {name} ({known}{hint})", text, column)
-        return self._forced(self.layout.words[word])
+        return words[word]
+
+    def _also(self, cells: Sequence[str], status: str | None) -> str | None:
+        """``status`` with what a generic status column in a tool's export says (Mailchimp's
+        Status): of the two, the one further from mail."""
+        for column in self.also:
+            if text := cells[column].strip():
+                status = farther(status, self._word(text, column, STATUS_WORDS, True))
+        return status
 
     def _objects(self, cells: Sequence[str]) -> dict[str, str]:
         """The attributes in JSON columns (listmonk's attributes, Buttondown's metadata): each

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+from mailer.audience.csv_lines import MAX_LINE
+from mailer.audience.formulas import inert
 from mailer.db.database import IN_JSON, Connection, Database, as_json, now
 from mailer.models import Candidate, MailingList, Member
 
@@ -71,6 +75,12 @@ def by_id(database: Database, list_id: int, subscriber_id: int) -> Member | None
 def subscriber_id(db: Connection, email: str) -> int | None:
     row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
     return int(row[0]) if row else None
+
+
+def known(database: Database, email: str) -> tuple[str, dict[str, str]]:
+    """The name and attributes stored for ``email``; empty for an address not known."""
+    row = database.query_one("SELECT name, attributes FROM subscribers WHERE email = ?", (email,))
+    return (str(row[0]), json.loads(row[1] or "{}")) if row else ("", {})
 
 
 def ensure_subscriber(db: Connection, candidate: Candidate) -> tuple[int, str]:
@@ -139,3 +149,36 @@ def events_for(database: Database, email: str) -> list[tuple[str, str, str]]:
             (email,),
         )
     ]
+
+
+# What one reader's name and attributes (names and values) may take as an export's CSV cells:
+# half of the line an import reads, the rest left for the address, tags, consent and commas.
+EXPORTED_MAX = MAX_LINE // 2
+
+
+def _cell_bytes(text: str) -> int:
+    """The bytes ``text`` takes as an export writes it: a formula escaped, quoted if need be."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow([inert(text)])
+    return len(line.getvalue().encode("utf-8", "surrogatepass"))
+
+
+def too_large(
+    name: str | None, attributes: Mapping[str, str], given: Collection[str] = ()
+) -> str | None:
+    """Why a reader with this name and these attributes (as stored: cleaned) could not be
+    exported and imported again (an import reads lines of at most 64 KiB), naming the largest
+    of them (of the ``given`` ones first: attribute keys, "" for the name); None if they fit."""
+    sizes = {(key in given, f"attribute {key!r}"): _cell_bytes(key) + _cell_bytes(value)
+             for key, value in attributes.items()}  # fmt: skip
+    if name:
+        sizes["" in given, "the name"] = _cell_bytes(name)
+    if sum(sizes.values()) <= EXPORTED_MAX:
+        return None
+    fresh, largest = max(sizes, key=lambda label: (label[0], sizes[label]))
+    size = sizes[fresh, largest]
+    return (
+        f"{largest} takes {size:,} bytes in an export, and a reader's name and"
+        f" attributes may take {EXPORTED_MAX // 1024} KiB in all, so that an export of them"
+        f" imports again (an import reads lines of up to {MAX_LINE // 1024} KiB)"
+    )

@@ -79,6 +79,7 @@ def subscribers_add(
 ) -> None:
     """Add a reader to a list (or update their name, attributes and language)."""
     attributes = _attributes(attr or [])
+    cleaned = None if name is None else clean(name).strip()
     lang = language_tag(language) if language is not None else ""
     if lang is None:
         raise InputError(f"invalid --language {language!r}: a language tag such as fr or pt-BR")
@@ -88,9 +89,12 @@ def subscribers_add(
     secret = load_secret(current.workspace)
     with open_db() as database:
         mailing_list = lists.get(database, list_slug)
+        was_named, had = members.known(database, address.email)  # what the new values join
+        given = [*attributes, *([""] if cleaned else [])]
+        if problem := members.too_large(cleaned or was_named, {**had, **attributes}, given):
+            raise InputError(f"{address.email}: {problem}")
         if welcome:
             require_welcome(mailing_list, welcome_of(database, list_slug) is not None)
-        cleaned = None if name is None else clean(name).strip()
         candidate = Candidate(address.email, address.smtputf8, cleaned, attributes,
                               consent=Consent("cli"), lang=lang)  # fmt: skip
         welcoming = joining(database, address.email, mailing_list.id) if welcome else nullcontext()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields, replace
@@ -25,7 +26,9 @@ def find_workspace(start: Path) -> Path | None:
     folder above it that holds mailer.toml or the default database; None if there is none."""
     here = start.absolute()
     for folder in (here, *here.parents):
-        if (folder / CONFIG_NAME).is_file() or (folder / DEFAULT_DATABASE).is_file():
+        # lexists: a broken link, or a FIFO, named mailer.toml still marks the workspace, whose
+        # settings then refuse it, rather than one above being taken, or none.
+        if os.path.lexists(folder / CONFIG_NAME) or (folder / DEFAULT_DATABASE).is_file():
             return folder
     return None
 
@@ -42,18 +45,37 @@ def load(workspace: Path, environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(workspace=workspace)
     checked = rules()
     path = workspace / CONFIG_NAME
-    if path.exists():
-        settings = _apply_file(settings, path, checked)
+    text = read_config(path)
+    if text is not None:
+        settings = _apply_file(settings, path, text, checked)
     return _apply_environment(settings, environ, checked)
 
 
-def _apply_file(settings: Settings, path: Path, checked: dict[str, Check]) -> Settings:
+def read_config(path: Path) -> str | None:
+    """The text of the settings file ``path``; None when nothing, not even a link, is there.
+    Anything else that cannot be read is a ConfigError: a broken or looping link, a folder, a
+    FIFO or a device (opened without waiting for a writer, and refused), text not UTF-8. A file
+    that is there but unread would leave every setting at its default: SMTP to the outbox."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "", "not UTF-8 text") from None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        raise ConfigError(str(path), "", error.strerror or str(error)) from None
+        if isinstance(error, FileNotFoundError) and not path.is_symlink():
+            return None
+        hint = " (a broken link?)" if path.is_symlink() else ""
+        raise ConfigError(str(path), "", f"cannot read: {error.strerror or error}{hint}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ConfigError(str(path), "", "cannot read: not a regular file")
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            return handle.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(str(path), "", "not UTF-8 text") from None
+        except OSError as error:
+            raise ConfigError(str(path), "", f"cannot read: {error.strerror or error}") from None
+
+
+def _apply_file(settings: Settings, path: Path, text: str, checked: dict[str, Check]) -> Settings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -189,7 +211,8 @@ def where_set(
         return name
     path = workspace / CONFIG_NAME
     try:
-        line = _line_of(path.read_text(encoding="utf-8"), section, key)
-    except (OSError, UnicodeDecodeError):
-        line = None
+        text = read_config(path)
+    except ConfigError:
+        text = None
+    line = _line_of(text, section, key) if text is not None else None
     return f"{path}:{line}" if line else f"not set in {path}"
