@@ -265,3 +265,41 @@ def test_send_is_back_as_soon_as_its_last_worker_exits(
     Workers(processes=[waiting]).wait(watch, interval=30)
     assert len(looks) == 2 and looks[1] - looks[0] < 20  # the next look was 30 s away
     assert waiting.returncode == 0
+
+
+@dataclass
+class Refusing(Recorder):
+    """Refuses, with 550 5.1.1, every recipient whose address holds a 7."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if "7" in address:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_the_workers_progress_counts_refusals_as_failed_not_sent(tmp_path: Path) -> None:
+    """What `send --workers` shows while it runs comes from the store: a refused reader is
+    failed there, and so in the progress line, never counted as sent."""
+    from mailer.cli.workers import tally
+    from mailer.send.claims import ended_otherwise, queued
+    from mailer.send.types import Progress
+
+    emails = populate(tmp_path, 300)
+    refusing = Refusing()
+    controller = start(refusing)
+    try:
+        env = {**smtp_env(controller.port), "MAILER_SEND_MAX_CONSECUTIVE_FAILURES": "1000"}
+        said = cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes",
+                   "--workers", "2", env=env)  # fmt: skip
+    finally:
+        controller.stop()
+    refused = sum("7" in email for email in emails)
+    assert f"{300 - refused} sent, 0 deferred, {refused} failed" in said
+    progress = Progress(300)
+    with store(tmp_path) as db:
+        tally(progress, 300 - queued(db, 1), ended_otherwise(db, 1))
+    assert (progress.counts["sent"], progress.counts["failed"]) == (300 - refused, refused)
+    assert progress.done == 300

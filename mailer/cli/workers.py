@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -16,9 +17,20 @@ from mailer.cli.progress import Reporter, retry_hint
 from mailer.db.database import Database
 from mailer.errors import StoreError
 from mailer.send.campaigns import Campaigns
-from mailer.send.claims import queued, settle, workers
+from mailer.send.claims import ended_otherwise, queued, settle, workers
 from mailer.send.types import Progress
 from mailer.send.workers import Workers
+
+RECOUNT = 2.0  # seconds between counts of the deliveries that ended other than sent
+
+
+def tally(progress: Progress, done: int, others: dict[str, int]) -> None:
+    """The workers' progress from the store: ``done`` deliveries no longer queued, ``others``
+    of them failed, deferred or skipped (a deferral is final unless a worker retries it); the
+    rest were sent."""
+    progress.counts.update(others)
+    progress.final_deferred = others["deferred"]
+    progress.counts["sent"] = max(0, done - sum(others.values()))
 
 
 @contextmanager
@@ -47,9 +59,17 @@ def follow_workers(database: Database, campaign_id: int, started: Workers) -> No
     count = len(started.processes)
     started.begin(campaign_id)
 
-    def watch() -> None:  # the queued ones only, by their index: a million need no full count
+    others, counted = ended_otherwise(database, campaign_id), time.monotonic()
+
+    def watch() -> None:
+        """The queued ones every tick, by their index (a million need no full count); those
+        failed, deferred or skipped every RECOUNT seconds; sent is what is left."""
+        nonlocal others, counted
         with contextlib.suppress(StoreError):  # gone for now: the workers say what it cost them
-            progress.counts["sent"] = total - queued(database, campaign_id)
+            done = total - queued(database, campaign_id)
+            if time.monotonic() - counted >= RECOUNT:
+                others, counted = ended_otherwise(database, campaign_id), time.monotonic()
+            tally(progress, done, others)
         reporter(progress)
 
     presses = 0

@@ -264,6 +264,17 @@ def queued(database: Database, campaign_id: int) -> int:
     return int(row[0]) if row else 0
 
 
+def ended_otherwise(database: Database, campaign_id: int) -> dict[str, int]:
+    """How many of a campaign's deliveries are failed, deferred or skipped: usually few, but
+    counted over the campaign's rows, so a follower asks now and then, not every tick."""
+    rows = database.query(
+        "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ?"
+        " AND status IN ('failed', 'deferred', 'skipped') GROUP BY status",
+        (campaign_id,),
+    )
+    return {"failed": 0, "deferred": 0, "skipped": 0} | {str(s): int(n) for s, n in rows}
+
+
 def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int]) -> str:
     """Once a machine's workers have all ended: those of them that died are marked finished,
     and a campaign that no worker sends any more is done, or paused with what is left. The
