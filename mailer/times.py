@@ -13,6 +13,9 @@ UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days
          "w": timedelta(weeks=1)}  # fmt: skip
 SPAN = re.compile(r"(\d{1,6})\s*([mhd])")
 AT_EXAMPLE = '"2026-12-01 07:00" or 2026-12-01T07:00:30'
+# How far ahead --at may be: a campaign is stored with its report and readers as they are now,
+# and a year typed one too far (2027 for 2026, at the turn of the year) is always past this.
+AHEAD = timedelta(days=366)
 
 
 def since(text: str, option: str = "--since", *, now: datetime | None = None) -> datetime:
@@ -33,7 +36,7 @@ def since(text: str, option: str = "--since", *, now: datetime | None = None) ->
         if moment.tzinfo is None:
             moment = moment.astimezone()  # the machine's zone, as the editor reads a wall clock
         return moment.astimezone(UTC)
-    except OverflowError:
+    except (OverflowError, ValueError):  # ValueError: year 0, a step past year 1 on the clock
         raise InputError(f"invalid {option} {text!r}: outside the years 1 to 9999") from None
 
 
@@ -83,6 +86,10 @@ def at(text: str, zone: str = "", *, now: datetime | None = None) -> datetime:
         shown = found.astimezone(where) if where else found.astimezone()
         raise InputError(f"--at {text!r} is in the past ({shown.isoformat(sep=' ')}):"
                          " give a time to come")  # fmt: skip
+    if found > max(current, datetime.now(UTC)) + AHEAD:  # ``now`` (set back in tests): the past
+        shown = found.astimezone(where) if where else found.astimezone()
+        raise InputError(f"--at {text!r} is more than a year ahead ({shown.isoformat(sep=' ')}):"
+                         " a typo? give a time within a year")  # fmt: skip
     return found
 
 
@@ -121,4 +128,7 @@ def span(text: str) -> timedelta:
 def localised(moment: datetime, zone: str = "") -> datetime:
     """``moment`` on the wall clock of ``zone`` (an IANA name; empty or unknown: the machine's)."""
     where = _zone(zone) if zone else None
-    return moment.astimezone(where) if where else moment.astimezone()
+    try:
+        return moment.astimezone(where) if where else moment.astimezone()
+    except (OverflowError, ValueError):  # past the calendar's edge there: as it is (UTC)
+        return moment

@@ -239,11 +239,13 @@ def test_a_worker_told_nothing_ends_quietly_and_a_bad_id_is_one_line(tmp_path: P
     told = subprocess.run(command(tmp_path, "campaigns", "work", "-"), input="", text=True,
                           capture_output=True, env=environment({}), timeout=120)  # fmt: skip
     assert (told.returncode, told.stdout, told.stderr) == (0, "", "")
-    for given in ("three", "²", "9" * 30):  # a digit that int() refuses, a number too long
+    for given in ("three", "²"):  # a word, a digit that int() refuses
         wrong = run(tmp_path, {}, "campaigns", "work", given)
         assert wrong.returncode == 1
         said = f"error: campaign id {given!r}: a number, or - to read it from stdin\n"
         assert wrong.stderr == said
+    long = run(tmp_path, {}, "campaigns", "work", "9" * 30)  # a number, as show says of it
+    assert long.returncode == 1 and "no campaign" in long.stderr
 
 
 @pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polled"])

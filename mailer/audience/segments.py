@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -268,4 +269,13 @@ class _Compiler:
         return text.lower() if field is not None and field.case == "lower" else text
 
     def number(self, value: Token) -> Value:
-        return float(value) if "." in value else int(value)
+        """A number as the store binds it: a whole one in 64 bits, else a finite real."""
+        text = str(value)
+        if "." in text and math.isfinite(real := float(text)):
+            return real
+        if "." not in text and len(text.lstrip("+-")) <= 19 and abs(whole := int(text)) < 2**63:
+            return whole  # 19 digits first: int() of thousands of them is refused, and slow
+        shown = text if len(text) <= 24 else f"{text[:12]}… ({len(text)} characters)"
+        most = 2**63 - 1
+        bounds = "at most 308 digits before the point" if "." in text else f"-{most} to {most}"
+        raise self.fail(f"the number {shown} is out of range ({bounds})", value)

@@ -116,13 +116,16 @@ def campaigns_work(
     [smtp] relay. The campaign's rate is shared by the workers alive; a dead worker's batch is
     taken again after [send] lease_seconds."""
     if campaign == "-":
-        campaign = sys.stdin.readline().strip()
+        campaign = sys.stdin.readline().strip() if sys.stdin is not None else ""  # <&-
         if not campaign:
             return  # the process that started this one stopped before its campaign existed
-    if not (campaign.isascii() and campaign.isdigit() and len(campaign) <= 18):
+    if not (campaign.isascii() and campaign.isdigit()):
         raise InputError(f"campaign id {campaign!r}: a number, or - to read it from stdin")
+    number = campaign.lstrip("0") or "0"
+    if len(number) > 19:  # as show and resume say it (int() refuses thousands of digits)
+        raise NotFoundError("campaign", number, "see `mailer campaigns ls`")
     worker = name or worker_name()
-    _continue(int(campaign), ("queued",), Overrides(concurrency, rate, 0, outbox), worker)
+    _continue(int(number), ("queued",), Overrides(concurrency, rate, 0, outbox), worker)
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="JSON with stable keys, for scripts.")]

@@ -36,7 +36,7 @@ from mailer.models import heard
 logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
-WIDTH = None if sys.stdout.isatty() else 240
+WIDTH = None if sys.stdout is not None and sys.stdout.isatty() else 240  # None: closed, >&-
 out = Console(highlight=False, soft_wrap=True, width=WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
 
@@ -148,6 +148,9 @@ class MailerGroup(Group):
         return list(super().parse_args(ctx, args))
 
     def invoke(self, ctx: Any) -> Any:  # click's Context; typer may vendor click
+        if sys.stdout is None:  # closed (>&-): nothing is done that could not be told
+            err.print("error: standard output is closed; send it somewhere (>/dev/null)")
+            raise typer.Exit(1)
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a reader gone away (`| head -1`) is found here, not at exit
@@ -291,7 +294,7 @@ def confirm(question: str, yes: bool, refusal: str) -> None:
     """Ask on a terminal; without one, refuse unless --yes was given."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():  # None: closed (<&-)
         raise InputError(f"{refusal} (no terminal to ask)")
     typer.confirm(question, abort=True)
 

@@ -23,10 +23,14 @@ FREE_TEXT = ("name", "subject")
 
 
 def local(stamp: str | None) -> str:
-    """A stored UTC time stamp as the editor's clock reads it, to the minute; '-' if none."""
+    """A stored UTC time stamp as the editor's clock reads it, to the minute; '-' if none; as
+    stored if the clock cannot read it (past the calendar's edge in this zone)."""
     if not stamp:
         return "-"
-    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError):
+        return stamp
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

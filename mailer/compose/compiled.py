@@ -24,9 +24,9 @@ from mailer.compose.personal import (
 from mailer.compose.report import Report
 from mailer.compose.report_files import ReportFiles
 from mailer.compose.styling import inline_css
-from mailer.compose.templates import sandbox, template_dirs
+from mailer.compose.templates import Loader, sandbox, template_dirs
 from mailer.config import NewsletterSettings, Settings
-from mailer.errors import FileInputError
+from mailer.errors import FileInputError, MailerError
 from mailer.models import PLACEHOLDER_READER, MailingList, Member, Reader
 
 HTML_TEMPLATE = "newsletter.html.j2"
@@ -53,7 +53,7 @@ def preview_links(base_url: str, token: str = "preview") -> Links:
     return Links(unsubscribe=f"{base}/u/{token}", preferences=f"{base}/p/{token}")
 
 
-class _ProtectingLoader(jinja2.FileSystemLoader):
+class _ProtectingLoader(Loader):
     """Loads templates with their personal spans replaced by tokens."""
 
     def __init__(self, dirs: Sequence[Path], spans: Spans) -> None:
@@ -223,7 +223,7 @@ class CompiledCampaign:
 
 def _check_syntax(report: Report, dirs: Sequence[Path]) -> None:
     """Compile the body and every template as written, so syntax errors name file and line."""
-    plain = sandbox(jinja2.FileSystemLoader([str(d) for d in dirs]), False)
+    plain = sandbox(Loader([str(d) for d in dirs]), False)
     try:
         plain.parse(report.padded_body, str(report.path), str(report.path))
         for name in plain.list_templates(filter_func=lambda name: name.endswith(".j2")):
@@ -245,6 +245,8 @@ def _render_shared(
     except jinja2.TemplateSyntaxError as error:
         where = error.filename or name
         raise FileInputError(where, error.message or str(error), error.lineno) from None
+    except MailerError:  # a template that cannot be read: it says which
+        raise
     except Exception as error:  # an author's expression failed: name the template line
         line = traceback_line(error.__traceback__, loader.files)
         where = _last_file(error, loader.files) or name

@@ -12,7 +12,7 @@ from babel.core import Locale, UnknownLocaleError
 from mailer.compose.assets import inspect_report
 from mailer.compose.compiled import CompiledCampaign, compile_campaign
 from mailer.compose.notices import Notice
-from mailer.compose.report import LANG, Report, parse_report, read_source
+from mailer.compose.report import LANG, Report, front_matter_line, parse_report, read_source
 from mailer.compose.report_files import ReportFiles
 from mailer.config import Settings
 from mailer.errors import FileInputError, InputError
@@ -96,25 +96,12 @@ def _glob_escape(text: str) -> str:
 def _edition(found: Report, tag: str, default: Report, source: str) -> Edition:
     written = found.meta.get("lang")
     if written is not None and str(written).strip().lower() != tag.lower():
-        line = _front_matter_line(source, "lang")
+        line = front_matter_line(source, "lang")
         why = f"lang {written!r} differs from the file name's {tag!r}"
         raise FileInputError(found.path, why, line)
     kept = {key: getattr(default, key) for key in INHERITED
             if key not in found.meta and not getattr(found, key)}  # fmt: skip
     return Edition(tag, replace(found, lang=tag, **kept), source)
-
-
-def _front_matter_line(source: str, key: str) -> int | None:
-    """The line of the front matter of ``source`` that gives ``key``."""
-    lines = source.removeprefix("\ufeff").splitlines()
-    if not lines or lines[0].rstrip() != "---":
-        return None
-    for number, line in enumerate(lines[1:], 2):
-        if line.rstrip() in ("---", "..."):
-            return None
-        if re.match(rf"[\"']?{re.escape(key)}[\"']?\s*:", line):
-            return number
-    return None
 
 
 def stored_editions(rows: Iterable[tuple[str, str, str]]) -> list[Edition]:

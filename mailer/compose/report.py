@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,8 @@ def parse_report(text: str, path: Path) -> Report:
         raise FileInputError(path, "no subject: add 'subject:' to the front matter or a # heading")
     lang = _text(meta, "lang", path, text) or "en"
     if not LANG.fullmatch(lang):
-        raise FileInputError(path, f"lang {lang!r} is not a language tag such as en or de-CH")
+        why = f"lang {lang!r} is not a language tag such as en or de-CH"
+        raise FileInputError(path, why, front_matter_line(text, "lang"))
     return Report(
         path=path,
         subject=subject,
@@ -173,11 +175,17 @@ def _text(meta: dict[str, Any], key: str, path: Path, text: str) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        line = next(
-            (n for n, raw in enumerate(text.splitlines(), 1) if raw.startswith(f"{key}:")), None
-        )
+        line = front_matter_line(text, key)
         raise FileInputError(path, f"front matter '{key}' must be text", line)
-    return " ".join(str(value).split())
+    return one_line(str(value))
+
+
+def one_line(text: str) -> str:
+    """``text`` as a subject, a preheader or an author: each run of whitespace one space, every
+    other control character (ESC, \\x01, C1) dropped, as no title, header or feed shows it."""
+    if not text.isprintable():
+        text = "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
+    return " ".join(text.split())
 
 
 def _files(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[Listed, ...]:
@@ -186,7 +194,7 @@ def _files(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[Liste
     if value is None:
         return ()
     lines = text.splitlines()
-    start = next((n for n, raw in enumerate(lines, 1) if raw.startswith(f"{key}:")), 1)
+    start = front_matter_line(text, key) or 1
     names = value if isinstance(value, list) else [value]
     if not all(isinstance(name, str | int | float) for name in names):  # []: none at all
         raise FileInputError(path, f"front matter '{key}' must be a list of file names", start)
@@ -204,6 +212,19 @@ def _files(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[Liste
     return tuple(listed)
 
 
+def front_matter_line(source: str, key: str) -> int | None:
+    """The line of the front matter of ``source`` that gives ``key``."""
+    lines = source.removeprefix("\ufeff").splitlines()
+    if not lines or not re.fullmatch(r"-{3,}\s*", lines[0]):
+        return None
+    for number, line in enumerate(lines[1:], 2):
+        if re.fullmatch(r"-{3,}\s*", line):
+            return None
+        if re.match(rf"[\"']?{re.escape(key)}[\"']?\s*:", line):
+            return number
+    return None
+
+
 def _first_heading(body: str) -> str:
     """Return the first level-one ATX heading outside fenced code, or ''."""
     fenced = False
@@ -213,5 +234,5 @@ def _first_heading(body: str) -> str:
             continue
         found = None if fenced else HEADING.match(line)
         if found:
-            return " ".join(found.group(1).split())
+            return one_line(found.group(1))
     return ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import posixpath
 import re
 import string
 import types
@@ -14,6 +16,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
@@ -21,6 +24,7 @@ import mailer
 from mailer.compose import translations
 from mailer.compose.byline import split_title
 from mailer.compose.template_cache import template_cache
+from mailer.errors import FileInputError
 
 MAX_SIZE = 10_000_000  # characters (or items) of any value a template makes, and of any part
 MAX_BITS = 1_000_000  # bits of any integer a template computes
@@ -40,6 +44,28 @@ def template_dirs(workspace_templates: Path | None) -> list[Path]:
     """Workspace templates first (file by file), then the packaged ones."""
     dirs = [workspace_templates] if workspace_templates and workspace_templates.is_dir() else []
     return [*dirs, packaged_templates()]
+
+
+class Loader(jinja2.FileSystemLoader):
+    """Each template from the first folder that has it; one there that cannot be read (not
+    UTF-8, a link to nothing, no permission) is a FileInputError naming it, never skipped."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+        for folder in self.searchpath:
+            path = os.path.normpath(posixpath.join(folder, *split_template_path(template)))
+            if os.path.isfile(path):
+                break
+            if os.path.lexists(path) and not os.path.isdir(path):  # a link to nothing, a FIFO
+                gone = os.path.islink(path) and not os.path.exists(path)
+                why = f"a link to {os.readlink(path)}, which does not exist" if gone else ""
+                raise FileInputError(path, why or "not a regular file")
+        try:
+            return super().get_source(environment, template)
+        except OSError as error:
+            raise FileInputError(path, f"cannot read: {error.strerror or error}") from None
+        except UnicodeDecodeError as error:  # decoded whole: start counts from the file's
+            line = error.object.count(b"\n", 0, error.start) + 1
+            raise FileInputError(path, f"not UTF-8 text ({error.reason})", line) from None
 
 
 def sandbox(

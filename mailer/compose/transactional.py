@@ -15,7 +15,7 @@ import jinja2
 
 from mailer.compose import mime, translations
 from mailer.compose.styling import inline_css
-from mailer.compose.templates import sandbox
+from mailer.compose.templates import Loader, sandbox
 from mailer.config import NewsletterSettings
 from mailer.errors import FileInputError
 
@@ -70,7 +70,7 @@ def _render(
     templates: Sequence[Path], name: str, context: dict[str, Any], html: bool
 ) -> tuple[str, str]:
     """Return (the template's ``subject`` variable or '', its output)."""
-    env = sandbox(jinja2.FileSystemLoader([str(path) for path in templates]), html)
+    env = sandbox(Loader([str(path) for path in templates]), html)
     try:
         module = env.get_template(name).make_module(context)
     except jinja2.TemplateNotFound:

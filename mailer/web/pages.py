@@ -6,7 +6,7 @@ from typing import Any
 
 import jinja2
 
-from mailer.compose.templates import sandbox, template_dirs
+from mailer.compose.templates import Loader, sandbox, template_dirs
 from mailer.config import Settings
 from mailer.errors import FileInputError
 
@@ -16,7 +16,7 @@ class Pages:
 
     def __init__(self, settings: Settings, prefix: str) -> None:
         dirs = [str(d) for d in template_dirs(settings.templates_dir)]
-        self.env = sandbox(jinja2.FileSystemLoader(dirs), html=True)
+        self.env = sandbox(Loader(dirs), html=True)
         self.globals = {"newsletter": settings.newsletter, "prefix": prefix}
 
     def render(self, name: str, lang: str, /, **context: Any) -> str:

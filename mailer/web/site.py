@@ -215,10 +215,10 @@ class Site:
             else:
                 named = [found] if (found := lists.by_id(database, subject.list_id)) else []
             reader = subject.subscriber_id
-            found = [Found(each, member, None) for each in named
-                     if (member := members.by_id(database, each.id, reader))]  # fmt: skip
+            on = [Found(each, member, None) for each in named
+                  if (member := members.by_id(database, each.id, reader))]  # fmt: skip
             # An erased reader is nobody: the link says nothing of them, not even that.
-            return [f for f in found if f.member.subscriber_status != SubscriberStatus.ERASED]
+            return [f for f in on if f.member.subscriber_status != SubscriberStatus.ERASED]
 
         return await self.db(load)
 
