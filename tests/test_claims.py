@@ -13,8 +13,9 @@ import pytest
 from mailer.audience import lists, subscriptions
 from mailer.db.database import Database
 from mailer.models import Candidate
+from mailer.send.campaign_workers import settle, workers
 from mailer.send.campaigns import Campaigns
-from mailer.send.claims import ClaimLog, settle, workers
+from mailer.send.claims import ClaimLog
 from mailer.send.deliveries import PENDING, CampaignLog
 from mailer.send.recipients import Audience
 from mailer.send.types import Delivery, Result

@@ -26,8 +26,8 @@ LIST_COUNTS = {"confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklist
 MEMBER_KEYS = {"email", "name", "status", "subscriber_status", "attributes", "joined_at",
                "changed_at"}  # fmt: skip
 CAMPAIGN_KEYS = {"id", "list", "lists", "segment", "subject", "status", "reason", "report",
-                 "rate", "concurrency", "created_at", "started_at", "finished_at",
-                 "scheduled_at", "counts", "kind"}  # fmt: skip
+                 "rate", "concurrency", "in_flight_limit", "created_at", "started_at",
+                 "finished_at", "scheduled_at", "counts", "kind"}  # fmt: skip
 DELIVERY_COUNTS = {"queued", "sent", "deferred", "failed", "skipped"}
 HEADER = "address\tname\tstatus\tjoined\tlast change"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailer.send.claims import settle
+from mailer.send.campaign_workers import settle
 from mailer.send.workers import Workers
 from tests.conftest import EXAMPLE_REPORT, store
 from tests.smtp_servers import LoopbackController, Recorder, start
@@ -286,7 +286,7 @@ def test_the_workers_progress_counts_refusals_as_failed_not_sent(tmp_path: Path)
     """What `send --workers` shows while it runs comes from the store: a refused reader is
     failed there, and so in the progress line, never counted as sent."""
     from mailer.cli.workers import tally
-    from mailer.send.claims import ended_otherwise, queued
+    from mailer.send.campaign_workers import ended_otherwise, queued
     from mailer.send.types import Progress
 
     emails = populate(tmp_path, 300)
@@ -305,3 +305,20 @@ def test_the_workers_progress_counts_refusals_as_failed_not_sent(tmp_path: Path)
         tally(progress, 300 - queued(db, 1), ended_otherwise(db, 1))
     assert (progress.counts["sent"], progress.counts["failed"]) == (300 - refused, refused)
     assert progress.done == 300
+
+
+def test_the_recorded_bound_counts_every_worker_sending_at_once(
+    tmp_path: Path, relay: Relay
+) -> None:
+    """Each worker has its own connections and its own unrecorded batch: if all die at once,
+    each may have sent its share twice, so the campaign records the bound of them all."""
+    populate(tmp_path, 300)
+    _, env = relay
+    cli(tmp_path, "send", str(EXAMPLE_REPORT), "--list", "big", "--yes", "--workers", "3",
+        "--concurrency", "4", env=env)  # fmt: skip
+    one = 4 + 8  # a worker's connections and its batch of results (at least 8)
+    shown = json.loads(cli(tmp_path, "campaigns", "show", "1", "--json"))
+    assert shown["in_flight_limit"] == 3 * one
+    assert f"in flight at most: {3 * one} (what a crash may send twice)" in cli(
+        tmp_path, "campaigns", "show", "1"
+    )

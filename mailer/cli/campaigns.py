@@ -27,8 +27,9 @@ from mailer.db.database import MAX_ID
 from mailer.errors import InputError, NotFoundError
 from mailer.send import campaign_editions, service
 from mailer.send.campaign_editions import EditionCounts
+from mailer.send.campaign_workers import Worker, workers
 from mailer.send.campaigns import CampaignInfo, Campaigns
-from mailer.send.claims import Worker, worker_name, workers
+from mailer.send.claims import worker_name
 from mailer.send.service import Overrides, Session
 from mailer.send.welcome import welcomes
 
@@ -212,6 +213,7 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         f"created:  {local(info.created_at)}; started {local(info.started_at)};"
         f" finished {local(info.finished_at)}",
         "counts:   " + ", ".join(f"{n} {k}" for k, n in info.counts.items()),
+        *_bound(info.settings.get("in_flight_limit")),
         *_editions(editions),
         *_workers(working),
     ]
@@ -227,3 +229,8 @@ def campaigns_show(campaign_id: CampaignId, as_json: AsJson = False) -> None:
         for event in fallout:
             line = f"  {local(event.at)}\t{event.kind}\t{event.email}\t{event.detail}"
             out.print(line, markup=False)
+
+
+def _bound(limit: object) -> list[str]:
+    """The campaign's recorded bound on the readers a crash may send a second copy."""
+    return [f"in flight at most: {limit} (what a crash may send twice)"] if limit else []

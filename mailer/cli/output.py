@@ -14,8 +14,8 @@ from mailer.bounces.fallout import Fallout
 from mailer.cli.common import err, out
 from mailer.models import ListSummary, Member
 from mailer.send.campaign_editions import EditionCounts
+from mailer.send.campaign_workers import Worker
 from mailer.send.campaigns import CampaignInfo, Failure
-from mailer.send.claims import Worker
 
 LIST_COUNTS = ("confirmed", "unconfirmed", "unsubscribed", "bounced", "blocklisted")
 DELIVERY_COUNTS = ("queued", "sent", "deferred", "failed", "skipped")
@@ -119,6 +119,7 @@ def campaign_record(info: CampaignInfo) -> dict[str, Any]:
         "report": info.report_path,
         "rate": info.settings.get("rate"),
         "concurrency": info.settings.get("concurrency"),
+        "in_flight_limit": info.settings.get("in_flight_limit"),
         "created_at": info.created_at,
         "started_at": info.started_at,
         "finished_at": info.finished_at,

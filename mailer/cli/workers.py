@@ -16,8 +16,8 @@ from mailer.cli.common import err, out, settings
 from mailer.cli.progress import Reporter, retry_hint
 from mailer.db.database import Database
 from mailer.errors import StoreError
+from mailer.send.campaign_workers import ended_otherwise, queued, settle, workers
 from mailer.send.campaigns import Campaigns
-from mailer.send.claims import ended_otherwise, queued, settle, workers
 from mailer.send.types import Progress
 from mailer.send.workers import Workers
 

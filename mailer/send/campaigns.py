@@ -124,12 +124,7 @@ class Campaigns:
         """A run with more in flight than the campaign recorded (a resume given more
         connections): the bound on what a crash may send twice grows to match it."""
         with self.database.transaction() as db:
-            row = db.execute("SELECT settings FROM campaigns WHERE id = ?", (campaign_id,))
-            settings = json.loads(row.fetchone()[0] or "{}")
-            if in_flight_limit > int(settings.get("in_flight_limit", 0)):
-                settings["in_flight_limit"] = in_flight_limit
-                db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
-                           (json.dumps(settings), campaign_id))  # fmt: skip
+            widen(db, campaign_id, in_flight_limit)
 
     def get(self, campaign_id: int) -> CampaignInfo:
         found = self._select("WHERE c.id = ?", (campaign_id,))
@@ -274,3 +269,14 @@ def _archived(
         )
         for r in rows
     ]
+
+
+def widen(db: Connection, campaign_id: int, in_flight_limit: int) -> None:
+    """Raise the campaign's recorded bound on what a crash may send twice to
+    ``in_flight_limit``, in the caller's transaction; it never narrows."""
+    row = db.execute("SELECT settings FROM campaigns WHERE id = ?", (campaign_id,))
+    settings = json.loads(row.fetchone()[0] or "{}")
+    if in_flight_limit > int(settings.get("in_flight_limit", 0)):
+        settings["in_flight_limit"] = in_flight_limit
+        db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
+                   (json.dumps(settings), campaign_id))  # fmt: skip

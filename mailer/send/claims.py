@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
-from mailer.send.deliveries import QUEUED, CampaignLog, conclude, queued_in
+from mailer.send.campaigns import widen
+from mailer.send.deliveries import CampaignLog, conclude, queued_in
 from mailer.send.types import Delivery, Result, Stop
 from mailer.times import stamp
 
@@ -31,6 +31,8 @@ CLAIM = (
     " RETURNING subscriber_id"
 )
 LOCK = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+ROW_LOCK = {"sqlite": "", "postgresql": " FOR UPDATE"}
+ALL_ALIVE = "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
 # Whether a claim would find anything: read first, so that a worker waiting for the others'
 # last batches (or a dead one's lease) looks without a write transaction each time.
 CLAIMABLE = (
@@ -57,17 +59,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}-{os.urandom(2).hex()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Worker:
-    """One process's part in a campaign, as `campaigns show` lists it."""
-
-    name: str
-    started_at: str
-    seen_at: str
-    finished_at: str
-    counts: dict[str, int]
-
-
 class ClaimLog(CampaignLog):
     """The delivery log of one of a campaign's workers: ``pending`` claims what it returns for
     ``lease`` seconds, renewed while the worker records; the campaign's ``rate`` is shared by
@@ -81,9 +72,11 @@ class ClaimLog(CampaignLog):
         rate: float,
         lease: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        in_flight: int = 0,
     ) -> None:
         super().__init__(database, campaign_id, ("queued",))
         self.worker, self.shared, self.lease, self.clock = worker, rate, lease, clock
+        self.in_flight = in_flight  # this worker's own bound: its connections and its batch
         self.recorder = worker
         self.alive = 1  # workers sending now (holding claims): they share the rate
         self.held: set[int] = set()
@@ -105,6 +98,9 @@ class ClaimLog(CampaignLog):
         host, _, process = self.worker.rpartition(":")
         pid = process.partition("-")[0]
         with self.database.transaction() as db:
+            # One at a time (SQLite: the write lock), so each counts those who joined before.
+            db.execute(f"SELECT 1 FROM campaigns WHERE id = ?{ROW_LOCK[self.database.engine]}",
+                       (self.campaign_id,))  # fmt: skip
             db.execute(
                 "INSERT INTO campaign_workers (campaign_id, worker, host, pid, started_at,"
                 " seen_at, holding) VALUES (?, ?, ?, ?, ?, ?, -1) ON CONFLICT (campaign_id,"
@@ -112,6 +108,9 @@ class ClaimLog(CampaignLog):
                 " holding = -1",
                 (self.campaign_id, self.worker, host, int(pid) if pid.isdigit() else 0, at, at),
             )
+            # Every worker sending at once may have its messages in flight when all die.
+            alive = db.execute(ALL_ALIVE, (self.campaign_id,)).fetchone()[0]
+            widen(db, self.campaign_id, int(alive) * self.in_flight)
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
         """Claim up to ``limit`` deliveries: the next queued ones nobody holds; under a shared
@@ -238,61 +237,3 @@ class ClaimLog(CampaignLog):
             if queued and others:
                 return  # the others go on
             conclude(db, self.campaign_id, reason, now, queued)
-
-
-def workers(database: Database, campaign_id: int) -> list[Worker]:
-    """The processes that worked on a campaign, with what each sent, failed, deferred."""
-    counts: dict[str, dict[str, int]] = {}
-    for name, status, count in database.query(
-        "SELECT claimed_by, status, COUNT(*) FROM deliveries WHERE campaign_id = ?"
-        " AND claimed_by != '' GROUP BY claimed_by, status",
-        (campaign_id,),
-    ):
-        counts.setdefault(name, {})[status] = int(count)
-    rows = database.query(
-        "SELECT worker, started_at, seen_at, finished_at FROM campaign_workers"
-        " WHERE campaign_id = ? ORDER BY started_at, worker",
-        (campaign_id,),
-    )
-    return [Worker(r[0], r[1], r[2], r[3], counts.get(r[0], {})) for r in rows]
-
-
-def queued(database: Database, campaign_id: int) -> int:
-    """How many of a campaign's deliveries are still queued (read through the partial index
-    of queued deliveries, which shrinks as they are sent)."""
-    row = database.query_one(QUEUED, (campaign_id,))
-    return int(row[0]) if row else 0
-
-
-def ended_otherwise(database: Database, campaign_id: int) -> dict[str, int]:
-    """How many of a campaign's deliveries are failed, deferred or skipped: usually few, but
-    counted over the campaign's rows, so a follower asks now and then, not every tick."""
-    rows = database.query(
-        "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ?"
-        " AND status IN ('failed', 'deferred', 'skipped') GROUP BY status",
-        (campaign_id,),
-    )
-    return {"failed": 0, "deferred": 0, "skipped": 0} | {str(s): int(n) for s, n in rows}
-
-
-def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int]) -> str:
-    """Once a machine's workers have all ended: those of them that died are marked finished,
-    and a campaign that no worker sends any more is done, or paused with what is left. The
-    campaign's status is returned."""
-    at = stamp(datetime.now(UTC))
-    with database.transaction() as db:
-        db.execute(
-            f"UPDATE campaign_workers SET finished_at = ? WHERE campaign_id = ? AND host = ?"
-            f" AND pid IN {IN_JSON} AND finished_at = ''",
-            (at, campaign_id, host, as_json(pids)),
-        )
-        status = db.execute("SELECT status FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
-        others = db.execute(
-            "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''",
-            (campaign_id,),
-        ).fetchone()[0]
-        # A draft: stopped before any of its workers began it.
-        if status is None or status[0] not in ("sending", "draft") or others:
-            return str(status[0]) if status else ""
-        queued = queued_in(db, campaign_id)
-        return conclude(db, campaign_id, f"{queued} not sent yet (its workers ended)", at, queued)

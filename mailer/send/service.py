@@ -164,8 +164,9 @@ async def continue_campaign(
             database.analyze("deliveries")
         options = replace(resume_options(session, info, overrides), stop_on_render=bool(worker))
         campaigns.widen_bound(campaign_id, options.in_flight_limit)
+        lease, bound = settings.send.lease_seconds, options.in_flight_limit
         log = (
-            ClaimLog(database, campaign_id, worker, options.rate, settings.send.lease_seconds)
+            ClaimLog(database, campaign_id, worker, options.rate, lease, in_flight=bound)
             if worker
             else CampaignLog(database, campaign_id, statuses)
         )
