@@ -107,3 +107,17 @@ def _with_lists(database: Database, done: Suppression) -> Suppression:
         (done.email,),
     )
     return replace(done, lists=tuple((str(r[0]), str(r[1])) for r in rows))
+
+
+def suppressed_among(database: Database, secret: bytes, emails: Sequence[str]) -> dict[str, str]:
+    """Which of ``emails`` nobody may write to: a reader blocked or bounced (their status), or
+    an address erased at its owner's request ("erased")."""
+    found: dict[str, str] = {}
+    with database.transaction(exclusive=False) as db:
+        for email in emails:
+            row = db.execute("SELECT status FROM subscribers WHERE email = ?", (email,)).fetchone()
+            if row is not None and row[0] != SubscriberStatus.ACTIVE:
+                found[email] = str(row[0])
+        for email in erased_among(db, secret, emails):
+            found[email] = SubscriberStatus.ERASED
+    return found

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from mailer.audience import lists
 from mailer.audience.addresses import Address
+from mailer.audience.suppression import suppressed_among
 from mailer.compose.editions import read_editions, stored_editions
 from mailer.compose.report import Report
 from mailer.errors import InputError, NotFoundError, StoreError
@@ -50,6 +51,7 @@ from mailer.send.types import (
     Transport,
 )
 from mailer.times import stamp
+from mailer.tokens import load_secret
 
 # The campaign row exists and its lock is held before the first message is built.
 __all__ = [
@@ -201,6 +203,11 @@ async def send_test(
     placeholder reader; nothing is recorded."""
     transport = choose_transport(session.settings, overrides.outbox)
     ready_for_readers(session, transport)
+    secret = load_secret(session.settings.workspace)
+    if gone := suppressed_among(session.database, secret, [a.email for a in addresses]):
+        email, status = next(iter(gone.items()))
+        raise InputError(f"--test {email}: {status}; a test goes to nobody blocked, bounced or"
+                         " erased, whoever asks (test to an address of your own)")  # fmt: skip
     shown_as = find_reader(session.database, test_as) if test_as is not None else None
     if test_as is not None and shown_as is None:
         raise NotFoundError("subscriber", test_as, "--test-as takes a reader's address")
