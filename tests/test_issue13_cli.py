@@ -17,7 +17,7 @@ import typer
 
 from mailer.cli import app
 from mailer.cli.output import plural, rows
-from tests.conftest import Invoke
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 
 NO_WORKSPACE = "error: no workspace here: run `mailer init`, or use -w PATH"
 
@@ -177,3 +177,25 @@ def test_rows_says_so_when_there_are_none(capsys: pytest.CaptureFixture[str]) ->
     rows(("address", "name"), [("a@vale.example", "A")], empty="no readers on weekly")
     captured = capsys.readouterr()
     assert captured.out == "address\tname\na@vale.example\tA\n" and captured.err == ""
+
+
+def test_a_send_whose_reader_stops_early_ends_141_not_1(tmp_path: Path) -> None:
+    """`mailer send ... --yes | head -1`: the send goes out whole, and its exit says that its
+    reader went away (141, as the shell reports SIGPIPE), not that it failed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    base = [sys.executable, "-m", "mailer", "--workspace", str(tmp_path)]
+    made = subprocess.run([*base, "subscribers", "import", "example", str(EXAMPLE_CSV),
+                           "--create-list"], env=env, capture_output=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    command = [*base, "send", str(EXAMPLE_REPORT), "--list", "example", "--yes"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as child:  # fmt: skip
+        assert child.stdout is not None and child.stderr is not None
+        first = child.stdout.readline()  # the subject line, then the pipe is closed
+        child.stdout.close()
+        stderr = child.stderr.read().decode()
+        code = child.wait(timeout=120)
+    assert first.startswith(b"subject:")
+    assert code == 141, stderr
+    assert "Traceback" not in stderr
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 20  # every reader's message

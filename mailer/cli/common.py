@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
 from mailer import __version__, config
+from mailer.cli.consoles import err, out
 from mailer.config.loading import find_workspace
 from mailer.config.private import write_private
 from mailer.db.database import Database, NoDatabaseError
@@ -34,11 +34,6 @@ from mailer.models import heard
 # psycopg_pool writes its own lines to stderr when it drops a broken connection; the store's
 # errors reach the user once, as one line (StoreError), so the pool's are not shown.
 logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
-
-# Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
-WIDTH = None if sys.stdout is not None and sys.stdout.isatty() else 240  # None: closed, >&-
-out = Console(highlight=False, soft_wrap=True, width=WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=WIDTH)
 
 
 class _Several(TyperArgument):
