@@ -23,7 +23,8 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
 from mailer import __version__, config
-from mailer.cli.consoles import err, out
+from mailer.cli.consoles import err as err  # re-exported: every command writes through them
+from mailer.cli.consoles import out as out
 from mailer.config.loading import find_workspace
 from mailer.config.private import write_private
 from mailer.db.database import Database, NoDatabaseError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import re
@@ -11,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
 from urllib.parse import quote
+
+import idna
 
 from mailer.compose.relaxed import relaxed_lines
 
@@ -113,11 +114,21 @@ def phrase(display: str, room: int = 75) -> list[str]:
 
 def address(addr: str) -> str:
     """Return an addr-spec safe to write: no spaces, brackets or breaks; IDNA domain if ASCII."""
-    addr = clean(addr).replace(" ", "").replace("<", "").replace(">", "")
+    return ascii_address(clean(addr).replace(" ", "").replace("<", "").replace(">", ""))
+
+
+def ascii_address(addr: str) -> str:
+    """``addr`` with its domain in A-labels when its local part is ASCII, as a header and an
+    envelope without SMTPUTF8 must carry it: IDNA 2008 with UTS #46, as email-validator reads
+    addresses (straße.de is xn--strae-oqa.de; Python's own idna codec, IDNA 2003, would give
+    strasse.de, another domain)."""
     local, _, domain = addr.rpartition("@")
-    if not domain.isascii() and local.isascii():
-        with contextlib.suppress(UnicodeError):
-            domain = domain.encode("idna").decode("ascii")
+    if domain.isascii() or not local.isascii():
+        return addr
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return addr
     return f"{local}@{domain}" if local else domain
 
 

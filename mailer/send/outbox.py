@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+from mailer.compose.mime import ascii_address
 from mailer.errors import DiskFullError, MailerError, TransportError
 from mailer.models import Reply
 from mailer.send.types import Message
@@ -29,6 +30,8 @@ class OutboxConnection:
         try:
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as handle:
+                if not smtputf8:  # an IDN domain as A-labels, as the headers have it
+                    sender, recipient = ascii_address(sender), ascii_address(recipient)
                 handle.write(b"Return-Path: <" + sender.encode() + b">\r\n")
                 handle.write(b"Delivered-To: " + recipient.encode() + b"\r\n")
                 handle.writelines(message)

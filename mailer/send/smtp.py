@@ -18,6 +18,7 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.response import SMTPResponse
 
+from mailer.compose.mime import ascii_address
 from mailer.config import SmtpSettings
 from mailer.errors import ConnectionLost, ReplyLost, TransportError
 from mailer.models import Reply, heard, heard_line
@@ -64,6 +65,8 @@ class SmtpConnection:
             if not self.smtputf8:
                 return NO_SMTPUTF8
             options.append(b"SMTPUTF8")
+        if not smtputf8:  # an IDN domain goes as A-labels, as the message's headers have it
+            sender, recipient = ascii_address(sender), ascii_address(recipient)
         mail = [b"MAIL", b"FROM:<" + sender.encode() + b">", *options]
         rcpt = [b"RCPT", b"TO:<" + recipient.encode() + b">"]
         if self.pipelining and not any(pipelining.PROHIBITED.search(a) for a in mail + rcpt):
