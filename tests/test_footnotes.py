@@ -123,3 +123,21 @@ def test_a_reference_without_a_note_is_a_warning_or_under_strict_an_error(
     assert done.stderr == f"warning: {said}\n"  # the escaped \[^1] is meant as text: no warning
     strict = mailer("render", str(path), "--out", str(workspace / "o2"), "--strict")
     assert strict.exit_code == 1 and strict.stderr == f"error: {said} (--strict)\n"
+
+
+def test_the_text_parts_own_words_speak_the_editions_language(tmp_path: Path) -> None:
+    """Notes, Links and the images' stand-ins are the text part's own words: in a French or
+    German edition they are French or German, underlined to their length, as its footer is."""
+    said = {"fr": ("Liens", "[image : la carte]"), "de": ("Links", "[Bild: die Karte]"),
+            "en": ("Links", "[image: the map]")}  # fmt: skip
+    notes = {"fr": "Notes", "de": "Anmerkungen", "en": "Notes"}
+    alt = {"fr": "la carte", "de": "die Karte", "en": "the map"}
+    for lang, (links, image) in said.items():
+        path = tmp_path / f"report.{lang}.md"
+        img = f'<img src="https://example.org/m.png" alt="{alt[lang]}">'
+        body = f"# T\n\nVoir [le site](https://example.org)[^1] {img}\n\n[^1]: Note.\n"
+        path.write_text(f"---\nsubject: S\nlang: {lang}\n---\n{body}", encoding="utf-8")
+        _, text = CompiledCampaign(load_report(path), NEWS, LIST).parts(ADA, LINKS)
+        assert f"\n{notes[lang]}\n{'-' * len(notes[lang])}\n" in text, (lang, text)
+        assert f"\n{links}\n{'-' * max(3, len(links))}\n" in text, (lang, text)
+        assert image in text, (lang, text)

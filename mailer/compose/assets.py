@@ -63,7 +63,7 @@ def prepare_body(
                           media=options.media, files=options.files)  # fmt: skip
     files, heavy = attachments.attach(report, options.max_attachment_mb, options.files)
     html = parser.renderer.render(tokens, parser.options, env)
-    text = to_text(tokens, parser, PLACEHOLDER)
+    text = to_text(tokens, parser, PLACEHOLDER, report.lang)
     looks = [*lookalikes.survey(tokens, report), *footnotes.survey(tokens, report)]
     return Body(html, text, placed, files, [*placed.notices, *looks, *heavy])
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from markdown_it.common.utils import escapeHtml
 
+from mailer.compose import translations
+from mailer.compose.translations import N_
+
 # An <img> tag; a quoted value may hold ">" (alt="a > b").
 IMG = re.compile(r"<img(?=[\s/>])(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.IGNORECASE)
 COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)  # what it holds is no tag
@@ -72,15 +75,20 @@ def rewrite(tag: Tag, src: str, added: Mapping[str, str]) -> str:
     return body.removesuffix("/").rstrip() + extra + (" />" if closed else ">")
 
 
-def as_text(content: str) -> str:
-    """``content`` with each <img> told by its alt text: ``[image: ALT]``, or ``[image]``.
-    The alt text is left escaped, as the HTML around it is."""
+def as_text(content: str, lang: str = "") -> str:
+    """``content`` with each <img> told by its alt text: ``[image: ALT]``, or ``[image]``, in
+    ``lang``. The alt text is left escaped, as the HTML around it is."""
     told = {tag.start: tag for tag in tags(content)}
     return IMG.sub(
-        lambda found: _told(told[found.start()]) if found.start() in told else "", content
+        lambda found: (
+            image_text(escapeHtml(told[found.start()].alt), lang) if found.start() in told else ""
+        ),
+        content,
     )
 
 
-def _told(tag: Tag) -> str:
-    alt = escapeHtml(tag.alt)
-    return f"[image: {alt}]" if alt else "[image]"
+def image_text(alt: str, lang: str) -> str:
+    """What the text part says of an image: its alt text, in the edition's language."""
+    if alt:
+        return translations.text(lang, N_("[image: %(alt)s]"), alt=alt)
+    return translations.text(lang, N_("[image]"))

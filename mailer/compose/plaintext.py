@@ -14,7 +14,9 @@ from markdown_it.tree import SyntaxTreeNode
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.footnote import footnote_plugin
 
-from mailer.compose.html_images import as_text
+from mailer.compose import translations
+from mailer.compose.html_images import as_text, image_text
+from mailer.compose.translations import N_
 
 WIDTH = 72
 # A paragraph holding personal values is wrapped per reader: "\x01{spec}\x02{text}\x03" marks it,
@@ -113,22 +115,31 @@ def rewrap(text: str, specs: list[WrapSpec]) -> str:
 
 
 def to_text(
-    source: str | Sequence[Token], parser: MarkdownIt, dynamic: re.Pattern[str] | None
+    source: str | Sequence[Token],
+    parser: MarkdownIt,
+    dynamic: re.Pattern[str] | None,
+    lang: str = "",
 ) -> PlainText:
     """Render Markdown (or its tokens) to text; paragraphs matching ``dynamic`` become wrap
-    regions. Footnotes end the text under Notes, then the links under Links."""
+    regions. Footnotes end the text under Notes, then the links under Links, both said in
+    ``lang``, as images are."""
     tokens = parser.parse(source) if isinstance(source, str) else source
-    renderer = _Renderer(dynamic)
+    renderer = _Renderer(dynamic, lang)
     lines = renderer.blocks(SyntaxTreeNode(tokens).children, "", "")
     if renderer.links:
-        lines += ["", "Links", "-----"]
+        lines += ["", *heading(translations.text(lang, N_("Links")), "")]
         lines += [f"[{number}] {url}" for url, number in renderer.links.items()]
     return PlainText("\n".join(lines).strip("\n") + "\n", renderer.specs)
 
 
+def heading(label: str, rest: str) -> list[str]:
+    """A label of the text part's own (Notes, Links), underlined to its length."""
+    return [label, rest + "-" * max(3, len(label))]
+
+
 class _Renderer:
-    def __init__(self, dynamic: re.Pattern[str] | None) -> None:
-        self.dynamic = dynamic
+    def __init__(self, dynamic: re.Pattern[str] | None, lang: str = "") -> None:
+        self.dynamic, self.lang = dynamic, lang
         self.links: dict[str, int] = {}
         self.specs: list[WrapSpec] = []
 
@@ -164,10 +175,12 @@ class _Renderer:
         if kind == "table":
             return self.table(node, first, rest)
         if kind == "html_block":
-            text = " ".join(html.unescape(TAG.sub(" ", as_text(node.content))).split())
+            told = as_text(node.content, self.lang)
+            text = " ".join(html.unescape(TAG.sub(" ", told)).split())
             return self.paragraph(text, first, rest) if text else []
         if kind == "footnote_block":
-            return [first + "Notes", rest + "-----", *self.notes(node, rest)]
+            notes = heading(translations.text(self.lang, N_("Notes")), rest)
+            return [first + notes[0], notes[1], *self.notes(node, rest)]
         if kind == "footnote_anchor":
             return []
         return self.blocks(node.children, first, rest)
@@ -265,12 +278,11 @@ class _Renderer:
             elif kind == "link":
                 parts.append(self.link(self.inline(child), str(child.attrs.get("href", ""))))
             elif kind == "image":
-                alt = " ".join(self.inline(child).split())
-                parts.append(f"[image: {alt}]" if alt else "[image]")
+                parts.append(image_text(" ".join(self.inline(child).split()), self.lang))
             elif kind == "footnote_ref":
                 parts.append(f"[^{child.meta['id'] + 1}]")
             elif kind == "html_inline":  # an <img> is told by its alt text, other tags dropped
-                parts.append(html.unescape(TAG.sub("", as_text(child.content))))
+                parts.append(html.unescape(TAG.sub("", as_text(child.content, self.lang))))
             else:
                 parts.append(self.inline(child))
         return "".join(parts)

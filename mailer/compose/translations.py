@@ -95,6 +95,11 @@ def translation(lang: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogs where it is translated later, by ``text``."""
+    return message
+
+
 def text(lang: str, message: str, **values: Any) -> str:
     """``message`` in ``lang``, with %(name)s values filled in: for text made outside templates."""
     translated = translation(lang).gettext(message)
