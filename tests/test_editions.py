@@ -511,3 +511,29 @@ def test_an_edition_written_right_to_left_says_so(mailer: Invoke, workspace: Pat
     assert '<html lang="ar" dir="rtl">' in (out / "message.html").read_text(encoding="utf-8")
     assert mailer("render", str(report), "--out", str(out)).exit_code == 0
     assert '<html lang="en" dir="ltr">' in (out / "message.html").read_text(encoding="utf-8")
+
+
+def test_quotes_lists_and_table_headers_start_on_the_editions_side(
+    mailer: Invoke, workspace: Path
+) -> None:
+    """In Arabic a quote's bar, a list's indent and a header's alignment are on the right, as
+    the text starts there; in English on the left. Email clients know few logical properties,
+    so the side is named in the inlined styles."""
+    block = "\n\n> اقتباس\n\n- بند\n\n| أ | ب |\n|---|---|\n| 1 | 2 |\n"
+    arabic = FRENCH.replace("Le numéro du printemps", "عدد الربيع") + block
+    report = write_issue(workspace / "issues", ar=arabic)
+    out = workspace / "preview"
+    for lang, start, end in (("ar", "right", "left"), ("en", "left", "right")):
+        given = ["--language", "ar"] if lang == "ar" else []
+        assert mailer("render", str(report), *given, "--out", str(out)).exit_code == 0
+        page = (out / "message.html").read_text(encoding="utf-8")
+        if lang == "ar":
+            quote = re.search(r'<blockquote style="([^"]*)"', page)
+            header = re.search(r'<th style="([^"]*)"', page)
+            items = re.search(r'<ul style="([^"]*)"', page)
+            assert quote and header and items, page
+            assert f"border-{start}: 4px solid" in quote.group(1)
+            assert f"border-{end}" not in quote.group(1)
+            assert f"text-align: {start}" in header.group(1)
+            assert f"padding-{start}: 24px" in items.group(1)
+        assert f"border-{start}-color" in page  # the dark scheme's bar, on the same side
