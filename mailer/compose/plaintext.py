@@ -16,6 +16,8 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from mailer.compose import translations
 from mailer.compose.html_images import as_text, image_text
+from mailer.compose.text_width import SPACES, center, fill_wide, has_wide, ljust, rjust
+from mailer.compose.text_width import width as columns
 from mailer.compose.translations import N_
 
 WIDTH = 72
@@ -24,7 +26,6 @@ WIDTH = 72
 # "\x05" glues a link label to its reference number so that "[3]" never starts a line.
 WRAP_OPEN, WRAP_MID, WRAP_CLOSE, HARD_BREAK, GLUE = "\x01", "\x02", "\x03", "\x04", "\x05"
 WRAP_REGION = re.compile("\x01(\\d+)=?\x02([^\x03]*)\x03")  # "=": a level-one heading
-SPACES = re.compile(r"[ \t\n]+")
 TAG = re.compile(r"<[^>]*>")
 
 
@@ -81,10 +82,14 @@ class PlainText:
 
 
 def wrap(text: str, first: str = "", rest: str = "", width: int = WIDTH) -> list[str]:
-    """Fill words greedily into lines of ``width``; never break a word (so never a URL)."""
+    """Fill words greedily into lines of ``width`` columns; never break a word (so never a
+    URL), but a run of CJK letters between its letters (``text_width.units``)."""
     lines: list[str] = []
     for segment in text.split(HARD_BREAK):
         current, filled = (rest if lines else first), False
+        if has_wide(segment):  # measured in columns, breakable between letters
+            lines.append(fill_wide(segment, current, rest, width, lines))
+            continue
         for word in SPACES.split(segment):
             if not word:
                 continue
@@ -102,7 +107,7 @@ def wrap_block(text: str, spec: WrapSpec, width: int = WIDTH) -> list[str]:
     """Wrap ``text`` as ``spec`` says, underlining it when the spec asks."""
     lines = wrap(text, spec.first, spec.rest, width)
     if spec.underline:
-        longest = max(len(line) - len(spec.rest) for line in lines)
+        longest = max(columns(line) - len(spec.rest) for line in lines)
         lines.append(spec.rest + spec.underline * max(3, min(longest, width - len(spec.rest))))
     return lines
 
@@ -235,21 +240,18 @@ class _Renderer:
                 rows.append(cells)
                 if not aligns:
                     aligns = [str(cell.attrs.get("style", "")) for cell in tr.children]
-        columns = max(len(row) for row in rows)
-        rows = [row + [""] * (columns - len(row)) for row in rows]
-        widths = [max(len(row[i]) for row in rows) for i in range(columns)]
-        if len(rest) + sum(widths) + 2 * (columns - 1) > WIDTH:
+        count = max(len(row) for row in rows)
+        rows = [row + [""] * (count - len(row)) for row in rows]
+        widths = [max(columns(row[i]) for row in rows) for i in range(count)]
+        if len(rest) + sum(widths) + 2 * (count - 1) > WIDTH:
             return self.records(rows, first, rest)
         lines: list[str] = []
         for index, row in enumerate(rows):
             cells = [
-                cell.rjust(w)
-                if "right" in align
-                else cell.center(w)
-                if "center" in align
-                else cell.ljust(w)
-                for cell, w, align in zip(row, widths, aligns + [""] * columns, strict=False)
-            ]
+                rjust(cell, w) if "right" in align else center(cell, w) if "center" in align
+                else ljust(cell, w)
+                for cell, w, align in zip(row, widths, aligns + [""] * count, strict=False)
+            ]  # fmt: skip
             lines.append(((rest if lines else first) + "  ".join(cells)).rstrip())
             if index == 0:
                 lines.append(rest + "  ".join("-" * w for w in widths))
