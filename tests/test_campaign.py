@@ -18,7 +18,7 @@ from mailer.send.engine import Pipeline
 from mailer.send.outbox import OutboxTransport
 from mailer.send.recipients import Audience
 from mailer.send.smtp import SmtpTransport
-from mailer.send.types import Ready, SendOptions
+from mailer.send.types import Control, Progress, Ready, SendOptions, StopReason
 from tests.conftest import store as open_store
 from tests.smtp_servers import FaultyServer, Recorder, closed_port, start
 
@@ -420,3 +420,57 @@ def test_a_message_that_cannot_be_built_fails_that_reader_only(tmp_path: Path) -
     ) or (None, None)
     assert code == 554 and "not rendered: report.md:3: 'city' is undefined" in text
     assert Campaigns(store).get(campaign_id).status == "done"
+
+
+def test_a_stop_puts_readers_waiting_for_a_retry_back_in_the_queue(tmp_path: Path) -> None:
+    """`mailer serve` stopping (or Ctrl-C) while greylisted readers wait for their retry: the
+    campaign is paused with them queued, not done with them deferred for good, and the next
+    run sends each of them once."""
+    store, campaign_id = store_with(tmp_path, 30)
+    grey = {f"r{i}@example.org" for i in (3, 14, 25)}
+    server_state = FaultyServer(
+        rule=lambda r, attempt: "451" if r in grey and attempt == 1 else None
+    )
+    server = start(server_state)
+    control = Control()
+
+    def stop_once_only_retries_wait(progress: Progress) -> None:
+        if progress.counts["sent"] == 27 and progress.waiting_retry == 3:
+            control.shutdown()  # as `mailer serve` does on SIGTERM
+
+    try:
+        log = Campaigns(store).log(campaign_id)
+        opts = SendOptions(sender="bounces@example.org", retry_delay=3600.0)
+        first = asyncio.run(Pipeline(log, smtp(server.port), build, opts, 30,
+                                     stop_once_only_retries_wait, control).run())  # fmt: skip
+        info = Campaigns(store).get(campaign_id)
+        assert first.stop is not None and first.stop.reason is StopReason.SHUTDOWN
+        assert (info.status, info.counts["queued"], info.counts["deferred"]) == ("paused", 3, 0)
+        assert first.counts["deferred"] == 0  # as the database says
+        again = run(store, campaign_id, smtp(server.port))
+    finally:
+        server.stop()
+    assert again["sent"] == 3 and Campaigns(store).get(campaign_id).status == "done"
+    assert server_state.counts() == {f"r{i}@example.org": 1 for i in range(30)}
+
+
+def test_a_relay_gone_mid_send_pauses_as_unreachable(tmp_path: Path) -> None:
+    """Every failure in a row a connection lost or never made: the relay is down, which the
+    scheduler of `mailer serve` waits out (a refusing relay pauses as failures in a row)."""
+    store, campaign_id = store_with(tmp_path, 200)
+    server = start(Recorder())
+
+    def down_after_ten(progress: Progress) -> None:
+        if progress.counts["sent"] >= 10 and server.loop.is_running():
+            server.stop()  # the relay goes away, its open connections with it
+
+    log = Campaigns(store).log(campaign_id)
+    opts = SendOptions(sender="bounces@example.org", concurrency=2, max_attempts=1,
+                       max_consecutive_failures=5)  # fmt: skip
+    progress = asyncio.run(Pipeline(log, smtp(server.port), build, opts, 200,
+                                    down_after_ten).run())  # fmt: skip
+    info = Campaigns(store).get(campaign_id)
+    assert progress.stop is not None and progress.stop.reason is StopReason.UNREACHABLE
+    assert info.status == "paused"
+    assert info.reason.startswith("the SMTP server cannot be reached: paused after")
+    assert info.counts["queued"] > 0

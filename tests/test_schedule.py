@@ -17,6 +17,7 @@ from mailer.db.campaign_lock import one_sender
 from mailer.errors import InputError
 from mailer.schedule import calendar
 from mailer.schedule.scheduler import Scheduler
+from mailer.send.types import StopReason
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke, store
 from tests.smtp_servers import LoopbackController, Recorder
 from tests.test_send_cli import smtp_env
@@ -339,3 +340,26 @@ def test_a_database_error_of_the_campaigns_own_still_pauses_it_once(
         status, reason = database.query_one("SELECT status, reason FROM campaigns WHERE id = 1")
     assert status == "paused" and reason.startswith("could not start: database "), reason
     assert "a number too large to store" in reason and recorder.received == []
+
+
+def test_a_campaign_whose_relay_went_down_mid_send_goes_on_when_it_is_back(
+    mailer: Invoke, workspace: Path, example: str, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    """Paused as unreachable (every failure in a row a connection lost or never made), a
+    scheduled campaign is this serve's to go on with, once it has rested: not the editor's."""
+    controller, recorder = smtp_server
+    env = smtp_env(controller.port)
+    due = scheduled(mailer, example, env)
+    assert tick(workspace, env, due) == [1] and len(recorder.received) == 20
+
+    def paused_with_five_left(reason: str) -> None:
+        store = db(workspace)
+        store.execute("UPDATE deliveries SET status = 'queued' WHERE subscriber_id <= 5")
+        store.execute("UPDATE campaigns SET status = 'paused', reason = ?", (reason,))
+
+    paused_with_five_left(f"{StopReason.UNREACHABLE.value} 50 failures in a row")
+    assert ticks(workspace, env, due + timedelta(minutes=1)) == [[1]]
+    assert campaign_row(workspace)[0] == "done" and len(recorder.received) == 25
+    paused_with_five_left(f"{StopReason.FAILURES.value} 50 failures in a row")  # refused: the
+    assert ticks(workspace, env, due + timedelta(minutes=2)) == [[]]  # editor's to look at
+    assert campaign_row(workspace)[0] == "paused"

@@ -13,6 +13,7 @@ from mailer.times import stamp
 
 LATE = "late"  # the start of the reason of a scheduled campaign that waits for the editor
 STOPPED = StopReason.SHUTDOWN.value  # ... of a campaign paused when `mailer serve` stopped
+UNREACHABLE = StopReason.UNREACHABLE.value  # ... when its relay stopped answering mid-send
 FAILED = "could not start"  # ... of one the scheduler tried and had to leave to the editor
 
 
@@ -42,15 +43,17 @@ def next_time(database: Database) -> str | None:
 
 
 def unfinished(database: Database) -> list[int]:
-    """Campaigns the scheduler started and did not finish: still `sending` (its process died)
-    or paused when the service stopped, whose lists still exist. Welcome campaigns are the
+    """Campaigns the scheduler started and did not finish: still `sending` (its process died),
+    paused when the service stopped or when their relay stopped answering, whose lists still
+    exist. Welcome campaigns are the
     scheduler's too."""
     rows = database.query(
         "SELECT c.id FROM campaigns c WHERE (c.scheduled_at IS NOT NULL OR c.kind = 'welcome')"
-        " AND (c.status = 'sending' OR (c.status = 'paused' AND c.reason LIKE ?))"
+        " AND (c.status = 'sending' OR (c.status = 'paused' AND (c.reason LIKE ?"
+        " OR c.reason LIKE ?)))"
         " AND EXISTS (SELECT 1 FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id"
         "  WHERE cl.campaign_id = c.id) ORDER BY c.id",
-        (f"{STOPPED}%",),
+        (f"{STOPPED}%", f"{UNREACHABLE}%"),
     )
     return [row[0] for row in rows]
 
@@ -60,7 +63,7 @@ def still_due(info: CampaignInfo, now: datetime) -> bool:
     the editor may have moved, cancelled or paused it since the scheduler looked."""
     if info.status == "scheduled":
         return info.scheduled_at is not None and info.scheduled_at <= stamp(now)
-    stopped = info.status == "paused" and info.reason.startswith(STOPPED)
+    stopped = info.status == "paused" and info.reason.startswith((STOPPED, UNREACHABLE))
     return info.status == "sending" or stopped
 
 

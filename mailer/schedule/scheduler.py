@@ -180,7 +180,11 @@ class Scheduler:
             self._failed(run, f"{type(error).__name__}: {error}")
             return
         stop = result.stop if result is not None else None
-        if stop is not None and stop.reason not in (StopReason.SHUTDOWN, StopReason.ABORTED):
+        if stop is not None and stop.reason is StopReason.UNREACHABLE:  # its relay went down
+            log.error("campaign %d: %s; tried again in %d s", run.campaign_id, stop,
+                      RETRY_HERE.total_seconds())  # fmt: skip
+            self.resting[run.campaign_id] = self._now() + RETRY_HERE
+        elif stop is not None and stop.reason not in (StopReason.SHUTDOWN, StopReason.ABORTED):
             log.error("campaign %d paused: %s", run.campaign_id, stop)
 
     def _failed(self, run: _Run, problem: str) -> None:

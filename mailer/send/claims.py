@@ -10,7 +10,7 @@ from typing import Any
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
 from mailer.send.campaigns import widen
-from mailer.send.deliveries import CampaignLog, conclude, queued_in
+from mailer.send.deliveries import CampaignLog, conclude, queued_in, requeue
 from mailer.send.types import Delivery, Result, Stop
 from mailer.times import stamp
 
@@ -212,12 +212,13 @@ class ClaimLog(CampaignLog):
         ends = datetime.fromisoformat(row[0]) if row[0] else self.clock()
         return min(POLL, max(0.05, (ends - self.clock()).total_seconds()))
 
-    def _finish(self, stop: Stop | None) -> None:
+    def _finish(self, stop: Stop | None, waiting: Sequence[int] = ()) -> None:
         """Give back what was claimed and not sent; the campaign is done when nothing is left,
         still sending while another worker is alive, else paused."""
         reason = "" if stop is None else str(stop)
         now = self._stamp()
         with self.database.transaction() as db:
+            requeue(db, self.campaign_id, waiting)  # then given back with the rest it held
             db.execute(
                 "UPDATE deliveries SET claimed_by = '', lease_until = '' WHERE campaign_id = ?"
                 " AND claimed_by = ? AND status = 'queued'",

@@ -190,15 +190,16 @@ class CampaignLog:
             if bounced:
                 bounce_many(db, bounced, campaign, stamp)
 
-    def finish(self, stop: Stop | None) -> None:
+    def finish(self, stop: Stop | None, waiting: Sequence[int] = ()) -> None:
         try:
-            self._write(lambda: self._finish(stop))
+            self._write(lambda: self._finish(stop, waiting))
         finally:
             if self.reserve is not None:
                 self.reserve.release()
 
-    def _finish(self, stop: Stop | None) -> None:
+    def _finish(self, stop: Stop | None, waiting: Sequence[int]) -> None:
         with self.database.transaction() as db:
+            requeue(db, self.campaign_id, waiting)
             queued = queued_in(db, self.campaign_id)
             conclude(db, self.campaign_id, "" if stop is None else str(stop), now(), queued)
 
@@ -219,6 +220,17 @@ def queued_in(db: Connection, campaign_id: int) -> int:
     """How many of the campaign's deliveries are queued, in the caller's transaction."""
     row = db.execute(QUEUED, (campaign_id,)).fetchone()
     return int(row[0])
+
+
+def requeue(db: Connection, campaign_id: int, waiting: Sequence[int]) -> None:
+    """Deferrals whose retry a stop cut short go back to the queue: the campaign is then not
+    done, and its next run sends them (their attempts so far kept)."""
+    if waiting:
+        db.execute(
+            f"UPDATE deliveries SET status = 'queued' WHERE campaign_id = ? AND subscriber_id"
+            f" IN {IN_JSON} AND status = 'deferred'",
+            (campaign_id, json.dumps(list(waiting))),
+        )
 
 
 def conclude(db: Connection, campaign_id: int, reason: str, at: str, queued: int) -> str:
@@ -267,7 +279,7 @@ class MemoryLog:
     def left(self, reader_id: int) -> bool:
         return False
 
-    def finish(self, stop: Stop | None) -> None:
+    def finish(self, stop: Stop | None, waiting: Sequence[int] = ()) -> None:
         return None
 
     def more(self) -> float | None:

@@ -52,7 +52,8 @@ class Pipeline:
         self.queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=4 * options.concurrency)
         self.limiter = RateLimiter(options.rate)
         self.writer = ResultWriter(log, self.progress, options.batch)
-        self.outstanding, self.consecutive_failures = 0, 0
+        self.outstanding = 0
+        self.failures = retry.FailuresInARow(options.max_consecutive_failures)
         self.producing, self.stopping = True, False
         self.idle = asyncio.Event()
         self.retries: set[asyncio.Task[None]] = set()
@@ -127,7 +128,7 @@ class Pipeline:
                     self.queue.put_nowait(_STOP) if not self.queue.full() else None
             await asyncio.gather(*self.workers, producer, return_exceptions=True)
             ticker.cancel()
-            self.writer.settle_retries()
+            waiting = self.writer.settle_retries(stopped=self.progress.stop is not None)
             try:
                 self.writer.flush()
             except Exception as error:
@@ -141,7 +142,7 @@ class Pipeline:
                     self.progress.stop = Stop(reason, f"{detail}{error}; {lost}")
                     self.stopping = True
             try:
-                self.log.finish(self.progress.stop)
+                self.log.finish(self.progress.stop, waiting)
             finally:
                 self.on_progress(self.progress)
         return self.progress
@@ -228,7 +229,7 @@ class Pipeline:
                         continue
                     outcome = await self._deliver(connection, delivery, message, message_id)
                     if outcome is None:
-                        self._finish(delivery, Reply(421, "connection lost twice"))
+                        self._finish(delivery, Reply(421, "lost twice", retry.CONNECT))
                 if not outcome:  # gone: the next message gets a new connection
                     await connection.close()
                     connection = None
@@ -244,7 +245,7 @@ class Pipeline:
         try:
             return await self.transport.connect()
         except TransportError as error:
-            self._finish(delivery, Reply(421, f"cannot connect: {error.reason}"))
+            self._finish(delivery, retry.not_connected(error.reason))
             return None
 
     async def _deliver(
@@ -270,15 +271,14 @@ class Pipeline:
             if error.whole:  # its reply was lost: it may have arrived
                 self._finish(delivery, retry.unanswered(error.reason))
                 return False
-            self._connection_failure()
+            self._connection_failure(Reply(421, "connection lost", retry.CONNECT))
             return None
         self._finish(delivery, reply, message_id)
         return True
 
-    def _connection_failure(self) -> None:
-        self.consecutive_failures += 1
-        if self.consecutive_failures >= self.options.max_consecutive_failures:
-            self._halt(StopReason.FAILURES, f"{self.consecutive_failures} failures in a row")
+    def _connection_failure(self, reply: Reply) -> None:
+        if (stop := self.failures.failure(reply)) is not None:
+            self._halt(stop.reason, stop.detail)
 
     def _finish(
         self, delivery: Delivery, reply: Reply, message_id: str = "", counted_failure: bool = True
@@ -286,9 +286,9 @@ class Pipeline:
         attempts = delivery.attempts + 1
         verdict = retry.judge(reply)
         if verdict.status == "sent":
-            self.consecutive_failures = 0
+            self.failures.success()
         elif counted_failure:
-            self._connection_failure()
+            self._connection_failure(reply)
         sent = verdict.status == "sent"
         result = Result(delivery.reader.id, verdict.status, attempts, reply.code,
                         reply.text[:500], message_id if sent else "", verdict.bounced)  # fmt: skip

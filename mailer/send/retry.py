@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mailer.models import Reply
-from mailer.send.types import Delivery, Result
+from mailer.send.types import Delivery, Result, Stop, StopReason
 
 # RFC 3463 codes for a bad destination mailbox; 5.1.7 and 5.1.8 are about the sender instead.
 NO_SUCH_USER = re.compile(r"\b5\.1\.(?:1|2|3|6|10)\b")
@@ -68,3 +68,31 @@ def may_retry(status: str, attempts: int, max_attempts: int) -> bool:
 def left(delivery: Delivery) -> Result:
     """What a reader who is no longer subscribed when their turn comes gets: skipped."""
     return Result(delivery.reader.id, "skipped", delivery.attempts, text="no longer subscribed")
+
+
+CONNECT = "connect"  # the stage of a failure to reach the server at all
+
+
+def not_connected(reason: str) -> Reply:
+    """What a delivery is recorded with when no connection to the server could be made."""
+    return Reply(421, f"cannot connect: {reason}", CONNECT)
+
+
+class FailuresInARow:
+    """Counts failures in a row (a refusal, a connection lost or never made); at ``limit``
+    the run pauses, as UNREACHABLE when every one of them was a connection that could not be
+    made: the relay is down, and `mailer serve` tries again later instead of leaving it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count, self.unreachable = limit, 0, True
+
+    def success(self) -> None:
+        self.count, self.unreachable = 0, True
+
+    def failure(self, reply: Reply) -> Stop | None:
+        self.count += 1
+        self.unreachable = self.unreachable and reply.stage == CONNECT
+        if self.count < self.limit:
+            return None
+        reason = StopReason.UNREACHABLE if self.unreachable else StopReason.FAILURES
+        return Stop(reason, f"{self.count} failures in a row")

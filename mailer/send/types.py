@@ -55,6 +55,9 @@ class StopReason(StrEnum):
     SHUTDOWN = "service stopped; it goes on when `mailer serve` starts again"
     ABORTED = "aborted by the user"  # a second Ctrl-C: in-flight work cancelled
     FAILURES = "paused after"  # ... N failures in a row
+    # ... N failures in a row, each a connection that could not be made: `mailer serve` goes on
+    # with it once the relay answers again
+    UNREACHABLE = "the SMTP server cannot be reached: paused after"
     ERROR = "stopped by an error:"  # the store, a worker
     DISK_FULL = "disk full:"  # ... where; free space, then resume
 
@@ -81,7 +84,8 @@ class DeliveryLog(Protocol):
     def start(self) -> None: ...
     def pending(self, after: int, limit: int) -> list[Delivery]: ...
     def record(self, results: Sequence[Result]) -> bool: ...  # True: out of space, stop
-    def finish(self, stop: Stop | None) -> None: ...
+    # ``waiting``: deferrals whose retry a stop cut short; they are queued again
+    def finish(self, stop: Stop | None, waiting: Sequence[int] = ()) -> None: ...
     # When pending() has nothing: seconds until more may come (a dead worker's claims end),
     # or None when nothing more will.
     def more(self) -> float | None: ...

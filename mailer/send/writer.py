@@ -40,7 +40,14 @@ class ResultWriter:
             if full:
                 raise DiskFullError(self.log.where)
 
-    def settle_retries(self) -> None:
-        """Retries that never ran stay deferred, as the database says: they count as done."""
-        self.progress.final_deferred += len(self.retrying)
+    def settle_retries(self, stopped: bool = False) -> list[int]:
+        """Retries that never ran: at the run's end they stay deferred, as the database says,
+        and count as done; cut short by a stop, they are returned, for the log to queue again
+        (a resume, or the next start of `mailer serve`, sends them) and counted no more."""
+        waiting = sorted(self.retrying)
+        if stopped:
+            self.progress.counts["deferred"] -= len(waiting)
+        else:
+            self.progress.final_deferred += len(waiting)
         self.retrying.clear()
+        return waiting if stopped else []
