@@ -86,6 +86,14 @@ def test_reader_unsubscribes_from_a_delivered_message_in_chromium(
         again = mailbox.wait_for(39)[20:]
         assert len(again) == 19 and reader not in {r.recipient for r in again}
         assert http("GET", urls[0]).status == 200  # the link still answers, harmlessly
+
+        page = browser.new_page()  # the reader changes their mind: the page's own button
+        page.goto(urls[0])
+        page.get_by_role("button", name="Unsubscribe").click()
+        page.get_by_role("button", name="Subscribe again").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Welcome back")
+        page.close()
+        assert membership(workspace, reader) == ("confirmed", "web")
     finally:
         live.stop()
 

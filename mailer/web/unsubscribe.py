@@ -10,7 +10,11 @@ from mailer.audience.status import LINK_PAGE, ONE_CLICK, Change, Verdict, left_b
 from mailer.db.database import Database
 from mailer.models import MembershipStatus, SubscriberStatus
 from mailer.web.site import PRIVATE, Found, Site, mask
-from mailer.web.subscribe import from_here
+from mailer.web.subscribe import FORM_HEADERS, from_here
+
+# Private; and its "Subscribe again" form sends our Origin, which the resubscribe asks for
+# (under no-referrer a browser sends "null").
+FORM_PAGE = {**PRIVATE, **FORM_HEADERS}
 
 
 async def unsubscribe(site: Site, request: Request) -> Response:
@@ -32,7 +36,7 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     # list the reader had left before; a reader bounced or blocked is offered nothing.
     back = left if left else await _left_here(site, found)
     ids = ",".join(str(f.list.id) for f in back if _active(f))
-    return site.page("unsubscribed", 200, PRIVATE, lang, left=ids, **context)
+    return site.page("unsubscribed", 200, FORM_PAGE, lang, left=ids, **context)
 
 
 async def resubscribe(site: Site, request: Request) -> Response:
