@@ -179,15 +179,19 @@ def test_rows_says_so_when_there_are_none(capsys: pytest.CaptureFixture[str]) ->
     assert captured.out == "address\tname\na@vale.example\tA\n" and captured.err == ""
 
 
-def test_a_send_whose_reader_stops_early_ends_141_not_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["send", "workers"])
+def test_a_send_whose_reader_stops_early_ends_141_not_1(
+    tmp_path: Path, workers: tuple[str, ...]
+) -> None:
     """`mailer send ... --yes | head -1`: the send goes out whole, and its exit says that its
-    reader went away (141, as the shell reports SIGPIPE), not that it failed."""
+    reader went away (141, as the shell reports SIGPIPE), not that it failed; with workers,
+    too, whose start it must not cut short."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
     base = [sys.executable, "-m", "mailer", "--workspace", str(tmp_path)]
     made = subprocess.run([*base, "subscribers", "import", "example", str(EXAMPLE_CSV),
                            "--create-list"], env=env, capture_output=True, timeout=120)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    command = [*base, "send", str(EXAMPLE_REPORT), "--list", "example", "--yes"]
+    command = [*base, "send", str(EXAMPLE_REPORT), "--list", "example", "--yes", *workers]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as child:  # fmt: skip
         assert child.stdout is not None and child.stderr is not None

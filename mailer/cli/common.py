@@ -25,6 +25,7 @@ from typer.models import CommandFunctionType
 from mailer import __version__, config
 from mailer.cli.consoles import err as err  # re-exported: every command writes through them
 from mailer.cli.consoles import out as out
+from mailer.cli.consoles import reader_went_away
 from mailer.config.loading import find_workspace
 from mailer.config.private import write_private
 from mailer.db.database import Database, NoDatabaseError
@@ -150,6 +151,8 @@ class MailerGroup(Group):
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a reader gone away (`| head -1`) is found here, not at exit
+            if reader_went_away():  # the work is done; its reader left before the end
+                raise typer.Exit(PIPE_CLOSED)
             return result
         except BrokenPipeError as error:
             reader_gone(error)

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 from rich.console import Console
 
 
 class _Console(Console):
-    """rich's Console, but a reader gone away (`| head -1`) is a BrokenPipeError for the
-    command's edge to end in 141, as the shell reports it, where rich would exit 1: a script
-    then took a send that went out whole for a failure."""
+    """rich's Console, but a reader gone away (`| head -1`, `2>&1 | head`) stops no work: what
+    is printed after goes nowhere, and the command, once done, ends 141 (as the shell reports a
+    closed pipe) where rich would exit 1 at once, halfway through a send."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        raise BrokenPipeError
+        gone.add(self.stderr)
+        if not self.stderr:  # as rich does: the interpreter's last flush finds nothing to write
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+
+
+gone: set[bool] = set()  # the consoles whose reader went away: False stdout's, True stderr's
+
+
+def reader_went_away() -> bool:
+    """Whether stdout's reader stopped reading while the command ran."""
+    return False in gone
 
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.
