@@ -12,11 +12,12 @@ from mailer.audience import lists, subscriptions
 from mailer.config import SmtpSettings
 from mailer.db.database import Database
 from mailer.errors import InputError, TransportError
-from mailer.models import Candidate, Reader
+from mailer.models import Candidate, Reader, Reply
 from mailer.send.campaigns import Campaigns
 from mailer.send.engine import Pipeline
 from mailer.send.outbox import OutboxTransport
 from mailer.send.recipients import Audience
+from mailer.send.retry import FailuresInARow, not_connected, unanswered
 from mailer.send.smtp import SmtpTransport
 from mailer.send.types import Control, Progress, Ready, SendOptions, StopReason
 from tests.conftest import store as open_store
@@ -369,7 +370,8 @@ def test_progress_counts_match_the_database_after_a_stop_with_retries_pending(
         server.stop()
     info = Campaigns(store).get(campaign_id)
     assert info.status == "paused"
-    assert progress.counts["deferred"] == info.counts["deferred"] > 0
+    assert progress.counts["deferred"] == info.counts["deferred"]  # those with a retry to
+    assert info.counts["queued"] > 0  # come are queued again, counted as not done
     assert progress.done == 40 - info.counts["queued"]
 
 
@@ -474,3 +476,40 @@ def test_a_relay_gone_mid_send_pauses_as_unreachable(tmp_path: Path) -> None:
     assert info.status == "paused"
     assert info.reason.startswith("the SMTP server cannot be reached: paused after")
     assert info.counts["queued"] > 0
+
+
+def test_the_deferral_that_trips_a_pause_is_queued_again_not_left_deferred(
+    tmp_path: Path,
+) -> None:
+    """The reader whose 4xx makes the failures in a row that pause the run (or any answered
+    after a stop) had a retry to come: queued again, sent by the resume, never left behind."""
+    store, campaign_id = store_with(tmp_path, 30)
+    state = FaultyServer(
+        rule=lambda r, attempt: "451" if r == "r0@example.org" and attempt == 1 else None
+    )
+    server = start(state)
+    try:
+        first = run(store, campaign_id, smtp(server.port), concurrency=1, retry_delay=3600.0,
+                    max_consecutive_failures=1)  # fmt: skip
+        status = store.query_one(
+            "SELECT d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id ="
+            " d.subscriber_id WHERE s.email = 'r0@example.org'"
+        )
+        assert status is not None and (status[0], status[1]) == ("queued", 1)
+        assert first["deferred"] == 0 and Campaigns(store).get(campaign_id).status == "paused"
+        again = run(store, campaign_id, smtp(server.port))
+    finally:
+        server.stop()
+    assert again["sent"] == 30 and state.counts() == {f"r{i}@example.org": 1 for i in range(30)}
+
+
+def test_a_reply_lost_after_the_whole_message_is_a_connection_lost_too() -> None:
+    failures = FailuresInARow(3)
+    assert failures.failure(unanswered("connection lost")) is None
+    assert failures.failure(not_connected("refused")) is None
+    stop = failures.failure(not_connected("refused"))
+    assert stop is not None and stop.reason is StopReason.UNREACHABLE
+    refusing = FailuresInARow(2)
+    refusing.failure(not_connected("refused"))
+    stop = refusing.failure(Reply(451, "4.7.1 greylisted", "rcpt"))  # a relay that answers
+    assert stop is not None and stop.reason is StopReason.FAILURES

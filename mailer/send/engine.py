@@ -293,9 +293,9 @@ class Pipeline:
         result = Result(delivery.reader.id, verdict.status, attempts, reply.code,
                         reply.text[:500], message_id if sent else "", verdict.bounced)  # fmt: skip
         again = retry.may_retry(verdict.status, attempts, self.options.max_attempts)
-        again = again and reply.stage != retry.UNANSWERED and not self.stopping
+        again = again and reply.stage != retry.UNANSWERED  # cut short by a stop: queued again
         self.writer.add(result, final=not again)
-        if again:
+        if again and not self.stopping:
             delay = retry.backoff(self.options.retry_delay, attempts)
             later = Delivery(delivery.reader, attempts)
             task = asyncio.create_task(self._retry_later(later, delay))

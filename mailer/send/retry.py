@@ -91,7 +91,8 @@ class FailuresInARow:
 
     def failure(self, reply: Reply) -> Stop | None:
         self.count += 1
-        self.unreachable = self.unreachable and reply.stage == CONNECT
+        # A reply lost once the message went whole is a connection lost too.
+        self.unreachable = self.unreachable and reply.stage in (CONNECT, UNANSWERED)
         if self.count < self.limit:
             return None
         reason = StopReason.UNREACHABLE if self.unreachable else StopReason.FAILURES
