@@ -142,3 +142,22 @@ def test_a_worker_just_started_shares_the_rate_until_it_finds_nothing(database: 
     assert b.pending(0, 4) == []  # nothing left for it
     clock.advance(0.5)
     assert a.rate() == 100.0  # b waits, sending nothing: the rate is a's again
+
+
+@pytest.mark.parametrize("order", [(48, 9), (9, 48)])
+def test_the_recorded_bound_is_the_sum_of_each_workers_own(
+    database: Database, order: tuple[int, int]
+) -> None:
+    """Workers with different connections (16 on one host, 1 on another): whichever joins
+    first, the campaign records what all of them may have in flight together; one that ended
+    no longer counts for those who join after."""
+    campaign_id, _ = campaign(database, 3)
+    clock = Clock()
+    first, second = (ClaimLog(database, campaign_id, f"host:{n}-x", 0.0, LEASE, clock,
+                              in_flight=bound) for n, bound in enumerate(order))  # fmt: skip
+    first.start()
+    second.start()
+    assert Campaigns(database).get(campaign_id).settings["in_flight_limit"] == 57
+    second.finish(None)
+    ClaimLog(database, campaign_id, "host:9-x", 0.0, LEASE, clock, in_flight=9).start()
+    assert Campaigns(database).get(campaign_id).settings["in_flight_limit"] == 57  # never less

@@ -280,3 +280,20 @@ def widen(db: Connection, campaign_id: int, in_flight_limit: int) -> None:
         settings["in_flight_limit"] = in_flight_limit
         db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
                    (json.dumps(settings), campaign_id))  # fmt: skip
+
+
+def join_bound(db: Connection, campaign_id: int, worker: str, bound: int) -> None:
+    """A worker joins with its own bound (its connections and its batch): the campaign's
+    recorded bound grows to the sum of those of the workers sending now, for all of them may
+    die at once. In the caller's transaction, which holds the campaign's row."""
+    row = db.execute("SELECT settings FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+    settings = json.loads(row[0] or "{}")
+    bounds = {**settings.get("worker_bounds", {}), worker: bound}
+    alive = db.execute(
+        "SELECT worker FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''",
+        (campaign_id,),
+    ).fetchall()
+    settings["worker_bounds"] = {name: bounds[name] for (name,) in alive if name in bounds}
+    db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
+               (json.dumps(settings), campaign_id))  # fmt: skip
+    widen(db, campaign_id, sum(bounds.get(name, bound) for (name,) in alive))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
-from mailer.send.campaigns import widen
+from mailer.send.campaigns import join_bound
 from mailer.send.deliveries import CampaignLog, conclude, queued_in, requeue
 from mailer.send.types import Delivery, Result, Stop
 from mailer.times import stamp
@@ -32,7 +32,6 @@ CLAIM = (
 )
 LOCK = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
 ROW_LOCK = {"sqlite": "", "postgresql": " FOR UPDATE"}
-ALL_ALIVE = "SELECT COUNT(*) FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''"
 # Whether a claim would find anything: read first, so that a worker waiting for the others'
 # last batches (or a dead one's lease) looks without a write transaction each time.
 CLAIMABLE = (
@@ -108,9 +107,7 @@ class ClaimLog(CampaignLog):
                 " holding = -1",
                 (self.campaign_id, self.worker, host, int(pid) if pid.isdigit() else 0, at, at),
             )
-            # Every worker sending at once may have its messages in flight when all die.
-            alive = db.execute(ALL_ALIVE, (self.campaign_id,)).fetchone()[0]
-            widen(db, self.campaign_id, int(alive) * self.in_flight)
+            join_bound(db, self.campaign_id, self.worker, self.in_flight)
 
     def pending(self, after: int, limit: int) -> list[Delivery]:
         """Claim up to ``limit`` deliveries: the next queued ones nobody holds; under a shared
