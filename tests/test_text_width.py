@@ -49,3 +49,16 @@ def test_wrapping_keeps_every_letter_and_the_width(text: str) -> None:
     lines = wrap(text)
     assert all(width(line) <= 72 or (" " not in line and len(line) == 1) for line in lines)
     assert "".join("".join(lines).split()) == "".join(text.split())
+
+
+def test_a_reference_never_starts_a_line_in_cjk_text() -> None:
+    """A link's [n] and a footnote's [^n] stay with the letter before them, as in any text."""
+    from mailer.compose.plaintext import markdown, to_text
+
+    for lead in range(20, 40):
+        link = "\uff08[報告書](https://example.org/r)\uff09"  # in full-width parentheses
+        source = "あ" * lead + f"を見よ{link}。詳細は脚注[^1]にあります。\n\n[^1]: 注。\n"
+        text = to_text(source, markdown(), None, "ja").text
+        body = text.split("\n\nLinks")[0].split("\n\nNotes")[0]
+        starts = [line.lstrip()[:1] for line in body.splitlines() if line.strip()]
+        assert "[" not in starts, body

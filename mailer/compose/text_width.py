@@ -12,6 +12,7 @@ CLOSING = frozenset(
     "\u300b\u2026\u2025\u30fc\u309d\u309e\u3005\u30fb,.!?:;)"
 )
 SPACES = re.compile(r"[ \t\n]+")  # what separates words in the text part
+ATTACHED = frozenset("[\x05")  # a reference's bracket; plaintext's GLUE before its number
 OPENING = frozenset("\u300c\u300e\uff08\u3014\u3010\u3008\u300a")  # opening brackets: not at an end
 
 
@@ -50,7 +51,8 @@ def units(word: str) -> list[str]:
             continue
         last = pieces[-1][-1]
         narrow = not wide(char) and not wide(last)  # a Latin word inside stays whole
-        if char in CLOSING or last in OPENING or narrow:
+        # A reference ("[3]", "[^1]"), glued to its label, stays with the letter before it.
+        if char in CLOSING or char in ATTACHED or last in OPENING or narrow:
             pieces[-1] += char
         else:
             pieces.append(char)
