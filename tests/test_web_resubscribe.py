@@ -83,22 +83,7 @@ def test_a_forged_field_cannot_bring_back_a_list_left_earlier(site: Site) -> Non
     both lists: that page offers Alerts, and a field naming Weekly too brings back Alerts."""
     alerts = second_list(site)
     leave(site, site.token("u", site.ada, site.weekly))
-    with site.live.store() as store:  # a second earlier, as a reader's two clicks are apart
-        store.execute("UPDATE events SET at = '2000-01-01T00:00:00+00:00' WHERE list_id = ?",
-                      (site.weekly.id,))  # fmt: skip
-        with store.transaction() as db:
-            db.execute(
-                "INSERT INTO campaigns (id, list_id, list_slug, subject, report_path, source,"
-                " source_sha256, created_at) VALUES (7, ?, 'weekly', 's', 'r.md', '', '', '')",
-                (site.weekly.id,),
-            )
-            for position, listed in enumerate((site.weekly, alerts)):
-                db.execute(
-                    "INSERT INTO campaign_lists (campaign_id, list_id, list_slug, position)"
-                    " VALUES (7, ?, ?, ?)",
-                    (listed.id, listed.slug, position),
-                )
-    token = site.live.signer().make("k", site.ada.id, 7)
+    token = campaign_to_both(site, alerts)
     assert leave(site, token) == str(alerts.id)
     forged = f"lists={site.weekly.id},{alerts.id}".encode()
     assert again(site, token, forged) == 200
@@ -129,3 +114,56 @@ def test_a_blocked_reader_is_not_offered_to_subscribe_again(site: Site) -> None:
     with site.live.store() as store:
         found = members.find(store, site.weekly, "ada@example.org")
     assert found is not None and found.subscriber_status == "blocklisted"
+
+
+def campaign_to_both(site: Site, alerts: MailingList) -> str:
+    """Campaign 7, sent to Weekly and Alerts: Ada's link that leaves both."""
+    with site.live.store() as store, store.transaction() as db:
+        db.execute(
+            "INSERT INTO campaigns (id, list_id, list_slug, subject, report_path, source,"
+            " source_sha256, created_at) VALUES (7, ?, 'weekly', 's', 'r.md', '', '', '')",
+            (site.weekly.id,),
+        )
+        for position, listed in enumerate((site.weekly, alerts)):
+            db.execute(
+                "INSERT INTO campaign_lists (campaign_id, list_id, list_slug, position)"
+                " VALUES (7, ?, ?, ?)",
+                (listed.id, listed.slug, position),
+            )
+    return site.live.signer().make("k", site.ada.id, 7)
+
+
+def test_another_messages_link_cannot_undo_what_a_campaign_link_left(site: Site) -> None:
+    """Ada left both lists by campaign 7's link; an older Weekly message's link left nothing,
+    so its page offers nothing back, and a press there changes nothing."""
+    alerts = second_list(site)
+    both = campaign_to_both(site, alerts)
+    assert sorted(leave(site, both).split(",")) == sorted([str(site.weekly.id), str(alerts.id)])
+    old = site.token("u", site.ada, site.weekly)
+    assert leave(site, old) == ""
+    assert again(site, old, f"lists={site.weekly.id}".encode()) == 404
+    assert site.membership(site.weekly, "ada@example.org") == "unsubscribed"
+    with site.live.store() as store:  # the campaign's unsubscribes are its fallout
+        row = store.query_one(
+            "SELECT COUNT(*) FROM events WHERE campaign_id = 7 AND kind = 'unsubscribed'"
+        )
+    assert row is not None and row[0] == 2
+
+
+def test_one_press_that_spans_a_second_is_undone_whole(site: Site) -> None:
+    """A campaign's link leaves its lists one after another, perhaps across a second (a busy
+    database): "Subscribe again" brings back every list of that press."""
+    alerts = second_list(site)
+    both = campaign_to_both(site, alerts)
+    offered = leave(site, both)
+    with site.live.store() as store:  # the first list's departure a second before the second's
+        store.execute(
+            "UPDATE events SET at = '2000-01-01T00:00:00+00:00' WHERE list_id = ?",
+            (site.weekly.id,),
+        )
+        store.execute(
+            "UPDATE events SET at = '2000-01-01T00:00:01+00:00' WHERE list_id = ?", (alerts.id,)
+        )
+    assert again(site, both, f"lists={offered}".encode()) == 200
+    assert site.membership(site.weekly, "ada@example.org") == "confirmed"
+    assert site.membership(alerts, "ada@example.org") == "confirmed"

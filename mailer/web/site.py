@@ -229,12 +229,12 @@ class Site:
         change: Change,
         detail: str,
         to: MembershipStatus | None = None,
+        campaign_id: int | None = None,
     ) -> Verdict:
         return await self.db(
-            lambda database: set_membership(
-                database, change, member.id, mailing_list.id, to=to, detail=detail
-            )
-        )
+            lambda database: set_membership(database, change, member.id, mailing_list.id,
+                                            to=to, detail=detail, campaign_id=campaign_id)
+        )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

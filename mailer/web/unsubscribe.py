@@ -30,11 +30,13 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     form = await site.form(request)
     detail = ONE_CLICK if form.get("List-Unsubscribe") == "One-Click" else LINK_PAGE
     # A link from a campaign sent to several lists leaves each of them the reader is on.
-    moved = [await site.move(f.list, f.member, Change.UNSUBSCRIBE, detail) for f in found]
+    campaign = _campaign_of(site, token)
+    moved = [await site.move(f.list, f.member, Change.UNSUBSCRIBE, detail, campaign_id=campaign)
+             for f in found]  # fmt: skip
     left = [f for f, verdict in zip(found, moved, strict=True) if verdict is Verdict.CHANGED]
     # "Subscribe again" rejoins what this link left (a replay: what it left last), never a
     # list the reader had left before; a reader bounced or blocked is offered nothing.
-    back = left if left else await _left_here(site, found)
+    back = left if left else await _left_here(site, found, campaign)
     ids = ",".join(str(f.list.id) for f in back if _active(f))
     return site.page("unsubscribed", 200, FORM_PAGE, lang, left=ids, **context)
 
@@ -48,7 +50,7 @@ async def resubscribe(site: Site, request: Request) -> Response:
         return site.invalid(request)
     if not from_here(site, request):
         return site.refused(request)
-    here = await _left_here(site, found)
+    here = await _left_here(site, found, _campaign_of(site, request.path_params["token"]))
     named = (await site.form(request)).get("lists")
     if isinstance(named, str):  # the page's field narrows, never widens, what may come back
         here = [f for f in here if str(f.list.id) in named.split(",")]
@@ -63,14 +65,20 @@ async def resubscribe(site: Site, request: Request) -> Response:
     return site.page("resubscribed", 200, PRIVATE, lang, **context)
 
 
-async def _left_here(site: Site, found: list[Found]) -> list[Found]:
+def _campaign_of(site: Site, token: str) -> int | None:
+    """The campaign a link of a campaign sent to several lists names; None for a list's."""
+    subject = site.signer.check(token)
+    return subject.list_id if subject is not None and subject.purpose == "k" else None
+
+
+async def _left_here(site: Site, found: list[Found], campaign: int | None) -> list[Found]:
     """The link's lists the reader left last through an unsubscribe link (or came back to
     from its page since: pressed twice, the answer is the same), while active."""
     reader, ids = found[0].member.id, [f.list.id for f in found]
 
     def by_link(database: Database) -> set[int]:
         with database.transaction(exclusive=False) as db:
-            return left_by_link(db, reader, ids)
+            return left_by_link(db, reader, ids, campaign)
 
     linked = await site.db(by_link)
     return [f for f in found if f.list.id in linked and _active(f)]

@@ -251,9 +251,11 @@ def set_membership(
     *,
     to: MembershipStatus | None = None,
     detail: str = "",
+    campaign_id: int | None = None,
 ) -> Verdict:
     with database.transaction() as db:
-        return change_membership(db, change, subscriber_id, list_id, to=to, detail=detail)
+        return change_membership(db, change, subscriber_id, list_id, to=to, detail=detail,
+                                 campaign_id=campaign_id)  # fmt: skip
 
 
 def set_subscriber(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 
 from mailer.audience.status.changes import Where, record_event
 from mailer.audience.status.table import Change
@@ -55,31 +56,37 @@ def left_deleted(db: Connection, slug: str, subscriber_ids: Collection[int]) -> 
     return {sid for sid, (_, kind) in last.items() if kind == Change.UNSUBSCRIBE}
 
 
+ONE_PRESS = timedelta(seconds=10)  # a press's departures, one list after another, at most apart
 # What an unsubscribe link's page writes as its event's detail: a mail client's one-click POST
 # (RFC 8058), or the reader's press of the page's button.
 ONE_CLICK, LINK_PAGE = "one-click", "web"
 
 
-def left_by_link(db: Connection, subscriber_id: int, list_ids: Collection[int]) -> set[int]:
-    """Those of ``list_ids`` the reader left in their last departure through an unsubscribe
-    link (its latest such event among them, and the others of the same second: one press on a
-    campaign's link leaves each of its lists), and has not left another way since (back by
-    that page's "Subscribe again" counts as not). Never a list left by the editor, the
-    preferences page, a bounce or a mailto, nor by an earlier press."""
+def left_by_link(
+    db: Connection, subscriber_id: int, list_ids: Collection[int], campaign_id: int | None
+) -> set[int]:
+    """Those of ``list_ids`` the reader left in the last press on this unsubscribe link (a
+    campaign's, ``campaign_id``, which its events name; or a list's, None), and has not left
+    another way since (back by its page's "Subscribe again" counts as not). One press leaves
+    each of a campaign's lists in turn: its events are this link's, seconds apart at most.
+    Never a list left by the editor, the preferences page, a bounce, a mailto, another
+    message's link, or an earlier press."""
     if not list_ids:
         return set()
     kinds = ", ".join("?" * len(KINDS))
     last: dict[int, tuple[int, bool]] = {}  # list: its last event (id, this link's own)
-    departed: dict[int, str] = {}  # list: when a link left it last
-    latest = (0, "")  # the last departure by a link among them: (event id, at)
-    for event_id, list_id, kind, detail, at in db.execute(
-        f"SELECT id, list_id, kind, detail, at FROM events WHERE subscriber_id = ?"
+    departed: dict[int, datetime] = {}  # list: when this link left it last
+    latest = datetime.min.replace(tzinfo=UTC)  # this link's last departure among them
+    for event_id, list_id, kind, detail, at, campaign in db.execute(
+        f"SELECT id, list_id, kind, detail, at, campaign_id FROM events WHERE subscriber_id = ?"
         f" AND list_id IN {IN_JSON} AND kind IN ({kinds}) ORDER BY id",
         (subscriber_id, as_json(sorted(list_ids)), *KINDS),
     ):
-        linked = kind == Change.UNSUBSCRIBE and detail in (ONE_CLICK, LINK_PAGE)
+        mine = campaign == campaign_id and detail in (ONE_CLICK, LINK_PAGE)
+        linked = kind == Change.UNSUBSCRIBE and mine
         if linked:
-            latest, departed[list_id] = (event_id, at), at
+            departed[list_id] = moment = datetime.fromisoformat(at)
+            latest = max(latest, moment)
         back = kind == Change.RESUBSCRIBE and detail == LINK_PAGE and list_id in departed
         last[list_id] = (event_id, linked or back)
-    return {key for key, (_, own) in last.items() if own and departed.get(key) == latest[1]}
+    return {key for key, (_, own) in last.items() if own and latest - departed[key] <= ONE_PRESS}
