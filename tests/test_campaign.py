@@ -509,6 +509,10 @@ def test_a_reply_lost_after_the_whole_message_is_a_connection_lost_too() -> None
     assert failures.failure(not_connected("refused")) is None
     stop = failures.failure(not_connected("refused"))
     assert stop is not None and stop.reason is StopReason.UNREACHABLE
+    swallowing = FailuresInARow(2)  # a relay that takes each message and never answers
+    swallowing.failure(unanswered("connection lost"))
+    stop = swallowing.failure(unanswered("connection lost"))
+    assert stop is not None and stop.reason is StopReason.FAILURES
     refusing = FailuresInARow(2)
     refusing.failure(not_connected("refused"))
     stop = refusing.failure(Reply(451, "4.7.1 greylisted", "rcpt"))  # a relay that answers

@@ -84,16 +84,21 @@ class FailuresInARow:
     made: the relay is down, and `mailer serve` tries again later instead of leaving it."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.count, self.unreachable = limit, 0, True
+        self.limit = limit
+        self.success()
 
     def success(self) -> None:
-        self.count, self.unreachable = 0, True
+        self.count, self.unreachable, self.connecting = 0, True, False
 
     def failure(self, reply: Reply) -> Stop | None:
         self.count += 1
-        # A reply lost once the message went whole is a connection lost too.
+        # A reply lost once the message went whole may be the relay going down (one awaited
+        # as it died), but a relay that swallows every reply is there: at least one failure
+        # must be a connection lost or never made.
         self.unreachable = self.unreachable and reply.stage in (CONNECT, UNANSWERED)
+        self.connecting = self.connecting or reply.stage == CONNECT
         if self.count < self.limit:
             return None
-        reason = StopReason.UNREACHABLE if self.unreachable else StopReason.FAILURES
+        down = self.unreachable and self.connecting
+        reason = StopReason.UNREACHABLE if down else StopReason.FAILURES
         return Stop(reason, f"{self.count} failures in a row")
