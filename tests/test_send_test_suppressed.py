@@ -2,45 +2,35 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_REPORT
-from tests.test_send_cli import cli, command, environment, populate
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_REPORT, Invoke
 
 pytestmark = pytest.mark.usefixtures("engine")
 
 
-def send_test(workspace: Path, address: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command(workspace, "send", str(EXAMPLE_REPORT), "--list", "big", "--test", address),
-        env=environment({}), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
 def sent(workspace: Path) -> int:
-    return (
-        len(list((workspace / "outbox" / "new").glob("*")))
-        if (workspace / "outbox").exists()
-        else 0
-    )
+    folder = workspace / "outbox" / "new"
+    return len(list(folder.iterdir())) if folder.exists() else 0
 
 
-def test_a_test_send_refuses_blocked_bounced_and_erased_addresses(tmp_path: Path) -> None:
-    populate(tmp_path, 4)
-    cli(tmp_path, "subscribers", "block", "reader1@example.org")
-    cli(tmp_path, "subscribers", "forget", "reader2@example.org", "--yes")
-    cli(tmp_path, "subscribers", "block", "stranger@example.net")  # never a reader
-    for address, status in [("reader1@example.org", "blocklisted"),
-                            ("Reader2@Example.org", "erased"),
+def test_a_test_send_refuses_blocked_bounced_and_erased_addresses(
+    mailer: Invoke, workspace: Path
+) -> None:
+    assert mailer("subscribers", "import", "ex", str(EXAMPLE_CSV), "--create-list").exit_code == 0
+    readers = [line.split(",")[0] for line in EXAMPLE_CSV.read_text().splitlines()[1:4]]
+    assert mailer("subscribers", "block", readers[0]).exit_code == 0
+    assert mailer("subscribers", "forget", readers[1], "--yes").exit_code == 0
+    assert mailer("subscribers", "block", "stranger@example.net").exit_code == 0  # never a reader
+    for address, status in [(readers[0], "blocklisted"), (readers[1].upper(), "erased"),
                             ("stranger@example.net", "blocklisted")]:  # fmt: skip
-        refused = send_test(tmp_path, address)
-        assert refused.returncode == 1, refused.stdout
+        refused = mailer("send", str(EXAMPLE_REPORT), "--list", "ex", "--test", address)
+        assert refused.exit_code == 1, refused.output
         [line] = refused.stderr.splitlines()
         assert line.startswith(f"error: --test {address.lower()}: {status};"), line
-        assert sent(tmp_path) == 0
-    done = send_test(tmp_path, "reader0@example.org")
-    assert done.returncode == 0, done.stderr
-    assert sent(tmp_path) == 1
+        assert sent(workspace) == 0
+    done = mailer("send", str(EXAMPLE_REPORT), "--list", "ex", "--test", readers[2])
+    assert done.exit_code == 0, done.output
+    assert sent(workspace) == 1
