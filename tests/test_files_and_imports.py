@@ -33,6 +33,12 @@ def statuses(mailer: Invoke, slug: str) -> dict[str, tuple[str, str]]:
     return {m["email"]: (m["status"], m["subscriber_status"]) for m in listed}
 
 
+def mailchimp(workspace: Path, name: str, columns: str, *rows: str) -> Path:
+    """A Mailchimp export with ``columns`` after its address, rating and opt-in time."""
+    header = f"Email Address,MEMBER_RATING,OPTIN_TIME,{columns}\n"
+    return write_csv(workspace / name, header + "".join(f"{row}\n" for row in rows))
+
+
 def one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -192,11 +198,8 @@ def test_status_option_keeps_a_rows_block_or_bounce(
 def test_a_mailchimp_cleaned_export_stays_bounced_under_status_unsubscribed(
     mailer: Invoke, workspace: Path, weekly: str
 ) -> None:
-    path = write_csv(
-        workspace / "cleaned.csv",
-        "Email Address,MEMBER_RATING,OPTIN_TIME,CLEAN_TIME,LEID,EUID\n"
-        "ada@example.org,2,2019-01-01 10:00:00,2020-01-01 10:00:00,1,a\n",
-    )
+    path = mailchimp(workspace, "cleaned.csv", "CLEAN_TIME,LEID,EUID",
+                     "ada@example.org,2,2019-01-01 10:00:00,2020-01-01 10:00:00,1,a")  # fmt: skip
     result = mailer("subscribers", "import", weekly, str(path), "--status", "unsubscribed")
     assert result.exit_code == 0, result.stderr
     assert statuses(mailer, weekly)["ada@example.org"][1] == "bounced"
@@ -208,15 +211,12 @@ def test_a_mailchimp_cleaned_export_stays_bounced_under_status_unsubscribed(
 def test_a_mailchimp_exports_status_column_is_read(
     mailer: Invoke, workspace: Path, weekly: str
 ) -> None:
-    path = write_csv(
-        workspace / "m.csv",
-        "Email Address,MEMBER_RATING,OPTIN_TIME,LEID,EUID,Status\n"
-        "ada@example.org,2,2019-01-01 10:00:00,1,a,unsubscribed\n"
-        "bob@example.org,2,2019-01-01 10:00:00,2,b,cleaned\n"
-        "cy@example.org,2,2019-01-01 10:00:00,3,c,pending\n"
-        "dee@example.org,2,2019-01-01 10:00:00,4,d,\n"
-        "eve@example.org,2,2019-01-01 10:00:00,5,e,TX\n",
-    )
+    path = mailchimp(workspace, "m.csv", "LEID,EUID,Status",
+                     "ada@example.org,2,2019-01-01 10:00:00,1,a,unsubscribed",
+                     "bob@example.org,2,2019-01-01 10:00:00,2,b,cleaned",
+                     "cy@example.org,2,2019-01-01 10:00:00,3,c,pending",
+                     "dee@example.org,2,2019-01-01 10:00:00,4,d,",
+                     "eve@example.org,2,2019-01-01 10:00:00,5,e,TX")  # fmt: skip
     result = mailer("subscribers", "import", weekly, str(path))
     assert result.exit_code == 1
     assert one_line(result.stderr).startswith(f"{path}:6: unknown status in Status (confirmed,")
@@ -234,11 +234,8 @@ def test_a_mailchimp_exports_status_column_is_read(
 def test_a_status_column_never_brings_back_a_mailchimp_unsubscribed_export(
     mailer: Invoke, workspace: Path, weekly: str
 ) -> None:
-    path = write_csv(
-        workspace / "u.csv",
-        "Email Address,MEMBER_RATING,OPTIN_TIME,UNSUB_TIME,LEID,Status\n"
-        "bob@example.org,2,2019-01-01 10:00:00,2020-01-01 10:00:00,1,subscribed\n",
-    )
+    row = "bob@example.org,2,2019-01-01 10:00:00,2020-01-01 10:00:00,1,subscribed"
+    path = mailchimp(workspace, "u.csv", "UNSUB_TIME,LEID,Status", row)
     assert mailer("subscribers", "import", weekly, str(path)).exit_code == 0
     assert statuses(mailer, weekly)["bob@example.org"] == ("unsubscribed", "active")
 

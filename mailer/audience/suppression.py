@@ -9,7 +9,7 @@ from enum import StrEnum
 from mailer.audience import members
 from mailer.audience.erased import erased_among
 from mailer.audience.status import Change, Verdict, Where, change_subscriber
-from mailer.db.database import Database
+from mailer.db.database import IN_JSON, Database, as_json
 from mailer.models import Candidate, SubscriberStatus
 
 
@@ -112,12 +112,11 @@ def _with_lists(database: Database, done: Suppression) -> Suppression:
 def suppressed_among(database: Database, secret: bytes, emails: Sequence[str]) -> dict[str, str]:
     """Which of ``emails`` nobody may write to: a reader blocked or bounced (their status), or
     an address erased at its owner's request ("erased")."""
-    found: dict[str, str] = {}
     with database.transaction(exclusive=False) as db:
-        for email in emails:
-            row = db.execute("SELECT status FROM subscribers WHERE email = ?", (email,)).fetchone()
-            if row is not None and row[0] != SubscriberStatus.ACTIVE:
-                found[email] = str(row[0])
+        found = {str(email): str(status) for email, status in db.execute(
+            f"SELECT email, status FROM subscribers WHERE email IN {IN_JSON} AND status != ?",
+            (as_json(emails), SubscriberStatus.ACTIVE),
+        )}  # fmt: skip
         for email in erased_among(db, secret, emails):
             found[email] = SubscriberStatus.ERASED
     return found

@@ -14,9 +14,10 @@ class _Console(Console):
     is printed after goes nowhere, and the command, once done, ends 141 (as the shell reports a
     closed pipe) where rich would exit 1 at once, halfway through a send."""
 
+    broken = False  # its reader went away while the command ran
+
     def on_broken_pipe(self) -> None:
-        self.quiet = True
-        gone.add(self.stderr)
+        self.quiet = self.broken = True
         if not self.stderr:  # as rich does: the interpreter's last flush finds nothing to write
             with contextlib.suppress(OSError, ValueError):
                 devnull = os.open(os.devnull, os.O_WRONLY)
@@ -24,12 +25,9 @@ class _Console(Console):
                 os.close(devnull)
 
 
-gone: set[bool] = set()  # the consoles whose reader went away: False stdout's, True stderr's
-
-
 def reader_went_away() -> bool:
     """Whether stdout's reader stopped reading while the command ran."""
-    return False in gone
+    return out.broken
 
 
 # Not on a terminal (pipes, CI), tables get room instead of being squeezed into 80 columns.

@@ -122,6 +122,8 @@ def ascii_address(addr: str) -> str:
     envelope without SMTPUTF8 must carry it: IDNA 2008 with UTS #46, as email-validator reads
     addresses (straße.de is xn--strae-oqa.de; Python's own idna codec, IDNA 2003, would give
     strasse.de, another domain)."""
+    if addr.isascii():  # nearly every address: nothing to look at
+        return addr
     local, _, domain = addr.rpartition("@")
     if domain.isascii() or not local.isascii():
         return addr

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from mailer.db.database import IN_JSON, Database, as_json
+from mailer.db.database import IN_JSON, Connection, Database, as_json
+from mailer.send.campaigns import change_settings, raised_bound
 from mailer.send.deliveries import QUEUED, conclude, queued_in
 from mailer.times import stamp
 
@@ -78,3 +80,20 @@ def settle(database: Database, campaign_id: int, host: str, pids: Sequence[int])
             return str(status[0]) if status else ""
         queued = queued_in(db, campaign_id)
         return conclude(db, campaign_id, f"{queued} not sent yet (its workers ended)", at, queued)
+
+
+def join_bound(db: Connection, campaign_id: int, worker: str, bound: int) -> None:
+    """A worker joins with its own bound (its connections and its batch): the campaign's
+    recorded bound grows to the sum of those of the workers sending now, for all of them may
+    die at once. In the caller's transaction, which holds the campaign's row."""
+    alive = [name for (name,) in db.execute(
+        "SELECT worker FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''",
+        (campaign_id,),
+    )]  # fmt: skip
+
+    def joined(settings: dict[str, Any]) -> None:
+        bounds = {**settings.get("worker_bounds", {}), worker: bound}
+        settings["worker_bounds"] = {name: bounds[name] for name in alive if name in bounds}
+        raised_bound(settings, sum(bounds.get(name, bound) for name in alive))
+
+    change_settings(db, campaign_id, joined)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -274,26 +274,21 @@ def _archived(
 def widen(db: Connection, campaign_id: int, in_flight_limit: int) -> None:
     """Raise the campaign's recorded bound on what a crash may send twice to
     ``in_flight_limit``, in the caller's transaction; it never narrows."""
-    row = db.execute("SELECT settings FROM campaigns WHERE id = ?", (campaign_id,))
-    settings = json.loads(row.fetchone()[0] or "{}")
-    if in_flight_limit > int(settings.get("in_flight_limit", 0)):
-        settings["in_flight_limit"] = in_flight_limit
-        db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
-                   (json.dumps(settings), campaign_id))  # fmt: skip
+    change_settings(db, campaign_id, lambda settings: raised_bound(settings, in_flight_limit))
 
 
-def join_bound(db: Connection, campaign_id: int, worker: str, bound: int) -> None:
-    """A worker joins with its own bound (its connections and its batch): the campaign's
-    recorded bound grows to the sum of those of the workers sending now, for all of them may
-    die at once. In the caller's transaction, which holds the campaign's row."""
+def raised_bound(settings: dict[str, Any], in_flight_limit: int) -> None:
+    settings["in_flight_limit"] = max(in_flight_limit, int(settings.get("in_flight_limit", 0)))
+
+
+def change_settings(
+    db: Connection, campaign_id: int, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Read the campaign's settings, ``change`` them, and write them back if they changed."""
     row = db.execute("SELECT settings FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
     settings = json.loads(row[0] or "{}")
-    bounds = {**settings.get("worker_bounds", {}), worker: bound}
-    alive = db.execute(
-        "SELECT worker FROM campaign_workers WHERE campaign_id = ? AND finished_at = ''",
-        (campaign_id,),
-    ).fetchall()
-    settings["worker_bounds"] = {name: bounds[name] for (name,) in alive if name in bounds}
-    db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
-               (json.dumps(settings), campaign_id))  # fmt: skip
-    widen(db, campaign_id, sum(bounds.get(name, bound) for (name,) in alive))
+    before = json.dumps(settings)
+    change(settings)
+    if json.dumps(settings) != before:
+        db.execute("UPDATE campaigns SET settings = ? WHERE id = ?",
+                   (json.dumps(settings), campaign_id))  # fmt: skip

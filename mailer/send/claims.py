@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailer.db.database import IN_JSON, Connection, Database, as_json
-from mailer.send.campaigns import join_bound
+from mailer.send.campaign_workers import join_bound
 from mailer.send.deliveries import CampaignLog, conclude, queued_in, requeue
 from mailer.send.types import Delivery, Result, Stop
 from mailer.times import stamp

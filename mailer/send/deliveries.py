@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from mailer.audience.status import bounce_many
 from mailer.audience.status.departures import DELETED as LIST_DELETED
-from mailer.db.database import IN_JSON, Connection, Database, now
+from mailer.db.database import IN_JSON, Connection, Database, as_json, now
 from mailer.errors import DiskFullError
 from mailer.models import Reader
 from mailer.send.recipients import reader
@@ -229,7 +229,7 @@ def requeue(db: Connection, campaign_id: int, waiting: Sequence[int]) -> None:
         db.execute(
             f"UPDATE deliveries SET status = 'queued' WHERE campaign_id = ? AND subscriber_id"
             f" IN {IN_JSON} AND status = 'deferred'",
-            (campaign_id, json.dumps(list(waiting))),
+            (campaign_id, as_json(waiting)),
         )
 
 
